@@ -18,6 +18,7 @@ usage: cargo xtask <command>
 
 commands:
   ci          cargo fmt --check, cargo clippy (all targets, -D warnings), cargo test
+              (all targets, benches once in test mode, doctests), cargo doc
   fixtures    regenerate the golden files under */tests/data/ (sets LOG_UPDATE_FIXTURES=1)
   help        print this text
 ";
@@ -57,7 +58,10 @@ fn ci() -> Result<(), String> {
         ],
         &[],
     )?;
-    cargo(&["test", "--workspace", "--locked"], &[])?;
+    // `--all-targets` also runs every criterion bench once, in test mode,
+    // so the benches cannot rot; it skips doctests, which run next.
+    cargo(&["test", "--workspace", "--all-targets", "--locked"], &[])?;
+    cargo(&["test", "--workspace", "--doc", "--locked"], &[])?;
     // Doc links and examples are part of the spec in `log-format`.
     cargo(
         &["doc", "--workspace", "--no-deps", "--locked"],
