@@ -165,6 +165,26 @@ impl std::error::Error for DecodeError {
     }
 }
 
+impl DecodeError {
+    /// A [`DecodeError::Corrupt`] for the batch at `position`, found at
+    /// byte `at` of the batch.
+    pub(crate) fn corrupt(
+        position: u64,
+        at: usize,
+        what: Defect,
+        expected: u64,
+        found: u64,
+    ) -> Self {
+        DecodeError::Corrupt(Corrupt {
+            position,
+            field_position: position + at as u64,
+            what,
+            expected,
+            found,
+        })
+    }
+}
+
 impl From<Corrupt> for DecodeError {
     fn from(corrupt: Corrupt) -> Self {
         DecodeError::Corrupt(corrupt)

@@ -5,7 +5,7 @@
 //! against the constants in [`field`]. This module reads and writes header
 //! bytes only; it never looks at the records (see `view.rs`).
 
-use crate::error::{Corrupt, DecodeError, Defect};
+use crate::error::{DecodeError, Defect};
 use crate::limits::Limits;
 
 /// The format version this crate writes, stored in the magic byte.
@@ -138,14 +138,8 @@ impl BatchHeader {
     /// the record count, the codec and reserved bits. Needs only the header's
     /// bytes, not the body's, so a reader can hop from header to header.
     pub fn parse(buf: &[u8], position: u64, limits: &Limits) -> Result<BatchHeader, DecodeError> {
-        let corrupt = |field: usize, what: Defect, expected: u64, found: u64| {
-            DecodeError::Corrupt(Corrupt {
-                position,
-                field_position: position + field as u64,
-                what,
-                expected,
-                found,
-            })
+        let corrupt = |at: usize, what: Defect, expected: u64, found: u64| {
+            DecodeError::corrupt(position, at, what, expected, found)
         };
         if let Some(&magic) = buf.get(field::MAGIC)
             && magic != FORMAT_VERSION

@@ -29,13 +29,7 @@ pub(crate) fn verify(
         });
     };
     let corrupt = |at: usize, what: Defect, expected: u64, found: u64| {
-        DecodeError::Corrupt(Corrupt {
-            position,
-            field_position: position + at as u64,
-            what,
-            expected,
-            found,
-        })
+        DecodeError::corrupt(position, at, what, expected, found)
     };
     let actual_crc = crc32fast::hash(&batch[field::BODY_START..]);
     if actual_crc != header.body_crc {
