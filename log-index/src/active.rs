@@ -4,17 +4,20 @@
 //! The entry policy lives here, so the storage layer only reports every batch
 //! it appends ([`ActiveIndex::on_batch`]) and cannot get the spacing or the
 //! time monotonicity wrong. Entries are kept in a `Vec` and appended to the
-//! file with plain positioned writes; nothing is ever mapped. This module does
-//! not read the log, does not sync the directory (creating and deleting index
-//! files, and syncing their directory, is the storage layer's job) and does
-//! not decide when to roll a segment.
+//! file with positioned writes through an [`IndexFile`] handle (a
+//! [`std::fs::File`] by default, or the storage layer's own handle type);
+//! nothing is ever mapped. This module does not read the log, does not sync
+//! the directory (creating and deleting index files, and syncing their
+//! directory, is the storage layer's job) and does not decide when to roll a
+//! segment.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::entry::IndexEntry;
 use crate::error::{Error, io_error};
+use crate::file::{self, IndexFile};
 use crate::format::{self, ENTRY_LEN, FOOTER_LEN, HEADER_LEN};
 use crate::lookup::IndexLookup;
 use crate::mem::MemIndex;
@@ -30,8 +33,16 @@ const FLUSH_THRESHOLD_ENTRIES: usize = 4096 / ENTRY_LEN;
 /// The index of the active segment: entries in memory, appended to an
 /// unsealed file (header and entries, no footer).
 ///
-/// Lifecycle: [`create`](Self::create) (or
-/// [`open_unsealed`](Self::open_unsealed) after a restart), then
+/// Every file operation goes through `F`, an [`IndexFile`]: a
+/// [`std::fs::File`] by default, opened by the path constructors
+/// ([`create`](ActiveIndex::create),
+/// [`open_unsealed`](ActiveIndex::open_unsealed)); any other handle (the
+/// storage layer's, a simulated file) through the `_in` constructors
+/// ([`create_in`](Self::create_in), [`open_unsealed_in`](Self::open_unsealed_in)),
+/// which take the handle already open and the path for error messages.
+///
+/// Lifecycle: `create` / [`create_in`](Self::create_in) (or `open_unsealed`
+/// / [`open_unsealed_in`](Self::open_unsealed_in) after a restart), then
 /// [`on_batch`](Self::on_batch) for every batch appended to the segment, in
 /// order, with [`flush`](Self::flush) / [`sync_data`](Self::sync_data) when
 /// the storage layer wants the entries on file, and
@@ -47,9 +58,10 @@ const FLUSH_THRESHOLD_ENTRIES: usize = 4096 / ENTRY_LEN;
 /// call returns [`Error::Poisoned`] (lookups keep working). The file is
 /// derived data: drop it and rebuild it from the segment.
 #[derive(Debug)]
-pub struct ActiveIndex {
+pub struct ActiveIndex<F: IndexFile = File> {
+    /// The index file, for error messages and [`path`](Self::path) only.
     path: PathBuf,
-    file: File,
+    file: F,
     base_offset: u64,
     interval_bytes: u32,
     entries: Vec<IndexEntry>,
@@ -65,9 +77,10 @@ pub struct ActiveIndex {
     poisoned: bool,
 }
 
-/// What [`ActiveIndex::open_unsealed`] found.
+/// What [`ActiveIndex::open_unsealed`] (or
+/// [`open_unsealed_in`](ActiveIndex::open_unsealed_in)) found.
 #[derive(Debug)]
-pub enum Reopened {
+pub enum Reopened<F: IndexFile = File> {
     /// The file was an unsealed (active) index. Its longest valid prefix was
     /// kept and the file cut to it; `report` says what was dropped.
     ///
@@ -78,16 +91,16 @@ pub enum Reopened {
     /// scratch.
     Active {
         /// The reopened index.
-        index: ActiveIndex,
+        index: ActiveIndex<F>,
         /// What recovery kept and dropped, for the caller's log.
         report: RecoveryReport,
     },
     /// The file carries a valid footer: the index was sealed (for example a
     /// crash after sealing, before the next segment was created). It passed
     /// the full sealed validation, with the given log length as covered
-    /// length, and is returned loaded; the file is left untouched. The
-    /// segment is complete: the caller rolls to a new one rather than
-    /// appending to it.
+    /// length, and is returned loaded; the file is left untouched (and the
+    /// handle dropped). The segment is complete: the caller rolls to a new
+    /// one rather than appending to it.
     Sealed(MemIndex),
 }
 
@@ -131,11 +144,14 @@ fn check_interval(path: &Path, interval_bytes: u32) -> Result<(), Error> {
     Ok(())
 }
 
-impl ActiveIndex {
+impl ActiveIndex<File> {
     /// Creates the index file of the segment whose first offset is
     /// `base_offset` (the file must not exist) and writes its header. One
     /// entry is added per `interval_bytes` of log
     /// ([`DEFAULT_INDEX_INTERVAL_BYTES`] is the usual value).
+    ///
+    /// Opens the file (`create_new`, read and write), then works as
+    /// [`create_in`](Self::create_in).
     ///
     /// Neither the file nor its directory is synced: syncing the directory
     /// after the create is the storage layer's job; call
@@ -154,39 +170,22 @@ impl ActiveIndex {
     ) -> Result<Self, Error> {
         let path = path.as_ref();
         check_interval(path, interval_bytes)?;
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create_new(true)
             .open(path)
             .map_err(io_error("create", path))?;
-        file.write_all(&format::encode_header(base_offset))
-            .map_err(io_error("write header of", path))?;
-        Ok(Self::with_entries(
-            path,
-            file,
-            base_offset,
-            interval_bytes,
-            Vec::new(),
-        ))
+        Self::create_in(file, path, base_offset, interval_bytes)
     }
 
     /// Reopens the index of the active segment after a restart (clean or
     /// not). `log_len` is the segment's log length after the storage layer's
     /// own torn-tail recovery.
     ///
-    /// Unsealed file: checks the header (magic, version, flags, base offset),
-    /// then keeps the longest prefix of whole entries that are valid
-    /// (relative offsets and positions strictly increasing, the first past
-    /// position 0, times non-decreasing, positions below `log_len`; so a
-    /// zero-filled or garbage tail stops the prefix), cuts the file to it
-    /// and returns [`Reopened::Active`] with a [`RecoveryReport`]. The cut is
-    /// not synced: a crash before the next sync only makes the next reopen
-    /// cut again.
-    ///
-    /// A file with a footer magic where a sealed file has it is validated as
-    /// a sealed file covering `log_len` bytes and returned as
-    /// [`Reopened::Sealed`].
+    /// Opens the file (read and write), then works as
+    /// [`open_unsealed_in`](Self::open_unsealed_in), which describes the
+    /// recovery.
     ///
     /// # Errors
     ///
@@ -202,26 +201,102 @@ impl ActiveIndex {
     ) -> Result<Reopened, Error> {
         let path = path.as_ref();
         check_interval(path, interval_bytes)?;
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .read(true)
             .write(true)
             .open(path)
             .map_err(io_error("open", path))?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)
-            .map_err(io_error("read", path))?;
+        Self::open_unsealed_in(file, path, base_offset, interval_bytes, log_len)
+    }
+}
+
+impl<F: IndexFile> ActiveIndex<F> {
+    /// Starts the index of the segment whose first offset is `base_offset`
+    /// in `file`, an open handle to a new, empty file, and writes its header
+    /// at byte 0. `path` names the file in errors and
+    /// [`path`](Self::path); nothing is opened through it. One entry is added
+    /// per `interval_bytes` of log ([`DEFAULT_INDEX_INTERVAL_BYTES`] is the
+    /// usual value).
+    ///
+    /// Nothing is synced: creating the file and syncing its directory is the
+    /// caller's job; call [`sync_data`](Self::sync_data) for the file.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for an `interval_bytes` of 0 (nothing is
+    /// written). [`Error::Io`] when the file's length cannot be read, when
+    /// the file is not empty (kind [`io::ErrorKind::AlreadyExists`]: stale
+    /// bytes after a new header could pass for entries on a reopen; nothing
+    /// is written) or when the header write fails (a short file may be left
+    /// behind, which [`open_unsealed_in`](Self::open_unsealed_in) rejects as
+    /// too short).
+    pub fn create_in(
+        file: F,
+        path: impl AsRef<Path>,
+        base_offset: u64,
+        interval_bytes: u32,
+    ) -> Result<Self, Error> {
+        let path = path.as_ref();
+        check_interval(path, interval_bytes)?;
+        let len = file.len().map_err(io_error("inspect", path))?;
+        if len != 0 {
+            return Err(io_error("create", path)(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("the file is not empty: {len} bytes"),
+            )));
+        }
+        file.write_all_at(&format::encode_header(base_offset), 0)
+            .map_err(io_error("write header of", path))?;
+        Ok(Self::with_entries(
+            path,
+            file,
+            base_offset,
+            interval_bytes,
+            Vec::new(),
+        ))
+    }
+
+    /// Reopens the index of the active segment after a restart (clean or
+    /// not), from `file`, an open, readable and writable handle to it.
+    /// `path` names the file in errors and [`path`](Self::path); nothing is
+    /// opened through it. `log_len` is the segment's log length after the
+    /// storage layer's own torn-tail recovery.
+    ///
+    /// Reads the whole file through `file`. Unsealed file: checks the header
+    /// (magic, version, flags, base offset), then keeps the longest prefix of
+    /// whole entries that are valid (relative offsets and positions strictly
+    /// increasing, the first past position 0, times non-decreasing, positions
+    /// below `log_len`; so a zero-filled or garbage tail stops the prefix),
+    /// cuts the file to it (through `file`) and returns [`Reopened::Active`]
+    /// with a [`RecoveryReport`]. The cut is not synced: a crash before the
+    /// next sync only makes the next reopen cut again.
+    ///
+    /// A file with a footer magic where a sealed file has it is validated as
+    /// a sealed file covering `log_len` bytes (as
+    /// [`MemIndex::from_sealed_bytes`]) and returned as [`Reopened::Sealed`];
+    /// nothing is written.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for an `interval_bytes` of 0 (nothing is
+    /// read), [`Error::Io`] when the file cannot be read or cut, and a damage
+    /// error ([`Error::is_damaged`]) for a bad header or a sealed file that
+    /// fails validation: the caller deletes the file and rebuilds the index.
+    pub fn open_unsealed_in(
+        file: F,
+        path: impl AsRef<Path>,
+        base_offset: u64,
+        interval_bytes: u32,
+        log_len: u64,
+    ) -> Result<Reopened<F>, Error> {
+        let path = path.as_ref();
+        check_interval(path, interval_bytes)?;
+        let bytes = file::read_all(&file, path)?;
         format::check_header(&bytes, path, base_offset)?;
 
         if format::looks_sealed(&bytes) {
-            let count = format::validate_sealed(&bytes, path, base_offset, log_len)?;
-            let entries = (0..count)
-                .map(|index| format::entry_at(&bytes, index))
-                .collect();
-            return Ok(Reopened::Sealed(MemIndex::from_validated(
-                base_offset,
-                log_len,
-                entries,
-            )));
+            let sealed = MemIndex::from_sealed_bytes(bytes, path, base_offset, log_len)?;
+            return Ok(Reopened::Sealed(sealed));
         }
 
         let whole = (bytes.len() - HEADER_LEN) / ENTRY_LEN;
@@ -253,7 +328,7 @@ impl ActiveIndex {
     /// resumed from the last of them.
     fn with_entries(
         path: &Path,
-        file: File,
+        file: F,
         base_offset: u64,
         interval_bytes: u32,
         entries: Vec<IndexEntry>,
@@ -366,13 +441,15 @@ impl ActiveIndex {
         Ok(Some(entry))
     }
 
-    /// Writes the entries added since the last flush to the file (plain
-    /// positioned writes; no sync).
+    /// Writes the entries added since the last flush to the file, in one
+    /// positioned write ([`IndexFile::write_all_at`]) just past the entries
+    /// already written; no sync.
     ///
     /// # Errors
     ///
-    /// [`Error::Io`] when the write fails (the entries stay waiting and the
-    /// next flush writes them again at the same place), [`Error::Poisoned`].
+    /// [`Error::Io`] when the write fails: the entries stay waiting and the
+    /// next flush writes them again at the same place (whatever part of them
+    /// reached the file is overwritten). [`Error::Poisoned`].
     pub fn flush(&mut self) -> Result<(), Error> {
         self.check_not_poisoned()?;
         if self.written == self.entries.len() {
@@ -382,22 +459,21 @@ impl ActiveIndex {
         for entry in &self.entries[self.written..] {
             bytes.extend_from_slice(&entry.to_le_bytes());
         }
-        let path = &self.path;
         self.file
-            .seek(SeekFrom::Start(format::entry_position(self.written)))
-            .map_err(io_error("seek in", path))?;
-        self.file
-            .write_all(&bytes)
-            .map_err(io_error("write entries to", path))?;
+            .write_all_at(&bytes, format::entry_position(self.written))
+            .map_err(io_error("write entries to", &self.path))?;
         self.written = self.entries.len();
         Ok(())
     }
 
-    /// [`flush`](Self::flush)es, then `fdatasync`s the file.
+    /// [`flush`](Self::flush)es, then syncs the file
+    /// ([`IndexFile::sync_data`], `fdatasync` for a [`File`]).
     ///
     /// # Errors
     ///
-    /// As `flush`; a failed sync returns [`Error::Io`] and poisons the index.
+    /// As `flush` (a failed write does not poison); a failed sync returns
+    /// [`Error::Io`] and poisons the index: every later mutating call returns
+    /// [`Error::Poisoned`].
     pub fn sync_data(&mut self) -> Result<(), Error> {
         self.flush()?;
         if let Err(source) = self.file.sync_data() {
@@ -413,15 +489,15 @@ impl ActiveIndex {
     ///
     /// If a batch already reported may have been cut (`position` is before
     /// the end of the last batch reported), the batch state goes back to the
-    /// last kept entry, as after [`open_unsealed`](Self::open_unsealed): the
+    /// last kept entry, as after [`open_unsealed_in`](Self::open_unsealed_in): the
     /// caller replays the batches still in the log at or after
     /// [`resume_position`](Self::resume_position) so the max append time is
     /// right again.
     ///
     /// # Errors
     ///
-    /// [`Error::Io`] when the file cannot be cut (nothing changed in
-    /// memory), [`Error::Poisoned`].
+    /// [`Error::Io`] when the file cannot be cut ([`IndexFile::set_len`];
+    /// nothing changed in memory), [`Error::Poisoned`].
     pub fn truncate_to_position(&mut self, position: u64) -> Result<usize, Error> {
         self.check_not_poisoned()?;
         let keep = self
@@ -443,10 +519,12 @@ impl ActiveIndex {
 
     /// Seals the index of a segment whose log is `covered_log_len` bytes
     /// long: writes the waiting entries and the footer (entry count, covered
-    /// length, CRC32 of the whole file), cuts anything past it, `fdatasync`s
-    /// the file and returns the entries as a [`MemIndex`]. The file can then
-    /// be loaded by [`MmapIndex::open`](crate::MmapIndex::open) or
-    /// [`MemIndex::load`].
+    /// length, CRC32 of the whole file) with positioned writes, cuts anything
+    /// past it, syncs the file ([`IndexFile::sync_data`]), drops the handle
+    /// and returns the entries as a [`MemIndex`]. The file can then be loaded
+    /// by [`MmapIndex::open`](crate::MmapIndex::open) or [`MemIndex::load`]
+    /// (a real file), or read through any handle and checked by
+    /// [`MemIndex::from_sealed_bytes`].
     ///
     /// # Errors
     ///
@@ -470,10 +548,7 @@ impl ActiveIndex {
         let footer_at = format::entry_position(self.entries.len());
         let path = &self.path;
         self.file
-            .seek(SeekFrom::Start(footer_at))
-            .map_err(io_error("seek in", path))?;
-        self.file
-            .write_all(&footer)
+            .write_all_at(&footer, footer_at)
             .map_err(io_error("write footer of", path))?;
         self.file
             .set_len(footer_at + FOOTER_LEN as u64)
@@ -504,7 +579,7 @@ impl ActiveIndex {
 
     /// The smallest log position the next [`on_batch`](Self::on_batch) may
     /// report: the end of the last batch reported; after
-    /// [`open_unsealed`](Self::open_unsealed) or a cutting
+    /// [`open_unsealed_in`](Self::open_unsealed_in) or a cutting
     /// [`truncate_to_position`](Self::truncate_to_position), one past the
     /// last entry's position (0 with no entry). After a reopen the caller
     /// replays every batch starting at or after it.
@@ -537,7 +612,7 @@ impl ActiveIndex {
     }
 }
 
-impl IndexLookup for ActiveIndex {
+impl<F: IndexFile> IndexLookup for ActiveIndex<F> {
     fn base_offset(&self) -> u64 {
         self.base_offset
     }

@@ -20,11 +20,21 @@
 //!   encoding, and the one validation every loader runs.
 //! - `lookup.rs`: the [`IndexLookup`] trait, which holds the search code once
 //!   for every implementation.
+//! - `file.rs`: [`IndexFile`], the positioned file operations an
+//!   [`ActiveIndex`] needs (length, read, write, sync, set length), for
+//!   [`std::fs::File`] and through [`Arc`](std::sync::Arc) and [`Box`]: the
+//!   seam through which the storage layer routes index I/O through its own
+//!   (possibly simulated) file system.
 //! - `active.rs`: [`ActiveIndex`], the growing index of the active segment
-//!   (entry policy, crash recovery, sealing).
-//! - `mem.rs`: [`MemIndex`], a sealed index in a `Vec` (loaded with plain reads).
+//!   (entry policy, crash recovery, sealing), generic over its [`IndexFile`]
+//!   (a [`std::fs::File`] by default): path constructors open a `File`, the
+//!   `_in` constructors take any open handle.
+//! - `mem.rs`: [`MemIndex`], a sealed index in a `Vec`: loaded with plain
+//!   reads ([`MemIndex::load`]), or validated from bytes the caller read
+//!   through its own I/O layer ([`MemIndex::from_sealed_bytes`]).
 //! - `mmap.rs`: [`MmapIndex`], a sealed index read from a read-only memory
-//!   map: the only `unsafe` code of the workspace.
+//!   map of a real file (`std::fs` only): the only `unsafe` code of the
+//!   workspace.
 //! - `error.rs`: [`Error`].
 //!
 //! # File format, version 1
@@ -97,6 +107,7 @@
 mod active;
 mod entry;
 mod error;
+mod file;
 pub mod format;
 mod lookup;
 mod mem;
@@ -106,6 +117,7 @@ mod mmap;
 pub use active::{ActiveIndex, DEFAULT_INDEX_INTERVAL_BYTES, RecoveryReport, Reopened};
 pub use entry::IndexEntry;
 pub use error::Error;
+pub use file::IndexFile;
 pub use format::{ENTRY_LEN, FOOTER_LEN, FOOTER_MAGIC, HEADER_LEN, MAGIC, VERSION};
 pub use lookup::{IndexLookup, WARM_ENTRIES, WARM_SECTION_BYTES};
 pub use mem::MemIndex;

@@ -1,7 +1,9 @@
 //! `MemIndex`: a sealed index held in a `Vec`, loaded with plain reads.
 //!
 //! It is the loader without mmap (tests, the benchmark baseline, and
-//! platforms or callers that prefer not to map), the result of sealing an
+//! platforms or callers that prefer not to map), the loader of a sealed file
+//! read through another I/O layer ([`MemIndex::from_sealed_bytes`]: the
+//! storage layer's simulated file system), the result of sealing an
 //! [`ActiveIndex`](crate::ActiveIndex), and an index built from entries in
 //! memory. It runs the same validation as [`MmapIndex`](crate::MmapIndex).
 //! It never writes a file.
@@ -23,9 +25,10 @@ pub struct MemIndex {
 
 impl MemIndex {
     /// Reads the sealed index file at `path` whole (`std::fs::read`) and
-    /// validates it: header, footer, CRC, base offset `expected_base_offset`,
-    /// covered log length `covered_log_len` (the segment's log file length
-    /// now; any other value means the index is stale) and entry order.
+    /// validates it as [`from_sealed_bytes`](Self::from_sealed_bytes) does:
+    /// header, footer, CRC, base offset `expected_base_offset`, covered log
+    /// length `covered_log_len` (the segment's log file length now; any other
+    /// value means the index is stale) and entry order.
     ///
     /// # Errors
     ///
@@ -39,6 +42,27 @@ impl MemIndex {
     ) -> Result<Self, Error> {
         let path = path.as_ref();
         let bytes = std::fs::read(path).map_err(io_error("read", path))?;
+        Self::from_sealed_bytes(bytes, path, expected_base_offset, covered_log_len)
+    }
+
+    /// Validates `bytes`, the whole content of the sealed index file at
+    /// `path` (read by the caller, through any I/O layer), exactly as
+    /// [`load`](Self::load) and [`MmapIndex::open`](crate::MmapIndex::open)
+    /// do: header, footer, CRC, base offset `expected_base_offset`, covered
+    /// log length `covered_log_len` (the segment's log file length now) and
+    /// entry order. `path` only names the file in errors.
+    ///
+    /// # Errors
+    ///
+    /// A damage error ([`Error::is_damaged`]) when the bytes are not a valid
+    /// sealed index for this segment: the caller rebuilds it from the
+    /// segment.
+    pub fn from_sealed_bytes(
+        bytes: Vec<u8>,
+        path: &Path,
+        expected_base_offset: u64,
+        covered_log_len: u64,
+    ) -> Result<Self, Error> {
         let count = format::validate_sealed(&bytes, path, expected_base_offset, covered_log_len)?;
         let entries = (0..count)
             .map(|index| format::entry_at(&bytes, index))

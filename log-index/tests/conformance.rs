@@ -1,7 +1,9 @@
 //! One conformance suite for every `IndexLookup` implementation: `MemIndex`
-//! (loaded with plain reads), `MmapIndex` (read from a mapping) and
-//! `ActiveIndex` (live, unsealed). Each must answer exactly as a linear scan
-//! of the same entries.
+//! (loaded with plain reads, or validated from bytes read through an
+//! in-memory `IndexFile`), `MmapIndex` (read from a mapping) and
+//! `ActiveIndex` (live, unsealed; on a `File` opened by path, on a `File`
+//! handed to `create_in`, and on an in-memory `IndexFile`). Each must answer
+//! exactly as a linear scan of the same entries.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -173,3 +175,6 @@ macro_rules! conformance_suite {
 conformance_suite!(mem_index_conforms, mem_index);
 conformance_suite!(mmap_index_conforms, mmap_index);
 conformance_suite!(active_index_conforms, active_index);
+conformance_suite!(active_index_in_file_conforms, active_index_in_file);
+conformance_suite!(active_index_in_memory_conforms, active_index_in_memory);
+conformance_suite!(mem_index_from_bytes_conforms, mem_index_from_bytes);

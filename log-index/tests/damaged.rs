@@ -1,6 +1,9 @@
-//! Every kind of damaged index file is rejected with its own error, by both
-//! sealed loaders; `ActiveIndex::open_unsealed` keeps the longest valid
-//! prefix of an unsealed file and rejects a bad header.
+//! Every kind of damaged index file is rejected with its own error, by every
+//! sealed loader (`MemIndex::load`, `MmapIndex::open`,
+//! `MemIndex::from_sealed_bytes`); `ActiveIndex::open_unsealed` keeps the
+//! longest valid prefix of an unsealed file and rejects a bad header, and
+//! `open_unsealed_in` does exactly the same through a `File` or an in-memory
+//! `IndexFile`.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -9,8 +12,8 @@ use std::path::Path;
 
 use common::*;
 use log_index::{
-    ActiveIndex, Error, FOOTER_LEN, HEADER_LEN, IndexEntry, IndexLookup, MemIndex, MmapIndex,
-    Reopened,
+    ActiveIndex, Error, FOOTER_LEN, HEADER_LEN, IndexEntry, IndexFile, IndexLookup, MemIndex,
+    MmapIndex, RecoveryReport, Reopened,
 };
 use tempfile::TempDir;
 
@@ -26,18 +29,21 @@ fn entry_field(i: usize, field: usize) -> usize {
     HEADER_LEN + 16 * i + field
 }
 
-/// Loads `bytes` as a sealed file with both loaders, expecting both to fail
-/// with a damage error; returns the two errors.
+/// Loads `bytes` as a sealed file with both file loaders, expecting both to
+/// fail with a damage error; returns the two errors. `from_sealed_bytes`
+/// must fail with the same error.
 fn load_both(bytes: &[u8], base: u64, covered: u64) -> (Error, Error) {
     let dir = TempDir::new().unwrap();
     let path = dir.path().join("0.index");
     std::fs::write(&path, bytes).unwrap();
     let mem = MemIndex::load(&path, base, covered).unwrap_err();
     let mmap = MmapIndex::open(&path, base, covered).unwrap_err();
+    let from_bytes = MemIndex::from_sealed_bytes(bytes.to_vec(), &path, base, covered).unwrap_err();
     assert!(mem.is_damaged(), "{mem}");
     assert!(mmap.is_damaged(), "{mmap}");
     assert_eq!(mem.path(), path.as_path());
     assert_eq!(mem.to_string(), mmap.to_string());
+    assert_eq!(format!("{mem:?}"), format!("{from_bytes:?}"));
     (mem, mmap)
 }
 
@@ -52,8 +58,11 @@ fn accepts_the_undamaged_image() {
     std::fs::write(&path, small_image()).unwrap();
     let mem = MemIndex::load(&path, SMALL_BASE, SMALL_COVERED).unwrap();
     let mmap = MmapIndex::open(&path, SMALL_BASE, SMALL_COVERED).unwrap();
+    let from_bytes =
+        MemIndex::from_sealed_bytes(small_image(), &path, SMALL_BASE, SMALL_COVERED).unwrap();
     assert_eq!(mem.entries(), small_entries().as_slice());
     assert_eq!(mmap.len(), small_entries().len());
+    assert_eq!(from_bytes, mem);
 }
 
 #[test]
@@ -161,7 +170,8 @@ fn rejects_every_single_bit_flip() {
             std::fs::write(&path, &flipped).unwrap();
             let mem = MemIndex::load(&path, SMALL_BASE, SMALL_COVERED);
             let mmap = MmapIndex::open(&path, SMALL_BASE, SMALL_COVERED);
-            for result in [mem.map(|_| ()), mmap.map(|_| ())] {
+            let from_bytes = MemIndex::from_sealed_bytes(flipped, &path, SMALL_BASE, SMALL_COVERED);
+            for result in [mem.map(|_| ()), mmap.map(|_| ()), from_bytes.map(|_| ())] {
                 match result {
                     Err(err) => assert!(err.is_damaged(), "byte {byte} bit {bit}: {err:?}"),
                     Ok(()) => panic!("byte {byte} bit {bit}: flipped file accepted"),
@@ -403,8 +413,63 @@ fn write_unsealed(dir: &Path, entries: &[IndexEntry], tail: &[u8]) -> std::path:
     path
 }
 
-fn reopen(path: &Path, log_len: u64) -> (ActiveIndex, log_index::RecoveryReport) {
-    match ActiveIndex::open_unsealed(path, SMALL_BASE, 64, log_len).unwrap() {
+/// What a reopen returned, comparable across handle types.
+#[derive(Debug, PartialEq)]
+enum Outcome {
+    Active {
+        entries: Vec<IndexEntry>,
+        report: RecoveryReport,
+        resume_position: u64,
+        max_append_time: i64,
+    },
+    Sealed(MemIndex),
+    /// The error's `Debug` text (it names the path, the same in every way).
+    Failed(String),
+}
+
+fn outcome<F: IndexFile>(result: &Result<Reopened<F>, Error>) -> Outcome {
+    match result {
+        Ok(Reopened::Active { index, report }) => Outcome::Active {
+            entries: index.entries().to_vec(),
+            report: *report,
+            resume_position: index.resume_position(),
+            max_append_time: index.max_append_time(),
+        },
+        Ok(Reopened::Sealed(index)) => Outcome::Sealed(index.clone()),
+        Err(err) => Outcome::Failed(format!("{err:?}")),
+    }
+}
+
+/// `ActiveIndex::open_unsealed` of the file at `path`, after checking that
+/// `open_unsealed_in` of the same bytes, through a `File` (a copy) and
+/// through an in-memory file, both labelled `path`, returns the same and
+/// leaves the same bytes.
+fn open_everywhere(path: &Path, log_len: u64) -> Result<Reopened, Error> {
+    let bytes = std::fs::read(path).unwrap();
+    let copy = path.with_extension("copy");
+    std::fs::write(&copy, &bytes).unwrap();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&copy)
+        .unwrap();
+    let in_file = ActiveIndex::open_unsealed_in(file, path, SMALL_BASE, 64, log_len);
+    let mem_file = MemFile::with_bytes(&bytes);
+    let in_memory = ActiveIndex::open_unsealed_in(mem_file.clone(), path, SMALL_BASE, 64, log_len);
+    let by_path = ActiveIndex::open_unsealed(path, SMALL_BASE, 64, log_len);
+
+    let expected = outcome(&by_path);
+    assert_eq!(outcome(&in_file), expected);
+    assert_eq!(outcome(&in_memory), expected);
+    let left = std::fs::read(path).unwrap();
+    assert_eq!(std::fs::read(&copy).unwrap(), left);
+    assert_eq!(mem_file.bytes(), left);
+    std::fs::remove_file(&copy).unwrap();
+    by_path
+}
+
+fn reopen(path: &Path, log_len: u64) -> (ActiveIndex, RecoveryReport) {
+    match open_everywhere(path, log_len).unwrap() {
         Reopened::Active { index, report } => (index, report),
         Reopened::Sealed(_) => panic!("reopened as sealed"),
     }
@@ -504,7 +569,7 @@ fn open_unsealed_rejects_bad_header() {
     ];
     for (bytes, is_expected) in cases {
         std::fs::write(&path, &bytes).unwrap();
-        let err = ActiveIndex::open_unsealed(&path, SMALL_BASE, 64, SMALL_COVERED).unwrap_err();
+        let err = open_everywhere(&path, SMALL_COVERED).unwrap_err();
         assert!(is_expected(&err), "{err:?}");
         assert!(err.is_damaged());
         // Nothing was cut.
@@ -517,7 +582,7 @@ fn open_unsealed_returns_a_sealed_file_as_sealed() {
     let dir = TempDir::new().unwrap();
     let path = dir.path().join("0.index");
     std::fs::write(&path, small_image()).unwrap();
-    match ActiveIndex::open_unsealed(&path, SMALL_BASE, 64, SMALL_COVERED).unwrap() {
+    match open_everywhere(&path, SMALL_COVERED).unwrap() {
         Reopened::Sealed(index) => assert_eq!(index.entries(), small_entries().as_slice()),
         Reopened::Active { .. } => panic!("a sealed file reopened as active"),
     }
@@ -529,7 +594,7 @@ fn open_unsealed_rejects_a_stale_or_damaged_sealed_file() {
     let dir = TempDir::new().unwrap();
     let path = dir.path().join("0.index");
     std::fs::write(&path, small_image()).unwrap();
-    let err = ActiveIndex::open_unsealed(&path, SMALL_BASE, 64, SMALL_COVERED + 1).unwrap_err();
+    let err = open_everywhere(&path, SMALL_COVERED + 1).unwrap_err();
     assert!(
         matches!(err, Error::CoveredLengthMismatch { .. }),
         "{err:?}"
@@ -538,6 +603,6 @@ fn open_unsealed_rejects_a_stale_or_damaged_sealed_file() {
     let mut image = small_image();
     image[HEADER_LEN + 3] ^= 0x10;
     std::fs::write(&path, &image).unwrap();
-    let err = ActiveIndex::open_unsealed(&path, SMALL_BASE, 64, SMALL_COVERED).unwrap_err();
+    let err = open_everywhere(&path, SMALL_COVERED).unwrap_err();
     assert!(matches!(err, Error::ChecksumMismatch { .. }), "{err:?}");
 }

@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 /// An open file. Positioned reads and writes only: there is no cursor, so a
 /// handle can be shared between threads.
+#[allow(clippy::len_without_is_empty)] // `len` is an I/O call, not a collection size
 pub trait FileHandle: Send + Sync + fmt::Debug {
     /// Current length in bytes.
     fn len(&self) -> io::Result<u64>;

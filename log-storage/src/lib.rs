@@ -14,8 +14,26 @@
 //!
 //! - `io.rs`: the I/O seam ([`Fs`], [`FileHandle`]) and [`RealFs`]; every
 //!   file operation of the crate goes through it.
+//! - `log.rs`: [`Log`], one partition: append with group commit, read,
+//!   roll, clean shutdown and crash recovery.
+//! - `segment.rs`: one segment (log file + index), header hops and scans.
+//! - `naming.rs`: file names of a partition directory.
+//! - `config.rs`: [`LogConfig`].
+//! - `error.rs`: [`Error`].
+//! - `sim.rs`: [`SimFs`], the simulated file system for crash and fault
+//!   tests (power loss at sector granularity, failing operations).
 #![forbid(unsafe_code)]
 
+mod config;
+mod error;
 mod io;
+mod log;
+mod naming;
+mod segment;
+mod sim;
 
+pub use config::LogConfig;
+pub use error::Error;
 pub use io::{DirEntry, FileHandle, Fs, OpenMode, RealFs};
+pub use log::{Ack, AppendOptions, Appended, Isolation, Log, ReadResult, Watermarks};
+pub use sim::{CrashReport, FaultKind, SimFs, TearKind, TornSector};

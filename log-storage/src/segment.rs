@@ -1,0 +1,324 @@
+//! One segment of a partition: a log file of batches back to back and its
+//! sparse index, plus what the log knows about it (length, offsets, times).
+//!
+//! A segment reads its own file (header hops, batch ranges) and keeps its
+//! index current; it does not decide when to roll, sync or delete (that is
+//! `log.rs`). Every file operation goes through the [`Fs`](crate::Fs) seam.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use log_format::{BatchHeader, DecodeError, HEADER_LEN, Limits, Scanned, Scanner};
+use log_index::{ActiveIndex, IndexEntry, IndexFile, IndexLookup, MemIndex};
+
+use crate::error::{Error, index_error, io_error};
+use crate::io::{FileHandle, Fs};
+
+/// A storage file handle seen as an index file, so `log-index` writes
+/// through the same seam as everything else.
+#[derive(Debug, Clone)]
+pub(crate) struct SeamFile(pub(crate) Arc<dyn FileHandle>);
+
+impl IndexFile for SeamFile {
+    fn len(&self) -> io::Result<u64> {
+        self.0.len()
+    }
+    fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+        self.0.read_at(buf, pos)
+    }
+    fn write_all_at(&self, buf: &[u8], pos: u64) -> io::Result<()> {
+        self.0.write_all_at(buf, pos)
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        self.0.sync_data()
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.0.set_len(len)
+    }
+}
+
+/// The index of a segment, in whichever state it is.
+#[derive(Debug)]
+pub(crate) enum SegmentIndex {
+    /// The growing index of the active segment.
+    Active(ActiveIndex<SeamFile>),
+    /// A sealed index, validated and in memory.
+    Sealed(MemIndex),
+    /// A sealed segment whose index is loaded (or rebuilt) on first use, so
+    /// opening a log does not read every index.
+    Unloaded,
+}
+
+/// One segment.
+#[derive(Debug)]
+pub(crate) struct Segment {
+    pub(crate) base_offset: u64,
+    pub(crate) log_path: PathBuf,
+    pub(crate) index_path: PathBuf,
+    pub(crate) file: Arc<dyn FileHandle>,
+    /// Bytes of whole batches in the file.
+    pub(crate) len: u64,
+    /// The offset after the segment's last record (== `base_offset` when
+    /// empty). Known for the active segment; for sealed ones it is the next
+    /// segment's base offset.
+    pub(crate) end_offset: u64,
+    /// Append time of the first batch, if known (roll by age).
+    pub(crate) first_append_time: Option<i64>,
+    /// Largest append time, if known (`i64::MIN` when empty or unknown).
+    pub(crate) max_append_time: i64,
+    /// Index spacing of this segment's index.
+    pub(crate) index_interval_bytes: u32,
+    pub(crate) index: SegmentIndex,
+}
+
+/// How far forward a scan reads at a time.
+const SCAN_CHUNK: usize = 1 << 20;
+
+impl Segment {
+    /// The floor index entry for `offset` (absolute), loading a sealed
+    /// index on first use.
+    pub(crate) fn index_floor(&mut self, fs: &dyn Fs, offset: u64) -> Result<IndexEntry, Error> {
+        let relative = u32::try_from(offset.saturating_sub(self.base_offset)).unwrap_or(u32::MAX);
+        if matches!(self.index, SegmentIndex::Unloaded) {
+            self.index = SegmentIndex::Sealed(self.load_sealed_index(fs)?);
+        }
+        Ok(match &self.index {
+            SegmentIndex::Active(index) => index.lookup_offset(relative),
+            SegmentIndex::Sealed(index) => index.lookup_offset(relative),
+            SegmentIndex::Unloaded => IndexEntry::SEGMENT_START,
+        })
+    }
+
+    /// Loads the sealed index, or rebuilds it from the log when it is
+    /// missing or fails validation (the rebuild is logged).
+    fn load_sealed_index(&self, fs: &dyn Fs) -> Result<MemIndex, Error> {
+        let reason = match fs.read(&self.index_path) {
+            Ok(bytes) => match MemIndex::from_sealed_bytes(
+                bytes,
+                &self.index_path,
+                self.base_offset,
+                self.len,
+            ) {
+                Ok(index) => return Ok(index),
+                Err(err) => err.to_string(),
+            },
+            Err(err) => format!("cannot read it: {err}"),
+        };
+        tracing::warn!(
+            index = %self.index_path.display(),
+            %reason,
+            "rebuilding segment index from its log"
+        );
+        self.rebuild_index(fs)
+    }
+
+    /// Rebuilds the sealed index by scanning the whole log file, writes it
+    /// atomically (temp file, sync, rename, directory sync) and returns it.
+    /// If writing fails, the rebuilt index is still used from memory.
+    pub(crate) fn rebuild_index(&self, fs: &dyn Fs) -> Result<MemIndex, Error> {
+        let dir = self.log_path.parent().unwrap_or(Path::new("."));
+        let tmp = tmp_path(&self.index_path);
+        if fs
+            .exists(&tmp)
+            .map_err(io_error("check temp index", &tmp))?
+        {
+            fs.remove_file(&tmp)
+                .map_err(io_error("remove stale temp index", &tmp))?;
+        }
+        let file = fs
+            .create_new(&tmp)
+            .map_err(io_error("create temp index", &tmp))?;
+        let mut index = ActiveIndex::create_in(
+            SeamFile(file),
+            &tmp,
+            self.base_offset,
+            self.index_interval_bytes,
+        )
+        .map_err(index_error("create rebuilt index"))?;
+        let base = self.base_offset;
+        let end = scan_file(
+            &*self.file,
+            &self.log_path,
+            0,
+            self.len,
+            |position, header| {
+                let relative = u32::try_from(header.base_offset - base).unwrap_or(u32::MAX);
+                index
+                    .on_batch(relative, position as u32, header.length, header.append_time)
+                    .map(|_| ())
+                    .map_err(index_error("rebuild index"))
+            },
+        )?;
+        if let Some(stop) = end.stop {
+            return Err(self.stop_error(stop, end.valid_len));
+        }
+        let sealed = index
+            .seal(self.len)
+            .map_err(index_error("seal rebuilt index"))?;
+        fs.rename(&tmp, &self.index_path)
+            .map_err(io_error("install rebuilt index", &self.index_path))?;
+        fs.sync_dir(dir).map_err(io_error("sync directory", dir))?;
+        Ok(sealed)
+    }
+
+    /// Reads the header of the batch at `position`.
+    pub(crate) fn header_at(&self, position: u64) -> Result<BatchHeader, Error> {
+        let mut buf = [0u8; HEADER_LEN];
+        self.file
+            .read_exact_at(&mut buf, position)
+            .map_err(io_error("read batch header", &self.log_path))?;
+        BatchHeader::parse(&buf, position, &Limits::unlimited())
+            .map_err(|err| self.decode_error(err, position))
+    }
+
+    /// The error for bytes that do not decode at `position` in a range the
+    /// log believes whole: corruption either way.
+    pub(crate) fn decode_error(&self, err: DecodeError, position: u64) -> Error {
+        let source = match err {
+            DecodeError::Corrupt(source) => source,
+            DecodeError::Incomplete { needed } => log_format::Corrupt {
+                position,
+                field_position: position,
+                what: log_format::Defect::BatchLength,
+                expected: needed as u64,
+                found: 0,
+            },
+        };
+        Error::Corruption {
+            path: self.log_path.clone(),
+            position: source.position,
+            source,
+        }
+    }
+
+    /// The error for a scan of a range believed whole that stopped early.
+    pub(crate) fn stop_error(&self, stop: ScanStop, position: u64) -> Error {
+        match stop {
+            ScanStop::Corrupt(source) => Error::Corruption {
+                path: self.log_path.clone(),
+                position: source.position,
+                source,
+            },
+            ScanStop::Incomplete => {
+                self.decode_error(DecodeError::Incomplete { needed: 0 }, position)
+            }
+        }
+    }
+}
+
+/// The temp path of a file replaced atomically.
+pub(crate) fn tmp_path(path: &Path) -> PathBuf {
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(crate::naming::TMP_SUFFIX);
+    path.with_file_name(name)
+}
+
+/// What scanning a segment found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ScanEnd {
+    /// Position just past the last whole, valid batch.
+    pub(crate) valid_len: u64,
+    /// Offset after the last valid batch's last record, if any batch was found.
+    pub(crate) end_offset: Option<u64>,
+    /// First append time and largest append time seen.
+    pub(crate) first_append_time: Option<i64>,
+    pub(crate) max_append_time: i64,
+    /// Why the scan stopped before the end of the file, if it did.
+    pub(crate) stop: Option<ScanStop>,
+}
+
+/// Why a scan stopped before the end of the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ScanStop {
+    /// The file ends inside a batch (a torn tail).
+    Incomplete,
+    /// A damaged batch.
+    Corrupt(log_format::Corrupt),
+}
+
+/// Scans `file` from `start` to `file_len`, verifying every batch and
+/// calling `on_batch(position, header)` for each, reading `SCAN_CHUNK`
+/// bytes at a time.
+pub(crate) fn scan_file(
+    file: &dyn FileHandle,
+    path: &Path,
+    start: u64,
+    file_len: u64,
+    mut on_batch: impl FnMut(u64, &BatchHeader) -> Result<(), Error>,
+) -> Result<ScanEnd, Error> {
+    let limits = Limits::unlimited();
+    let mut end = ScanEnd {
+        valid_len: start,
+        end_offset: None,
+        first_append_time: None,
+        max_append_time: i64::MIN,
+        stop: None,
+    };
+    let mut buf = Vec::new();
+    let mut pos = start;
+    while pos < file_len {
+        let remaining = file_len - pos;
+        let mut want = remaining.min(SCAN_CHUNK as u64);
+        if let Some(len) = peek_len(file, pos, file_len) {
+            let len = u64::from(len);
+            if len > remaining {
+                // The file ends inside this batch: a torn tail (or damage
+                // the caller tells apart).
+                end.stop = Some(ScanStop::Incomplete);
+                return Ok(end);
+            }
+            // A batch larger than the chunk: read exactly that batch.
+            want = want.max(len);
+        }
+        let want = usize::try_from(want).unwrap_or(SCAN_CHUNK);
+        buf.resize(want, 0);
+        file.read_exact_at(&mut buf, pos)
+            .map_err(io_error("scan segment", path))?;
+        let mut scanner = Scanner::new(&buf, pos, limits);
+        let mut progressed = false;
+        for scanned in scanner.by_ref() {
+            match scanned {
+                Scanned::Batch(view) => {
+                    let position = end.valid_len;
+                    on_batch(position, view.header())?;
+                    end.valid_len += view.len() as u64;
+                    end.end_offset = Some(view.last_offset() + 1);
+                    end.first_append_time.get_or_insert(view.append_time());
+                    end.max_append_time = end.max_append_time.max(view.append_time());
+                    progressed = true;
+                }
+                Scanned::Incomplete { .. } => break,
+                Scanned::Corrupt(corrupt) => {
+                    end.stop = Some(ScanStop::Corrupt(corrupt));
+                    return Ok(end);
+                }
+            }
+        }
+        let consumed = scanner.position() - pos;
+        if !progressed || consumed == 0 {
+            // The chunk held no whole batch: the file ends inside one.
+            if end.valid_len < file_len {
+                end.stop = Some(ScanStop::Incomplete);
+            }
+            return Ok(end);
+        }
+        pos += consumed;
+    }
+    Ok(end)
+}
+
+/// The length field of a batch header at `pos` whose header checksum holds.
+fn peek_len(file: &dyn FileHandle, pos: u64, file_len: u64) -> Option<u32> {
+    if file_len - pos < HEADER_LEN as u64 {
+        return None;
+    }
+    let mut header = [0u8; HEADER_LEN];
+    file.read_exact_at(&mut header, pos).ok()?;
+    BatchHeader::parse(&header, pos, &Limits::unlimited())
+        .ok()
+        .map(|h| h.length)
+}
