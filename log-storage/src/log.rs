@@ -18,12 +18,12 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
-use log_format::{BatchView, DecodeError, HEADER_LEN, Limits, Scanned, Scanner};
+use log_format::{BatchView, DecodeError, Limits, Scanned, Scanner};
 use log_index::{ActiveIndex, IndexLookup, Reopened};
 
 use crate::config::LogConfig;
 use crate::error::{Error, index_error, io_error};
-use crate::io::{Fs, OpenMode};
+use crate::io::{FileHandle, Fs, OpenMode};
 use crate::naming::{self, FileKind};
 use crate::segment::{ScanStop, SeamFile, Segment, SegmentIndex, scan_file, tmp_path};
 
@@ -136,6 +136,8 @@ struct SyncState {
     durable_end: u64,
     in_flight: bool,
     poisoned: Option<String>,
+    /// The recovery-point file, rewritten (not synced) after every sync.
+    checkpoint: Arc<dyn FileHandle>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -159,8 +161,18 @@ impl Log {
         let dir = dir.as_ref().to_path_buf();
         fs.create_dir_all(&dir)
             .map_err(io_error("create partition directory", &dir))?;
+        // A new directory's entry is durable only once its parent is synced:
+        // sync the whole chain (cheap, once per open).
+        for ancestor in dir.ancestors().filter(|a| !a.as_os_str().is_empty()) {
+            fs.sync_dir(ancestor)
+                .map_err(io_error("sync directory", ancestor))?;
+        }
         let recovered = recover(&*fs, &dir, &config)?;
         let durable_end = recovered.state.next_offset;
+        let checkpoint = open_checkpoint(&*fs, &dir)?;
+        if let Some(active) = recovered.state.segments.last() {
+            write_checkpoint(&*checkpoint, &dir, active.base_offset, active.len);
+        }
         Ok(Log {
             fs,
             dir,
@@ -170,6 +182,7 @@ impl Log {
                 durable_end,
                 in_flight: false,
                 poisoned: None,
+                checkpoint,
             }),
             synced: Condvar::new(),
         })
@@ -341,7 +354,7 @@ impl Log {
     /// `fdatasync` without holding the state lock. A failure poisons the
     /// partition.
     fn sync_active(&self) -> Result<u64, String> {
-        let (file, path, end) = {
+        let (file, path, end, base, len) = {
             let state = lock(&self.state);
             let Some(active) = state.segments.last() else {
                 return Err("partition has no segment".into());
@@ -350,10 +363,16 @@ impl Log {
                 active.file.clone(),
                 active.log_path.clone(),
                 state.next_offset,
+                active.base_offset,
+                active.len,
             )
         };
         match file.sync_data() {
-            Ok(()) => Ok(end),
+            Ok(()) => {
+                let checkpoint = lock(&self.sync).checkpoint.clone();
+                write_checkpoint(&*checkpoint, &self.dir, base, len);
+                Ok(end)
+            }
             Err(err) => {
                 let cause = format!("fdatasync of {} failed: {err}", path.display());
                 tracing::error!(%cause, "partition poisoned");
@@ -403,6 +422,10 @@ impl Log {
             sync.durable_end = sync.durable_end.max(next_offset);
         }
         let segment = create_segment(&*self.fs, &self.dir, next_offset, &self.config)?;
+        {
+            let sync = lock(&self.sync);
+            write_checkpoint(&*sync.checkpoint, &self.dir, segment.base_offset, 0);
+        }
         tracing::info!(segment = %segment.log_path.display(), "rolled to a new segment");
         state.segments.push(segment);
         Ok(())
@@ -956,11 +979,17 @@ fn recover(fs: &dyn Fs, dir: &Path, config: &LogConfig) -> Result<Recovered, Err
         None => {}
         Some(stop) => {
             let cut_at = end.valid_len;
-            let torn = match stop {
-                ScanStop::Incomplete => true,
-                ScanStop::Corrupt(_) => !valid_batch_after(&*active.file, cut_at + 1, file_len),
+            // Past the recovery point nothing was synced, and unsynced
+            // writes may reach the disk in any order: whatever is wrong
+            // there is crash damage, cut from the first bad byte even if a
+            // valid batch follows. Before it, data was synced: damage there
+            // is corruption, reported and never cut.
+            let synced_len = match clean {
+                Some(_) => file_len,
+                None => read_recovery_point(fs, dir, active.base_offset),
             };
-            if torn && clean.is_none() {
+            let torn = cut_at >= synced_len;
+            if torn {
                 tracing::warn!(
                     segment = %active.log_path.display(),
                     position = cut_at,
@@ -1025,19 +1054,93 @@ fn recover(fs: &dyn Fs, dir: &Path, config: &LogConfig) -> Result<Recovered, Err
     })
 }
 
-/// Whether any valid batch starts at or after `from` (byte by byte; a
-/// header checksum rejects almost every position at once).
-fn valid_batch_after(file: &dyn crate::io::FileHandle, from: u64, file_len: u64) -> bool {
-    if from >= file_len {
-        return false;
+/// The recovery point: the active segment and the position in it up to
+/// which data was synced. Written after every successful `fdatasync` of the
+/// log (the data is durable before this write is issued) and not synced
+/// itself: after a crash it is at worst an older, smaller value, or
+/// unreadable, which only makes recovery treat more of the tail as
+/// possibly torn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RecoveryPoint {
+    segment_base: u64,
+    position: u64,
+}
+
+const CHECKPOINT_MAGIC: &[u8; 4] = b"LRCP";
+const CHECKPOINT_LEN: usize = 4 + 8 + 8 + 4;
+
+impl RecoveryPoint {
+    fn encode(self) -> [u8; CHECKPOINT_LEN] {
+        let mut out = [0u8; CHECKPOINT_LEN];
+        out[..4].copy_from_slice(CHECKPOINT_MAGIC);
+        out[4..12].copy_from_slice(&self.segment_base.to_le_bytes());
+        out[12..20].copy_from_slice(&self.position.to_le_bytes());
+        let crc = crc32(&out[..20]);
+        out[20..].copy_from_slice(&crc.to_le_bytes());
+        out
     }
-    let Ok(len) = usize::try_from(file_len - from) else {
-        return true;
-    };
-    let mut buf = vec![0u8; len];
-    if file.read_exact_at(&mut buf, from).is_err() {
-        return false;
+
+    fn decode(bytes: &[u8]) -> Option<RecoveryPoint> {
+        if bytes.len() < CHECKPOINT_LEN || &bytes[..4] != CHECKPOINT_MAGIC {
+            return None;
+        }
+        let mut crc = [0u8; 4];
+        crc.copy_from_slice(&bytes[20..24]);
+        if crc32(&bytes[..20]) != u32::from_le_bytes(crc) {
+            return None;
+        }
+        let mut base = [0u8; 8];
+        base.copy_from_slice(&bytes[4..12]);
+        let mut position = [0u8; 8];
+        position.copy_from_slice(&bytes[12..20]);
+        Some(RecoveryPoint {
+            segment_base: u64::from_le_bytes(base),
+            position: u64::from_le_bytes(position),
+        })
     }
-    (0..buf.len().saturating_sub(HEADER_LEN - 1))
-        .any(|i| BatchView::decode(&buf[i..], 0, &Limits::unlimited()).is_ok())
+}
+
+/// Opens the recovery-point file, creating it (and syncing the directory)
+/// when missing.
+fn open_checkpoint(fs: &dyn Fs, dir: &Path) -> Result<Arc<dyn FileHandle>, Error> {
+    let path = dir.join(naming::RECOVERY_POINT);
+    match fs.open(&path, OpenMode::ReadWrite) {
+        Ok(file) => Ok(file),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            let file = fs
+                .create_new(&path)
+                .map_err(io_error("create recovery point", &path))?;
+            fs.sync_dir(dir).map_err(io_error("sync directory", dir))?;
+            Ok(file)
+        }
+        Err(err) => Err(io_error("open recovery point", &path)(err)),
+    }
+}
+
+/// Records that `position` bytes of the segment at `segment_base` are
+/// durable. A failure only costs precision at the next recovery.
+fn write_checkpoint(file: &dyn FileHandle, dir: &Path, segment_base: u64, position: u64) {
+    let bytes = RecoveryPoint {
+        segment_base,
+        position,
+    }
+    .encode();
+    if let Err(err) = file.write_all_at(&bytes, 0) {
+        tracing::warn!(dir = %dir.display(), error = %err, "cannot write the recovery point");
+    }
+}
+
+/// The synced length of the active segment at `active_base`, as far as the
+/// recovery point knows (0 when it knows nothing about that segment).
+fn read_recovery_point(fs: &dyn Fs, dir: &Path, active_base: u64) -> u64 {
+    let path = dir.join(naming::RECOVERY_POINT);
+    match fs
+        .read(&path)
+        .ok()
+        .as_deref()
+        .and_then(RecoveryPoint::decode)
+    {
+        Some(point) if point.segment_base == active_base => point.position,
+        _ => 0,
+    }
 }

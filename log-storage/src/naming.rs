@@ -2,7 +2,8 @@
 //!
 //! `{base_offset:020}.log` and `{base_offset:020}.index` for segments,
 //! `clean-shutdown` for the clean-shutdown marker, `epoch` for the
-//! crash-truncation epoch, and `.tmp` for files being replaced atomically.
+//! crash-truncation epoch, `recovery-point` for the synced length of the
+//! active segment, and `.tmp` for files being replaced atomically.
 //! This module touches no file.
 
 use std::ffi::OsStr;
@@ -18,6 +19,8 @@ pub(crate) const TMP_SUFFIX: &str = ".tmp";
 pub(crate) const CLEAN_SHUTDOWN: &str = "clean-shutdown";
 /// Name of the crash-truncation epoch file.
 pub(crate) const EPOCH: &str = "epoch";
+/// Name of the recovery-point file.
+pub(crate) const RECOVERY_POINT: &str = "recovery-point";
 
 /// The log file of the segment starting at `base_offset`.
 pub(crate) fn log_path(dir: &Path, base_offset: u64) -> PathBuf {
@@ -40,7 +43,7 @@ pub(crate) enum FileKind {
     Temp,
     /// The clean-shutdown marker.
     CleanShutdown,
-    /// The epoch file.
+    /// The epoch or recovery-point file.
     Epoch,
     /// Anything else: left alone.
     Unknown,
@@ -54,7 +57,7 @@ pub(crate) fn classify(name: &OsStr) -> FileKind {
     if name == CLEAN_SHUTDOWN {
         return FileKind::CleanShutdown;
     }
-    if name == EPOCH {
+    if name == EPOCH || name == RECOVERY_POINT {
         return FileKind::Epoch;
     }
     if name.ends_with(TMP_SUFFIX) {

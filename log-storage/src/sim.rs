@@ -4,76 +4,11 @@
 //! Power loss cannot be produced for real on our machines, so the storage
 //! layer is tested against this model of what a disk and a journaling file
 //! system may leave behind. It is test infrastructure, but it lives in `src/`
-//! so integration tests and benches can use it.
-//!
-//! # What it models
-//!
-//! - **Data.** Every file keeps a *durable* image (its content as of its
-//!   last successful [`sync_data`](FileHandle::sync_data)), a *live* image
-//!   (what reads see) and the operations since that sync: writes and
-//!   `set_len`s.
-//! - **Namespace.** Every directory keeps live entries and durable entries.
-//!   `create_new`, `create_dir_all`, `rename`, `remove_file` and
-//!   `remove_dir` change only the live entries, and are appended, in the
-//!   order they happened, to one journal for the whole file system.
-//!   [`sync_dir`](Fs::sync_dir) makes that directory's entries durable and
-//!   takes its changes out of the journal. Syncing a file never makes its
-//!   directory entry durable (stricter than ext4). A rename across
-//!   directories is durable once both are synced; after syncing only one of
-//!   them a crash can leave the file under both names or under neither. New
-//!   directories are journaled like files: one is durable once its parent is
-//!   synced ([`SimFs::create_dir_all_durable`] sets up durable directories
-//!   for a test).
-//! - **Power loss**, by [`SimFs::crash`], in four steps:
-//!   1. Namespace: every directory goes back to its durable entries, then a
-//!      seeded prefix (none to all) of the journal is replayed: metadata is
-//!      journaled, so it survives in order. Whatever is no longer reachable
-//!      is gone.
-//!   2. Data: a keep probability is drawn for the crash (0, 25, 50, 75 or
-//!      100 %, so that "nothing survived" and "everything survived" are
-//!      frequent). Every pending write is split at 512-byte sector
-//!      boundaries ([`SimFs::SECTOR_BYTES`]) into chunks; each chunk and each
-//!      pending `set_len` is kept or lost on its own coin, and the kept ones
-//!      are replayed in their original order over the durable image. Later
-//!      writes can therefore survive without earlier ones; a kept chunk past
-//!      the end extends the file with zeros.
-//!   3. Tear: one sector touched by a pending write of a surviving file is
-//!      torn. The bytes of it that pending writes touched become the old
-//!      (durable) bytes, the new (live) bytes, zeros or garbage, and the file
-//!      grows to cover them if needed. Bytes that were durable are never
-//!      torn.
-//!   4. Every image becomes both durable and live, and every handle opened
-//!      before the crash fails from then on.
-//!
-//!   The same operations and the same seed give the same result, and
-//!   [`CrashReport`] says what was kept and torn (print it, with the seed,
-//!   when a test fails).
-//! - **Failed fsync**, as Linux does it ("fsyncgate"): a `sync_data` that
-//!   fails drops the file's pending writes from the way to the disk. Reads
-//!   still see them, but a later successful sync does not make them durable,
-//!   and a crash loses them.
-//! - **Faults**: [`SimFs::fail_nth`] fails one chosen operation with EIO,
-//!   ENOSPC or a short write; [`SimFs::fail_syncs`] fails every `sync_data`;
-//!   [`SimFs::set_capacity`] makes growing writes fail with ENOSPC once the
-//!   live files fill the capacity. Every call of an [`Fs`] or [`FileHandle`]
-//!   method counts as one operation ([`SimFs::op_count`]), including `len`,
-//!   `exists` and each `read_at` of a default `read`/`read_exact_at`; calls
-//!   on handles from before a crash do not.
-//! - **Unlink**: a removed file stays readable and writable through the
-//!   handles open on it.
-//!
-//! # What it does not model
-//!
-//! Timestamps, permissions and ownership, hard links and symlinks (a file is
-//! linked twice only after a half-synced rename), sparse files (a `set_len`
-//! extension takes space like written bytes), the space of directories and
-//! of files linked only in the durable namespace, file locks, `mmap`,
-//! persistent read errors (a fault fires once), reordering of metadata
-//! operations, and content smaller than a sector: a write is kept or lost in
-//! whole chunks, and partial sector content appears only in the torn sector.
-//! Paths are opaque keys: `..` is rejected, nothing is canonicalised beyond
-//! what [`Path::components`] does, and relative and absolute paths are two
-//! separate trees. A file can grow to at most 1 GiB (it is held in memory).
+//! so integration tests and benches can use it. The model (durable and live
+//! images, the journal of namespace operations, what a crash keeps and
+//! tears, the faults) and what it deliberately leaves out are documented on
+//! [`SimFs`], where users of the crate see them. It never touches a real
+//! file and holds no storage policy.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::{OsStr, OsString};
@@ -102,7 +37,7 @@ pub enum FaultKind {
     /// Fails with EIO: an error of kind [`io::ErrorKind::Other`] whose
     /// message starts with "simulated EIO". The operation has no effect,
     /// except a failed `sync_data`, which drops the file's pending writes
-    /// (see the module docs).
+    /// (see [`SimFs`]).
     Eio,
     /// Fails with ENOSPC: an error of kind [`io::ErrorKind::StorageFull`].
     /// No effect, except on `sync_data` as for [`FaultKind::Eio`].
@@ -116,7 +51,8 @@ pub enum FaultKind {
 /// What a torn sector holds after a crash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TearKind {
-    /// The durable bytes (zeros past the durable length).
+    /// The sector was not written: the durable bytes (zeros past the
+    /// durable length), and the file does not grow to cover it.
     Old,
     /// The live bytes (zeros past the live length).
     New,
@@ -134,8 +70,10 @@ pub struct TornSector {
     /// Byte position of the start of the sector.
     pub sector_start: u64,
     /// The bytes that were torn: from the first to the last byte of the
-    /// sector that pending writes touched. Bytes in this range that no
-    /// pending write touched kept their content.
+    /// sector that pending writes touched (within the file for an
+    /// [`TearKind::Old`] tear; empty, at `sector_start`, if that left
+    /// none). Bytes in this range that no pending write touched kept their
+    /// content.
     pub torn: Range<u64>,
     /// What the torn bytes became.
     pub kind: TearKind,
@@ -195,8 +133,78 @@ impl fmt::Display for CrashReport {
     }
 }
 
-/// A simulated file system in memory. See the [module docs](self) for the
-/// model.
+/// A simulated file system in memory, for crash and fault tests.
+///
+/// # What it models
+///
+/// - **Data.** Every file keeps a *durable* image (its content as of its
+///   last successful [`sync_data`](FileHandle::sync_data)), a *live* image
+///   (what reads see) and the operations since that sync: writes and
+///   `set_len`s.
+/// - **Namespace.** Every directory keeps live entries and durable entries.
+///   `create_new`, `create_dir_all`, `rename`, `remove_file` and
+///   `remove_dir` change only the live entries, and are appended, in the
+///   order they happened, to one journal for the whole file system.
+///   [`sync_dir`](Fs::sync_dir) makes that directory's entries durable and
+///   takes its changes out of the journal. Syncing a file never makes its
+///   directory entry durable (stricter than ext4). A rename across
+///   directories is durable once both are synced; after syncing only one of
+///   them a crash can leave the file under both names or under neither. New
+///   directories are journaled like files: one is durable once its parent is
+///   synced ([`SimFs::create_dir_all_durable`] sets up durable directories
+///   for a test).
+/// - **Power loss**, by [`SimFs::crash`], in four steps:
+///   1. Namespace: every directory goes back to its durable entries, then a
+///      seeded prefix (none to all) of the journal is replayed: metadata is
+///      journaled, so it survives in order. Whatever is no longer reachable
+///      is gone.
+///   2. Data: a keep probability is drawn for the crash (0, 25, 50, 75 or
+///      100 %, so that "nothing survived" and "everything survived" are
+///      frequent). Every pending write is split at 512-byte sector
+///      boundaries ([`SimFs::SECTOR_BYTES`]) into chunks; each chunk and each
+///      pending `set_len` is kept or lost on its own coin, and the kept ones
+///      are replayed in their original order over the durable image. Later
+///      writes can therefore survive without earlier ones; a kept chunk past
+///      the end extends the file with zeros.
+///   3. Tear: one sector touched by a pending write of a surviving file is
+///      torn. The bytes of it that pending writes touched become the old
+///      (durable) bytes, the new (live) bytes, zeros or garbage; for all but
+///      "old" the file grows to cover them if needed. Bytes that were durable
+///      and not overwritten since are never torn.
+///   4. Every image becomes both durable and live, and every handle opened
+///      before the crash fails from then on.
+///
+///   The same operations and the same seed give the same result, and
+///   [`CrashReport`] says what was kept and torn (print it, with the seed,
+///   when a test fails).
+/// - **Failed fsync**, as Linux does it ("fsyncgate"): a `sync_data` that
+///   fails drops the file's pending writes from the way to the disk. Reads
+///   still see them, but a later successful sync does not make them durable,
+///   and a crash loses them.
+/// - **Faults**: [`SimFs::fail_nth`] fails one chosen operation with EIO,
+///   ENOSPC or a short write; [`SimFs::fail_syncs`] fails every `sync_data`;
+///   [`SimFs::set_capacity`] makes growing writes fail with ENOSPC once the
+///   live files fill the capacity. Every call of an [`Fs`] or [`FileHandle`]
+///   method counts as one operation ([`SimFs::op_count`]), including `len`,
+///   `exists` and each `read_at` of a default `read`/`read_exact_at`; calls
+///   on handles from before a crash do not.
+/// - **Unlink**: a removed file stays readable and writable through the
+///   handles open on it.
+///
+/// # What it does not model
+///
+/// Timestamps, permissions and ownership, hard links and symlinks (a file is
+/// linked twice only after a half-synced rename), sparse files (a `set_len`
+/// extension takes space like written bytes), the space of directories and
+/// of files linked only in the durable namespace, file locks, `mmap`,
+/// persistent read errors (a fault fires once), reordering of metadata
+/// operations, and content smaller than a sector: a write is kept or lost in
+/// whole chunks, and partial sector content appears only in the torn sector.
+/// Paths are opaque keys: `..` is rejected, nothing is canonicalised beyond
+/// what [`Path::components`] does, and relative and absolute paths are two
+/// separate trees. A file can grow to at most 1 GiB (it is held in memory).
+///
+/// # Sharing
 ///
 /// Clones share one file system: keep a clone to call [`SimFs::crash`] or
 /// arm faults while the storage layer holds another as `Arc<dyn Fs>`. Every
@@ -234,7 +242,7 @@ impl SimFs {
         lock(&self.state)
     }
 
-    /// Simulates a power loss and a reboot (see the module docs): keeps a
+    /// Simulates a power loss and a reboot (see [`SimFs`]): keeps a
     /// seeded part of what was not durable, tears one sector, and kills
     /// every open handle. Not an operation: it is not counted and no fault
     /// fires; armed faults, `fail_syncs` and the capacity stay as they are.
@@ -262,8 +270,8 @@ impl SimFs {
     }
 
     /// Makes every `sync_data` fail with EIO (`true`) or behave again
-    /// (`false`). A failed sync drops the file's pending writes (see the
-    /// module docs).
+    /// (`false`). A failed sync drops the file's pending writes, for good
+    /// ("fsyncgate", see [`SimFs`]).
     pub fn fail_syncs(&self, fail: bool) {
         self.lock().fail_syncs = fail;
     }
@@ -362,6 +370,7 @@ impl Fs for SimFs {
         Ok(Arc::new(SimFile {
             state: Arc::clone(&self.state),
             ino,
+            path: path.to_path_buf(),
             generation: state.generation,
             writable: true,
         }))
@@ -381,6 +390,7 @@ impl Fs for SimFs {
         Ok(Arc::new(SimFile {
             state: Arc::clone(&self.state),
             ino,
+            path: path.to_path_buf(),
             generation,
             writable: mode == OpenMode::ReadWrite,
         }))
@@ -497,6 +507,8 @@ impl Fs for SimFs {
 struct SimFile {
     state: Arc<Mutex<State>>,
     ino: Ino,
+    /// The path it was opened by, for error messages.
+    path: PathBuf,
     /// The crash count when opened: a handle from before a crash is dead.
     generation: u64,
     writable: bool,
@@ -506,6 +518,7 @@ impl fmt::Debug for SimFile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SimFile")
             .field("ino", &self.ino)
+            .field("path", &self.path)
             .field("generation", &self.generation)
             .field("writable", &self.writable)
             .finish_non_exhaustive()
@@ -519,7 +532,8 @@ impl SimFile {
         let mut state = lock(&self.state);
         if state.generation != self.generation {
             return Err(io::Error::other(format!(
-                "{op} on a handle from before the crash"
+                "{op} of {} on a handle from before the crash",
+                self.path.display()
             )));
         }
         let fault = state.tick();
@@ -536,7 +550,7 @@ impl SimFile {
         } else {
             Err(io::Error::new(
                 io::ErrorKind::PermissionDenied,
-                format!("{op} on a file opened read-only"),
+                format!("{op} of {}: opened read-only", self.path.display()),
             ))
         }
     }
@@ -546,7 +560,7 @@ impl FileHandle for SimFile {
     fn len(&self) -> io::Result<u64> {
         let (state, fault) = self.begin("len")?;
         if let Some(kind) = fault {
-            return Err(fault_error(kind, "len", Path::new("")));
+            return Err(fault_error(kind, "len", &self.path));
         }
         Ok(self.file(&state).live.len() as u64)
     }
@@ -554,7 +568,7 @@ impl FileHandle for SimFile {
     fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
         let (state, fault) = self.begin("read_at")?;
         if let Some(kind) = fault {
-            return Err(fault_error(kind, "read_at", Path::new("")));
+            return Err(fault_error(kind, "read_at", &self.path));
         }
         let live = &self.file(&state).live;
         let Ok(start) = usize::try_from(pos) else {
@@ -570,30 +584,33 @@ impl FileHandle for SimFile {
 
     fn write_all_at(&self, buf: &[u8], pos: u64) -> io::Result<()> {
         let (mut state, fault) = self.begin("write_all_at")?;
-        self.check_writable("write_all_at")?;
-        match fault {
-            None => state.write(self.ino, buf, pos),
-            Some(FaultKind::ShortWrite) => {
-                let half = buf.len() / 2;
-                state.write(self.ino, &buf[..half], pos)?;
-                Err(io::Error::other(format!(
-                    "simulated short write: {half} of {} bytes written",
-                    buf.len()
-                )))
-            }
-            Some(kind) => Err(fault_error(kind, "write_all_at", Path::new(""))),
+        if let Some(kind @ (FaultKind::Eio | FaultKind::Enospc)) = fault {
+            return Err(fault_error(kind, "write_all_at", &self.path));
         }
+        self.check_writable("write_all_at")?;
+        if fault == Some(FaultKind::ShortWrite) {
+            let half = buf.len() / 2;
+            state.write(self.ino, &buf[..half], pos)?;
+            return Err(io::Error::other(format!(
+                "simulated short write of {}: {half} of {} bytes written",
+                self.path.display(),
+                buf.len()
+            )));
+        }
+        state.write(self.ino, buf, pos)
     }
 
     fn sync_data(&self) -> io::Result<()> {
         let (mut state, fault) = self.begin("sync_data")?;
         let fault = fault.or(state.fail_syncs.then_some(FaultKind::Eio));
-        let file = state.file_mut(self.ino).expect("an open handle keeps its file");
+        let file = state
+            .file_mut(self.ino)
+            .expect("an open handle keeps its file");
         if let Some(kind) = fault {
             // fsyncgate: the kernel marks the dirty pages clean, so the
             // data they held never reaches the disk.
             file.pending.clear();
-            return Err(fault_error(kind, "sync_data", Path::new("")));
+            return Err(fault_error(kind, "sync_data", &self.path));
         }
         for op in file.pending.drain(..) {
             op.apply(&mut file.durable);
@@ -603,10 +620,10 @@ impl FileHandle for SimFile {
 
     fn set_len(&self, len: u64) -> io::Result<()> {
         let (mut state, fault) = self.begin("set_len")?;
-        self.check_writable("set_len")?;
         if let Some(kind) = fault {
-            return Err(fault_error(kind, "set_len", Path::new("")));
+            return Err(fault_error(kind, "set_len", &self.path));
         }
+        self.check_writable("set_len")?;
         state.set_len(self.ino, len)
     }
 }
@@ -614,10 +631,10 @@ impl FileHandle for SimFile {
 impl Drop for SimFile {
     fn drop(&mut self) {
         let mut state = lock(&self.state);
-        if state.generation == self.generation {
-            if let Some(file) = state.file_mut(self.ino) {
-                file.open = file.open.saturating_sub(1);
-            }
+        if state.generation == self.generation
+            && let Some(file) = state.file_mut(self.ino)
+        {
+            file.open = file.open.saturating_sub(1);
         }
     }
 }
@@ -957,7 +974,10 @@ impl State {
         if full {
             Err(io::Error::new(
                 io::ErrorKind::StorageFull,
-                format!("simulated ENOSPC: capacity reached after {take} of {} bytes", buf.len()),
+                format!(
+                    "simulated ENOSPC: capacity reached after {take} of {} bytes",
+                    buf.len()
+                ),
             ))
         } else {
             Ok(())
@@ -969,13 +989,14 @@ impl State {
             return Err(too_large());
         }
         let current = self.file(ino).expect("set_len names a file").live.len() as u64;
-        if let Some(capacity) = self.capacity {
-            if len > current && len - current > capacity.saturating_sub(self.used_bytes()) {
-                return Err(io::Error::new(
-                    io::ErrorKind::StorageFull,
-                    "simulated ENOSPC: capacity reached",
-                ));
-            }
+        if let Some(capacity) = self.capacity
+            && len > current
+            && len - current > capacity.saturating_sub(self.used_bytes())
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                "simulated ENOSPC: capacity reached",
+            ));
         }
         let op = DataOp::SetLen(len);
         let file = self.file_mut(ino).expect("set_len names a file");
@@ -1044,10 +1065,10 @@ impl State {
     fn collect_garbage(&mut self) {
         let mut work = vec![REL_ROOT, ABS_ROOT];
         for (ino, node) in &self.nodes {
-            if let Node::File(file) = node {
-                if file.open > 0 {
-                    work.push(*ino);
-                }
+            if let Node::File(file) = node
+                && file.open > 0
+            {
+                work.push(*ino);
             }
         }
         for change in self.journal.iter().flatten() {
@@ -1177,8 +1198,10 @@ impl State {
 }
 
 /// Tears `sector` of `image`: the bytes of it that `file`'s pending writes
-/// touched become `kind`. Returns the range from the first to the last torn
-/// byte.
+/// touched become `kind`, growing the image to cover them, except for
+/// [`TearKind::Old`], which changes only bytes within the image. Returns the
+/// range from the first to the last torn byte (empty, at the sector start,
+/// if none was).
 fn tear(
     file: &FileNode,
     image: &mut Vec<u8>,
@@ -1194,6 +1217,10 @@ fn tear(
             let write_end = pos + bytes.len() as u64;
             touched.extend(start.max(*pos)..end.min(write_end));
         }
+    }
+    if kind == TearKind::Old {
+        // The sector was never written: the file does not grow for it.
+        touched.retain(|at| *at < image.len() as u64);
     }
     let (Some(&first), Some(&last)) = (touched.first(), touched.last()) else {
         return start..start;
@@ -1383,7 +1410,13 @@ mod tests {
             open: 0,
         };
         let mut image = vec![1; 1000];
-        let torn = tear(&file, &mut image, 1, TearKind::Zeros, &mut SplitMix64::new(0));
+        let torn = tear(
+            &file,
+            &mut image,
+            1,
+            TearKind::Zeros,
+            &mut SplitMix64::new(0),
+        );
         assert_eq!(torn, 1000..1024);
         assert_eq!(image.len(), 1024);
         assert!(image[..1000].iter().all(|b| *b == 1));

@@ -179,47 +179,104 @@ fn reopens_at_the_same_end_after_clean_close_and_after_a_crash() {
 }
 
 #[test]
-fn a_torn_tail_is_cut_at_every_byte_of_the_last_batch() {
+fn a_torn_tail_is_cut_at_every_byte_of_the_last_three_batches() {
     let tmp = TempDir::new().unwrap();
     let mut config = LogConfig::default();
     config.index_interval_bytes = 256;
-    let last_batch_len;
-    let full_len;
+    let log_name = "00000000000000000000.log";
     {
         let log = open(tmp.path(), config.clone());
-        for i in 0..20 {
+        for i in 0..17 {
             log.append(batch(i * 4, 4), AppendOptions::default())
                 .unwrap();
         }
-        last_batch_len = batch(76, 4).len() as u64;
-        drop(log);
-        full_len = std::fs::metadata(tmp.path().join("00000000000000000000.log"))
-            .unwrap()
-            .len();
+        // The last three are only written: a crash may tear them.
+        let written = AppendOptions {
+            ack: Ack::Written,
+            ..AppendOptions::default()
+        };
+        for i in 17..20 {
+            log.append(batch(i * 4, 4), written).unwrap();
+        }
     }
-    let pristine = std::fs::read(tmp.path().join("00000000000000000000.log")).unwrap();
-    for cut in 1..last_batch_len {
-        let path = tmp.path().join("00000000000000000000.log");
-        std::fs::write(&path, &pristine[..(full_len - cut) as usize]).unwrap();
+    // Snapshot the directory as the crash left it.
+    let pristine: Vec<(std::path::PathBuf, Vec<u8>)> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| {
+            let path = e.unwrap().path();
+            let bytes = std::fs::read(&path).unwrap();
+            (path, bytes)
+        })
+        .collect();
+    let full = pristine
+        .iter()
+        .find(|(p, _)| p.ends_with(log_name))
+        .unwrap()
+        .1
+        .clone();
+    // Offsets 68..80 all print with two digits: the last three batches have
+    // the same length.
+    let batch_len = batch(68, 4).len();
+    let synced_len = full.len() - 3 * batch_len;
+    for len in synced_len..full.len() {
+        for entry in std::fs::read_dir(tmp.path()).unwrap() {
+            std::fs::remove_file(entry.unwrap().path()).unwrap();
+        }
+        for (path, bytes) in &pristine {
+            std::fs::write(path, bytes).unwrap();
+        }
+        let path = tmp.path().join(log_name);
+        std::fs::write(&path, &full[..len]).unwrap();
         let log = open(tmp.path(), config.clone());
+        let whole_batches = (len - synced_len) / batch_len;
+        let end = 68 + 4 * whole_batches as u64;
         let marks = log.watermarks();
-        assert_eq!(marks.log_end, 76, "cut {cut}");
-        assert!(marks.epoch >= 1, "a cut bumps the epoch");
+        assert_eq!(marks.log_end, end, "file cut to {len}");
+        let cut = (len - synced_len) % batch_len != 0;
         assert_eq!(
-            std::fs::metadata(&path).unwrap().len(),
-            full_len - last_batch_len
+            marks.epoch >= 1,
+            cut,
+            "a cut bumps the epoch (file cut to {len})"
         );
-        assert_eq!(read_all(&log, 0, Isolation::Written), expected(0..76));
-        drop(log);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len() as usize,
+            synced_len + whole_batches * batch_len
+        );
+        assert_eq!(read_all(&log, 0, Isolation::Written), expected(0..end));
+        // The log continues at the recovered end.
+        assert_eq!(
+            log.append(batch(end, 4), AppendOptions::default())
+                .unwrap()
+                .base_offset,
+            end
+        );
     }
-    // The log continues at the recovered end.
-    let log = open(tmp.path(), config);
+}
+
+#[test]
+fn a_file_shorter_than_its_synced_length_is_reported_not_cut() {
+    let tmp = TempDir::new().unwrap();
+    let path = tmp.path().join("00000000000000000000.log");
+    {
+        let log = open(tmp.path(), LogConfig::default());
+        for i in 0..5 {
+            log.append(batch(i * 4, 4), AppendOptions::default())
+                .unwrap();
+        }
+    }
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() - 10]).unwrap();
+    let log = open(tmp.path(), LogConfig::default());
     assert_eq!(
-        log.append(batch(76, 4), AppendOptions::default())
-            .unwrap()
-            .base_offset,
-        76
+        std::fs::metadata(&path).unwrap().len() as usize,
+        bytes.len() - 10,
+        "nothing cut"
     );
+    assert_eq!(read_all(&log, 0, Isolation::Durable), expected(0..16));
+    assert!(matches!(
+        log.append(batch(16, 1), AppendOptions::default()),
+        Err(Error::ReadOnly { .. })
+    ));
 }
 
 #[test]
