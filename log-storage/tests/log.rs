@@ -232,7 +232,7 @@ fn a_torn_tail_is_cut_at_every_byte_of_the_last_three_batches() {
         let end = 68 + 4 * whole_batches as u64;
         let marks = log.watermarks();
         assert_eq!(marks.log_end, end, "file cut to {len}");
-        let cut = (len - synced_len) % batch_len != 0;
+        let cut = !(len - synced_len).is_multiple_of(batch_len);
         assert_eq!(
             marks.epoch >= 1,
             cut,
