@@ -403,12 +403,38 @@ impl Log {
     /// directory — only then does the new segment take writes.
     fn roll(&self, state: &mut State) -> Result<(), Error> {
         let next_offset = state.next_offset;
-        if let Some(active) = state.segments.last_mut() {
-            if let Err(err) = active.file.sync_data() {
-                let error = io_error("sync segment before roll", &active.log_path)(err);
-                state.write_block = Some(WriteBlock::Poisoned(error.to_string()));
-                return Err(error);
+        // 1. Sync the old segment: recovery scans only the last segment, so
+        //    every earlier one must be whole on disk before a later one
+        //    exists there.
+        if let Some(active) = state.segments.last()
+            && let Err(err) = active.file.sync_data()
+        {
+            let error = io_error("sync segment before roll", &active.log_path)(err);
+            state.write_block = Some(WriteBlock::Poisoned(error.to_string()));
+            return Err(error);
+        }
+        {
+            let mut sync = lock(&self.sync);
+            sync.durable_end = sync.durable_end.max(next_offset);
+        }
+        // 2. Create the new segment (files and directory entries synced). A
+        //    failure (a full disk, say) leaves the old segment active and
+        //    whole: the next append tries the roll again.
+        let segment = match create_segment(&*self.fs, &self.dir, next_offset, &self.config) {
+            Ok(segment) => segment,
+            Err(err) => {
+                if let Err(cleanup) = remove_segment_files(&*self.fs, &self.dir, next_offset) {
+                    // Half a segment on disk that cannot be removed: refuse
+                    // writes until a reopen sorts the files out.
+                    state.write_block = Some(WriteBlock::Poisoned(format!(
+                        "roll failed ({err}) and its files could not be removed: {cleanup}"
+                    )));
+                }
+                return Err(err);
             }
+        };
+        // 3. Seal the old index (derived data: a failure is only logged).
+        if let Some(active) = state.segments.last_mut() {
             let index = std::mem::replace(&mut active.index, SegmentIndex::Unloaded);
             if let SegmentIndex::Active(index) = index {
                 match index.seal(active.len) {
@@ -418,10 +444,7 @@ impl Log {
                     }
                 }
             }
-            let mut sync = lock(&self.sync);
-            sync.durable_end = sync.durable_end.max(next_offset);
         }
-        let segment = create_segment(&*self.fs, &self.dir, next_offset, &self.config)?;
         {
             let sync = lock(&self.sync);
             write_checkpoint(&*sync.checkpoint, &self.dir, segment.base_offset, 0);
@@ -660,6 +683,25 @@ fn create_segment(
         index_interval_bytes: config.index_interval_bytes,
         index: SegmentIndex::Active(index),
     })
+}
+
+/// Removes whatever files of the segment at `base_offset` exist (a roll
+/// that failed half way), then syncs the directory.
+fn remove_segment_files(fs: &dyn Fs, dir: &Path, base_offset: u64) -> Result<(), Error> {
+    for path in [
+        naming::log_path(dir, base_offset),
+        naming::index_path(dir, base_offset),
+    ] {
+        if fs
+            .exists(&path)
+            .map_err(io_error("check segment file", &path))?
+        {
+            fs.remove_file(&path)
+                .map_err(io_error("remove half-created segment file", &path))?;
+        }
+    }
+    fs.sync_dir(dir)
+        .map_err(io_error("sync partition directory", dir))
 }
 
 /// Writes a small file atomically: temp file, sync, rename, directory sync.

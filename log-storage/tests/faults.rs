@@ -1,0 +1,247 @@
+//! I/O errors at every operation of a workload: each run fails the n-th
+//! file system operation (EIO, ENOSPC or a short write), for every n the
+//! workload performs. Whatever fails, nothing acknowledged is lost, no
+//! partial batch is ever visible, the error is typed, and the log either
+//! keeps taking appends (a failed write is cut back) or refuses them as
+//! poisoned (a failed sync) until reopened, which recovers it.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use log_format::{BatchBuilder, BytesScanner, Limits, NewRecord, Scanned};
+use log_storage::{Ack, AppendOptions, Error, FaultKind, Isolation, Log, LogConfig, SimFs};
+
+fn config() -> LogConfig {
+    let mut config = LogConfig::default();
+    config.segment_max_bytes = 4096;
+    config.index_interval_bytes = 256;
+    config.limits.max_batch_bytes = 4096;
+    config
+}
+
+fn encode(batch: u64, records: u64) -> (BytesMut, Vec<Vec<u8>>) {
+    let mut builder = BatchBuilder::new(Limits::default());
+    let mut values = Vec::new();
+    for r in 0..records {
+        let mut value = format!("b{batch}r{r}").into_bytes();
+        value.resize(40 + (batch as usize * 37) % 200, b'x');
+        builder
+            .push(&NewRecord::value(1_700_000_000_000, &value))
+            .unwrap();
+        values.push(value);
+    }
+    (BytesMut::from(&builder.finish().unwrap()[..]), values)
+}
+
+/// Runs the workload; returns the acknowledged records (offset -> value)
+/// and whether an operation failed.
+fn workload(log: &Log, acked: &mut BTreeMap<u64, Vec<u8>>) -> Option<Error> {
+    for batch in 0..24u64 {
+        if batch % 7 == 6
+            && let Err(err) = log.roll_now()
+        {
+            return Some(err);
+        }
+        let (bytes, values) = encode(batch, 1 + batch % 4);
+        let ack = if batch % 3 == 0 {
+            Ack::Written
+        } else {
+            Ack::Durable
+        };
+        match log.append(
+            bytes,
+            AppendOptions {
+                ack,
+                ..AppendOptions::default()
+            },
+        ) {
+            Ok(appended) => {
+                for (i, value) in values.into_iter().enumerate() {
+                    acked.insert(appended.base_offset + i as u64, value);
+                }
+            }
+            Err(err) => return Some(err),
+        }
+    }
+    None
+}
+
+fn read_all(log: &Log) -> BTreeMap<u64, Vec<u8>> {
+    let mut found = BTreeMap::new();
+    let marks = log.watermarks();
+    let mut offset = marks.log_start;
+    while offset < marks.log_end {
+        let result = log.read(offset, 1 << 16, Isolation::Written).unwrap();
+        assert!(result.batch_count > 0);
+        for scanned in BytesScanner::new(result.batches, 0, Limits::unlimited()) {
+            let Scanned::Batch(batch) = scanned else {
+                panic!("served a bad batch: {scanned:?}");
+            };
+            for record in batch.records() {
+                found.insert(record.offset(), record.value().unwrap().to_vec());
+            }
+        }
+        offset = result.next_offset;
+    }
+    found
+}
+
+fn check_errors_are_typed(err: &Error) {
+    assert!(
+        matches!(
+            err,
+            Error::Io { .. } | Error::Poisoned { .. } | Error::Index { .. }
+        ),
+        "unexpected error kind: {err:?}"
+    );
+}
+
+fn run(kind: FaultKind, n: u64, dir: &Path) {
+    let fs = SimFs::new();
+    fs.fail_nth(n, kind);
+    let mut acked = BTreeMap::new();
+    let failure = match Log::open(Arc::new(fs.clone()), dir, config()) {
+        Ok(log) => {
+            let failure = workload(&log, &mut acked);
+            if let Some(err) = &failure {
+                check_errors_are_typed(err);
+                // After the failure the log either goes on or is poisoned.
+                let (bytes, values) = encode(99, 2);
+                match log.append(bytes, AppendOptions::default()) {
+                    Ok(appended) => {
+                        for (i, value) in values.into_iter().enumerate() {
+                            acked.insert(appended.base_offset + i as u64, value);
+                        }
+                    }
+                    Err(Error::Poisoned { .. } | Error::ReadOnly { .. }) => {}
+                    Err(other) => {
+                        panic!("{kind:?} at op {n}: unexpected error after the fault: {other:?}")
+                    }
+                }
+                // What the log serves now holds every ack, nothing partial.
+                let now = read_all(&log);
+                for (offset, value) in &acked {
+                    assert_eq!(
+                        now.get(offset),
+                        Some(value),
+                        "{kind:?} at op {n}: ack {offset} not served"
+                    );
+                }
+            }
+            failure
+        }
+        Err(err) => {
+            check_errors_are_typed(&err);
+            Some(err)
+        }
+    };
+    let _ = failure;
+    fs.disarm();
+    // A reopen recovers the partition, with every ack byte for byte.
+    let log = Log::open(Arc::new(fs.clone()), dir, config())
+        .unwrap_or_else(|err| panic!("{kind:?} at op {n}: reopen failed: {err}"));
+    let found = read_all(&log);
+    let marks = log.watermarks();
+    let offsets: Vec<u64> = found.keys().copied().collect();
+    assert_eq!(
+        offsets,
+        (marks.log_start..marks.log_end).collect::<Vec<_>>(),
+        "{kind:?} at op {n}: offsets not dense"
+    );
+    for (offset, value) in &acked {
+        assert_eq!(
+            found.get(offset),
+            Some(value),
+            "{kind:?} at op {n}: ack {offset} lost after reopen"
+        );
+    }
+    let appended = log
+        .append(encode(100, 1).0, AppendOptions::default())
+        .unwrap();
+    assert_eq!(appended.base_offset, marks.log_end);
+}
+
+#[test]
+fn every_operation_of_a_workload_may_fail_without_losing_an_ack() {
+    let dir = Path::new("/data/t/0");
+    // Count the operations of the workload without faults.
+    let fs = SimFs::new();
+    let log = Log::open(Arc::new(fs.clone()), dir, config()).unwrap();
+    let mut acked = BTreeMap::new();
+    assert!(workload(&log, &mut acked).is_none());
+    let total = fs.op_count();
+    drop(log);
+    assert!(
+        total > 100,
+        "the workload does real work ({total} operations)"
+    );
+    for kind in [FaultKind::Eio, FaultKind::Enospc, FaultKind::ShortWrite] {
+        for n in 0..total {
+            run(kind, n, dir);
+        }
+    }
+}
+
+#[test]
+fn a_failed_fsync_poisons_the_partition_until_reopened() {
+    let dir = Path::new("/data/t/0");
+    let fs = SimFs::new();
+    let log = Log::open(Arc::new(fs.clone()), dir, config()).unwrap();
+    let first = log
+        .append(encode(0, 2).0, AppendOptions::default())
+        .unwrap();
+    fs.fail_syncs(true);
+    let err = log
+        .append(encode(1, 2).0, AppendOptions::default())
+        .unwrap_err();
+    assert!(matches!(err, Error::Poisoned { .. }), "{err}");
+    fs.fail_syncs(false);
+    // No retry of the fsync: later appends are refused, reads still work.
+    let err = log
+        .append(encode(2, 1).0, AppendOptions::default())
+        .unwrap_err();
+    assert!(matches!(err, Error::Poisoned { .. }), "{err}");
+    let read = log.read(0, 1 << 20, Isolation::Durable).unwrap();
+    assert_eq!(
+        read.next_offset,
+        first.last_offset + 1,
+        "reads serve up to the durable end"
+    );
+    drop(log);
+    let log = Log::open(Arc::new(fs), dir, config()).unwrap();
+    let appended = log
+        .append(encode(3, 1).0, AppendOptions::default())
+        .unwrap();
+    assert!(appended.base_offset >= 2);
+}
+
+#[test]
+fn a_full_disk_refuses_appends_and_they_resume_when_space_returns() {
+    let dir = Path::new("/data/t/0");
+    let fs = SimFs::new();
+    let log = Log::open(Arc::new(fs.clone()), dir, config()).unwrap();
+    log.append(encode(0, 2).0, AppendOptions::default())
+        .unwrap();
+    fs.set_capacity(Some(fs.used_bytes() + 100));
+    let before = log.watermarks();
+    let err = log
+        .append(encode(1, 3).0, AppendOptions::default())
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::StorageFull),
+        "{err:?}"
+    );
+    assert_eq!(log.watermarks().log_end, before.log_end, "nothing appended");
+    assert_eq!(read_all(&log).len() as u64, before.log_end);
+    fs.set_capacity(None);
+    let appended = log
+        .append(encode(2, 1).0, AppendOptions::default())
+        .unwrap();
+    assert_eq!(
+        appended.base_offset, before.log_end,
+        "appends resume without a restart"
+    );
+}
