@@ -25,6 +25,12 @@ pub struct LogConfig {
     /// Largest batch and most records per batch accepted. Default
     /// [`Limits::default`] (8 MiB, 1,048,576 records).
     pub limits: Limits,
+    /// Delete sealed segments whose newest record was appended longer ago
+    /// than this. Default `None` (keep forever).
+    pub retention_max_age: Option<Duration>,
+    /// Delete the oldest sealed segments while the partition holds more
+    /// bytes than this. Default `None` (no size limit).
+    pub retention_max_bytes: Option<u64>,
 }
 
 impl Default for LogConfig {
@@ -34,6 +40,8 @@ impl Default for LogConfig {
             segment_max_age: Duration::from_secs(7 * 24 * 3600),
             index_interval_bytes: log_index::DEFAULT_INDEX_INTERVAL_BYTES,
             limits: Limits::default(),
+            retention_max_age: None,
+            retention_max_bytes: None,
         }
     }
 }

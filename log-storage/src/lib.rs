@@ -16,6 +16,8 @@
 //!   file operation of the crate goes through it.
 //! - `log.rs`: [`Log`], one partition: append with group commit, read,
 //!   roll, clean shutdown and crash recovery.
+//! - `retention.rs`: delete-records, retention by age and size, offset
+//!   for a time, waiting for an offset.
 //! - `segment.rs`: one segment (log file + index), header hops and scans.
 //! - `naming.rs`: file names of a partition directory.
 //! - `config.rs`: [`LogConfig`].
@@ -29,11 +31,13 @@ mod error;
 mod io;
 mod log;
 mod naming;
+mod retention;
 mod segment;
 mod sim;
 
 pub use config::LogConfig;
 pub use error::Error;
 pub use io::{DirEntry, FileHandle, Fs, OpenMode, RealFs};
+pub use retention::RetentionReport;
 pub use log::{Ack, AppendOptions, Appended, Isolation, Log, ReadResult, Watermarks};
 pub use sim::{CrashReport, FaultKind, SimFs, TearKind, TornSector};

@@ -25,6 +25,7 @@ use crate::config::LogConfig;
 use crate::error::{Error, index_error, io_error};
 use crate::io::{FileHandle, Fs, OpenMode};
 use crate::naming::{self, FileKind};
+use crate::retention::read_log_start;
 use crate::segment::{ScanStop, SeamFile, Segment, SegmentIndex, scan_file, tmp_path};
 
 /// When an append is acknowledged.
@@ -103,25 +104,30 @@ pub struct Watermarks {
 /// A partition log.
 #[derive(Debug)]
 pub struct Log {
-    fs: Arc<dyn Fs>,
-    dir: PathBuf,
-    config: LogConfig,
-    state: Mutex<State>,
-    sync: Mutex<SyncState>,
-    synced: Condvar,
+    pub(crate) fs: Arc<dyn Fs>,
+    pub(crate) dir: PathBuf,
+    pub(crate) config: LogConfig,
+    pub(crate) state: Mutex<State>,
+    pub(crate) sync: Mutex<SyncState>,
+    /// Notified after every sync (durable end moved) and every append
+    /// (log end moved): what `wait_for` sleeps on.
+    pub(crate) synced: Condvar,
 }
 
 #[derive(Debug)]
-struct State {
+pub(crate) struct State {
     /// Sealed segments, by base offset, then the active one last.
-    segments: Vec<Segment>,
+    pub(crate) segments: Vec<Segment>,
     /// Offset of the next record.
-    next_offset: u64,
+    pub(crate) next_offset: u64,
+    /// First offset readers may see (`delete_records` moves it inside a
+    /// segment; otherwise it is the first segment's base offset).
+    pub(crate) log_start: u64,
     /// Largest append time stamped so far (append times never go back).
-    last_append_time: i64,
+    pub(crate) last_append_time: i64,
     /// Why the partition takes no writes, if it does not.
     write_block: Option<WriteBlock>,
-    epoch: u64,
+    pub(crate) epoch: u64,
     closed: bool,
 }
 
@@ -132,22 +138,25 @@ enum WriteBlock {
 }
 
 #[derive(Debug)]
-struct SyncState {
-    durable_end: u64,
+pub(crate) struct SyncState {
+    pub(crate) durable_end: u64,
+    /// The log end as of the last append (a mirror of `State::next_offset`
+    /// that waiters can read without the state lock).
+    pub(crate) written_end: u64,
     in_flight: bool,
     poisoned: Option<String>,
     /// The recovery-point file, rewritten (not synced) after every sync.
     checkpoint: Arc<dyn FileHandle>,
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock is an invariant violation elsewhere;
     // the state itself stays consistent (every update is a few plain
     // assignments after the I/O that justifies it), so keep going.
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -180,6 +189,7 @@ impl Log {
             state: Mutex::new(recovered.state),
             sync: Mutex::new(SyncState {
                 durable_end,
+                written_end: durable_end,
                 in_flight: false,
                 poisoned: None,
                 checkpoint,
@@ -295,6 +305,11 @@ impl Log {
         state.last_append_time = append_time;
         let epoch = state.epoch;
         drop(state);
+        {
+            let mut sync = lock(&self.sync);
+            sync.written_end = sync.written_end.max(last_offset + 1);
+        }
+        self.synced.notify_all();
 
         let durable_end = match options.ack {
             Ack::Written => lock(&self.sync).durable_end,
@@ -614,12 +629,14 @@ impl Log {
     }
 }
 
-fn watermarks(state: &State, durable_end: u64) -> Watermarks {
+pub(crate) fn watermarks(state: &State, durable_end: u64) -> Watermarks {
     Watermarks {
         log_start: state
             .segments
             .first()
-            .map_or(state.next_offset, |s| s.base_offset),
+            .map_or(state.next_offset, |s| s.base_offset)
+            .max(state.log_start)
+            .min(state.next_offset),
         log_end: state.next_offset,
         durable_end: durable_end.min(state.next_offset),
         epoch: state.epoch,
@@ -705,7 +722,7 @@ fn remove_segment_files(fs: &dyn Fs, dir: &Path, base_offset: u64) -> Result<(),
 }
 
 /// Writes a small file atomically: temp file, sync, rename, directory sync.
-fn write_atomic(fs: &dyn Fs, path: &Path, bytes: &[u8]) -> Result<(), Error> {
+pub(crate) fn write_atomic(fs: &dyn Fs, path: &Path, bytes: &[u8]) -> Result<(), Error> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = tmp_path(path);
     if fs.exists(&tmp).map_err(io_error("check temp file", &tmp))? {
@@ -725,7 +742,7 @@ fn write_atomic(fs: &dyn Fs, path: &Path, bytes: &[u8]) -> Result<(), Error> {
 }
 
 /// Removes a file and syncs its directory.
-fn remove_synced(fs: &dyn Fs, path: &Path) -> Result<(), Error> {
+pub(crate) fn remove_synced(fs: &dyn Fs, path: &Path) -> Result<(), Error> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs.remove_file(path)
         .map_err(io_error("remove file", path))?;
@@ -779,7 +796,7 @@ impl CleanMarker {
     }
 }
 
-fn crc32(bytes: &[u8]) -> u32 {
+pub(crate) fn crc32(bytes: &[u8]) -> u32 {
     crc32fast::hash(bytes)
 }
 
@@ -885,6 +902,7 @@ fn recover(fs: &dyn Fs, dir: &Path, config: &LogConfig) -> Result<Recovered, Err
             state: State {
                 segments: vec![segment],
                 next_offset: 0,
+                log_start: read_log_start(fs, dir)?,
                 last_append_time: i64::MIN,
                 write_block: None,
                 epoch,
@@ -1088,6 +1106,7 @@ fn recover(fs: &dyn Fs, dir: &Path, config: &LogConfig) -> Result<Recovered, Err
         state: State {
             segments,
             next_offset,
+            log_start: read_log_start(fs, dir)?,
             last_append_time,
             write_block,
             epoch,

@@ -3,7 +3,7 @@
 //! `{base_offset:020}.log` and `{base_offset:020}.index` for segments,
 //! `clean-shutdown` for the clean-shutdown marker, `epoch` for the
 //! crash-truncation epoch, `recovery-point` for the synced length of the
-//! active segment, and `.tmp` for files being replaced atomically.
+//! active segment, `log-start` for the first readable offset, and `.tmp` for files being replaced atomically.
 //! This module touches no file.
 
 use std::ffi::OsStr;
@@ -21,6 +21,8 @@ pub(crate) const CLEAN_SHUTDOWN: &str = "clean-shutdown";
 pub(crate) const EPOCH: &str = "epoch";
 /// Name of the recovery-point file.
 pub(crate) const RECOVERY_POINT: &str = "recovery-point";
+/// Name of the log-start-offset file.
+pub(crate) const LOG_START: &str = "log-start";
 
 /// The log file of the segment starting at `base_offset`.
 pub(crate) fn log_path(dir: &Path, base_offset: u64) -> PathBuf {
@@ -43,7 +45,7 @@ pub(crate) enum FileKind {
     Temp,
     /// The clean-shutdown marker.
     CleanShutdown,
-    /// The epoch or recovery-point file.
+    /// The epoch, recovery-point or log-start file.
     Epoch,
     /// Anything else: left alone.
     Unknown,
@@ -57,7 +59,7 @@ pub(crate) fn classify(name: &OsStr) -> FileKind {
     if name == CLEAN_SHUTDOWN {
         return FileKind::CleanShutdown;
     }
-    if name == EPOCH || name == RECOVERY_POINT {
+    if name == EPOCH || name == RECOVERY_POINT || name == LOG_START {
         return FileKind::Epoch;
     }
     if name.ends_with(TMP_SUFFIX) {

@@ -1,0 +1,264 @@
+//! What moves the start of a partition and what finds offsets by time:
+//! [`Log::delete_records`], [`Log::enforce_retention`] (by age and by size,
+//! whole sealed segments only), [`Log::offset_for_time`], and
+//! [`Log::wait_for`], the notification the server's long polls and
+//! subscriptions sleep on.
+//!
+//! Retention is judged on each segment's largest server append time (never
+//! a file's mtime, never producer time). It never deletes the active
+//! segment. Readers that took a segment's file handle before it was deleted
+//! finish their read (the file is unlinked, not truncated, and nothing is
+//! mapped), and later reads below the new start get
+//! [`Error::OffsetOutOfRange`] with the earliest offset. This module starts
+//! no thread: the store calls `enforce_retention` on its own schedule.
+
+use std::path::Path;
+use std::sync::PoisonError;
+use std::time::{Duration, Instant};
+
+use log_index::IndexLookup;
+
+use crate::error::{Error, io_error};
+use crate::io::Fs;
+use crate::log::{Isolation, Log, State, Watermarks, crc32, lock, watermarks, write_atomic};
+use crate::naming;
+use crate::segment::{Segment, SegmentIndex};
+
+/// What one retention pass deleted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RetentionReport {
+    /// Base offsets of the deleted segments.
+    pub deleted_segments: Vec<u64>,
+    /// Bytes of log deleted.
+    pub deleted_bytes: u64,
+    /// The first offset still stored.
+    pub log_start: u64,
+}
+
+impl Log {
+    /// Moves the log start to `before_offset`: records below it are no
+    /// longer served, and whole segments below it are deleted. The new
+    /// start is persisted (atomic write) before this returns. Returns the
+    /// new log start.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::OffsetOutOfRange`] when `before_offset` is past the log end.
+    pub fn delete_records(&self, before_offset: u64) -> Result<u64, Error> {
+        let mut state = lock(&self.state);
+        let durable_end = lock(&self.sync).durable_end;
+        let marks = watermarks(&state, durable_end);
+        if before_offset > marks.log_end {
+            return Err(Error::OffsetOutOfRange {
+                requested: before_offset,
+                log_start: marks.log_start,
+                log_end: marks.log_end,
+            });
+        }
+        if before_offset <= marks.log_start {
+            return Ok(marks.log_start);
+        }
+        write_log_start(&*self.fs, &self.dir, before_offset)?;
+        state.log_start = before_offset;
+        // Whole segments entirely below the new start go.
+        let doomed = state
+            .segments
+            .iter()
+            .enumerate()
+            .take(state.segments.len().saturating_sub(1))
+            .filter(|(i, _)| {
+                state
+                    .segments
+                    .get(i + 1)
+                    .is_some_and(|next| next.base_offset <= before_offset)
+            })
+            .count();
+        let removed: Vec<Segment> = state.segments.drain(..doomed).collect();
+        drop(state);
+        self.delete_segment_files(&removed)?;
+        tracing::info!(dir = %self.dir.display(), log_start = before_offset, segments = removed.len(), "records deleted");
+        Ok(before_offset)
+    }
+
+    /// Deletes the oldest sealed segments that retention no longer keeps:
+    /// those whose largest append time is older than
+    /// `config.retention_max_age`, then, while the partition is larger than
+    /// `config.retention_max_bytes`, the oldest ones. `now_ms` is the
+    /// current time, ms since the Unix epoch (a parameter, so tests and
+    /// tools can judge at any time).
+    pub fn enforce_retention(&self, now_ms: i64) -> Result<RetentionReport, Error> {
+        let max_age = self.config.retention_max_age;
+        let max_bytes = self.config.retention_max_bytes;
+        let mut state = lock(&self.state);
+        let sealed = state.segments.len().saturating_sub(1);
+        let mut total: u64 = state.segments.iter().map(|s| s.len).sum();
+        let mut doomed = 0;
+        while doomed < sealed {
+            let too_old = match max_age {
+                Some(age) => {
+                    let age = i64::try_from(age.as_millis()).unwrap_or(i64::MAX);
+                    let newest = segment_max_append_time(&*self.fs, &mut state, doomed)?;
+                    now_ms.saturating_sub(newest) > age
+                }
+                None => false,
+            };
+            let segment_len = state.segments[doomed].len;
+            let too_big = max_bytes.is_some_and(|max| total.saturating_sub(segment_len) >= max && total > max);
+            if !(too_old || too_big) {
+                break;
+            }
+            total -= segment_len;
+            doomed += 1;
+        }
+        let removed: Vec<Segment> = state.segments.drain(..doomed).collect();
+        let log_start = watermarks(&state, 0).log_start;
+        drop(state);
+        self.delete_segment_files(&removed)?;
+        let report = RetentionReport {
+            deleted_segments: removed.iter().map(|s| s.base_offset).collect(),
+            deleted_bytes: removed.iter().map(|s| s.len).sum(),
+            log_start,
+        };
+        if !removed.is_empty() {
+            tracing::info!(
+                dir = %self.dir.display(),
+                segments = removed.len(),
+                bytes = report.deleted_bytes,
+                log_start,
+                "retention deleted segments"
+            );
+        }
+        Ok(report)
+    }
+
+    /// Removes the files of segments already taken out of the state, oldest
+    /// first, syncing the directory after each, so a crash never leaves a
+    /// hole: at worst the oldest segments come back.
+    fn delete_segment_files(&self, removed: &[Segment]) -> Result<(), Error> {
+        for segment in removed {
+            for path in [&segment.log_path, &segment.index_path] {
+                match self.fs.remove_file(path) {
+                    Ok(()) => {}
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(err) => return Err(io_error("delete segment file", path)(err)),
+                }
+            }
+            self.fs
+                .sync_dir(&self.dir)
+                .map_err(io_error("sync partition directory", &self.dir))?;
+        }
+        Ok(())
+    }
+
+    /// The first offset whose server append time is `>= time_ms`, or `None`
+    /// when every record is older (the caller then uses the log end).
+    pub fn offset_for_time(&self, time_ms: i64) -> Result<Option<u64>, Error> {
+        let mut state = lock(&self.state);
+        let log_start = watermarks(&state, 0).log_start;
+        for i in 0..state.segments.len() {
+            if segment_max_append_time(&*self.fs, &mut state, i)? < time_ms {
+                continue;
+            }
+            let fs = self.fs.clone();
+            let segment = &mut state.segments[i];
+            segment.index_floor(&*fs, segment.base_offset)?; // loads the index
+            let start = match &segment.index {
+                SegmentIndex::Active(index) => index.time_scan_start(time_ms),
+                SegmentIndex::Sealed(index) => index.time_scan_start(time_ms),
+                SegmentIndex::Unloaded => log_index::IndexEntry::SEGMENT_START,
+            };
+            let mut position = u64::from(start.position);
+            while position < segment.len {
+                let header = segment.header_at(position)?;
+                if header.append_time >= time_ms {
+                    return Ok(Some(header.base_offset.max(log_start)));
+                }
+                position += u64::from(header.length);
+            }
+        }
+        Ok(None)
+    }
+
+    /// Waits until the log end (with [`Isolation::Written`]) or the durable
+    /// end (with [`Isolation::Durable`]) passes `offset`, or `timeout`
+    /// elapses, by notification (no polling). Returns the watermarks then.
+    pub fn wait_for(&self, offset: u64, isolation: Isolation, timeout: Duration) -> Watermarks {
+        let deadline = Instant::now() + timeout;
+        // Only the sync lock is held while waiting (the state lock is always
+        // taken before it, never after, elsewhere).
+        let mut sync = lock(&self.sync);
+        loop {
+            let end = match isolation {
+                Isolation::Durable => sync.durable_end,
+                Isolation::Written => sync.written_end,
+            };
+            let now = Instant::now();
+            if end > offset || now >= deadline {
+                break;
+            }
+            sync = self
+                .synced
+                .wait_timeout(sync, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        drop(sync);
+        self.watermarks()
+    }
+}
+
+/// The largest append time of segment `i`: known for the active segment and
+/// for segments rolled in this run; otherwise read from its last batch
+/// header (append times only grow, so the last batch has the largest).
+fn segment_max_append_time(fs: &dyn Fs, state: &mut State, i: usize) -> Result<i64, Error> {
+    let segment = &mut state.segments[i];
+    if segment.max_append_time != i64::MIN || segment.len == 0 {
+        return Ok(segment.max_append_time);
+    }
+    let last_entry = segment.index_floor(fs, u64::MAX)?;
+    let mut position = u64::from(last_entry.position);
+    let mut newest = i64::MIN;
+    while position < segment.len {
+        let header = segment.header_at(position)?;
+        newest = newest.max(header.append_time);
+        position += u64::from(header.length);
+    }
+    segment.max_append_time = newest;
+    Ok(newest)
+}
+
+/// Persists the log start offset (atomic replace).
+fn write_log_start(fs: &dyn Fs, dir: &Path, log_start: u64) -> Result<(), Error> {
+    let mut bytes = log_start.to_le_bytes().to_vec();
+    let crc = crc32(&bytes);
+    bytes.extend_from_slice(&crc.to_le_bytes());
+    write_atomic(fs, &dir.join(naming::LOG_START), &bytes)
+}
+
+/// Reads the persisted log start offset (0 when none was persisted).
+pub(crate) fn read_log_start(fs: &dyn Fs, dir: &Path) -> Result<u64, Error> {
+    let path = dir.join(naming::LOG_START);
+    match fs.read(&path) {
+        Ok(bytes) => {
+            if bytes.len() == 12 && crc32(&bytes[..8]).to_le_bytes() == bytes[8..12] {
+                let mut value = [0u8; 8];
+                value.copy_from_slice(&bytes[..8]);
+                Ok(u64::from_le_bytes(value))
+            } else {
+                Err(Error::Corruption {
+                    position: 0,
+                    source: log_format::Corrupt {
+                        position: 0,
+                        field_position: 8,
+                        what: log_format::Defect::HeaderChecksum,
+                        expected: 12,
+                        found: bytes.len() as u64,
+                    },
+                    path,
+                })
+            }
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(err) => Err(io_error("read log start", &path)(err)),
+    }
+}
