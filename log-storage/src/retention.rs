@@ -37,14 +37,20 @@ pub struct RetentionReport {
 
 impl Log {
     /// Moves the log start to `before_offset`: records below it are no
-    /// longer served, and whole segments below it are deleted. The new
-    /// start is persisted (atomic write) before this returns. Returns the
-    /// new log start.
+    /// longer served, and whole segments below it are deleted. Records
+    /// below `before_offset` are made durable first and the new start is
+    /// persisted (atomic write) before this returns. Returns the new log
+    /// start.
     ///
     /// # Errors
     ///
     /// [`Error::OffsetOutOfRange`] when `before_offset` is past the log end.
     pub fn delete_records(&self, before_offset: u64) -> Result<u64, Error> {
+        // The new start must not outlive the records before it: make them
+        // durable first, or a crash could leave the start past the end.
+        if before_offset > lock(&self.sync).durable_end {
+            self.sync()?;
+        }
         let mut state = lock(&self.state);
         let durable_end = lock(&self.sync).durable_end;
         let marks = watermarks(&state, durable_end);
@@ -103,7 +109,8 @@ impl Log {
                 None => false,
             };
             let segment_len = state.segments[doomed].len;
-            let too_big = max_bytes.is_some_and(|max| total.saturating_sub(segment_len) >= max && total > max);
+            let too_big = max_bytes
+                .is_some_and(|max| total.saturating_sub(segment_len) >= max && total > max);
             if !(too_old || too_big) {
                 break;
             }

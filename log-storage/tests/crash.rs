@@ -40,6 +40,7 @@ fn config() -> LogConfig {
     config.segment_max_bytes = 4096;
     config.index_interval_bytes = 256;
     config.limits.max_batch_bytes = 4096;
+    config.retention_max_bytes = Some(16 * 1024);
     config
 }
 
@@ -64,6 +65,12 @@ fn encode(batch: u64, records: u64, len: usize) -> BytesMut {
 #[derive(Default)]
 struct Sent {
     values: BTreeMap<u64, (Vec<u8>, bool)>,
+    /// The largest log start a delete-records or retention call returned:
+    /// a crash must not bring records below it back.
+    acked_start: u64,
+    /// The log start when the workload stopped: a crash must not delete
+    /// past it.
+    last_start: u64,
 }
 
 fn open(fs: &SimFs, dir: &Path) -> Result<Log, log_storage::Error> {
@@ -124,6 +131,34 @@ fn workload(log: &Log, rng: &mut Rng, sent: &mut Sent, first_batch: u64) {
         };
         if rng.below(15) == 0 && log.roll_now().is_err() {
             return;
+        }
+        sent.last_start = log.watermarks().log_start;
+        if rng.below(12) == 0 {
+            let marks = log.watermarks();
+            let target = marks.log_start + rng.below(marks.log_end - marks.log_start + 1);
+            let result = log.delete_records(target);
+            // Even a failed call may have deleted what it took out.
+            sent.last_start = log.watermarks().log_start;
+            match result {
+                Ok(start) => sent.acked_start = sent.acked_start.max(start),
+                Err(_) => {
+                    // Its outcome is unknown (the rename may have reached
+                    // the disk before the directory sync failed): the start
+                    // may be anywhere up to the target.
+                    sent.last_start = sent.last_start.max(target);
+                    return;
+                }
+            }
+            sent.last_start = log.watermarks().log_start;
+        }
+        if rng.below(10) == 0 {
+            let result = log.enforce_retention(i64::MAX);
+            sent.last_start = log.watermarks().log_start;
+            match result {
+                Ok(report) => sent.acked_start = sent.acked_start.max(report.log_start),
+                Err(_) => return,
+            }
+            sent.last_start = log.watermarks().log_start;
         }
         let end = log.watermarks().log_end;
         for r in 0..records {
@@ -194,6 +229,17 @@ fn check(
     start: u64,
     end: u64,
 ) {
+    // Retention never resurrects nor over-deletes.
+    assert!(
+        start >= sent.acked_start,
+        "seed {seed}: log start {start} went back below {} ({report})",
+        sent.acked_start
+    );
+    assert!(
+        start <= sent.last_start.max(sent.acked_start),
+        "seed {seed}: log start {start} past {} ({report})",
+        sent.last_start
+    );
     // Dense offsets from start to end.
     let offsets: Vec<u64> = found.keys().copied().collect();
     assert_eq!(
@@ -201,8 +247,8 @@ fn check(
         (start..end).collect::<Vec<_>>(),
         "seed {seed}: offsets not dense ({report})"
     );
-    // Every durable ack is there, byte for byte.
-    for (offset, (value, durable)) in &sent.values {
+    // Every durable ack at or past the start is there, byte for byte.
+    for (offset, (value, durable)) in sent.values.range(start..) {
         if *durable {
             assert_eq!(
                 found.get(offset),

@@ -34,7 +34,13 @@ fn open(dir: &Path, config: LogConfig) -> Log {
 fn segments(dir: &Path) -> usize {
     std::fs::read_dir(dir)
         .unwrap()
-        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".log"))
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".log")
+        })
         .count()
 }
 
@@ -55,16 +61,31 @@ fn delete_records_moves_the_start_and_deletes_whole_segments_below_it() {
     assert_eq!(log.watermarks().log_start, 355);
     assert!(segments(tmp.path()) < before);
     match log.read(100, 1 << 20, Isolation::Durable) {
-        Err(Error::OffsetOutOfRange { requested: 100, log_start: 355, log_end: 600 }) => {}
+        Err(Error::OffsetOutOfRange {
+            requested: 100,
+            log_start: 355,
+            log_end: 600,
+        }) => {}
         other => panic!("{other:?}"),
     }
     let read = log.read(355, 1 << 20, Isolation::Durable).unwrap();
     assert!(read.batch_count > 0);
-    assert!(matches!(log.delete_records(601), Err(Error::OffsetOutOfRange { .. })));
-    assert_eq!(log.delete_records(10).unwrap(), 355, "the start never moves back");
+    assert!(matches!(
+        log.delete_records(601),
+        Err(Error::OffsetOutOfRange { .. })
+    ));
+    assert_eq!(
+        log.delete_records(10).unwrap(),
+        355,
+        "the start never moves back"
+    );
     drop(log);
     let log = open(tmp.path(), config());
-    assert_eq!(log.watermarks().log_start, 355, "the start survives a reopen");
+    assert_eq!(
+        log.watermarks().log_start,
+        355,
+        "the start survives a reopen"
+    );
     assert_eq!(log.watermarks().log_end, 600);
 }
 
@@ -84,8 +105,14 @@ fn retention_by_size_deletes_the_oldest_sealed_segments() {
         .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
         .map(|e| e.metadata().unwrap().len())
         .sum();
-    assert!(total <= 20 * 1024 + 8 * 1024, "at most one segment over the limit: {total}");
-    assert!(total >= 20 * 1024 - 8 * 1024, "not more than needed: {total}");
+    assert!(
+        total <= 20 * 1024 + 8 * 1024,
+        "at most one segment over the limit: {total}"
+    );
+    assert!(
+        total >= 20 * 1024 - 8 * 1024,
+        "not more than needed: {total}"
+    );
     let marks = log.watermarks();
     assert_eq!(marks.log_start, report.log_start);
     assert_eq!(marks.log_end, 1000);
@@ -101,8 +128,17 @@ fn retention_by_age_uses_append_time_and_keeps_the_active_segment() {
     config.retention_max_age = Some(Duration::from_secs(3600));
     let log = open(tmp.path(), config.clone());
     fill(&log, 50);
-    let now = log.append(batch(1), AppendOptions::default()).unwrap().append_time;
-    assert!(log.enforce_retention(now).unwrap().deleted_segments.is_empty(), "nothing is an hour old");
+    let now = log
+        .append(batch(1), AppendOptions::default())
+        .unwrap()
+        .append_time;
+    assert!(
+        log.enforce_retention(now)
+            .unwrap()
+            .deleted_segments
+            .is_empty(),
+        "nothing is an hour old"
+    );
     drop(log);
     // Reopened, the sealed segments' times come from their last batches.
     let log = open(tmp.path(), config);
@@ -152,8 +188,15 @@ fn offset_for_time_finds_the_first_batch_at_or_after_a_time() {
         acks.push(log.append(batch(5), AppendOptions::default()).unwrap());
     }
     for ack in &acks {
-        let expected = acks.iter().find(|a| a.append_time >= ack.append_time).unwrap().base_offset;
-        assert_eq!(log.offset_for_time(ack.append_time).unwrap(), Some(expected));
+        let expected = acks
+            .iter()
+            .find(|a| a.append_time >= ack.append_time)
+            .unwrap()
+            .base_offset;
+        assert_eq!(
+            log.offset_for_time(ack.append_time).unwrap(),
+            Some(expected)
+        );
     }
     assert_eq!(log.offset_for_time(i64::MIN).unwrap(), Some(0));
     let last = acks.last().unwrap().append_time;
