@@ -12,6 +12,8 @@ use std::path::PathBuf;
 
 use log_format::{BuildError, Corrupt, Defect};
 
+use crate::names::NameKind;
+
 /// An error of the `log-storage` crate.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -104,6 +106,88 @@ pub enum Error {
         /// The partition directory.
         dir: PathBuf,
     },
+    /// A topic name or consumer id was refused before it became a path;
+    /// nothing was created or changed.
+    InvalidName {
+        /// Which kind of name.
+        kind: NameKind,
+        /// The name as given (at most its first 256 characters).
+        name: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// The data directory is locked by another store (this process or
+    /// another one).
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+        /// Who holds it, as far as the lock file says.
+        holder: String,
+    },
+    /// A topic to create exists already; nothing was changed.
+    TopicExists {
+        /// The topic.
+        topic: String,
+    },
+    /// No such topic.
+    TopicNotFound {
+        /// The topic.
+        topic: String,
+    },
+    /// The topic has no such partition.
+    PartitionNotFound {
+        /// The topic.
+        topic: String,
+        /// The partition asked for.
+        partition: u32,
+        /// How many partitions the topic has.
+        partitions: u32,
+    },
+    /// The metadata of a committed offset is larger than allowed; nothing
+    /// was written.
+    MetadataTooLarge {
+        /// Its length in bytes.
+        len: usize,
+        /// The largest length accepted.
+        max: usize,
+    },
+    /// A small metadata file of the store (a topic config, a committed
+    /// offset) is damaged or missing. It is reported, never replaced by a
+    /// default.
+    CorruptMetadata {
+        /// The file.
+        path: PathBuf,
+        /// Byte position of the problem in the file.
+        position: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The store is closed.
+    StoreClosed {
+        /// The data directory.
+        dir: PathBuf,
+    },
+    /// An idempotent producer's batch carries an older epoch than the
+    /// producer's current one: a newer instance fenced it. Nothing written.
+    ProducerFenced {
+        /// The producer id.
+        producer_id: i64,
+        /// The batch's epoch.
+        epoch: i16,
+        /// The producer's current epoch.
+        current_epoch: i16,
+    },
+    /// An idempotent producer's batch does not follow its previous one (a
+    /// gap or a reordering) and is not a retry of one of its last five.
+    /// Nothing written.
+    OutOfOrderSequence {
+        /// The producer id.
+        producer_id: i64,
+        /// The sequence the next batch must start at.
+        expected: i32,
+        /// The batch's base sequence.
+        found: i32,
+    },
 }
 
 impl Error {
@@ -157,6 +241,52 @@ impl fmt::Display for Error {
             Error::InvalidConfig { setting, reason } => write!(f, "invalid {setting}: {reason}"),
             Error::Build(err) => write!(f, "cannot build batch: {err}"),
             Error::Closed { dir } => write!(f, "partition {} is closed", dir.display()),
+            Error::InvalidName { kind, name, reason } => {
+                write!(f, "invalid {kind} {name:?}: {reason}")
+            }
+            Error::Locked { path, holder } => {
+                write!(f, "data directory is locked: {} ({holder})", path.display())
+            }
+            Error::TopicExists { topic } => write!(f, "topic {topic:?} exists already"),
+            Error::TopicNotFound { topic } => write!(f, "no topic {topic:?}"),
+            Error::PartitionNotFound {
+                topic,
+                partition,
+                partitions,
+            } => write!(
+                f,
+                "topic {topic:?} has no partition {partition} (it has {partitions})"
+            ),
+            Error::MetadataTooLarge { len, max } => write!(
+                f,
+                "offset metadata is {len} bytes, more than the {max} allowed"
+            ),
+            Error::CorruptMetadata {
+                path,
+                position,
+                reason,
+            } => write!(
+                f,
+                "corrupt metadata file {} at byte {position}: {reason}",
+                path.display()
+            ),
+            Error::StoreClosed { dir } => write!(f, "store {} is closed", dir.display()),
+            Error::ProducerFenced {
+                producer_id,
+                epoch,
+                current_epoch,
+            } => write!(
+                f,
+                "producer {producer_id} with epoch {epoch} is fenced by epoch {current_epoch}"
+            ),
+            Error::OutOfOrderSequence {
+                producer_id,
+                expected,
+                found,
+            } => write!(
+                f,
+                "producer {producer_id} sent sequence {found}, expected {expected}"
+            ),
         }
     }
 }

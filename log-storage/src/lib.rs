@@ -16,10 +16,18 @@
 //!   file operation of the crate goes through it.
 //! - `log.rs`: [`Log`], one partition: append with group commit, read,
 //!   roll, clean shutdown and crash recovery.
+//! - `producer.rs`: the idempotent producer's state and its snapshot.
 //! - `retention.rs`: delete-records, retention by age and size, offset
 //!   for a time, waiting for an offset.
 //! - `segment.rs`: one segment (log file + index), header hops and scans.
 //! - `naming.rs`: file names of a partition directory.
+//! - `store.rs`: [`Store`], the topics, partitions and committed offsets
+//!   of one data directory (layout, `topic.config` format, crash-safe
+//!   create and delete), and [`lock_data_dir`], its exclusive lock.
+//! - `names.rs`: validation of topic names and consumer ids, and the paths
+//!   built from them (always inside the data directory).
+//! - `offsets.rs`: committed consumer offsets, one atomically replaced file
+//!   per consumer, topic and partition.
 //! - `config.rs`: [`LogConfig`].
 //! - `error.rs`: [`Error`].
 //! - `sim.rs`: [`SimFs`], the simulated file system for crash and fault
@@ -30,14 +38,23 @@ mod config;
 mod error;
 mod io;
 mod log;
+mod names;
 mod naming;
+mod offsets;
+mod producer;
 mod retention;
 mod segment;
 mod sim;
+mod store;
 
 pub use config::LogConfig;
 pub use error::Error;
 pub use io::{DirEntry, FileHandle, Fs, OpenMode, RealFs};
-pub use retention::RetentionReport;
 pub use log::{Ack, AppendOptions, Appended, Isolation, Log, ReadResult, Watermarks};
+pub use names::{
+    MAX_NAME_BYTES, NameKind, RESERVED_SUFFIXES, validate_consumer_id, validate_topic_name,
+};
+pub use offsets::{MAX_OFFSET_METADATA_BYTES, OFFSET_FILE_MAX_BYTES};
+pub use retention::RetentionReport;
 pub use sim::{CrashReport, FaultKind, SimFs, TearKind, TornSector};
+pub use store::{DirLock, MAX_PARTITIONS, Store, TopicConfig, TopicInfo, lock_data_dir};

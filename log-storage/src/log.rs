@@ -25,6 +25,9 @@ use crate::config::LogConfig;
 use crate::error::{Error, index_error, io_error};
 use crate::io::{FileHandle, Fs, OpenMode};
 use crate::naming::{self, FileKind};
+use crate::producer::{
+    ProducerStates, SequenceError, Verdict, read_producer_snapshot, write_producer_snapshot,
+};
 use crate::retention::read_log_start;
 use crate::segment::{ScanStop, SeamFile, Segment, SegmentIndex, scan_file, tmp_path};
 
@@ -129,6 +132,8 @@ pub(crate) struct State {
     write_block: Option<WriteBlock>,
     pub(crate) epoch: u64,
     closed: bool,
+    /// Idempotent producer state.
+    pub(crate) producers: ProducerStates,
 }
 
 #[derive(Debug, Clone)]
@@ -168,11 +173,23 @@ impl Log {
     pub fn open(fs: Arc<dyn Fs>, dir: impl AsRef<Path>, config: LogConfig) -> Result<Log, Error> {
         config.validate()?;
         let dir = dir.as_ref().to_path_buf();
-        fs.create_dir_all(&dir)
-            .map_err(io_error("create partition directory", &dir))?;
-        // A new directory's entry is durable only once its parent is synced:
-        // sync the whole chain (cheap, once per open).
-        for ancestor in dir.ancestors().filter(|a| !a.as_os_str().is_empty()) {
+        let existed = fs
+            .exists(&dir)
+            .map_err(io_error("check partition directory", &dir))?;
+        if !existed {
+            fs.create_dir_all(&dir)
+                .map_err(io_error("create partition directory", &dir))?;
+        }
+        // A directory's entry is durable only once its parent is synced:
+        // sync the chain a create may have made, or else (the directory may
+        // come from a run killed before it synced) the directory and its
+        // parent.
+        let chain = if existed { 2 } else { usize::MAX };
+        for ancestor in dir
+            .ancestors()
+            .filter(|a| !a.as_os_str().is_empty())
+            .take(chain)
+        {
             fs.sync_dir(ancestor)
                 .map_err(io_error("sync directory", ancestor))?;
         }
@@ -254,6 +271,41 @@ impl Log {
             }
             None => {}
         }
+        // Idempotent producer: a retry gets its original offsets back and
+        // writes nothing; a gap or a stale epoch is refused.
+        match state.producers.check(&header) {
+            Ok(Verdict::Anonymous | Verdict::Append) => {}
+            Ok(Verdict::Duplicate(meta)) => {
+                let epoch = state.epoch;
+                drop(state);
+                let durable_end = match options.ack {
+                    Ack::Written => lock(&self.sync).durable_end,
+                    Ack::Durable => self.wait_durable(meta.last_offset + 1)?,
+                };
+                return Ok(Appended {
+                    base_offset: meta.base_offset,
+                    last_offset: meta.last_offset,
+                    append_time: meta.append_time,
+                    ack: options.ack,
+                    durable_end,
+                    epoch,
+                });
+            }
+            Err(SequenceError::StaleEpoch { epoch, current }) => {
+                return Err(Error::ProducerFenced {
+                    producer_id: header.producer_id,
+                    epoch,
+                    current_epoch: current,
+                });
+            }
+            Err(SequenceError::OutOfOrder { expected, found }) => {
+                return Err(Error::OutOfOrderSequence {
+                    producer_id: header.producer_id,
+                    expected,
+                    found,
+                });
+            }
+        }
         if let Some(expected) = options.expected_end_offset
             && expected != state.next_offset
         {
@@ -301,6 +353,10 @@ impl Log {
                 tracing::warn!(error = %err, "index update failed; it will be rebuilt on open");
             }
         }
+        let mut stamped = header;
+        stamped.base_offset = base_offset;
+        stamped.append_time = append_time;
+        state.producers.record(&stamped);
         state.next_offset = last_offset + 1;
         state.last_append_time = append_time;
         let epoch = state.epoch;
@@ -464,6 +520,13 @@ impl Log {
             let sync = lock(&self.sync);
             write_checkpoint(&*sync.checkpoint, &self.dir, segment.base_offset, 0);
         }
+        // The producer state as of the new segment's start, so that recovery
+        // replays only the active segment.
+        if let Err(err) =
+            write_producer_snapshot(&*self.fs, &self.dir, next_offset, &state.producers)
+        {
+            tracing::warn!(error = %err, "cannot write the producer state snapshot");
+        }
         tracing::info!(segment = %segment.log_path.display(), "rolled to a new segment");
         state.segments.push(segment);
         Ok(())
@@ -616,6 +679,7 @@ impl Log {
             active_len: active.len,
             last_append_time,
         };
+        write_producer_snapshot(&*self.fs, &self.dir, next_offset, &state.producers)?;
         write_atomic(
             &*self.fs,
             &self.dir.join(naming::CLEAN_SHUTDOWN),
@@ -907,6 +971,7 @@ fn recover(fs: &dyn Fs, dir: &Path, config: &LogConfig) -> Result<Recovered, Err
                 write_block: None,
                 epoch,
                 closed: false,
+                producers: ProducerStates::default(),
             },
         });
     };
@@ -1104,6 +1169,7 @@ fn recover(fs: &dyn Fs, dir: &Path, config: &LogConfig) -> Result<Recovered, Err
     }
     Ok(Recovered {
         state: State {
+            producers: recover_producers(fs, dir, &segments, next_offset)?,
             segments,
             next_offset,
             log_start: read_log_start(fs, dir)?,
@@ -1113,6 +1179,66 @@ fn recover(fs: &dyn Fs, dir: &Path, config: &LogConfig) -> Result<Recovered, Err
             closed: false,
         },
     })
+}
+
+/// Rebuilds the idempotent producer state: the snapshot (taken at the last
+/// roll or clean close), then every batch after it in the active segment.
+/// Without a usable snapshot, only the active segment's producers are
+/// known again (logged): older producers are then treated as new.
+fn recover_producers(
+    fs: &dyn Fs,
+    dir: &Path,
+    segments: &[Segment],
+    next_offset: u64,
+) -> Result<ProducerStates, Error> {
+    let Some(active) = segments.last() else {
+        return Ok(ProducerStates::default());
+    };
+    let snapshot = match read_producer_snapshot(fs, dir) {
+        Ok(snapshot) => snapshot,
+        Err(reason) => {
+            tracing::warn!(%reason, "ignoring the producer state snapshot");
+            None
+        }
+    };
+    let (from, mut states) = match snapshot {
+        Some((offset, states)) if offset >= active.base_offset && offset <= next_offset => {
+            (offset, states)
+        }
+        other => {
+            if other.is_some() || active.base_offset > 0 {
+                tracing::warn!(
+                    dir = %dir.display(),
+                    "no usable producer state snapshot: producers before offset {} are forgotten",
+                    active.base_offset
+                );
+            }
+            (active.base_offset, ProducerStates::default())
+        }
+    };
+    if from < next_offset {
+        let start = match &active.index {
+            SegmentIndex::Active(index) => u64::from(
+                index
+                    .lookup_offset((from - active.base_offset) as u32)
+                    .position,
+            ),
+            _ => 0,
+        };
+        scan_file(
+            &*active.file,
+            &active.log_path,
+            start,
+            active.len,
+            |_, header| {
+                if header.base_offset >= from {
+                    states.record(header);
+                }
+                Ok(())
+            },
+        )?;
+    }
+    Ok(states)
 }
 
 /// The recovery point: the active segment and the position in it up to

@@ -3,7 +3,8 @@
 //! `{base_offset:020}.log` and `{base_offset:020}.index` for segments,
 //! `clean-shutdown` for the clean-shutdown marker, `epoch` for the
 //! crash-truncation epoch, `recovery-point` for the synced length of the
-//! active segment, `log-start` for the first readable offset, and `.tmp` for files being replaced atomically.
+//! active segment, `log-start` for the first readable offset, `producer-state` for
+//! the idempotent producers, and `.tmp` for files being replaced atomically.
 //! This module touches no file.
 
 use std::ffi::OsStr;
@@ -23,6 +24,8 @@ pub(crate) const EPOCH: &str = "epoch";
 pub(crate) const RECOVERY_POINT: &str = "recovery-point";
 /// Name of the log-start-offset file.
 pub(crate) const LOG_START: &str = "log-start";
+/// Name of the idempotent-producer state snapshot.
+pub(crate) const PRODUCER_STATE: &str = "producer-state";
 
 /// The log file of the segment starting at `base_offset`.
 pub(crate) fn log_path(dir: &Path, base_offset: u64) -> PathBuf {
@@ -45,7 +48,7 @@ pub(crate) enum FileKind {
     Temp,
     /// The clean-shutdown marker.
     CleanShutdown,
-    /// The epoch, recovery-point or log-start file.
+    /// The epoch, recovery-point, log-start or producer-state file.
     Epoch,
     /// Anything else: left alone.
     Unknown,
@@ -59,7 +62,7 @@ pub(crate) fn classify(name: &OsStr) -> FileKind {
     if name == CLEAN_SHUTDOWN {
         return FileKind::CleanShutdown;
     }
-    if name == EPOCH || name == RECOVERY_POINT || name == LOG_START {
+    if [EPOCH, RECOVERY_POINT, LOG_START, PRODUCER_STATE].contains(&name) {
         return FileKind::Epoch;
     }
     if name.ends_with(TMP_SUFFIX) {
