@@ -50,7 +50,7 @@ mod store;
 pub use config::LogConfig;
 pub use error::Error;
 pub use io::{DirEntry, FileHandle, Fs, OpenMode, RealFs};
-pub use log::{Ack, AppendOptions, Appended, Isolation, Log, ReadResult, Watermarks};
+pub use log::{Ack, AppendOptions, Appended, Committer, Isolation, Log, ReadResult, Watermarks};
 pub use names::{
     MAX_NAME_BYTES, NameKind, RESERVED_SUFFIXES, validate_consumer_id, validate_topic_name,
 };

@@ -152,6 +152,117 @@ pub(crate) struct SyncState {
     poisoned: Option<String>,
     /// The recovery-point file, rewritten (not synced) after every sync.
     checkpoint: Arc<dyn FileHandle>,
+    /// Async appends waiting for their batch to become durable.
+    waiters: Vec<Waiter>,
+}
+
+/// An async append waiting for the durable end to pass `target`.
+pub(crate) struct Waiter {
+    target: u64,
+    done: Box<dyn FnOnce(Result<u64, Error>) + Send>,
+}
+
+impl std::fmt::Debug for Waiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Waiter")
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Calls completions, outside every lock.
+fn complete(ready: Vec<(Waiter, Result<u64, Error>)>) {
+    for (waiter, result) in ready {
+        (waiter.done)(result);
+    }
+}
+
+/// A small, fixed pool of threads that runs the syncs of async appends
+/// ([`Log::append_then`]) for any number of partitions: the thread count
+/// does not grow with partitions. Each request names a partition with
+/// waiting appends; a thread syncs it until none is left.
+#[derive(Debug)]
+pub struct Committer {
+    queue: Arc<(Mutex<CommitQueue>, Condvar)>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+#[derive(Debug, Default)]
+struct CommitQueue {
+    logs: std::collections::VecDeque<Arc<Log>>,
+    stopping: bool,
+}
+
+impl Committer {
+    /// Starts `threads` committer threads (at least one).
+    pub fn start(threads: usize) -> Committer {
+        let queue = Arc::new((Mutex::new(CommitQueue::default()), Condvar::new()));
+        let threads = (0..threads.max(1))
+            .map(|i| {
+                let queue = Arc::clone(&queue);
+                std::thread::Builder::new()
+                    .name(format!("log-commit-{i}"))
+                    .spawn(move || committer_loop(&queue))
+            })
+            .filter_map(|spawned| match spawned {
+                Ok(handle) => Some(handle),
+                Err(err) => {
+                    tracing::error!(error = %err, "cannot start a committer thread");
+                    None
+                }
+            })
+            .collect();
+        Committer { queue, threads }
+    }
+
+    fn request(&self, log: Arc<Log>) {
+        let (queue, wake) = &*self.queue;
+        let mut queue = lock(queue);
+        if !queue.logs.iter().any(|queued| Arc::ptr_eq(queued, &log)) {
+            queue.logs.push_back(log);
+        }
+        wake.notify_one();
+        if self.threads.is_empty() {
+            // No thread could be started: do the work here rather than never.
+            let log = queue.logs.pop_back();
+            drop(queue);
+            if let Some(log) = log {
+                log.drive_waiters();
+            }
+        }
+    }
+}
+
+impl Drop for Committer {
+    fn drop(&mut self) {
+        {
+            let (queue, wake) = &*self.queue;
+            lock(queue).stopping = true;
+            wake.notify_all();
+        }
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn committer_loop(queue: &(Mutex<CommitQueue>, Condvar)) {
+    let (queue, wake) = queue;
+    loop {
+        let log = {
+            let mut guard = lock(queue);
+            loop {
+                if let Some(log) = guard.logs.pop_front() {
+                    break log;
+                }
+                if guard.stopping {
+                    return;
+                }
+                guard = wake.wait(guard).unwrap_or_else(PoisonError::into_inner);
+            }
+        };
+        log.drive_waiters();
+    }
 }
 
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -210,6 +321,7 @@ impl Log {
                 in_flight: false,
                 poisoned: None,
                 checkpoint,
+                waiters: Vec::new(),
             }),
             synced: Condvar::new(),
         })
@@ -231,7 +343,63 @@ impl Log {
     /// it): checks it, stamps its base offset and append time, writes it and
     /// acknowledges it as `options.ack` asks. On any error nothing is
     /// visible and nothing will be after a restart.
-    pub fn append(&self, mut batch: BytesMut, options: AppendOptions) -> Result<Appended, Error> {
+    pub fn append(&self, batch: BytesMut, options: AppendOptions) -> Result<Appended, Error> {
+        let mut appended = self.write_batch(batch, options)?;
+        if options.ack == Ack::Durable {
+            appended.durable_end = self.wait_durable(appended.last_offset + 1)?;
+        }
+        Ok(appended)
+    }
+
+    /// Like [`append`](Self::append), but never waits for an `fdatasync`:
+    /// the batch is checked and written on the calling thread, and `done`
+    /// is called with the ack once the ack level is met — at once for
+    /// [`Ack::Written`], or by `committer`'s threads after the sync that
+    /// covers the batch for [`Ack::Durable`] (sharing that sync with every
+    /// other append waiting on this partition). `done` is called exactly
+    /// once, never with a lock held.
+    pub fn append_then(
+        self: &Arc<Self>,
+        committer: &Committer,
+        batch: BytesMut,
+        options: AppendOptions,
+        done: impl FnOnce(Result<Appended, Error>) + Send + 'static,
+    ) {
+        let appended = match self.write_batch(batch, options) {
+            Ok(appended) => appended,
+            Err(err) => return done(Err(err)),
+        };
+        let target = appended.last_offset + 1;
+        if options.ack == Ack::Written {
+            return done(Ok(appended));
+        }
+        {
+            let mut sync = lock(&self.sync);
+            if sync.poisoned.is_none() && sync.durable_end < target {
+                sync.waiters.push(Waiter {
+                    target,
+                    done: Box::new(move |result| {
+                        done(result.map(|durable_end| Appended {
+                            durable_end,
+                            ..appended
+                        }))
+                    }),
+                });
+                drop(sync);
+                committer.request(Arc::clone(self));
+                return;
+            }
+        }
+        // Already durable (or poisoned): answer now.
+        done(self.wait_durable(target).map(|durable_end| Appended {
+            durable_end,
+            ..appended
+        }));
+    }
+
+    /// Checks, stamps and writes a batch (or recognises a producer retry);
+    /// the returned ack's `durable_end` is the one known now.
+    fn write_batch(&self, mut batch: BytesMut, options: AppendOptions) -> Result<Appended, Error> {
         let header = match BatchView::decode(&batch, 0, &self.config.limits) {
             Ok(view) if view.len() == batch.len() => *view.header(),
             Ok(view) => {
@@ -278,10 +446,7 @@ impl Log {
             Ok(Verdict::Duplicate(meta)) => {
                 let epoch = state.epoch;
                 drop(state);
-                let durable_end = match options.ack {
-                    Ack::Written => lock(&self.sync).durable_end,
-                    Ack::Durable => self.wait_durable(meta.last_offset + 1)?,
-                };
+                let durable_end = lock(&self.sync).durable_end;
                 return Ok(Appended {
                     base_offset: meta.base_offset,
                     last_offset: meta.last_offset,
@@ -367,10 +532,7 @@ impl Log {
         }
         self.synced.notify_all();
 
-        let durable_end = match options.ack {
-            Ack::Written => lock(&self.sync).durable_end,
-            Ack::Durable => self.wait_durable(last_offset + 1)?,
-        };
+        let durable_end = lock(&self.sync).durable_end;
         Ok(Appended {
             base_offset,
             last_offset,
@@ -402,6 +564,75 @@ impl Log {
                 return Ok(sync.durable_end);
             }
             if sync.in_flight {
+                sync = self
+                    .synced
+                    .wait(sync)
+                    .unwrap_or_else(PoisonError::into_inner);
+                continue;
+            }
+            sync.in_flight = true;
+            drop(sync);
+            let result = self.sync_active();
+            sync = lock(&self.sync);
+            sync.in_flight = false;
+            match result {
+                Ok(end) => sync.durable_end = sync.durable_end.max(end),
+                Err(cause) => sync.poisoned = Some(cause),
+            }
+            self.synced.notify_all();
+            let ready = self.take_ready_waiters(&mut sync);
+            if !ready.is_empty() {
+                drop(sync);
+                complete(ready);
+                sync = lock(&self.sync);
+            }
+        }
+    }
+
+    /// Removes the async waiters whose batches are now durable (or that can
+    /// never be, the partition being poisoned), with their results.
+    fn take_ready_waiters(&self, sync: &mut SyncState) -> Vec<(Waiter, Result<u64, Error>)> {
+        if sync.waiters.is_empty() {
+            return Vec::new();
+        }
+        let durable_end = sync.durable_end;
+        let poisoned = sync.poisoned.clone();
+        let (ready, pending): (Vec<Waiter>, Vec<Waiter>) = std::mem::take(&mut sync.waiters)
+            .into_iter()
+            .partition(|w| poisoned.is_some() || w.target <= durable_end);
+        sync.waiters = pending;
+        ready
+            .into_iter()
+            .map(|waiter| {
+                let result = match &poisoned {
+                    Some(cause) => Err(Error::Poisoned {
+                        dir: self.dir.clone(),
+                        cause: cause.clone(),
+                    }),
+                    None => Ok(durable_end),
+                };
+                (waiter, result)
+            })
+            .collect()
+    }
+
+    /// The committer's work for this partition: sync until no async waiter
+    /// is left, completing them as their batches become durable.
+    fn drive_waiters(&self) {
+        let mut sync = lock(&self.sync);
+        loop {
+            let ready = self.take_ready_waiters(&mut sync);
+            if !ready.is_empty() {
+                drop(sync);
+                complete(ready);
+                sync = lock(&self.sync);
+                continue;
+            }
+            if sync.waiters.is_empty() {
+                return;
+            }
+            if sync.in_flight {
+                // Another leader's sync is running; its end is our next look.
                 sync = self
                     .synced
                     .wait(sync)

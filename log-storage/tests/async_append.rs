@@ -1,0 +1,146 @@
+//! Appends that complete through a callback: durable acks come from a
+//! small fixed pool of committer threads that share syncs across appends,
+//! for any number of partitions.
+#![allow(clippy::unwrap_used)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use bytes::BytesMut;
+use log_format::{BatchBuilder, Limits, NewRecord};
+use log_storage::{Ack, AppendOptions, Committer, Error, Log, LogConfig, SimFs};
+
+fn batch() -> BytesMut {
+    let mut builder = BatchBuilder::new(Limits::default());
+    builder.push(&NewRecord::value(0, b"hello")).unwrap();
+    BytesMut::from(&builder.finish().unwrap()[..])
+}
+
+#[test]
+fn durable_callbacks_arrive_once_each_with_dense_offsets() {
+    let fs = SimFs::new();
+    let log = Arc::new(Log::open(Arc::new(fs.clone()), "/a/p", LogConfig::default()).unwrap());
+    let committer = Arc::new(Committer::start(2));
+    let (tx, rx) = mpsc::channel();
+    let writers: Vec<_> = (0..4)
+        .map(|_| {
+            let (log, committer, tx) = (log.clone(), committer.clone(), tx.clone());
+            std::thread::spawn(move || {
+                for _ in 0..250 {
+                    let tx = tx.clone();
+                    log.append_then(
+                        &committer,
+                        batch(),
+                        AppendOptions::default(),
+                        move |result| {
+                            tx.send(result).unwrap();
+                        },
+                    );
+                }
+            })
+        })
+        .collect();
+    drop(tx);
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    let mut offsets: Vec<u64> = rx
+        .iter()
+        .map(|result| {
+            let ack = result.unwrap();
+            assert_eq!(ack.ack, Ack::Durable);
+            assert!(
+                ack.durable_end > ack.last_offset,
+                "acked before durable: {ack:?}"
+            );
+            ack.base_offset
+        })
+        .collect();
+    offsets.sort_unstable();
+    assert_eq!(offsets, (0..1000).collect::<Vec<_>>());
+    assert_eq!(log.watermarks().durable_end, 1000);
+}
+
+#[test]
+fn written_callbacks_arrive_at_once() {
+    let log = Arc::new(Log::open(Arc::new(SimFs::new()), "/a/p", LogConfig::default()).unwrap());
+    let committer = Committer::start(1);
+    let (tx, rx) = mpsc::channel();
+    let options = AppendOptions {
+        ack: Ack::Written,
+        ..AppendOptions::default()
+    };
+    log.append_then(&committer, batch(), options, move |r| tx.send(r).unwrap());
+    let ack = rx
+        .try_recv()
+        .expect("called before append_then returned")
+        .unwrap();
+    assert_eq!(ack.ack, Ack::Written);
+}
+
+#[test]
+fn a_failed_sync_fails_every_waiting_callback() {
+    let fs = SimFs::new();
+    let log = Arc::new(Log::open(Arc::new(fs.clone()), "/a/p", LogConfig::default()).unwrap());
+    let committer = Committer::start(1);
+    fs.fail_syncs(true);
+    let (tx, rx) = mpsc::channel();
+    for _ in 0..10 {
+        let tx = tx.clone();
+        log.append_then(&committer, batch(), AppendOptions::default(), move |r| {
+            tx.send(r).unwrap()
+        });
+    }
+    drop(tx);
+    let results: Vec<_> = rx.iter().collect();
+    assert_eq!(results.len(), 10);
+    for result in results {
+        assert!(matches!(result, Err(Error::Poisoned { .. })), "{result:?}");
+    }
+}
+
+fn threads() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn many_partitions_share_the_committer_threads() {
+    let fs = SimFs::new();
+    let committer = Committer::start(2);
+    let before = threads();
+    let logs: Vec<Arc<Log>> = (0..200)
+        .map(|p| {
+            Arc::new(
+                Log::open(
+                    Arc::new(fs.clone()),
+                    PathBuf::from(format!("/t/{p}")),
+                    LogConfig::default(),
+                )
+                .unwrap(),
+            )
+        })
+        .collect();
+    let (tx, rx) = mpsc::channel();
+    for log in &logs {
+        let tx = tx.clone();
+        log.append_then(&committer, batch(), AppendOptions::default(), move |r| {
+            tx.send(r).unwrap()
+        });
+    }
+    drop(tx);
+    assert_eq!(rx.iter().filter(|r| r.is_ok()).count(), 200);
+    // Other tests of this binary may run threads meanwhile; this one adds none.
+    assert!(
+        threads() <= before + 4,
+        "threads grew with partitions: {before} -> {}",
+        threads()
+    );
+}
