@@ -12,6 +12,7 @@
 //!   their [`Record`]s borrow keys and values from it.
 //! - [`Scanner`] and [`BytesScanner`] walk a buffer of many batches and stop
 //!   at a torn tail ([`Scanned::Incomplete`]) or damage ([`Scanned::Corrupt`]).
+//! - [`check_checksums`] checks stored batches by their CRCs alone.
 //! - [`stamp`] sets the log-assigned fields in place.
 //! - [`Limits`] bounds what a decoder accepts.
 //!
@@ -114,4 +115,4 @@ pub use header::{
 pub use limits::{DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_RECORDS, Limits};
 pub use record::{Headers, Record};
 pub use scan::{BytesScanner, Scanned, Scanner};
-pub use view::{Batch, BatchView, Records};
+pub use view::{Batch, BatchView, Records, check_checksums};

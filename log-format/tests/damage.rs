@@ -334,3 +334,40 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn checksum_only_checks_catch_every_flip_and_truncation() {
+    let batch = sample_batch();
+    let mut two = batch.to_vec();
+    two.extend_from_slice(&batch);
+    assert_eq!(log_format::check_checksums(&two, 0), Ok(2));
+    for byte in 0..two.len() {
+        for bit in 0..8 {
+            let mut damaged = two.clone();
+            damaged[byte] ^= 1 << bit;
+            match log_format::check_checksums(&damaged, 100) {
+                Err(DecodeError::Corrupt(c)) => {
+                    let expected = if byte < batch.len() {
+                        100
+                    } else {
+                        100 + batch.len() as u64
+                    };
+                    assert_eq!(c.position, expected, "byte {byte}");
+                }
+                other => panic!("flip of bit {bit} in byte {byte}: {other:?}"),
+            }
+        }
+    }
+    for len in 1..two.len() {
+        if len == batch.len() {
+            continue;
+        }
+        assert!(
+            matches!(
+                log_format::check_checksums(&two[..len], 0),
+                Err(DecodeError::Incomplete { .. })
+            ),
+            "cut to {len}"
+        );
+    }
+}

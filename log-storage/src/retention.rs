@@ -203,8 +203,11 @@ impl Log {
             if end > offset || now >= deadline {
                 break;
             }
-            sync = self
-                .synced
+            let condvar = match isolation {
+                Isolation::Durable => &self.synced,
+                Isolation::Written => &self.appended,
+            };
+            sync = condvar
                 .wait_timeout(sync, deadline - now)
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
