@@ -416,6 +416,7 @@ fn damaged_or_missing_sealed_indexes_are_rebuilt() {
     std::fs::remove_file(&indexes[0]).unwrap();
     std::fs::write(&indexes[1], vec![0u8; 64]).unwrap();
     std::fs::write(&indexes[2], b"garbage").unwrap();
+    std::fs::write(&indexes[3], b"").unwrap();
     let log = open(tmp.path(), small_segments());
     assert!(indexes.len() > 3);
     assert_eq!(read_all(&log, 0, Isolation::Durable), expected(0..4000));
