@@ -575,16 +575,7 @@ impl Log {
                     .unwrap_or_else(PoisonError::into_inner);
                 continue;
             }
-            sync.in_flight = true;
-            drop(sync);
-            let result = self.sync_active();
-            sync = lock(&self.sync);
-            sync.in_flight = false;
-            match result {
-                Ok(end) => sync.durable_end = sync.durable_end.max(end),
-                Err(cause) => sync.poisoned = Some(cause),
-            }
-            self.synced.notify_all();
+            sync = self.lead_sync(sync);
             let ready = self.take_ready_waiters(&mut sync);
             if !ready.is_empty() {
                 drop(sync);
@@ -592,6 +583,22 @@ impl Log {
                 sync = lock(&self.sync);
             }
         }
+    }
+
+    /// Runs one sync as the leader: marks it in flight, syncs without any
+    /// lock, publishes the result and wakes every waiter.
+    fn lead_sync<'a>(&'a self, mut sync: MutexGuard<'a, SyncState>) -> MutexGuard<'a, SyncState> {
+        sync.in_flight = true;
+        drop(sync);
+        let result = self.sync_active();
+        let mut sync = lock(&self.sync);
+        sync.in_flight = false;
+        match result {
+            Ok(end) => sync.durable_end = sync.durable_end.max(end),
+            Err(cause) => sync.poisoned = Some(cause),
+        }
+        self.synced.notify_all();
+        sync
     }
 
     /// Removes the async waiters whose batches are now durable (or that can
@@ -644,16 +651,7 @@ impl Log {
                     .unwrap_or_else(PoisonError::into_inner);
                 continue;
             }
-            sync.in_flight = true;
-            drop(sync);
-            let result = self.sync_active();
-            sync = lock(&self.sync);
-            sync.in_flight = false;
-            match result {
-                Ok(end) => sync.durable_end = sync.durable_end.max(end),
-                Err(cause) => sync.poisoned = Some(cause),
-            }
-            self.synced.notify_all();
+            sync = self.lead_sync(sync);
         }
     }
 
@@ -868,7 +866,7 @@ impl Log {
                 });
             }
             Err(err @ DecodeError::Incomplete { .. }) => {
-                return Err(corruption_at(&path, start, err));
+                return Err(crate::segment::corruption(&path, start, err));
             }
         }
         Ok(ReadResult {
@@ -945,24 +943,6 @@ pub(crate) fn watermarks(state: &State, durable_end: u64) -> Watermarks {
         log_end: state.next_offset,
         durable_end: durable_end.min(state.next_offset),
         epoch: state.epoch,
-    }
-}
-
-fn corruption_at(path: &Path, position: u64, err: DecodeError) -> Error {
-    let source = match err {
-        DecodeError::Corrupt(source) => source,
-        DecodeError::Incomplete { needed } => log_format::Corrupt {
-            position,
-            field_position: position,
-            what: log_format::Defect::BatchLength,
-            expected: needed as u64,
-            found: 0,
-        },
-    };
-    Error::Corruption {
-        path: path.to_path_buf(),
-        position,
-        source,
     }
 }
 

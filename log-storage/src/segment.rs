@@ -175,21 +175,7 @@ impl Segment {
     /// The error for bytes that do not decode at `position` in a range the
     /// log believes whole: corruption either way.
     pub(crate) fn decode_error(&self, err: DecodeError, position: u64) -> Error {
-        let source = match err {
-            DecodeError::Corrupt(source) => source,
-            DecodeError::Incomplete { needed } => log_format::Corrupt {
-                position,
-                field_position: position,
-                what: log_format::Defect::BatchLength,
-                expected: needed as u64,
-                found: 0,
-            },
-        };
-        Error::Corruption {
-            path: self.log_path.clone(),
-            position: source.position,
-            source,
-        }
+        corruption(&self.log_path, position, err)
     }
 
     /// The error for a scan of a range believed whole that stopped early.
@@ -204,6 +190,27 @@ impl Segment {
                 self.decode_error(DecodeError::Incomplete { needed: 0 }, position)
             }
         }
+    }
+}
+
+/// The error for bytes of `path` that do not decode at `position` in a
+/// range the log believes whole: corruption either way (a batch cut short
+/// there is damage, not a torn tail).
+pub(crate) fn corruption(path: &Path, position: u64, err: DecodeError) -> Error {
+    let source = match err {
+        DecodeError::Corrupt(source) => source,
+        DecodeError::Incomplete { needed } => log_format::Corrupt {
+            position,
+            field_position: position,
+            what: log_format::Defect::BatchLength,
+            expected: needed as u64,
+            found: 0,
+        },
+    };
+    Error::Corruption {
+        path: path.to_path_buf(),
+        position: source.position,
+        source,
     }
 }
 
