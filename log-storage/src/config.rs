@@ -31,6 +31,11 @@ pub struct LogConfig {
     /// Delete the oldest sealed segments while the partition holds more
     /// bytes than this. Default `None` (no size limit).
     pub retention_max_bytes: Option<u64>,
+    /// Refuse appends (with [`Error::DiskFull`]) while the file system
+    /// has less than this many bytes available, so the disk never fills
+    /// up mid-write. Default `None` (no floor: a full disk then fails the
+    /// write itself, which is cut back cleanly).
+    pub min_free_bytes: Option<u64>,
 }
 
 impl Default for LogConfig {
@@ -42,6 +47,7 @@ impl Default for LogConfig {
             limits: Limits::default(),
             retention_max_age: None,
             retention_max_bytes: None,
+            min_free_bytes: None,
         }
     }
 }

@@ -167,6 +167,16 @@ pub enum Error {
         /// The data directory.
         dir: PathBuf,
     },
+    /// The file system has less space available than the configured floor
+    /// (`min_free_bytes`): the append was refused before writing anything.
+    DiskFull {
+        /// The partition directory.
+        dir: PathBuf,
+        /// Bytes available.
+        available: u64,
+        /// The floor, in bytes.
+        floor: u64,
+    },
     /// An idempotent producer's batch carries an older epoch than the
     /// producer's current one: a newer instance fenced it. Nothing written.
     ProducerFenced {
@@ -271,6 +281,15 @@ impl fmt::Display for Error {
                 path.display()
             ),
             Error::StoreClosed { dir } => write!(f, "store {} is closed", dir.display()),
+            Error::DiskFull {
+                dir,
+                available,
+                floor,
+            } => write!(
+                f,
+                "not enough disk space for {}: {available} bytes available, the floor is {floor}",
+                dir.display()
+            ),
             Error::ProducerFenced {
                 producer_id,
                 epoch,

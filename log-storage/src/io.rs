@@ -113,6 +113,10 @@ pub trait Fs: Send + Sync + fmt::Debug {
     /// Whether `path` exists.
     fn exists(&self, path: &Path) -> io::Result<bool>;
 
+    /// Bytes available to this process on the file system holding `path`
+    /// (`statvfs`'s available blocks).
+    fn available_space(&self, path: &Path) -> io::Result<u64>;
+
     /// Reads a whole file.
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         let file = self.open(path, OpenMode::Read)?;
@@ -210,5 +214,9 @@ impl Fs for RealFs {
 
     fn exists(&self, path: &Path) -> io::Result<bool> {
         path.try_exists()
+    }
+
+    fn available_space(&self, path: &Path) -> io::Result<u64> {
+        fs4::available_space(path)
     }
 }

@@ -484,6 +484,19 @@ impl Log {
                 actual: state.next_offset,
             });
         }
+        if let Some(floor) = self.config.min_free_bytes {
+            let available = self
+                .fs
+                .available_space(&self.dir)
+                .map_err(io_error("check free space", &self.dir))?;
+            if available < floor.saturating_add(batch.len() as u64) {
+                return Err(Error::DiskFull {
+                    dir: self.dir.clone(),
+                    available,
+                    floor,
+                });
+            }
+        }
         let append_time = state.last_append_time.max(now_ms());
         if self.needs_roll(&state, header.length, header.last_offset_delta, append_time) {
             self.roll(&mut state)?;

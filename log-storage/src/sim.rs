@@ -490,6 +490,17 @@ impl Fs for SimFs {
         Ok(())
     }
 
+    fn available_space(&self, path: &Path) -> io::Result<u64> {
+        let mut state = self.lock();
+        if let Some(kind) = state.tick() {
+            return Err(fault_error(kind, "available_space", path));
+        }
+        let used = state.used_bytes();
+        Ok(state
+            .capacity
+            .map_or(u64::MAX, |capacity| capacity.saturating_sub(used)))
+    }
+
     fn exists(&self, path: &Path) -> io::Result<bool> {
         let mut state = self.lock();
         if let Some(kind) = state.tick() {

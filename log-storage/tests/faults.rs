@@ -245,3 +245,33 @@ fn a_full_disk_refuses_appends_and_they_resume_when_space_returns() {
         "appends resume without a restart"
     );
 }
+
+#[test]
+fn the_free_space_floor_refuses_appends_early_and_lets_them_resume() {
+    let dir = Path::new("/data/t/0");
+    let fs = SimFs::new();
+    let mut config = config();
+    config.min_free_bytes = Some(10_000);
+    let log = Log::open(Arc::new(fs.clone()), dir, config).unwrap();
+    log.append(encode(0, 2).0, AppendOptions::default())
+        .unwrap();
+    fs.set_capacity(Some(fs.used_bytes() + 10_100));
+    let before = log.watermarks().log_end;
+    let used = fs.used_bytes();
+    let err = log
+        .append(encode(1, 3).0, AppendOptions::default())
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::DiskFull { floor: 10_000, .. }),
+        "{err:?}"
+    );
+    assert_eq!(fs.used_bytes(), used, "nothing written");
+    assert_eq!(log.watermarks().log_end, before);
+    fs.set_capacity(None);
+    assert_eq!(
+        log.append(encode(2, 1).0, AppendOptions::default())
+            .unwrap()
+            .base_offset,
+        before
+    );
+}
