@@ -131,7 +131,7 @@ pub struct BatchHeader {
 
 impl BatchHeader {
     /// Reads and checks the header at the start of `buf`, whose first byte is
-    /// at `position` in the caller's coordinates (used in [`Corrupt`]).
+    /// at `position` in the caller's coordinates (used in [`Corrupt`](crate::Corrupt)).
     ///
     /// Checks, in this order: the version byte (as soon as it is there), the
     /// header checksum (before the length is trusted), the length, the limits,
