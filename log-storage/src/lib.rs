@@ -57,4 +57,7 @@ pub use names::{
 pub use offsets::{MAX_OFFSET_METADATA_BYTES, OFFSET_FILE_MAX_BYTES};
 pub use retention::RetentionReport;
 pub use sim::{CrashReport, FaultKind, SimFs, TearKind, TornSector};
-pub use store::{DirLock, MAX_PARTITIONS, Store, TopicConfig, TopicInfo, lock_data_dir};
+pub use store::{
+    Background, DEFAULT_FLUSH_INTERVAL, DEFAULT_RETENTION_INTERVAL, DirLock, MAX_PARTITIONS,
+    RetentionPass, Store, TopicConfig, TopicInfo, lock_data_dir,
+};

@@ -721,6 +721,194 @@ impl Store {
     }
 }
 
+/// What one [`Store::enforce_retention`] pass deleted, per partition.
+pub type RetentionPass = Vec<(String, u32, crate::retention::RetentionReport)>;
+
+impl Store {
+    /// One retention pass, judged at `now_ms` (ms since the Unix epoch),
+    /// over every partition of every topic that has a retention setting,
+    /// opening partitions not yet open. Returns the partitions where
+    /// something was deleted. A partition that fails is logged and skipped,
+    /// so one bad partition does not stop retention elsewhere; the first
+    /// error is returned after the pass.
+    pub fn enforce_retention(&self, now_ms: i64) -> Result<RetentionPass, Error> {
+        self.check_open()?;
+        let topics: Vec<Arc<Topic>> = read(&self.topics).values().cloned().collect();
+        let mut deleted = Vec::new();
+        let mut first_error = None;
+        for topic in topics {
+            let (partitions, config) = {
+                let meta = read(&topic.meta);
+                (meta.partitions, meta.config.clone())
+            };
+            if config.retention_max_age.is_none() && config.retention_max_bytes.is_none() {
+                continue;
+            }
+            for partition in 0..partitions {
+                let result = self
+                    .open_partition(&topic, partition)
+                    .and_then(|log| log.enforce_retention(now_ms));
+                match result {
+                    Ok(report) if !report.deleted_segments.is_empty() => {
+                        deleted.push((topic.name.clone(), partition, report));
+                    }
+                    Ok(_) | Err(Error::TopicNotFound { .. }) => {}
+                    Err(err) => {
+                        tracing::warn!(topic = %topic.name, partition, error = %err, "retention failed");
+                        first_error.get_or_insert(err);
+                    }
+                }
+            }
+        }
+        match first_error {
+            Some(err) => Err(err),
+            None => Ok(deleted),
+        }
+    }
+
+    /// Syncs every open partition holding WRITTEN (not yet durable) data,
+    /// so it becomes durable within one flush interval. Returns how many
+    /// partitions were synced.
+    pub fn flush_written(&self) -> Result<usize, Error> {
+        self.check_open()?;
+        let topics: Vec<Arc<Topic>> = read(&self.topics).values().cloned().collect();
+        let mut synced = 0;
+        let mut first_error = None;
+        for topic in topics {
+            let slots: Vec<Slot> = read(&topic.slots).clone();
+            for slot in slots {
+                let log = lock(&slot).clone();
+                let Some(log) = log else { continue };
+                let marks = log.watermarks();
+                if marks.durable_end >= marks.log_end {
+                    continue;
+                }
+                match log.sync() {
+                    Ok(_) => synced += 1,
+                    Err(err) => {
+                        tracing::warn!(dir = %log.dir().display(), error = %err, "background flush failed");
+                        first_error.get_or_insert(err);
+                    }
+                }
+            }
+        }
+        match first_error {
+            Some(err) => Err(err),
+            None => Ok(synced),
+        }
+    }
+}
+
+/// The store's background work on one thread (not one per partition):
+/// [`Store::flush_written`] every `flush_interval` and
+/// [`Store::enforce_retention`] every `retention_interval`. Stops (and
+/// joins its thread) when dropped.
+#[derive(Debug)]
+pub struct Background {
+    stop: Arc<(Mutex<bool>, std::sync::Condvar)>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Default interval of the background flush of WRITTEN data: 1 s.
+pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+/// Default interval between retention passes: 5 minutes (Kafka's
+/// `log.retention.check.interval.ms`).
+pub const DEFAULT_RETENTION_INTERVAL: Duration = Duration::from_secs(300);
+
+impl Background {
+    /// Starts the background thread for `store`.
+    pub fn start(
+        store: Arc<Store>,
+        flush_interval: Duration,
+        retention_interval: Duration,
+    ) -> Result<Background, Error> {
+        let stop = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+        let thread_stop = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("log-store-background".into())
+            .spawn(move || {
+                background_loop(&store, &thread_stop, flush_interval, retention_interval)
+            })
+            .map_err(io_error("start the background thread", Path::new("")))?;
+        Ok(Background {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let (stopped, wake) = &*self.stop;
+        *lock(stopped) = true;
+        wake.notify_all();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn background_loop(
+    store: &Store,
+    stop: &(Mutex<bool>, std::sync::Condvar),
+    flush_interval: Duration,
+    retention_interval: Duration,
+) {
+    let (stopped, wake) = stop;
+    let flush_interval = flush_interval.max(Duration::from_millis(1));
+    let retention_interval = retention_interval.max(Duration::from_millis(1));
+    let mut next_flush = std::time::Instant::now() + flush_interval;
+    let mut next_retention = std::time::Instant::now() + retention_interval;
+    loop {
+        {
+            let mut guard = lock(stopped);
+            loop {
+                if *guard {
+                    return;
+                }
+                let now = std::time::Instant::now();
+                let next = next_flush.min(next_retention);
+                if now >= next {
+                    break;
+                }
+                guard = wake
+                    .wait_timeout(guard, next - now)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+            }
+        }
+        let now = std::time::Instant::now();
+        if now >= next_flush {
+            if let Err(err) = store.flush_written() {
+                if matches!(err, Error::StoreClosed { .. }) {
+                    return;
+                }
+                tracing::warn!(error = %err, "background flush pass failed");
+            }
+            next_flush = now + flush_interval;
+        }
+        if now >= next_retention {
+            let now_ms = crate::log::now_ms();
+            match store.enforce_retention(now_ms) {
+                Ok(deleted) => {
+                    for (topic, partition, report) in deleted {
+                        tracing::info!(
+                            %topic,
+                            partition,
+                            segments = report.deleted_segments.len(),
+                            bytes = report.deleted_bytes,
+                            "retention deleted segments"
+                        );
+                    }
+                }
+                Err(Error::StoreClosed { .. }) => return,
+                Err(err) => tracing::warn!(error = %err, "retention pass failed"),
+            }
+            next_retention = now + retention_interval;
+        }
+    }
+}
+
 impl Topic {
     fn new(name: String, dir: PathBuf, meta: TopicMeta) -> Topic {
         let slots = (0..meta.partitions).map(|_| Arc::default()).collect();
