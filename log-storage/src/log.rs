@@ -119,6 +119,9 @@ pub struct Log {
     /// `wait_for(Written)` sleeps on it (with the `sync` mutex), so appends
     /// never wake durable waiters.
     pub(crate) appended: Condvar,
+    /// Durable appends between their start and their write: a sync leader
+    /// gives them a moment to land so that one sync covers them too.
+    writing: std::sync::atomic::AtomicUsize,
 }
 
 #[derive(Debug)]
@@ -329,6 +332,7 @@ impl Log {
             }),
             synced: Condvar::new(),
             appended: Condvar::new(),
+            writing: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
@@ -404,7 +408,22 @@ impl Log {
 
     /// Checks, stamps and writes a batch (or recognises a producer retry);
     /// the returned ack's `durable_end` is the one known now.
-    fn write_batch(&self, mut batch: BytesMut, options: AppendOptions) -> Result<Appended, Error> {
+    fn write_batch(&self, batch: BytesMut, options: AppendOptions) -> Result<Appended, Error> {
+        use std::sync::atomic::Ordering;
+        if options.ack == Ack::Written {
+            return self.write_batch_inner(batch, options);
+        }
+        self.writing.fetch_add(1, Ordering::SeqCst);
+        let result = self.write_batch_inner(batch, options);
+        self.writing.fetch_sub(1, Ordering::SeqCst);
+        result
+    }
+
+    fn write_batch_inner(
+        &self,
+        mut batch: BytesMut,
+        options: AppendOptions,
+    ) -> Result<Appended, Error> {
         let header = match BatchView::decode(&batch, 0, &self.config.limits) {
             Ok(view) if view.len() == batch.len() => *view.header(),
             Ok(view) => {
@@ -603,6 +622,15 @@ impl Log {
     fn lead_sync<'a>(&'a self, mut sync: MutexGuard<'a, SyncState>) -> MutexGuard<'a, SyncState> {
         sync.in_flight = true;
         drop(sync);
+        // Gather: durable appends already on their way to the file get a
+        // few scheduler turns to land, so this sync covers them instead of
+        // leaving them for the next one. Bounded: never more than 64 yields.
+        for _ in 0..64 {
+            if self.writing.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                break;
+            }
+            std::thread::yield_now();
+        }
         let result = self.sync_active();
         let mut sync = lock(&self.sync);
         sync.in_flight = false;
