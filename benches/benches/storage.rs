@@ -71,7 +71,7 @@ use criterion::{
     criterion_main,
 };
 use log_format::{BatchBuilder, BatchView, BytesScanner, Limits, NewRecord, Scanned};
-use log_storage::{Ack, AppendOptions, Isolation, Log, LogConfig, RealFs};
+use log_storage::{Ack, AppendOptions, Committer, Isolation, Log, LogConfig, RealFs};
 use tempfile::TempDir;
 
 const RECORDS_PER_BATCH: usize = 1000;
@@ -647,6 +647,104 @@ fn run_writers(log: &Log, inputs: Vec<Vec<BytesMut>>) -> (Duration, Vec<Vec<(Dur
     })
 }
 
+/// One logical writer of the callback path: issues its next append from
+/// the previous one's completion, until `remaining` is zero, then reports
+/// its latencies on `done`.
+fn issue_async(
+    log: Arc<Log>,
+    committer: Arc<Committer>,
+    record: BytesMut,
+    remaining: usize,
+    mut latencies: Vec<Duration>,
+    done: std::sync::mpsc::Sender<Vec<Duration>>,
+) {
+    if remaining == 0 {
+        let _ = done.send(latencies);
+        return;
+    }
+    let started = Instant::now();
+    let (next_log, next_committer, next_record) = (log.clone(), committer.clone(), record.clone());
+    log.append_then(
+        &committer,
+        record,
+        AppendOptions::default(),
+        move |result| {
+            result.unwrap();
+            latencies.push(started.elapsed());
+            issue_async(
+                next_log,
+                next_committer,
+                next_record,
+                remaining - 1,
+                latencies,
+                done,
+            );
+        },
+    );
+}
+
+/// 64 writers with one durable append in flight each, through the callback
+/// path the server uses (`Log::append_then` + a 2-thread `Committer`): no
+/// thread blocks per ack.
+fn bench_group_commit_callbacks(c: &mut Criterion) {
+    let mut group = c.benchmark_group("group_commit_callbacks");
+    group
+        .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(4));
+    let writers = 64;
+    let dir = scratch();
+    let log = Arc::new(open_log(
+        &dir.path().join("partition"),
+        LogConfig::default(),
+    ));
+    let committer = Arc::new(Committer::start(2));
+    let record = BytesMut::from(&encode_batch(1, 100)[..]);
+    let mut latencies: Vec<Duration> = Vec::new();
+    let mut elapsed = Duration::ZERO;
+    let mut acks = 0usize;
+    group.throughput(Throughput::Elements((writers * APPENDS_PER_WRITER) as u64));
+    group.bench_function(format!("{writers}_writers"), |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let (tx, rx) = std::sync::mpsc::channel();
+                let start = Instant::now();
+                for _ in 0..writers {
+                    issue_async(
+                        log.clone(),
+                        committer.clone(),
+                        record.clone(),
+                        APPENDS_PER_WRITER,
+                        Vec::with_capacity(APPENDS_PER_WRITER),
+                        tx.clone(),
+                    );
+                }
+                drop(tx);
+                for writer in rx.iter() {
+                    latencies.extend(writer);
+                }
+                let run = start.elapsed();
+                total += run;
+                elapsed += run;
+                acks += writers * APPENDS_PER_WRITER;
+            }
+            total
+        });
+    });
+    latencies.sort_unstable();
+    eprintln!(
+        "[storage bench] group_commit_callbacks/{writers}_writers: {acks} acks, mean {:.1} K acks/s; \
+         ack latency p50 {:.0} us, p99 {:.0} us, max {:.0} us",
+        acks as f64 / elapsed.as_secs_f64().max(1e-9) / 1e3,
+        us(percentile(&latencies, 50.0)),
+        us(percentile(&latencies, 99.0)),
+        us(percentile(&latencies, 100.0)),
+    );
+    group.finish();
+}
+
 fn bench_group_commit(c: &mut Criterion) {
     let mut group = c.benchmark_group("group_commit");
     group
@@ -849,6 +947,7 @@ criterion_group!(
     bench_append,
     bench_read,
     bench_group_commit,
+    bench_group_commit_callbacks,
     bench_reopen
 );
 criterion_main!(benches);

@@ -247,8 +247,13 @@ impl Drop for Committer {
             lock(queue).stopping = true;
             wake.notify_all();
         }
+        let me = std::thread::current().id();
         for thread in self.threads.drain(..) {
-            let _ = thread.join();
+            // Dropped from one of its own callbacks: that thread exits by
+            // itself once its work is done; joining it here would deadlock.
+            if thread.thread().id() != me {
+                let _ = thread.join();
+            }
         }
     }
 }
