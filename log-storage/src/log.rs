@@ -1175,11 +1175,11 @@ struct Recovered {
     state: State,
 }
 
-/// Opens the segments of `dir`: trusts a clean-shutdown marker, otherwise
-/// scans the last segment (only it can hold data that was not synced:
-/// every roll syncs the segment it seals), cuts a torn tail, and refuses to
-/// cut anything else.
-fn recover(fs: &dyn Fs, dir: &Path, config: &LogConfig) -> Result<Recovered, Error> {
+/// Lists a partition directory: the segment base offsets, sorted, and
+/// whether a clean-shutdown marker is there. Removes temp files and
+/// indexes without a segment (a crash's leftovers, logged); leaves unknown
+/// files alone (logged).
+fn list_partition_files(fs: &dyn Fs, dir: &Path) -> Result<(Vec<u64>, bool), Error> {
     let mut logs = Vec::new();
     let mut indexes = Vec::new();
     let mut marker_present = false;
@@ -1213,6 +1213,81 @@ fn recover(fs: &dyn Fs, dir: &Path, config: &LogConfig) -> Result<Recovered, Err
             remove_synced(fs, &path)?;
         }
     }
+    Ok((logs, marker_present))
+}
+
+/// Reopens the active segment's index, keeping its valid prefix, or starts
+/// it over (logged) when it is missing, damaged or was sealed by a roll
+/// that a crash interrupted.
+fn reopen_active_index(
+    fs: &dyn Fs,
+    active: &Segment,
+    config: &LogConfig,
+    file_len: u64,
+) -> Result<ActiveIndex<SeamFile>, Error> {
+    let index_file = match fs.open(&active.index_path, OpenMode::ReadWrite) {
+        Ok(file) => Some(file),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
+        Err(err) => return Err(io_error("open index", &active.index_path)(err)),
+    };
+    let reopened = match index_file {
+        Some(file) => match ActiveIndex::open_unsealed_in(
+            SeamFile(file),
+            &active.index_path,
+            active.base_offset,
+            config.index_interval_bytes,
+            file_len,
+        ) {
+            Ok(reopened) => Some(reopened),
+            Err(err) => {
+                tracing::warn!(index = %active.index_path.display(), error = %err, "rebuilding active index");
+                None
+            }
+        },
+        None => {
+            tracing::warn!(index = %active.index_path.display(), "active index missing; rebuilding it");
+            None
+        }
+    };
+    match reopened {
+        Some(Reopened::Active { index, report }) => {
+            if !report.is_clean() {
+                tracing::warn!(
+                    index = %active.index_path.display(),
+                    entries_dropped = report.entries_dropped,
+                    bytes_dropped = report.bytes_dropped(),
+                    "cut the invalid tail of the active index"
+                );
+            }
+            Ok(index)
+        }
+        Some(Reopened::Sealed(_)) | None => {
+            if fs
+                .exists(&active.index_path)
+                .map_err(io_error("check index", &active.index_path))?
+            {
+                remove_synced(fs, &active.index_path)?;
+            }
+            let file = fs
+                .create_new(&active.index_path)
+                .map_err(io_error("create index", &active.index_path))?;
+            ActiveIndex::create_in(
+                SeamFile(file),
+                &active.index_path,
+                active.base_offset,
+                config.index_interval_bytes,
+            )
+            .map_err(index_error("create index"))
+        }
+    }
+}
+
+/// Opens the segments of `dir`: trusts a clean-shutdown marker, otherwise
+/// scans the last segment (only it can hold data that was not synced:
+/// every roll syncs the segment it seals), cuts a torn tail, and refuses to
+/// cut anything else.
+fn recover(fs: &dyn Fs, dir: &Path, config: &LogConfig) -> Result<Recovered, Error> {
+    let (logs, marker_present) = list_partition_files(fs, dir)?;
     let mut epoch = read_epoch(fs, dir)?;
     let marker = if marker_present {
         let path = dir.join(naming::CLEAN_SHUTDOWN);
@@ -1277,64 +1352,7 @@ fn recover(fs: &dyn Fs, dir: &Path, config: &LogConfig) -> Result<Recovered, Err
         });
     };
     let file_len = active.len;
-    // The active index: reopen it, or start it over from the segment start.
-    let index_file = match fs.open(&active.index_path, OpenMode::ReadWrite) {
-        Ok(file) => Some(file),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
-        Err(err) => return Err(io_error("open index", &active.index_path)(err)),
-    };
-    let reopened = match index_file {
-        Some(file) => match ActiveIndex::open_unsealed_in(
-            SeamFile(file),
-            &active.index_path,
-            active.base_offset,
-            config.index_interval_bytes,
-            file_len,
-        ) {
-            Ok(reopened) => Some(reopened),
-            Err(err) => {
-                tracing::warn!(index = %active.index_path.display(), error = %err, "rebuilding active index");
-                None
-            }
-        },
-        None => {
-            tracing::warn!(index = %active.index_path.display(), "active index missing; rebuilding it");
-            None
-        }
-    };
-    let mut index = match reopened {
-        Some(Reopened::Active { index, report }) => {
-            if !report.is_clean() {
-                tracing::warn!(
-                    index = %active.index_path.display(),
-                    entries_dropped = report.entries_dropped,
-                    bytes_dropped = report.bytes_dropped(),
-                    "cut the invalid tail of the active index"
-                );
-            }
-            index
-        }
-        Some(Reopened::Sealed(_)) | None => {
-            // A sealed index on the last segment (crash right after a seal)
-            // or a damaged one: start the active index over.
-            if fs
-                .exists(&active.index_path)
-                .map_err(io_error("check index", &active.index_path))?
-            {
-                remove_synced(fs, &active.index_path)?;
-            }
-            let file = fs
-                .create_new(&active.index_path)
-                .map_err(io_error("create index", &active.index_path))?;
-            ActiveIndex::create_in(
-                SeamFile(file),
-                &active.index_path,
-                active.base_offset,
-                config.index_interval_bytes,
-            )
-            .map_err(index_error("create index"))?
-        }
-    };
+    let mut index = reopen_active_index(fs, active, config, file_len)?;
 
     // Scan from the last index entry: with a clean marker that is a short
     // scan to find the end; after a crash it checks every batch past it.
