@@ -577,6 +577,19 @@ fn bench_read(c: &mut Criterion) {
             let log = &fixture.get_or_insert_with(|| ReadFixture::new(size)).log;
             b.iter(|| read_each(log, |batches| drop(black_box(batches))));
         });
+        // The same records in a sealed segment: read through its read-only
+        // memory map (no copy) instead of pread.
+        let sealed_dir = scratch();
+        let sealed = open_log(sealed_dir.path(), LogConfig::default());
+        for input in copies(&encode_batch(RECORDS_PER_BATCH, size), BATCHES).0 {
+            sealed.append(input, options(Ack::Written)).unwrap();
+        }
+        sealed.roll_now().unwrap();
+        group.bench_function(BenchmarkId::new("log_read_sealed_mmap", size), |b| {
+            b.iter(|| read_each(&sealed, |batches| drop(black_box(batches))));
+        });
+        drop(sealed);
+        drop(sealed_dir);
         group.bench_function(BenchmarkId::new("pread_only", size), |b| {
             let fx = fixture.get_or_insert_with(|| ReadFixture::new(size));
             let file = std::fs::File::open(&fx.segment).unwrap();

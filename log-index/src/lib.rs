@@ -121,4 +121,4 @@ pub use file::IndexFile;
 pub use format::{ENTRY_LEN, FOOTER_LEN, FOOTER_MAGIC, HEADER_LEN, MAGIC, VERSION};
 pub use lookup::{IndexLookup, WARM_ENTRIES, WARM_SECTION_BYTES};
 pub use mem::MemIndex;
-pub use mmap::MmapIndex;
+pub use mmap::{MmapIndex, map_sealed_file};

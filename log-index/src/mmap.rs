@@ -1,7 +1,9 @@
 //! `MmapIndex`: a sealed index read straight from a read-only memory map.
 //!
-//! This is the only module of the workspace with `unsafe` code: one call to
-//! `memmap2::Mmap::map`, under the invariant stated at the call. Entries are
+//! This is the only module of the workspace with `unsafe` code: the calls
+//! that map a sealed file (`memmap2`), under the invariant stated at each.
+//! [`map_sealed_file`] lends the same service to the storage layer for
+//! sealed segment files, so that `unsafe` stays in this one module. Entries are
 //! decoded from the mapping on each access (16 little-endian bytes, no copy),
 //! after the same validation as [`MemIndex::load`](crate::MemIndex::load).
 //! This module never maps a file for writing and never maps an active index.
@@ -94,6 +96,41 @@ impl MmapIndex {
     pub fn covered_log_len(&self) -> u64 {
         self.covered_log_len
     }
+}
+
+/// Maps the first `len` bytes of a sealed file read-only and hands them
+/// out as zero-copy [`bytes::Bytes`] (the mapping lives as long as any
+/// slice of it). `len` 0 gives empty bytes without mapping.
+///
+/// Contract, as for [`MmapIndex::open`]: the file is sealed — its first
+/// `len` bytes were written with write(2) (no hole) and synced, and nobody
+/// writes, truncates or extends that range while any returned slice
+/// lives; unlinking the file is fine.
+///
+/// # Errors
+///
+/// The I/O error of the `mmap` call, or [`std::io::ErrorKind::UnexpectedEof`]
+/// when the file is shorter than `len`.
+pub fn map_sealed_file(file: &File, len: u64) -> std::io::Result<bytes::Bytes> {
+    if len == 0 {
+        return Ok(bytes::Bytes::new());
+    }
+    let file_len = file.metadata()?.len();
+    if file_len < len {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!("file is {file_len} bytes, shorter than the {len} to map"),
+        ));
+    }
+    let map_len = usize::try_from(len).map_err(std::io::Error::other)?;
+    // SAFETY: a read-only mapping of `len` bytes that exist on disk (checked
+    // just above; sealed files are written whole, never sparse), and the
+    // caller keeps the contract of this function: the range is never
+    // written, truncated or extended while mapped, so the bytes behind the
+    // returned `Bytes` never change and no access within them can fault,
+    // save a read error of the device itself (the accepted cost of mmap).
+    let map = unsafe { memmap2::MmapOptions::new().len(map_len).map(file) }?;
+    Ok(bytes::Bytes::from_owner(map))
 }
 
 impl IndexLookup for MmapIndex {

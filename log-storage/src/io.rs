@@ -36,6 +36,18 @@ pub trait FileHandle: Send + Sync + fmt::Debug {
     /// Truncates or extends the file to `len` bytes (extension reads as zeros).
     fn set_len(&self, len: u64) -> io::Result<()>;
 
+    /// The first `len` bytes of a sealed file (written whole, synced, never
+    /// changed again) as shared bytes: a read-only memory map for real
+    /// files, so reads of sealed segments copy nothing. The default reads
+    /// a copy.
+    fn map_sealed(&self, len: u64) -> io::Result<bytes::Bytes> {
+        let len = usize::try_from(len)
+            .map_err(|_too_big| io::Error::new(io::ErrorKind::OutOfMemory, "file too large"))?;
+        let mut buf = vec![0; len];
+        self.read_exact_at(&mut buf, 0)?;
+        Ok(bytes::Bytes::from(buf))
+    }
+
     /// Reads exactly `buf.len()` bytes at `pos`, or fails with
     /// [`io::ErrorKind::UnexpectedEof`].
     fn read_exact_at(&self, mut buf: &mut [u8], mut pos: u64) -> io::Result<()> {
@@ -159,6 +171,11 @@ impl FileHandle for RealFile {
 
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.0.set_len(len)
+    }
+
+    fn map_sealed(&self, len: u64) -> io::Result<bytes::Bytes> {
+        // The one mmap helper of the workspace, next to the index's.
+        log_index::map_sealed_file(&self.0, len)
     }
 }
 

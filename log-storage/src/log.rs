@@ -858,7 +858,20 @@ impl Log {
             .partition_point(|segment| segment.base_offset <= offset)
             .saturating_sub(1);
         let fs = self.fs.clone();
+        let sealed = at + 1 < state.segments.len();
         let segment = &mut state.segments[at];
+        if sealed && segment.mapped.is_none() {
+            // Sealed segments never change: map them once, read them with
+            // no copy. On failure, reads fall back to pread.
+            match segment.file.map_sealed(segment.len) {
+                Ok(map) => segment.mapped = Some(map),
+                Err(err) => tracing::warn!(
+                    segment = %segment.log_path.display(),
+                    error = %err,
+                    "cannot map sealed segment; reading it with pread"
+                ),
+            }
+        }
         let entry = segment.index_floor(&*fs, offset)?;
         // Hop batch headers from the floor entry to the batch holding `offset`.
         let segment_end = segment.len;
@@ -895,10 +908,28 @@ impl Log {
         }
         let file = segment.file.clone();
         let path = segment.log_path.clone();
+        let mapped = segment.mapped.clone();
         drop(state);
-        let mut buf = BytesMut::zeroed(usize::try_from(end - start).unwrap_or(usize::MAX));
-        file.read_exact_at(&mut buf, start)
-            .map_err(io_error("read batches", &path))?;
+        let buf = match mapped {
+            Some(map) => {
+                let range = usize::try_from(start).unwrap_or(usize::MAX)
+                    ..usize::try_from(end).unwrap_or(usize::MAX);
+                if range.end > map.len() {
+                    return Err(crate::segment::corruption(
+                        &path,
+                        start,
+                        DecodeError::Incomplete { needed: 0 },
+                    ));
+                }
+                map.slice(range)
+            }
+            None => {
+                let mut buf = BytesMut::zeroed(usize::try_from(end - start).unwrap_or(usize::MAX));
+                file.read_exact_at(&mut buf, start)
+                    .map_err(io_error("read batches", &path))?;
+                buf.freeze()
+            }
+        };
         // Verify before serving: a damaged range is never served. The
         // structure was verified on append; the checksums prove the bytes
         // are still those.
@@ -916,7 +947,7 @@ impl Log {
             }
         }
         Ok(ReadResult {
-            batches: buf.freeze(),
+            batches: buf,
             batch_count: count,
             next_offset,
             watermarks: marks,
@@ -1030,6 +1061,7 @@ fn create_segment(
         max_append_time: i64::MIN,
         index_interval_bytes: config.index_interval_bytes,
         index: SegmentIndex::Active(index),
+        mapped: None,
     })
 }
 
@@ -1342,6 +1374,7 @@ fn recover(fs: &dyn Fs, dir: &Path, config: &LogConfig) -> Result<Recovered, Err
             max_append_time: i64::MIN,
             index_interval_bytes: config.index_interval_bytes,
             index: SegmentIndex::Unloaded,
+            mapped: None,
         });
     }
 
