@@ -29,7 +29,7 @@ use crate::producer::{
     ProducerStates, SequenceError, Verdict, read_producer_snapshot, write_producer_snapshot,
 };
 use crate::retention::read_log_start;
-use crate::segment::{ScanStop, SeamFile, Segment, SegmentIndex, scan_file, tmp_path};
+use crate::segment::{ScanEnd, ScanStop, SeamFile, Segment, SegmentIndex, scan_file, tmp_path};
 
 /// When an append is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -1256,7 +1256,7 @@ fn reopen_active_index(
     active: &Segment,
     config: &LogConfig,
     file_len: u64,
-) -> Result<ActiveIndex<SeamFile>, Error> {
+) -> Result<(ActiveIndex<SeamFile>, bool), Error> {
     let index_file = match fs.open(&active.index_path, OpenMode::ReadWrite) {
         Ok(file) => Some(file),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
@@ -1291,7 +1291,7 @@ fn reopen_active_index(
                     "cut the invalid tail of the active index"
                 );
             }
-            Ok(index)
+            Ok((index, !report.is_clean()))
         }
         Some(Reopened::Sealed(_)) | None => {
             if fs
@@ -1303,13 +1303,14 @@ fn reopen_active_index(
             let file = fs
                 .create_new(&active.index_path)
                 .map_err(io_error("create index", &active.index_path))?;
-            ActiveIndex::create_in(
+            let index = ActiveIndex::create_in(
                 SeamFile(file),
                 &active.index_path,
                 active.base_offset,
                 config.index_interval_bytes,
             )
-            .map_err(index_error("create index"))
+            .map_err(index_error("create index"))?;
+            Ok((index, true))
         }
     }
 }
@@ -1385,31 +1386,53 @@ fn recover(fs: &dyn Fs, dir: &Path, config: &LogConfig) -> Result<Recovered, Err
         });
     };
     let file_len = active.len;
-    let mut index = reopen_active_index(fs, active, config, file_len)?;
+    let (mut index, index_rebuilt) = reopen_active_index(fs, active, config, file_len)?;
 
-    // Scan from the last index entry: with a clean marker that is a short
-    // scan to find the end; after a crash it checks every batch past it.
-    let resume = index
-        .last_entry()
-        .map_or(0, |entry| u64::from(entry.position));
-    let resume_after = index.resume_position();
     let base = active.base_offset;
     let clean = marker.filter(|m| m.active_base == base && m.active_len == file_len);
-    let end = scan_file(
-        &*active.file,
-        &active.log_path,
-        resume,
-        file_len,
-        |position, header| {
-            if position >= resume_after {
-                let relative = u32::try_from(header.base_offset - base).unwrap_or(u32::MAX);
-                index
-                    .on_batch(relative, position as u32, header.length, header.append_time)
-                    .map_err(index_error("rebuild index"))?;
-            }
-            Ok(())
+    let end = match clean {
+        // A clean shutdown with its index whole: nothing to scan. The
+        // marker knows the end; only the first batch's header is read (its
+        // append time drives the roll by age).
+        Some(m) if !index_rebuilt => ScanEnd {
+            valid_len: file_len,
+            end_offset: (file_len > 0).then_some(m.next_offset),
+            first_append_time: if file_len > 0 {
+                Some(active.header_at(0)?.append_time)
+            } else {
+                None
+            },
+            max_append_time: if file_len > 0 {
+                m.last_append_time
+            } else {
+                i64::MIN
+            },
+            stop: None,
         },
-    )?;
+        // After a crash (or with a rebuilt index): check every batch past
+        // the last index entry, feeding the index as it goes.
+        _ => {
+            let resume = index
+                .last_entry()
+                .map_or(0, |entry| u64::from(entry.position));
+            let resume_after = index.resume_position();
+            scan_file(
+                &*active.file,
+                &active.log_path,
+                resume,
+                file_len,
+                |position, header| {
+                    if position >= resume_after {
+                        let relative = u32::try_from(header.base_offset - base).unwrap_or(u32::MAX);
+                        index
+                            .on_batch(relative, position as u32, header.length, header.append_time)
+                            .map_err(index_error("rebuild index"))?;
+                    }
+                    Ok(())
+                },
+            )?
+        }
+    };
     let mut next_offset = end
         .end_offset
         .or_else(|| {

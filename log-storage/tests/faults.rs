@@ -275,3 +275,56 @@ fn the_free_space_floor_refuses_appends_early_and_lets_them_resume() {
         before
     );
 }
+
+#[test]
+fn a_clean_reopen_scans_nothing_whatever_the_log_size() {
+    let mut ops = Vec::new();
+    for batches in [10u64, 400] {
+        let dir = Path::new("/data/t/0");
+        let fs = SimFs::new();
+        let log = Log::open(Arc::new(fs.clone()), dir, LogConfig::default()).unwrap();
+        for batch in 0..batches {
+            log.append(encode(batch, 3).0, AppendOptions::default())
+                .unwrap();
+        }
+        log.close().unwrap();
+        drop(log);
+        let before = fs.op_count();
+        let log = Log::open(Arc::new(fs.clone()), dir, LogConfig::default()).unwrap();
+        ops.push(fs.op_count() - before);
+        assert_eq!(log.watermarks().log_end, batches * 3);
+        assert_eq!(read_all(&log).len() as u64, batches * 3);
+    }
+    assert_eq!(
+        ops[0], ops[1],
+        "file operations of a clean open must not grow with the log"
+    );
+}
+
+#[test]
+fn a_clean_reopen_trusts_the_marker_and_reads_still_refuse_damage() {
+    use log_storage::{Fs, OpenMode};
+    let dir = Path::new("/data/t/0");
+    let fs = SimFs::new();
+    let log = Log::open(Arc::new(fs.clone()), dir, LogConfig::default()).unwrap();
+    for batch in 0..50 {
+        log.append(encode(batch, 3).0, AppendOptions::default())
+            .unwrap();
+    }
+    log.close().unwrap();
+    drop(log);
+    // Damage the last byte of the last batch behind the log's back.
+    let path = dir.join("00000000000000000000.log");
+    let file = fs.open(&path, OpenMode::ReadWrite).unwrap();
+    let len = file.len().unwrap();
+    let mut byte = [0u8];
+    file.read_exact_at(&mut byte, len - 1).unwrap();
+    file.write_all_at(&[byte[0] ^ 1], len - 1).unwrap();
+    drop(file);
+    // The clean open scans nothing, so it does not see the damage...
+    let log = Log::open(Arc::new(fs.clone()), dir, LogConfig::default()).unwrap();
+    assert_eq!(log.watermarks().log_end, 150);
+    // ...but a read of that batch verifies it and refuses to serve it.
+    let err = log.read(149, 1 << 20, Isolation::Durable).unwrap_err();
+    assert!(matches!(err, Error::Corruption { .. }), "{err:?}");
+}
