@@ -873,14 +873,18 @@ impl Log {
             }
         }
         let entry = segment.index_floor(&*fs, offset)?;
-        // Hop batch headers from the floor entry to the batch holding `offset`.
+        // From here on the segment is read without the partition lock:
+        // bytes below the published length never change.
         let segment_end = segment.len;
+        let reader = segment.reader();
+        drop(state);
+        // Hop batch headers from the floor entry to the batch holding `offset`.
         let mut position = u64::from(entry.position);
         let start = loop {
             if position >= segment_end {
                 return Ok(empty);
             }
-            let header = segment.header_at(position)?;
+            let header = reader.header_at(position)?;
             if header.last_offset() >= offset {
                 break position;
             }
@@ -891,7 +895,7 @@ impl Log {
         let mut next_offset = offset;
         let mut count = 0usize;
         while end < segment_end {
-            let header = segment.header_at(end)?;
+            let header = reader.header_at(end)?;
             if header.base_offset >= visible_end {
                 break;
             }
@@ -906,10 +910,7 @@ impl Log {
                 break;
             }
         }
-        let file = segment.file.clone();
-        let path = segment.log_path.clone();
-        let mapped = segment.mapped.clone();
-        drop(state);
+        let crate::segment::SegmentReader { file, mapped, path } = reader;
         let buf = match mapped {
             Some(map) => {
                 let range = usize::try_from(start).unwrap_or(usize::MAX)

@@ -167,20 +167,17 @@ impl Segment {
 
     /// Reads the header of the batch at `position`.
     pub(crate) fn header_at(&self, position: u64) -> Result<BatchHeader, Error> {
-        if let Some(map) = &self.mapped {
-            let bytes = usize::try_from(position)
-                .ok()
-                .and_then(|at| map.get(at..))
-                .unwrap_or_default();
-            return BatchHeader::parse(bytes, position, &Limits::unlimited())
-                .map_err(|err| self.decode_error(err, position));
+        self.reader().header_at(position)
+    }
+
+    /// What reading this segment needs, detached from it: a read can then
+    /// hop headers and copy bytes without holding the partition's lock.
+    pub(crate) fn reader(&self) -> SegmentReader {
+        SegmentReader {
+            file: Arc::clone(&self.file),
+            mapped: self.mapped.clone(),
+            path: self.log_path.clone(),
         }
-        let mut buf = [0u8; HEADER_LEN];
-        self.file
-            .read_exact_at(&mut buf, position)
-            .map_err(io_error("read batch header", &self.log_path))?;
-        BatchHeader::parse(&buf, position, &Limits::unlimited())
-            .map_err(|err| self.decode_error(err, position))
     }
 
     /// The error for bytes that do not decode at `position` in a range the
@@ -222,6 +219,35 @@ pub(crate) fn corruption(path: &Path, position: u64, err: DecodeError) -> Error 
         path: path.to_path_buf(),
         position: source.position,
         source,
+    }
+}
+
+/// A segment's file (and its mapping, when sealed) for reading without the
+/// partition lock: bytes below the length the log published never change.
+#[derive(Debug, Clone)]
+pub(crate) struct SegmentReader {
+    pub(crate) file: Arc<dyn FileHandle>,
+    pub(crate) mapped: Option<bytes::Bytes>,
+    pub(crate) path: PathBuf,
+}
+
+impl SegmentReader {
+    /// Reads the header of the batch at `position`.
+    pub(crate) fn header_at(&self, position: u64) -> Result<BatchHeader, Error> {
+        if let Some(map) = &self.mapped {
+            let bytes = usize::try_from(position)
+                .ok()
+                .and_then(|at| map.get(at..))
+                .unwrap_or_default();
+            return BatchHeader::parse(bytes, position, &Limits::unlimited())
+                .map_err(|err| corruption(&self.path, position, err));
+        }
+        let mut buf = [0u8; HEADER_LEN];
+        self.file
+            .read_exact_at(&mut buf, position)
+            .map_err(io_error("read batch header", &self.path))?;
+        BatchHeader::parse(&buf, position, &Limits::unlimited())
+            .map_err(|err| corruption(&self.path, position, err))
     }
 }
 
