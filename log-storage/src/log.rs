@@ -119,6 +119,10 @@ pub struct Log {
     /// `wait_for(Written)` sleeps on it (with the `sync` mutex), so appends
     /// never wake durable waiters.
     pub(crate) appended: Condvar,
+    /// Serialises appends (and rolls and close) so that the write(2) of a
+    /// batch can happen outside the state lock: readers and syncs never
+    /// wait for a write, only for the short bookkeeping around it.
+    append_lock: Mutex<()>,
     /// Durable appends between their start and their write: a sync leader
     /// gives them a moment to land so that one sync covers them too.
     writing: std::sync::atomic::AtomicUsize,
@@ -338,6 +342,7 @@ impl Log {
             synced: Condvar::new(),
             appended: Condvar::new(),
             writing: std::sync::atomic::AtomicUsize::new(0),
+            append_lock: Mutex::new(()),
         })
     }
 
@@ -447,6 +452,7 @@ impl Log {
             }
             Err(DecodeError::Corrupt(source)) => return Err(Error::InvalidBatch { source }),
         };
+        let _appending = lock(&self.append_lock);
         let mut state = lock(&self.state);
         if state.closed {
             return Err(Error::Closed {
@@ -530,23 +536,36 @@ impl Log {
             DecodeError::Corrupt(source) => Error::InvalidBatch { source },
             DecodeError::Incomplete { needed } => Error::IncompleteBatch { needed },
         })?;
-        let Some(active) = state.segments.last_mut() else {
+        let Some(active) = state.segments.last() else {
             return Err(Error::Closed {
                 dir: self.dir.clone(),
             });
         };
         let position = active.len;
-        if let Err(err) = active.file.write_all_at(&batch, position) {
+        let file = Arc::clone(&active.file);
+        let log_path = active.log_path.clone();
+        // The write itself runs without the state lock (the append lock
+        // keeps other appends, rolls and close out): readers and the sync
+        // leader only ever see the length published below.
+        drop(state);
+        let written = file.write_all_at(&batch, position);
+        let mut state = lock(&self.state);
+        if let Err(err) = written {
             // Cut back to the last whole batch so no partial batch is ever
             // visible; if even that fails, the file can't be trusted.
-            let cut = active.file.set_len(position);
-            let error = io_error("write batch", &active.log_path)(err);
+            let cut = file.set_len(position);
+            let error = io_error("write batch", &log_path)(err);
             if let Err(cut_err) = cut {
                 let cause = format!("{error}; cutting back failed too: {cut_err}");
                 state.write_block = Some(WriteBlock::Poisoned(cause));
             }
             return Err(error);
         }
+        let Some(active) = state.segments.last_mut() else {
+            return Err(Error::Closed {
+                dir: self.dir.clone(),
+            });
+        };
         active.len += batch.len() as u64;
         let last_offset = base_offset + u64::from(header.last_offset_delta);
         active.end_offset = last_offset + 1;
@@ -957,6 +976,7 @@ impl Log {
 
     /// Forces a roll to a new segment (tests, tools).
     pub fn roll_now(&self) -> Result<(), Error> {
+        let _appending = lock(&self.append_lock);
         let mut state = lock(&self.state);
         if state.segments.last().is_some_and(|s| s.len == 0) {
             return Ok(());
@@ -967,6 +987,7 @@ impl Log {
     /// Syncs everything and leaves the clean-shutdown marker, so the next
     /// open scans nothing. Further appends fail with [`Error::Closed`].
     pub fn close(&self) -> Result<(), Error> {
+        let _appending = lock(&self.append_lock);
         let mut state = lock(&self.state);
         if state.closed {
             return Ok(());
