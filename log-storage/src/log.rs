@@ -1,17 +1,21 @@
 //! `Log`: one partition — its segments, the write path with group commit,
-//! the read path, rolling, and crash recovery on open.
+//! the read path, rolling, clean shutdown and crash recovery on open.
 //!
-//! Concurrency: the partition state sits behind one mutex, held for the
-//! short in-memory work and the `write(2)` of an append, never for an
-//! `fdatasync`. Durable appends wait for the sync that covers them; the
-//! first waiter with no sync in flight becomes the leader, syncs for
-//! everyone written so far, and wakes the rest (group commit: one
+//! Concurrency: appends are serialised by an append lock; the partition
+//! state sits behind a second mutex held only for short bookkeeping (checks
+//! and stamping before the `write(2)`, publishing the new length after it),
+//! never across a `write(2)` or an `fdatasync`. Readers take the state lock
+//! only to look up the index and snapshot what they read, then hop headers
+//! and copy without it. Durable appends wait for the sync that covers
+//! them; the first waiter with no sync in flight becomes the leader, syncs
+//! for everyone written so far, and wakes the rest (group commit: one
 //! `fdatasync` in flight, every append arriving meanwhile rides the next).
-//! No thread is started per partition.
+//! `append_then` completes through a callback run by a shared
+//! [`Committer`] pool. No thread is started per partition.
 //!
-//! Not here yet (later work of the storage issue): retention, the
-//! idempotent producer, time lookups, wait-for-offset notifications,
-//! background flushing of WRITTEN data, and the multi-partition store.
+//! Retention, delete-records, time lookups and waiting live in
+//! `retention.rs`; the idempotent producer's state in `producer.rs`; the
+//! multi-partition store in `store.rs`.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
