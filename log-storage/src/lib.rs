@@ -1,9 +1,9 @@
-//! Durable storage for one node of the commit log. **Work in progress.**
+//! Durable storage for one node of the commit log.
 //!
-//! This crate will hold the partition log: a directory of segment files
+//! This crate holds the partition log: a directory of segment files
 //! named by their first offset (`{base_offset:020}.log`) with a sparse
 //! index beside each (from `log-index`), holding record batches encoded by
-//! `log-format`. It will own segment rotation, retention by age and size,
+//! `log-format`. It owns segment rotation, retention by age and size,
 //! group commit (many appends sharing one `fdatasync`), crash recovery and
 //! the store of topics, partitions and consumer offsets.
 //!
@@ -55,7 +55,7 @@ pub use names::{
     MAX_NAME_BYTES, NameKind, RESERVED_SUFFIXES, validate_consumer_id, validate_topic_name,
 };
 pub use offsets::{MAX_OFFSET_METADATA_BYTES, OFFSET_FILE_MAX_BYTES};
-pub use retention::RetentionReport;
+pub use retention::{Lag, RetentionReport, Usage};
 pub use sim::{CrashReport, FaultKind, SimFs, TearKind, TornSector};
 pub use store::{
     Background, DEFAULT_FLUSH_INTERVAL, DEFAULT_RETENTION_INTERVAL, DirLock, MAX_PARTITIONS,

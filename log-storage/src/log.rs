@@ -123,6 +123,9 @@ pub struct Log {
     /// `wait_for(Written)` sleeps on it (with the `sync` mutex), so appends
     /// never wake durable waiters.
     pub(crate) appended: Condvar,
+    /// Called after the log end or the durable end moved (see
+    /// [`Log::on_change`]).
+    listeners: Listeners,
     /// Serialises appends (and rolls and close) so that the write(2) of a
     /// batch can happen outside the state lock: readers and syncs never
     /// wait for a write, only for the short bookkeeping around it.
@@ -182,6 +185,26 @@ impl std::fmt::Debug for Waiter {
         f.debug_struct("Waiter")
             .field("target", &self.target)
             .finish_non_exhaustive()
+    }
+}
+
+/// Callbacks told that a partition's watermarks moved.
+#[derive(Default)]
+struct Listeners(std::sync::RwLock<Vec<Arc<dyn Fn() + Send + Sync>>>);
+
+impl Listeners {
+    fn notify(&self) {
+        let listeners = self.0.read().unwrap_or_else(PoisonError::into_inner);
+        for listener in listeners.iter() {
+            listener();
+        }
+    }
+}
+
+impl std::fmt::Debug for Listeners {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let count = self.0.read().map_or(0, |l| l.len());
+        f.debug_struct("Listeners").field("count", &count).finish()
     }
 }
 
@@ -346,8 +369,29 @@ impl Log {
             synced: Condvar::new(),
             appended: Condvar::new(),
             writing: std::sync::atomic::AtomicUsize::new(0),
+            listeners: Listeners::default(),
             append_lock: Mutex::new(()),
         })
+    }
+
+    /// Registers `listener`, called after every append (the log end moved),
+    /// every sync (the durable end may have moved), delete-records and
+    /// close: what an async server needs to wake its long polls and
+    /// subscriptions without polling. Listeners run on the thread that
+    /// moved the watermark, possibly with partition locks held: they must
+    /// be quick and must not call into this log (a counter bump or a
+    /// channel send).
+    pub fn on_change(&self, listener: Arc<dyn Fn() + Send + Sync>) {
+        self.listeners
+            .0
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(listener);
+    }
+
+    /// Tells the listeners that watermarks moved.
+    pub(crate) fn changed(&self) {
+        self.listeners.notify();
     }
 
     /// The partition directory.
@@ -596,6 +640,7 @@ impl Log {
             sync.written_end = sync.written_end.max(last_offset + 1);
         }
         self.appended.notify_all();
+        self.changed();
 
         let durable_end = lock(&self.sync).durable_end;
         Ok(Appended {
@@ -667,6 +712,7 @@ impl Log {
             Err(cause) => sync.poisoned = Some(cause),
         }
         self.synced.notify_all();
+        self.changed();
         sync
     }
 
@@ -991,6 +1037,12 @@ impl Log {
     /// Syncs everything and leaves the clean-shutdown marker, so the next
     /// open scans nothing. Further appends fail with [`Error::Closed`].
     pub fn close(&self) -> Result<(), Error> {
+        let result = self.close_inner();
+        self.changed();
+        result
+    }
+
+    fn close_inner(&self) -> Result<(), Error> {
         let _appending = lock(&self.append_lock);
         let mut state = lock(&self.state);
         if state.closed {

@@ -24,6 +24,32 @@ use crate::log::{Isolation, Log, State, Watermarks, crc32, lock, watermarks, wri
 use crate::naming;
 use crate::segment::{Segment, SegmentIndex};
 
+/// How far a reader at some offset is behind the log end
+/// ([`Log::lag`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lag {
+    /// Records between the offset and the log end.
+    pub records: u64,
+    /// Stored bytes (whole batches) from the batch holding the offset to
+    /// the log end.
+    pub bytes: u64,
+    /// Append time of the newest batch minus that of the batch holding the
+    /// offset, in ms (0 when caught up).
+    pub time_ms: u64,
+}
+
+/// A partition's footprint ([`Log::usage`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Usage {
+    /// Bytes of batches stored, all segments.
+    pub size_bytes: u64,
+    /// Segment files.
+    pub segment_count: usize,
+    /// Append time of the newest batch, ms since the Unix epoch (`None`
+    /// when the partition is empty).
+    pub last_append_time: Option<i64>,
+}
+
 /// What one retention pass deleted.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RetentionReport {
@@ -81,6 +107,7 @@ impl Log {
             .count();
         let removed: Vec<Segment> = state.segments.drain(..doomed).collect();
         drop(state);
+        self.changed();
         self.delete_segment_files(&removed)?;
         tracing::info!(dir = %self.dir.display(), log_start = before_offset, segments = removed.len(), "records deleted");
         Ok(before_offset)
@@ -184,6 +211,64 @@ impl Log {
             }
         }
         Ok(None)
+    }
+
+    /// How far a reader whose next offset is `offset` is behind the log
+    /// end: in records, in stored bytes and in append time. Offsets below
+    /// the log start count from the log start; past the end, lag is zero.
+    pub fn lag(&self, offset: u64) -> Result<Lag, Error> {
+        let mut state = lock(&self.state);
+        let marks = watermarks(&state, 0);
+        let offset = offset.max(marks.log_start);
+        if offset >= marks.log_end {
+            return Ok(Lag {
+                records: 0,
+                bytes: 0,
+                time_ms: 0,
+            });
+        }
+        let count = state.segments.len();
+        let at = state
+            .segments
+            .partition_point(|segment| segment.base_offset <= offset)
+            .saturating_sub(1);
+        let newest = segment_max_append_time(&*self.fs, &mut state, count - 1)?;
+        let fs = self.fs.clone();
+        let segment = &mut state.segments[at];
+        let entry = segment.index_floor(&*fs, offset)?;
+        let mut position = u64::from(entry.position);
+        let mut oldest = newest;
+        while position < segment.len {
+            let header = segment.header_at(position)?;
+            if header.last_offset() >= offset {
+                oldest = header.append_time;
+                break;
+            }
+            position += u64::from(header.length);
+        }
+        let after: u64 = state.segments[at..].iter().map(|s| s.len).sum();
+        Ok(Lag {
+            records: marks.log_end - offset,
+            bytes: after.saturating_sub(position),
+            time_ms: u64::try_from(newest.saturating_sub(oldest)).unwrap_or(0),
+        })
+    }
+
+    /// The partition's size, segment count and newest append time.
+    pub fn usage(&self) -> Result<Usage, Error> {
+        let mut state = lock(&self.state);
+        let size_bytes = state.segments.iter().map(|s| s.len).sum();
+        let segment_count = state.segments.len();
+        let last = state.segments.iter().rposition(|s| s.len > 0);
+        let last_append_time = match last {
+            Some(i) => Some(segment_max_append_time(&*self.fs, &mut state, i)?),
+            None => None,
+        };
+        Ok(Usage {
+            size_bytes,
+            segment_count,
+            last_append_time,
+        })
     }
 
     /// Waits until the log end (with [`Isolation::Written`]) or the durable

@@ -224,3 +224,50 @@ fn wait_for_wakes_on_appends_and_times_out_otherwise() {
     assert!(marks.durable_end >= 3);
     writer.join().unwrap();
 }
+
+#[test]
+fn lag_and_usage_count_records_bytes_and_time_from_an_offset() {
+    let tmp = TempDir::new().unwrap();
+    let log = open(tmp.path(), config());
+    assert_eq!(log.usage().unwrap().last_append_time, None);
+    assert_eq!(log.lag(0).unwrap().records, 0);
+    fill(&log, 60);
+    let batch_len = batch(10).len() as u64;
+    let usage = log.usage().unwrap();
+    assert_eq!(usage.size_bytes, 60 * batch_len);
+    assert_eq!(usage.segment_count, segments(tmp.path()));
+    assert!(usage.last_append_time.is_some());
+    let lag = log.lag(0).unwrap();
+    assert_eq!((lag.records, lag.bytes), (600, 60 * batch_len));
+    // Offset 255 lies in the batch 250..=259: bytes count from that batch.
+    let lag = log.lag(255).unwrap();
+    assert_eq!((lag.records, lag.bytes), (345, 35 * batch_len));
+    assert_eq!(log.lag(600).unwrap().bytes, 0);
+    assert_eq!(log.lag(10_000).unwrap().records, 0);
+    log.delete_records(100).unwrap();
+    assert_eq!(log.lag(0).unwrap().records, 500);
+}
+
+#[test]
+fn listeners_hear_appends_syncs_deletes_and_close() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let tmp = TempDir::new().unwrap();
+    let log = open(tmp.path(), config());
+    let heard = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&heard);
+    log.on_change(Arc::new(move || {
+        counter.fetch_add(1, Ordering::SeqCst);
+    }));
+    let written = AppendOptions {
+        ack: log_storage::Ack::Written,
+        ..AppendOptions::default()
+    };
+    log.append(batch(1), written).unwrap();
+    assert_eq!(heard.load(Ordering::SeqCst), 1);
+    log.sync().unwrap();
+    assert_eq!(heard.load(Ordering::SeqCst), 2);
+    log.delete_records(1).unwrap();
+    assert_eq!(heard.load(Ordering::SeqCst), 3);
+    log.close().unwrap();
+    assert_eq!(heard.load(Ordering::SeqCst), 4);
+}
