@@ -1,8 +1,31 @@
-//! The gRPC server of the commit log. **Not implemented yet.**
+//! The gRPC server of the commit log: `log-storage` served over the
+//! contract in `proto/log/v1/log.proto` (tonic), with the standard
+//! `grpc.health.v1.Health` service and server reflection (v1 and v1alpha),
+//! and the `log-server` binary.
 //!
-//! This crate will serve `log-storage` over the contract in
-//! `proto/log/v1/log.proto` (tonic), with health and reflection services,
-//! graceful shutdown and bounded resources on every serving path, and ship
-//! the `log-server` binary. Nothing here is usable yet; the crate exists so
-//! that the workspace layout is in place from the first commit.
+//! - `config.rs`: [`Config`] and the [`Cli`]: flags > `LOG_SERVER_*` env >
+//!   TOML file > defaults.
+//! - `server.rs`: [`Server`]: bind, open the store, recover every
+//!   partition (health NOT_SERVING meanwhile), serve, shut down gracefully.
+//! - `service.rs`: the `LogService` and `AdminService` implementations.
+//! - `produce.rs`: the append path and `ProduceStream`'s in-order answers.
+//! - `read.rs`: positions, long-poll `Fetch`, `Subscribe`.
+//! - `state.rs`: what the calls share: open partitions and their change
+//!   signal, limits, counters.
+//! - `status.rs`: the one mapping from errors to gRPC statuses with
+//!   `google.rpc.ErrorInfo` (domain `log.v1`).
+//!
+//! It does not implement consumer-group membership, authentication or
+//! TLS (serve loopback, or put a proxy in front).
 #![forbid(unsafe_code)]
+
+mod config;
+mod produce;
+mod read;
+mod server;
+mod service;
+mod state;
+mod status;
+
+pub use config::{Cli, Config, ConfigError};
+pub use server::{Error, Server};

@@ -1,0 +1,413 @@
+//! [`Client`]: one gRPC connection to a `log-server`, with every RPC of the
+//! `log.v1` API as an async method. It does no batching, buffering or
+//! retrying of its own: [`Producer`](crate::Producer) and
+//! [`Consumer`](crate::Consumer) build on it for that.
+
+use std::time::Duration;
+
+use tonic::transport::{Channel, Endpoint};
+
+use crate::error::Error;
+use crate::proto;
+use crate::proto::admin_service_client::AdminServiceClient;
+use crate::proto::log_service_client::LogServiceClient;
+
+/// Connection settings.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ClientConfig {
+    /// Largest message this client sends or receives, in bytes. Default
+    /// 16 MiB: above the server's default request limit (8 MiB) and its
+    /// largest response, so no server answer is refused here.
+    pub max_message_bytes: usize,
+    /// Timeout of the TCP connect. Default 5 s.
+    pub connect_timeout: Duration,
+    /// Deadline of unary calls (a long-poll fetch adds its `max_wait`).
+    /// Default 30 s.
+    pub request_timeout: Duration,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            max_message_bytes: 16 << 20,
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Options of one [`Client::fetch`].
+#[derive(Debug, Clone, Copy, Default)]
+#[non_exhaustive]
+pub struct FetchOptions {
+    /// Most bytes to return (0: the server's default, 1 MiB).
+    pub max_bytes: u32,
+    /// Most records (0: the server's default).
+    pub max_records: u32,
+    /// Reply once this many bytes are readable.
+    pub min_bytes: u32,
+    /// How long the server may wait for `min_bytes` (zero: answer at once).
+    pub max_wait: Duration,
+    /// Which records are visible (default DURABLE).
+    pub isolation: proto::Isolation,
+    /// Decoded records or the stored encoded batches.
+    pub format: proto::RecordFormat,
+}
+
+/// A connection to a `log-server`. Cheap to clone: clones share the
+/// connection (HTTP/2 multiplexes their calls).
+#[derive(Debug, Clone)]
+pub struct Client {
+    log: LogServiceClient<Channel>,
+    admin: AdminServiceClient<Channel>,
+    config: ClientConfig,
+}
+
+impl proto::Position {
+    /// This offset.
+    pub fn at_offset(offset: u64) -> proto::Position {
+        proto::Position {
+            position: Some(proto::position::Position::Offset(offset)),
+            reset_policy: proto::ResetPolicy::Error as i32,
+        }
+    }
+
+    /// The log start.
+    pub fn earliest() -> proto::Position {
+        Self::boundary(proto::Boundary::Earliest)
+    }
+
+    /// The log end.
+    pub fn latest() -> proto::Position {
+        Self::boundary(proto::Boundary::Latest)
+    }
+
+    fn boundary(boundary: proto::Boundary) -> proto::Position {
+        proto::Position {
+            position: Some(proto::position::Position::Boundary(boundary as i32)),
+            reset_policy: proto::ResetPolicy::Error as i32,
+        }
+    }
+
+    /// `count` records before the log end.
+    pub fn from_end(count: u64) -> proto::Position {
+        proto::Position {
+            position: Some(proto::position::Position::FromEnd(count)),
+            reset_policy: proto::ResetPolicy::Error as i32,
+        }
+    }
+
+    /// The committed offset of `group` (from the log start when it never
+    /// committed).
+    pub fn committed(group: &str) -> proto::Position {
+        proto::Position {
+            position: Some(proto::position::Position::CommittedGroup(group.to_owned())),
+            reset_policy: proto::ResetPolicy::Earliest as i32,
+        }
+    }
+}
+
+impl Client {
+    /// Connects to `url` (e.g. `http://127.0.0.1:50051`).
+    pub async fn connect(url: impl Into<String>) -> Result<Client, Error> {
+        Self::connect_with(url, ClientConfig::default()).await
+    }
+
+    /// Connects with explicit settings.
+    pub async fn connect_with(url: impl Into<String>, config: ClientConfig) -> Result<Client, Error> {
+        let url = url.into();
+        let endpoint = Endpoint::from_shared(url.clone())
+            .map_err(|e| Error::invalid(format!("bad server url {url:?}: {e}")))?
+            .connect_timeout(config.connect_timeout)
+            .tcp_nodelay(true)
+            .http2_adaptive_window(true);
+        let channel = endpoint.connect().await?;
+        let log = LogServiceClient::new(channel.clone())
+            .max_decoding_message_size(config.max_message_bytes)
+            .max_encoding_message_size(config.max_message_bytes);
+        let admin = AdminServiceClient::new(channel)
+            .max_decoding_message_size(config.max_message_bytes)
+            .max_encoding_message_size(config.max_message_bytes);
+        Ok(Client { log, admin, config })
+    }
+
+    /// The generated `LogService` client on this connection (for calls
+    /// this type does not wrap, such as `ProduceStream`).
+    pub fn log_service(&self) -> LogServiceClient<Channel> {
+        self.log.clone()
+    }
+
+    /// The generated `AdminService` client on this connection.
+    pub fn admin_service(&self) -> AdminServiceClient<Channel> {
+        self.admin.clone()
+    }
+
+    /// The settings of this client.
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request.set_timeout(self.config.request_timeout);
+        request
+    }
+
+    /// Creates a topic with `partitions` partitions (`config`: unset fields
+    /// take the server defaults).
+    pub async fn create_topic(
+        &self,
+        name: &str,
+        partitions: u32,
+        config: proto::TopicConfig,
+    ) -> Result<proto::Topic, Error> {
+        let response = self
+            .admin
+            .clone()
+            .create_topic(self.request(proto::CreateTopicRequest {
+                name: name.to_owned(),
+                partition_count: partitions,
+                config: Some(config),
+                validate_only: false,
+            }))
+            .await?;
+        response
+            .into_inner()
+            .topic
+            .ok_or_else(|| Error::closed("server sent no topic"))
+    }
+
+    /// A topic and the state of each partition.
+    pub async fn get_topic(&self, name: &str) -> Result<proto::GetTopicResponse, Error> {
+        Ok(self
+            .admin
+            .clone()
+            .get_topic(self.request(proto::GetTopicRequest {
+                name: name.to_owned(),
+            }))
+            .await?
+            .into_inner())
+    }
+
+    /// Every topic, by name (follows the pages).
+    pub async fn list_topics(&self) -> Result<Vec<proto::Topic>, Error> {
+        let mut topics = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let page = self
+                .admin
+                .clone()
+                .list_topics(self.request(proto::ListTopicsRequest {
+                    page_size: 1000,
+                    page_token,
+                    name_prefix: String::new(),
+                }))
+                .await?
+                .into_inner();
+            topics.extend(page.topics);
+            if page.next_page_token.is_empty() {
+                return Ok(topics);
+            }
+            page_token = page.next_page_token;
+        }
+    }
+
+    /// Deletes a topic with its data and committed offsets.
+    pub async fn delete_topic(&self, name: &str) -> Result<(), Error> {
+        self.admin
+            .clone()
+            .delete_topic(self.request(proto::DeleteTopicRequest {
+                name: name.to_owned(),
+                allow_missing: false,
+            }))
+            .await?;
+        Ok(())
+    }
+
+    /// Grows a topic to `partitions` partitions.
+    pub async fn create_partitions(
+        &self,
+        topic: &str,
+        partitions: u32,
+    ) -> Result<proto::Topic, Error> {
+        let response = self
+            .admin
+            .clone()
+            .create_partitions(self.request(proto::CreatePartitionsRequest {
+                topic: topic.to_owned(),
+                partition_count: partitions,
+            }))
+            .await?;
+        response
+            .into_inner()
+            .topic
+            .ok_or_else(|| Error::closed("server sent no topic"))
+    }
+
+    /// Moves a partition's log start to `before_offset`.
+    pub async fn delete_records(
+        &self,
+        topic: &str,
+        partition: u32,
+        before_offset: u64,
+    ) -> Result<proto::Watermarks, Error> {
+        let response = self
+            .admin
+            .clone()
+            .delete_records(self.request(proto::DeleteRecordsRequest {
+                topic: topic.to_owned(),
+                partition,
+                before_offset,
+            }))
+            .await?;
+        Ok(response.into_inner().watermarks.unwrap_or_default())
+    }
+
+    /// The server's version and limits.
+    pub async fn server_info(&self) -> Result<proto::GetServerInfoResponse, Error> {
+        Ok(self
+            .admin
+            .clone()
+            .get_server_info(self.request(proto::GetServerInfoRequest {}))
+            .await?
+            .into_inner())
+    }
+
+    /// Counters and partition sizes (`topic`: one topic, or all).
+    pub async fn stats(&self, topic: Option<&str>) -> Result<proto::GetStatsResponse, Error> {
+        Ok(self
+            .admin
+            .clone()
+            .get_stats(self.request(proto::GetStatsRequest {
+                topic: topic.unwrap_or_default().to_owned(),
+            }))
+            .await?
+            .into_inner())
+    }
+
+    /// Appends one batch (one `Produce` call).
+    pub async fn produce(
+        &self,
+        request: proto::ProduceRequest,
+    ) -> Result<proto::ProduceResponse, Error> {
+        Ok(self
+            .log
+            .clone()
+            .produce(self.request(request))
+            .await?
+            .into_inner())
+    }
+
+    /// Reads a partition from `offset` (one `Fetch` call, long-polling up
+    /// to `options.max_wait`).
+    pub async fn fetch(
+        &self,
+        topic: &str,
+        partition: u32,
+        position: proto::Position,
+        options: &FetchOptions,
+    ) -> Result<proto::FetchResponse, Error> {
+        let mut request = tonic::Request::new(proto::FetchRequest {
+            topic: topic.to_owned(),
+            partition,
+            position: Some(position),
+            max_records: options.max_records,
+            max_bytes: options.max_bytes,
+            min_bytes: options.min_bytes,
+            max_wait: duration(options.max_wait),
+            isolation: options.isolation as i32,
+            format: options.format as i32,
+        });
+        request.set_timeout(self.config.request_timeout + options.max_wait);
+        Ok(self.log.clone().fetch(request).await?.into_inner())
+    }
+
+    /// Opens a subscription (the raw stream of `SubscribeResponse`s; see
+    /// [`Consumer`](crate::Consumer) for records).
+    pub async fn subscribe(
+        &self,
+        request: proto::SubscribeRequest,
+    ) -> Result<tonic::Streaming<proto::SubscribeResponse>, Error> {
+        // No deadline: a subscription lives until cancelled.
+        Ok(self.log.clone().subscribe(request).await?.into_inner())
+    }
+
+    /// Resolves `position` on every partition of `topic` (or those in
+    /// `partitions`).
+    pub async fn list_offsets(
+        &self,
+        topic: &str,
+        partitions: &[u32],
+        position: proto::Position,
+    ) -> Result<Vec<proto::PartitionOffset>, Error> {
+        Ok(self
+            .log
+            .clone()
+            .list_offsets(self.request(proto::ListOffsetsRequest {
+                topic: topic.to_owned(),
+                partitions: partitions.to_vec(),
+                position: Some(position),
+            }))
+            .await?
+            .into_inner()
+            .partitions)
+    }
+
+    /// Commits `offset` (the next offset to read) for `group` on one
+    /// partition.
+    pub async fn commit_offset(
+        &self,
+        group: &str,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+        metadata: &str,
+    ) -> Result<(), Error> {
+        self.log
+            .clone()
+            .commit_offsets(self.request(proto::CommitOffsetsRequest {
+                group: group.to_owned(),
+                topic: topic.to_owned(),
+                commits: vec![proto::OffsetCommit {
+                    partition,
+                    offset,
+                    metadata: metadata.to_owned(),
+                }],
+            }))
+            .await?;
+        Ok(())
+    }
+
+    /// The committed offsets of `group` on `topic` (every partition when
+    /// `partitions` is empty), with their lag.
+    pub async fn committed_offsets(
+        &self,
+        group: &str,
+        topic: &str,
+        partitions: &[u32],
+    ) -> Result<Vec<proto::CommittedOffset>, Error> {
+        Ok(self
+            .log
+            .clone()
+            .get_committed_offsets(self.request(proto::GetCommittedOffsetsRequest {
+                group: group.to_owned(),
+                topic: topic.to_owned(),
+                partitions: partitions.to_vec(),
+            }))
+            .await?
+            .into_inner()
+            .offsets)
+    }
+}
+
+/// A protobuf duration (`None` for zero).
+pub(crate) fn duration(d: Duration) -> Option<prost_types::Duration> {
+    if d.is_zero() {
+        return None;
+    }
+    Some(prost_types::Duration {
+        seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        nanos: i32::try_from(d.subsec_nanos()).unwrap_or(0),
+    })
+}

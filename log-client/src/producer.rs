@@ -1,0 +1,6 @@
+//! stub
+#![allow(missing_docs)]
+#[derive(Debug)] pub struct Producer;
+#[derive(Debug)] pub struct ProducerConfig;
+#[derive(Debug)] pub struct NewRecord;
+#[derive(Debug)] pub struct RecordAck;

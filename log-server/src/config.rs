@@ -1,0 +1,266 @@
+//! The server's settings: command-line flags, `LOG_SERVER_*` environment
+//! variables and a TOML file, merged with precedence flag > env > file >
+//! default. Every setting, its unit and its default is documented on
+//! [`Config`]; `log-server --print-config` prints the effective settings
+//! as TOML. This module only parses and checks; it opens nothing.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser;
+use serde::{Deserialize, Serialize};
+
+/// Largest batch the storage accepts by default (log-format's default).
+const DEFAULT_MAX_BATCH_BYTES: u32 = 8 << 20;
+
+/// The server's settings. In the TOML file every field is optional and
+/// takes the default shown when absent; unknown fields are an error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Config {
+    /// Address to serve gRPC on. Default `127.0.0.1:50051` (loopback; use
+    /// `0.0.0.0:50051` to serve other machines). Port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Data directory (created if missing). Default `./data`.
+    pub data_dir: PathBuf,
+    /// Largest batch a producer may send, header included, in bytes: the
+    /// storage limit of every topic that sets none lower. Default 8 MiB.
+    pub max_batch_bytes: u32,
+    /// Largest request the server decodes, in bytes. Default: one largest
+    /// batch plus 64 KiB of envelope. Larger requests get
+    /// RESOURCE_EXHAUSTED, reason `REQUEST_TOO_LARGE`.
+    pub max_request_bytes: u32,
+    /// Cap on a Fetch's `max_bytes` and a Subscribe's `max_batch_bytes`.
+    /// Default 4 MiB − 64 KiB, so that default gRPC clients (4 MiB receive
+    /// limit) can read every response that holds no single larger batch.
+    pub max_fetch_bytes: u32,
+    /// Cap on a Fetch's `max_records` (and its value when unset). Default
+    /// 100000.
+    pub max_fetch_records: u32,
+    /// Cap on a Fetch's `max_wait`, in ms. Default 30000.
+    pub max_wait_ms: u64,
+    /// Most subscriptions open at once. Default 1024.
+    pub max_subscriptions: u32,
+    /// Most client connections open at once; further connections wait to
+    /// be accepted. Default 1024.
+    pub max_connections: u32,
+    /// Most concurrent calls per connection (HTTP/2 streams). Default 256.
+    pub max_streams_per_connection: u32,
+    /// How often WRITTEN-acked data is made durable in the background, in
+    /// ms. Default 1000.
+    pub flush_interval_ms: u64,
+    /// How often retention runs over every partition, in ms. Default
+    /// 300000 (5 minutes).
+    pub retention_interval_ms: u64,
+    /// Threads that run the fdatasyncs of DURABLE appends for every
+    /// partition (group commit). Default 2.
+    pub committer_threads: u32,
+    /// On shutdown, how long in-flight calls get before open streams are
+    /// ended with UNAVAILABLE, in ms. Default 5000.
+    pub shutdown_grace_ms: u64,
+    /// Interval of HTTP/2 keepalive pings to clients, in ms. Default 30000.
+    pub keepalive_interval_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            data_dir: PathBuf::from("./data"),
+            max_batch_bytes: DEFAULT_MAX_BATCH_BYTES,
+            max_request_bytes: DEFAULT_MAX_BATCH_BYTES + (64 << 10),
+            max_fetch_bytes: (4 << 20) - (64 << 10),
+            max_fetch_records: 100_000,
+            max_wait_ms: 30_000,
+            max_subscriptions: 1024,
+            max_connections: 1024,
+            max_streams_per_connection: 256,
+            flush_interval_ms: 1000,
+            retention_interval_ms: 300_000,
+            committer_threads: 2,
+            shutdown_grace_ms: 5000,
+            keepalive_interval_ms: 30_000,
+        }
+    }
+}
+
+/// A setting that cannot be used.
+#[derive(Debug)]
+pub struct ConfigError(String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Checks every setting against the others.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |msg: String| Err(ConfigError(msg));
+        if self.max_batch_bytes < 1024 {
+            return bad(format!(
+                "max_batch_bytes = {} is below 1024",
+                self.max_batch_bytes
+            ));
+        }
+        if self.max_request_bytes < self.max_batch_bytes {
+            return bad(format!(
+                "max_request_bytes = {} is below max_batch_bytes = {}: the largest batch could never be sent",
+                self.max_request_bytes, self.max_batch_bytes
+            ));
+        }
+        if self.max_fetch_bytes == 0 || self.max_fetch_records == 0 {
+            return bad("max_fetch_bytes and max_fetch_records must be positive".into());
+        }
+        for (name, value) in [
+            ("max_subscriptions", self.max_subscriptions),
+            ("max_connections", self.max_connections),
+            ("max_streams_per_connection", self.max_streams_per_connection),
+            ("committer_threads", self.committer_threads),
+        ] {
+            if value == 0 {
+                return bad(format!("{name} must be positive"));
+            }
+        }
+        for (name, value) in [
+            ("flush_interval_ms", self.flush_interval_ms),
+            ("retention_interval_ms", self.retention_interval_ms),
+            ("keepalive_interval_ms", self.keepalive_interval_ms),
+        ] {
+            if value == 0 {
+                return bad(format!("{name} must be positive"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Largest response the server encodes: one largest batch (a fetch
+    /// always returns the first batch whole) plus 1 MiB of envelope.
+    pub fn max_response_bytes(&self) -> u32 {
+        self.max_batch_bytes
+            .max(self.max_fetch_bytes)
+            .saturating_add(1 << 20)
+    }
+
+    /// [`Config::max_wait_ms`] as a duration.
+    pub fn max_wait(&self) -> Duration {
+        Duration::from_millis(self.max_wait_ms)
+    }
+
+    /// Reads a TOML file of settings.
+    pub fn from_toml_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("cannot read config {}: {e}", path.display())))?;
+        toml::from_str(&text)
+            .map_err(|e| ConfigError(format!("bad config {}: {e}", path.display())))
+    }
+
+    /// The settings as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_else(|e| format!("# cannot print the config: {e}\n"))
+    }
+}
+
+/// The command line of `log-server`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "log-server",
+    version,
+    about = "Serve an append-only, partitioned commit log over gRPC.",
+    long_about = "Serve an append-only, partitioned commit log over gRPC (package log.v1, \
+                  proto/log/v1/log.proto), with grpc.health.v1 and server reflection.\n\n\
+                  Settings come from flags, then LOG_SERVER_* environment variables, then the \
+                  TOML file given by --config, then defaults. Logs go to stderr; filter them \
+                  with RUST_LOG (default: info).",
+    after_help = "Example: log-server --listen 127.0.0.1:50051 --data-dir ./data"
+)]
+pub struct Cli {
+    /// TOML file of settings (every field of `--print-config`).
+    #[arg(long, env = "LOG_SERVER_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to serve on [default: 127.0.0.1:50051].
+    #[arg(long, env = "LOG_SERVER_LISTEN", value_name = "ADDR:PORT")]
+    pub listen: Option<SocketAddr>,
+    /// Data directory, created if missing [default: ./data].
+    #[arg(long, env = "LOG_SERVER_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Largest batch accepted, in bytes [default: 8388608].
+    #[arg(long, env = "LOG_SERVER_MAX_BATCH_BYTES", value_name = "BYTES")]
+    pub max_batch_bytes: Option<u32>,
+    /// Largest request decoded, in bytes [default: max batch + 65536].
+    #[arg(long, env = "LOG_SERVER_MAX_REQUEST_BYTES", value_name = "BYTES")]
+    pub max_request_bytes: Option<u32>,
+    /// Cap on the bytes of one fetch [default: 4128768].
+    #[arg(long, env = "LOG_SERVER_MAX_FETCH_BYTES", value_name = "BYTES")]
+    pub max_fetch_bytes: Option<u32>,
+    /// Most subscriptions open at once [default: 1024].
+    #[arg(long, env = "LOG_SERVER_MAX_SUBSCRIPTIONS", value_name = "N")]
+    pub max_subscriptions: Option<u32>,
+    /// Most connections open at once [default: 1024].
+    #[arg(long, env = "LOG_SERVER_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<u32>,
+    /// Background flush of WRITTEN data, in ms [default: 1000].
+    #[arg(long, env = "LOG_SERVER_FLUSH_INTERVAL_MS", value_name = "MS")]
+    pub flush_interval_ms: Option<u64>,
+    /// Retention pass interval, in ms [default: 300000].
+    #[arg(long, env = "LOG_SERVER_RETENTION_INTERVAL_MS", value_name = "MS")]
+    pub retention_interval_ms: Option<u64>,
+    /// Grace period for in-flight calls at shutdown, in ms [default: 5000].
+    #[arg(long, env = "LOG_SERVER_SHUTDOWN_GRACE_MS", value_name = "MS")]
+    pub shutdown_grace_ms: Option<u64>,
+    /// Print the effective settings as TOML and exit.
+    #[arg(long)]
+    pub print_config: bool,
+}
+
+impl Cli {
+    /// The effective settings: each flag (or its environment variable)
+    /// over the file over the defaults.
+    pub fn resolve(&self) -> Result<Config, ConfigError> {
+        let mut config = match &self.config {
+            Some(path) => Config::from_toml_file(path)?,
+            None => Config::default(),
+        };
+        let file_had_request_limit = config.max_request_bytes != Config::default().max_request_bytes;
+        if let Some(v) = self.listen {
+            config.listen = v;
+        }
+        if let Some(v) = &self.data_dir {
+            config.data_dir = v.clone();
+        }
+        if let Some(v) = self.max_batch_bytes {
+            config.max_batch_bytes = v;
+            if self.max_request_bytes.is_none() && !file_had_request_limit {
+                config.max_request_bytes = v.saturating_add(64 << 10);
+            }
+        }
+        if let Some(v) = self.max_request_bytes {
+            config.max_request_bytes = v;
+        }
+        if let Some(v) = self.max_fetch_bytes {
+            config.max_fetch_bytes = v;
+        }
+        if let Some(v) = self.max_subscriptions {
+            config.max_subscriptions = v;
+        }
+        if let Some(v) = self.max_connections {
+            config.max_connections = v;
+        }
+        if let Some(v) = self.flush_interval_ms {
+            config.flush_interval_ms = v;
+        }
+        if let Some(v) = self.retention_interval_ms {
+            config.retention_interval_ms = v;
+        }
+        if let Some(v) = self.shutdown_grace_ms {
+            config.shutdown_grace_ms = v;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+}

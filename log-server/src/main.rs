@@ -1,0 +1,79 @@
+//! The `log-server` binary: parses the settings, sets up logging
+//! (`RUST_LOG`, default `info`, to stderr), serves until SIGINT or
+//! SIGTERM, then shuts down gracefully and exits 0. Exit code 1 on a
+//! runtime error, 2 on bad settings.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use log_server::{Cli, Server};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match cli.resolve() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("log-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if cli.print_config {
+        #[allow(clippy::print_stdout)]
+        {
+            print!("{}", config.to_toml());
+        }
+        return ExitCode::SUCCESS;
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("log-server")
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("log-server: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let server = Server::start(config).await?;
+        let stop = server.stop_token();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            stop.cancel();
+        });
+        server.wait().await
+    });
+    match result {
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "log-server failed");
+            eprintln!("log-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn wait_for_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGTERM; only SIGINT stops the server");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+    }
+}

@@ -1,0 +1,505 @@
+//! The read path: positions, `Fetch` (long poll) and `Subscribe` (replay,
+//! then tail).
+//!
+//! Storage reads run in `spawn_blocking`, many batches per hop (up to the
+//! request's byte budget). Waiting for new records awaits the partition's
+//! change signal (see [`crate::state`]), marked seen *before* each read so
+//! that an append landing between the read and the wait still wakes it.
+//! A subscription's memory is bounded: one read in hand plus a channel of
+//! [`SUBSCRIBE_CHANNEL`] messages, each at most the byte budget, and the
+//! task blocks on the channel (HTTP/2 flow control) when the client stalls.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+use log_client::proto;
+use log_format::{BatchView, Limits};
+use log_storage::{Isolation, Log, ReadResult};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tonic::{Code, Status};
+
+use crate::state::{Partition, Shared, now_ms, timestamp, timestamp_ms, watermarks};
+use crate::status;
+
+/// Messages buffered per subscription.
+const SUBSCRIBE_CHANNEL: usize = 4;
+/// Default byte budget of a fetch or a subscription message.
+const DEFAULT_MAX_BYTES: u32 = 1 << 20;
+/// Default and smallest heartbeat interval of a subscription.
+const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
+const MIN_HEARTBEAT: Duration = Duration::from_millis(100);
+/// How much of a call's deadline a long poll leaves for the answer.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(50);
+
+/// How records are handed back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Records,
+    Encoded,
+}
+
+fn format(value: i32) -> Result<Format, Status> {
+    match proto::RecordFormat::try_from(value) {
+        Ok(proto::RecordFormat::Unspecified | proto::RecordFormat::Records) => Ok(Format::Records),
+        Ok(proto::RecordFormat::EncodedBatches) => Ok(Format::Encoded),
+        Err(_) => Err(status::invalid("format", format!("unknown format {value}"))),
+    }
+}
+
+fn isolation(value: i32) -> Result<Isolation, Status> {
+    match proto::Isolation::try_from(value) {
+        Ok(proto::Isolation::Unspecified | proto::Isolation::Durable) => Ok(Isolation::Durable),
+        Ok(proto::Isolation::Written) => Ok(Isolation::Written),
+        Err(_) => Err(status::invalid(
+            "isolation",
+            format!("unknown isolation {value}"),
+        )),
+    }
+}
+
+/// Runs a blocking storage call off the runtime.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Status> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| Status::internal("storage task failed"))?
+}
+
+/// Resolves a position to an offset (`None`: nothing matches, a time
+/// after the newest record). Blocking (time lookups read the index).
+pub(crate) fn resolve(
+    shared: &Shared,
+    topic: &str,
+    partition: u32,
+    log: &Log,
+    position: Option<&proto::Position>,
+) -> Result<Option<u64>, Status> {
+    use proto::position::Position as P;
+    let marks = log.watermarks();
+    let Some(position) = position else {
+        return Ok(Some(marks.log_start));
+    };
+    let policy = proto::ResetPolicy::try_from(position.reset_policy).map_err(|_| {
+        status::invalid(
+            "position.reset_policy",
+            format!("unknown reset policy {}", position.reset_policy),
+        )
+    })?;
+    let offset = match &position.position {
+        None => marks.log_start,
+        Some(P::Offset(offset)) => *offset,
+        Some(P::Time(time)) => {
+            return log
+                .offset_for_time(timestamp_ms(time))
+                .map_err(|e| status::storage(&e));
+        }
+        Some(P::Boundary(b)) => match proto::Boundary::try_from(*b) {
+            Ok(proto::Boundary::Earliest) => marks.log_start,
+            Ok(proto::Boundary::Latest) => marks.log_end,
+            _ => return Err(status::invalid("position.boundary", "unknown boundary")),
+        },
+        Some(P::FromEnd(count)) => marks.log_end.saturating_sub(*count).max(marks.log_start),
+        Some(P::CommittedGroup(group)) => {
+            match shared
+                .store
+                .committed_offset(group, topic, partition)
+                .map_err(|e| status::storage(&e))?
+            {
+                Some((offset, _)) => offset,
+                None => match policy {
+                    proto::ResetPolicy::Latest => marks.log_end,
+                    proto::ResetPolicy::Earliest => marks.log_start,
+                    _ => {
+                        return Err(status::status(
+                            Code::NotFound,
+                            "NO_COMMITTED_OFFSET",
+                            format!("group {group:?} has no committed offset on {topic}/{partition}"),
+                            &[("group", group.clone())],
+                        ));
+                    }
+                },
+            }
+        }
+    };
+    if offset >= marks.log_start && offset <= marks.log_end {
+        return Ok(Some(offset));
+    }
+    match policy {
+        proto::ResetPolicy::Earliest => Ok(Some(marks.log_start)),
+        proto::ResetPolicy::Latest => Ok(Some(marks.log_end)),
+        _ => Err(status::out_of_range(offset, marks.log_start, marks.log_end)),
+    }
+}
+
+/// Records and encoded bytes cut out of a storage read.
+struct Chunk {
+    records: Vec<proto::SequencedRecord>,
+    encoded: Bytes,
+    next_offset: u64,
+    count: u64,
+}
+
+/// Cuts a storage read into what a response carries: records from `from`,
+/// at most `max_records` and about `max_bytes` (at least one record), or
+/// whole encoded batches up to the batch that reaches `max_records`.
+fn cut(read: &ReadResult, from: u64, max_records: u64, max_bytes: usize, format: Format) -> Chunk {
+    let buf = &read.batches;
+    let mut pos = 0usize;
+    let mut chunk = Chunk {
+        records: Vec::new(),
+        encoded: Bytes::new(),
+        next_offset: from,
+        count: 0,
+    };
+    let mut size = 0usize;
+    'batches: while pos < buf.len() {
+        // The storage verified these batches' checksums; the structure was
+        // verified on append.
+        let Ok(view) = BatchView::decode(&buf[pos..], pos as u64, &Limits::unlimited()) else {
+            break;
+        };
+        let len = view.len();
+        if format == Format::Encoded {
+            chunk.count += view.last_offset().saturating_sub(from.max(view.base_offset())) + 1;
+            chunk.next_offset = view.last_offset() + 1;
+            pos += len;
+            if chunk.count >= max_records {
+                break;
+            }
+            continue;
+        }
+        let append_time = Some(timestamp(view.append_time()));
+        for record in view.records() {
+            if record.offset() < from {
+                continue;
+            }
+            let message = proto::SequencedRecord {
+                offset: record.offset(),
+                timestamp: Some(timestamp(record.timestamp())),
+                append_time,
+                key: record.key().map(|k| buf.slice_ref(k)),
+                value: record.value().map(|v| buf.slice_ref(v)),
+                headers: record
+                    .headers()
+                    .map(|(key, value)| proto::Header {
+                        key: key.to_owned(),
+                        value: buf.slice_ref(value),
+                    })
+                    .collect(),
+            };
+            let len = prost::Message::encoded_len(&message) + 4;
+            if chunk.count > 0 && size + len > max_bytes {
+                break 'batches;
+            }
+            size += len;
+            chunk.next_offset = record.offset() + 1;
+            chunk.records.push(message);
+            chunk.count += 1;
+            if chunk.count >= max_records {
+                break 'batches;
+            }
+        }
+        pos += len;
+    }
+    if format == Format::Encoded {
+        chunk.encoded = buf.slice(..pos);
+    }
+    chunk
+}
+
+/// `Fetch`: reads at once, or waits (on the change signal) until
+/// `min_bytes` are readable or `max_wait` passed.
+pub(crate) async fn fetch(
+    shared: Arc<Shared>,
+    request: proto::FetchRequest,
+    deadline: Option<Duration>,
+) -> Result<proto::FetchResponse, Status> {
+    shared.check_running()?;
+    shared
+        .counters
+        .fetch_requests
+        .fetch_add(1, Ordering::Relaxed);
+    let format = format(request.format)?;
+    let isolation = isolation(request.isolation)?;
+    let config = &shared.config;
+    let max_bytes = budget(request.max_bytes, config.max_fetch_bytes);
+    let max_records = u64::from(match request.max_records {
+        0 => config.max_fetch_records,
+        n => n.min(config.max_fetch_records),
+    });
+    let mut wait = request
+        .max_wait
+        .map_or(Duration::ZERO, |d| duration(&d))
+        .min(config.max_wait());
+    if let Some(deadline) = deadline {
+        wait = wait.min(deadline.saturating_sub(DEADLINE_MARGIN));
+    }
+    let until = Instant::now() + wait;
+    let min_bytes = request.min_bytes.max(1) as usize;
+    let part = shared.partition(&request.topic, request.partition)?;
+    let offset = {
+        let (shared2, part2, topic, position) = (
+            Arc::clone(&shared),
+            Arc::clone(&part),
+            request.topic.clone(),
+            request.position.clone(),
+        );
+        let partition = request.partition;
+        blocking(move || resolve(&shared2, &topic, partition, &part2.log, position.as_ref())).await?
+    };
+    let offset = match offset {
+        Some(offset) => offset,
+        None => part.log.watermarks().log_end,
+    };
+    let mut changed = part.changed.subscribe();
+    loop {
+        changed.borrow_and_update();
+        let log = Arc::clone(&part.log);
+        let read = blocking(move || {
+            log.read(offset, max_bytes, isolation)
+                .map_err(|e| status::storage(&e))
+        })
+        .await?;
+        let enough = read.batches.len() >= min_bytes.min(max_bytes);
+        if enough || Instant::now() >= until || shared.shutdown.is_cancelled() {
+            let chunk = cut(&read, offset, max_records, max_bytes, format);
+            return Ok(proto::FetchResponse {
+                records: chunk.records,
+                encoded_batches: chunk.encoded,
+                next_offset: chunk.next_offset,
+                watermarks: Some(watermarks(&read.watermarks)),
+            });
+        }
+        tokio::select! {
+            r = changed.changed() => if r.is_err() { return Err(status::shutting_down()) },
+            () = tokio::time::sleep_until(until) => {}
+            () = shared.shutdown.cancelled() => {}
+        }
+    }
+}
+
+/// A request's byte budget: 0 is the default, capped by the server.
+fn budget(asked: u32, cap: u32) -> usize {
+    let bytes = match asked {
+        0 => DEFAULT_MAX_BYTES.min(cap),
+        n => n.min(cap),
+    };
+    bytes as usize
+}
+
+fn duration(d: &prost_types::Duration) -> Duration {
+    if d.seconds < 0 || d.nanos < 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(d.seconds as u64, d.nanos as u32)
+}
+
+/// `Subscribe`: checks the request and starts the subscription's task.
+pub(crate) async fn subscribe(
+    shared: Arc<Shared>,
+    request: proto::SubscribeRequest,
+) -> Result<mpsc::Receiver<Result<proto::SubscribeResponse, Status>>, Status> {
+    shared.check_running()?;
+    let format = format(request.format)?;
+    let isolation = isolation(request.isolation)?;
+    let permit = Arc::clone(&shared.subscriptions)
+        .try_acquire_owned()
+        .map_err(|_| {
+            status::status(
+                Code::ResourceExhausted,
+                "TOO_MANY_SUBSCRIPTIONS",
+                format!(
+                    "the server holds its limit of {} subscriptions",
+                    shared.config.max_subscriptions
+                ),
+                &[("limit", shared.config.max_subscriptions.to_string())],
+            )
+        })?;
+    let part = shared.partition(&request.topic, request.partition)?;
+    let offset = {
+        let (shared2, part2, topic, position) = (
+            Arc::clone(&shared),
+            Arc::clone(&part),
+            request.topic.clone(),
+            request.position.clone(),
+        );
+        let partition = request.partition;
+        blocking(move || resolve(&shared2, &topic, partition, &part2.log, position.as_ref())).await?
+    };
+    let offset = offset.unwrap_or_else(|| part.log.watermarks().log_end);
+    let heartbeat = request
+        .heartbeat_interval
+        .map_or(DEFAULT_HEARTBEAT, |d| duration(&d))
+        .max(MIN_HEARTBEAT);
+    let (tx, rx) = mpsc::channel(SUBSCRIBE_CHANNEL);
+    let subscription = Subscription {
+        max_bytes: budget(request.max_batch_bytes, shared.config.max_fetch_bytes),
+        remaining: match request.max_records {
+            0 => u64::MAX,
+            n => n,
+        },
+        stop_at_end: request.stop_at_end,
+        heartbeat,
+        isolation,
+        format,
+        shared,
+        part,
+        tx,
+    };
+    tokio::spawn(async move {
+        subscription.run(offset).await;
+        drop(permit);
+    });
+    Ok(rx)
+}
+
+/// One subscription's task.
+struct Subscription {
+    shared: Arc<Shared>,
+    part: Arc<Partition>,
+    tx: mpsc::Sender<Result<proto::SubscribeResponse, Status>>,
+    max_bytes: usize,
+    remaining: u64,
+    stop_at_end: bool,
+    heartbeat: Duration,
+    isolation: Isolation,
+    format: Format,
+}
+
+impl Subscription {
+    async fn run(mut self, mut next: u64) {
+        use proto::subscribe_response::Event;
+        let mut changed = self.part.changed.subscribe();
+        let mut caught_up = false;
+        let mut last_sent = Instant::now();
+        loop {
+            if self.shared.shutdown.is_cancelled() {
+                return;
+            }
+            changed.borrow_and_update();
+            let (log, max_bytes, isolation) =
+                (Arc::clone(&self.part.log), self.max_bytes, self.isolation);
+            let read = blocking(move || {
+                log.read(next, max_bytes, isolation)
+                    .map_err(|e| status::storage(&e))
+            })
+            .await;
+            let read = match read {
+                Ok(read) => read,
+                Err(status) => {
+                    let _ = self.tx.send(Err(status)).await;
+                    return;
+                }
+            };
+            if read.batch_count > 0 {
+                let chunk = cut(&read, next, self.remaining, self.max_bytes, self.format);
+                next = chunk.next_offset;
+                self.remaining = self.remaining.saturating_sub(chunk.count);
+                let event = Event::Batch(proto::RecordBatch {
+                    records: chunk.records,
+                    encoded_batches: chunk.encoded,
+                    next_offset: next,
+                    watermarks: Some(watermarks(&read.watermarks)),
+                });
+                if !self.send(event).await {
+                    return;
+                }
+                last_sent = Instant::now();
+                if self.remaining == 0 {
+                    return;
+                }
+                continue;
+            }
+            if !caught_up {
+                caught_up = true;
+                let event = Event::CaughtUp(proto::CaughtUp {
+                    next_offset: next,
+                    watermarks: Some(watermarks(&read.watermarks)),
+                });
+                if !self.send(event).await || self.stop_at_end {
+                    return;
+                }
+                last_sent = Instant::now();
+            }
+            tokio::select! {
+                r = changed.changed() => if r.is_err() { return },
+                () = tokio::time::sleep_until(last_sent + self.heartbeat) => {
+                    let event = Event::Heartbeat(proto::Heartbeat {
+                        next_offset: next,
+                        watermarks: Some(watermarks(&self.part.log.watermarks())),
+                        server_time: Some(timestamp(now_ms())),
+                    });
+                    if !self.send(event).await {
+                        return;
+                    }
+                    last_sent = Instant::now();
+                }
+                () = self.tx.closed() => return,
+                () = self.shared.shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    /// Sends an event; false when the client went away or the server
+    /// shuts down (the response stream, an [`UntilShutdown`], then ends
+    /// with UNAVAILABLE).
+    async fn send(&self, event: proto::subscribe_response::Event) -> bool {
+        let message = proto::SubscribeResponse { event: Some(event) };
+        tokio::select! {
+            r = self.tx.send(Ok(message)) => r.is_ok(),
+            () = self.shared.shutdown.cancelled() => false,
+        }
+    }
+}
+
+/// A response stream that ends with UNAVAILABLE (`SHUTTING_DOWN`) as soon
+/// as shutdown starts, whatever its task is doing: open streams never hold
+/// the server up, and clients learn to reconnect elsewhere or later.
+pub(crate) struct UntilShutdown<T> {
+    rx: mpsc::Receiver<Result<T, Status>>,
+    shutdown: std::pin::Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
+    done: bool,
+}
+
+impl<T> UntilShutdown<T> {
+    pub(crate) fn new(
+        rx: mpsc::Receiver<Result<T, Status>>,
+        token: tokio_util::sync::CancellationToken,
+    ) -> Self {
+        UntilShutdown {
+            rx,
+            shutdown: Box::pin(token.cancelled_owned()),
+            done: false,
+        }
+    }
+}
+
+impl<T> tokio_stream::Stream for UntilShutdown<T> {
+    type Item = Result<T, Status>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::future::Future;
+        use std::task::Poll;
+        if self.done {
+            return Poll::Ready(None);
+        }
+        if self.shutdown.as_mut().poll(cx).is_ready() {
+            self.done = true;
+            return Poll::Ready(Some(Err(status::shutting_down())));
+        }
+        match self.rx.poll_recv(cx) {
+            Poll::Ready(None) => {
+                self.done = true;
+                Poll::Ready(None)
+            }
+            other => other,
+        }
+    }
+}

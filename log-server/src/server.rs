@@ -1,0 +1,420 @@
+//! Starting and stopping the server: the store, the background thread, the
+//! gRPC services with health and reflection, the bounded listener and the
+//! graceful shutdown.
+//!
+//! Start: bind, open the store, serve with health NOT_SERVING while every
+//! partition is opened (crash recovery runs there), then SERVING.
+//! Shutdown (SIGINT, SIGTERM or [`Server::shutdown`]): health NOT_SERVING,
+//! stop accepting, give in-flight calls [`Config::shutdown_grace_ms`], then
+//! end open streams with UNAVAILABLE, close the store (flush, fsync, write
+//! the clean-shutdown markers).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use log_client::proto::admin_service_server::AdminServiceServer;
+use log_client::proto::log_service_server::LogServiceServer;
+use log_storage::{Background, Store};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::server::{Connected, TcpConnectInfo};
+
+use crate::config::Config;
+use crate::service::Services;
+use crate::state::Shared;
+use crate::status;
+
+/// Why the server could not start or stopped badly.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// A setting is unusable.
+    Config(crate::config::ConfigError),
+    /// The listen address cannot be bound.
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The data directory cannot be opened (locked, unreadable, damaged).
+    Storage(log_storage::Error),
+    /// The gRPC transport failed.
+    Transport(tonic::transport::Error),
+    /// Reflection could not be built from the descriptors.
+    Reflection(String),
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Config(e) => write!(f, "bad configuration: {e}"),
+            Error::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
+            Error::Storage(e) => write!(f, "storage: {e}"),
+            Error::Transport(e) => write!(f, "transport: {e}"),
+            Error::Reflection(e) => write!(f, "reflection: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Config(e) => Some(e),
+            Error::Bind { source, .. } => Some(source),
+            Error::Storage(e) => Some(e),
+            Error::Transport(e) => Some(e),
+            Error::Reflection(_) => None,
+        }
+    }
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct Server {
+    addr: SocketAddr,
+    stop: CancellationToken,
+    task: JoinHandle<Result<(), Error>>,
+}
+
+impl Server {
+    /// Binds `config.listen`, opens the store and starts serving. Returns
+    /// once the port is bound; health turns SERVING when recovery is done.
+    pub async fn start(config: Config) -> Result<Server, Error> {
+        config.validate().map_err(Error::Config)?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| Error::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| Error::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let data_dir = config.data_dir.clone();
+        let store = tokio::task::spawn_blocking(move || Store::open_locked(&data_dir))
+            .await
+            .map_err(|e| Error::Reflection(format!("store open task failed: {e}")))?
+            .map_err(Error::Storage)?;
+        let store = Arc::new(store);
+        tracing::info!(data_dir = %config.data_dir.display(), "store opened");
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(serve(listener, addr, store, config, stop.clone()));
+        Ok(Server { addr, stop, task })
+    }
+
+    /// The address served (with the real port when the config said 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Starts a graceful shutdown and waits for it to finish.
+    pub async fn shutdown(self) -> Result<(), Error> {
+        self.stop.cancel();
+        self.wait().await
+    }
+
+    /// Waits until the server stopped (after [`Server::shutdown`] or a
+    /// signal handled by the caller that cancelled [`Server::stop_token`]).
+    pub async fn wait(self) -> Result<(), Error> {
+        match self.task.await {
+            Ok(result) => result,
+            Err(e) => Err(Error::Reflection(format!("server task failed: {e}"))),
+        }
+    }
+
+    /// The token that starts a graceful shutdown when cancelled.
+    pub fn stop_token(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+}
+
+async fn serve(
+    listener: TcpListener,
+    addr: SocketAddr,
+    store: Arc<Store>,
+    config: Config,
+    stop: CancellationToken,
+) -> Result<(), Error> {
+    let background = Background::start(
+        Arc::clone(&store),
+        Duration::from_millis(config.flush_interval_ms),
+        Duration::from_millis(config.retention_interval_ms),
+    )
+    .map_err(Error::Storage)?;
+    let streams_stop = CancellationToken::new();
+    let shared = Arc::new(Shared::new(
+        Arc::clone(&store),
+        config.clone(),
+        streams_stop.clone(),
+    ));
+    let services = Services {
+        shared: Arc::clone(&shared),
+    };
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_service_status("", tonic_health::ServingStatus::NotServing).await;
+    health.set_not_serving::<LogServiceServer<Services>>().await;
+    health.set_not_serving::<AdminServiceServer<Services>>().await;
+
+    let max_request = config.max_request_bytes as usize;
+    let max_response = config.max_response_bytes() as usize;
+    let log_service = LogServiceServer::new(services.clone())
+        .max_decoding_message_size(max_request)
+        .max_encoding_message_size(max_response);
+    let admin_service = AdminServiceServer::new(services)
+        .max_decoding_message_size(max_request)
+        .max_encoding_message_size(max_response);
+    let reflection_v1 = reflection(tonic_reflection::server::Builder::configure())
+        .build_v1()
+        .map_err(|e| Error::Reflection(e.to_string()))?;
+    let reflection_v1alpha = reflection(tonic_reflection::server::Builder::configure())
+        .build_v1alpha()
+        .map_err(|e| Error::Reflection(e.to_string()))?;
+
+    let limit = config.max_request_bytes;
+    let router = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_millis(config.keepalive_interval_ms)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        .max_concurrent_streams(Some(config.max_streams_per_connection))
+        .tcp_nodelay(true)
+        .http2_adaptive_window(Some(true))
+        .layer(tower::util::MapResponseLayer::new(
+            move |response: http::Response<tonic::body::Body>| too_large(response, limit),
+        ))
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(log_service)
+        .add_service(admin_service);
+
+    let incoming = accept_bounded(listener, config.max_connections as usize, stop.clone());
+    tracing::info!(%addr, "listening");
+
+    // Recovery: open every partition, then report SERVING.
+    let recovery = {
+        let (store, shared, health, stop) = (
+            Arc::clone(&store),
+            Arc::clone(&shared),
+            health.clone(),
+            stop.clone(),
+        );
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let opened = tokio::task::spawn_blocking(move || open_all(&store)).await;
+            match opened {
+                Ok(Ok((topics, partitions))) => {
+                    shared.ready.store(true, Ordering::Release);
+                    if !stop.is_cancelled() {
+                        health.set_service_status("", tonic_health::ServingStatus::Serving).await;
+                        health.set_serving::<LogServiceServer<Services>>().await;
+                        health.set_serving::<AdminServiceServer<Services>>().await;
+                    }
+                    tracing::info!(
+                        topics,
+                        partitions,
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "recovery done; serving"
+                    );
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "recovery failed; stopping");
+                    stop.cancel();
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "recovery task failed; stopping");
+                    stop.cancel();
+                }
+            }
+        })
+    };
+
+    let signal = {
+        let (stop, health) = (stop.clone(), health.clone());
+        async move {
+            stop.cancelled().await;
+            tracing::info!("shutting down: no new connections, health NOT_SERVING");
+            health.set_service_status("", tonic_health::ServingStatus::NotServing).await;
+            health.set_not_serving::<LogServiceServer<Services>>().await;
+            health.set_not_serving::<AdminServiceServer<Services>>().await;
+        }
+    };
+    let server = router.serve_with_incoming_shutdown(incoming, signal);
+    tokio::pin!(server);
+    let grace = Duration::from_millis(config.shutdown_grace_ms);
+    let served = tokio::select! {
+        result = &mut server => result,
+        () = async { stop.cancelled().await; tokio::time::sleep(grace).await; } => {
+            tracing::info!("grace period over: ending open streams with UNAVAILABLE");
+            streams_stop.cancel();
+            match tokio::time::timeout(grace, &mut server).await {
+                Ok(result) => result,
+                Err(_) => {
+                    tracing::warn!("calls still open after the grace period; closing anyway");
+                    Ok(())
+                }
+            }
+        }
+    };
+    streams_stop.cancel();
+    recovery.abort();
+    drop(background);
+    let closed = tokio::task::spawn_blocking(move || store.close()).await;
+    match closed {
+        Ok(Ok(())) => tracing::info!("store closed cleanly; clean-shutdown markers written"),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "store close failed");
+            return Err(Error::Storage(e));
+        }
+        Err(e) => tracing::error!(error = %e, "store close task failed"),
+    }
+    served.map_err(Error::Transport)
+}
+
+/// Opens every partition of every topic (crash recovery happens here).
+fn open_all(store: &Store) -> Result<(usize, usize), log_storage::Error> {
+    let topics = store.list_topics()?;
+    let mut partitions = 0;
+    for topic in &topics {
+        for p in 0..topic.partitions {
+            let log = store.partition(&topic.name, p)?;
+            let marks = log.watermarks();
+            tracing::debug!(topic = %topic.name, partition = p, log_end = marks.log_end, epoch = marks.epoch, "partition open");
+            partitions += 1;
+        }
+    }
+    Ok((topics.len(), partitions))
+}
+
+fn reflection(
+    builder: tonic_reflection::server::Builder<'_>,
+) -> tonic_reflection::server::Builder<'_> {
+    builder
+        .register_encoded_file_descriptor_set(log_client::proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+}
+
+/// tonic answers a request over the decode limit with OUT_OF_RANGE and no
+/// details; this rewrites that answer to RESOURCE_EXHAUSTED with reason
+/// `REQUEST_TOO_LARGE` (OUT_OF_RANGE is reserved for offsets here).
+fn too_large(
+    response: http::Response<tonic::body::Body>,
+    limit: u32,
+) -> http::Response<tonic::body::Body> {
+    let headers = response.headers();
+    let is_out_of_range = headers
+        .get("grpc-status")
+        .is_some_and(|v| v.as_bytes() == b"11");
+    let too_large = headers.get("grpc-message").is_some_and(|v| {
+        let m = v.as_bytes();
+        m.windows(9).any(|w| w == b"too large") || m.windows(11).any(|w| w == b"too%20large")
+    });
+    if !(is_out_of_range && too_large) {
+        return response;
+    }
+    status::request_too_large(limit, "decode limit").into_http()
+}
+
+/// A connection holding one of the listener's permits until it closes.
+#[derive(Debug)]
+struct Conn {
+    stream: TcpStream,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Connected for Conn {
+    type ConnectInfo = TcpConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.stream.connect_info()
+    }
+}
+
+impl tokio::io::AsyncRead for Conn {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Conn {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+}
+
+/// Accepts connections while fewer than `max` are open; stops accepting
+/// when `stop` is cancelled.
+fn accept_bounded(
+    listener: TcpListener,
+    max: usize,
+    stop: CancellationToken,
+) -> ReceiverStream<std::io::Result<Conn>> {
+    let (tx, rx) = mpsc::channel(1);
+    let permits = Arc::new(Semaphore::new(max));
+    tokio::spawn(async move {
+        loop {
+            let permit = tokio::select! {
+                p = Arc::clone(&permits).acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+                () = stop.cancelled() => return,
+            };
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                () = stop.cancelled() => return,
+            };
+            match accepted {
+                Ok((stream, _)) => {
+                    let _ = stream.set_nodelay(true);
+                    if tx.send(Ok(Conn { stream, _permit: permit })).await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    });
+    ReceiverStream::new(rx)
+}

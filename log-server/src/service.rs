@@ -1,0 +1,545 @@
+//! The `log.v1.LogService` and `log.v1.AdminService` implementations: thin
+//! adapters from messages to [`crate::produce`], [`crate::read`] and the
+//! store. Every storage call that may block (file I/O other than the
+//! append's page-cache write) runs in `spawn_blocking`.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use log_client::proto;
+use log_client::proto::admin_service_server::AdminService;
+use log_client::proto::log_service_server::LogService;
+use log_storage::{Ack, TopicConfig, TopicInfo};
+use tokio::sync::mpsc;
+use tonic::{Code, Request, Response, Status, Streaming};
+
+use crate::produce;
+use crate::read::{self, UntilShutdown, blocking};
+use crate::state::{Shared, timestamp, watermarks};
+use crate::status;
+
+/// Default and largest page of `ListTopics`.
+const DEFAULT_PAGE: usize = 100;
+const MAX_PAGE: usize = 1000;
+
+/// Both services over one [`Shared`] state.
+#[derive(Debug, Clone)]
+pub(crate) struct Services {
+    pub(crate) shared: Arc<Shared>,
+}
+
+/// The deadline a client set on a call (`grpc-timeout`), if any.
+fn deadline<T>(request: &Request<T>) -> Option<Duration> {
+    let value = request.metadata().get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// The partitions a request names (all when empty), checked.
+fn partitions(topic: &TopicInfo, asked: &[u32]) -> Result<Vec<u32>, Status> {
+    if asked.is_empty() {
+        return Ok((0..topic.partitions).collect());
+    }
+    for &p in asked {
+        if p >= topic.partitions {
+            return Err(status::storage(&log_storage::Error::PartitionNotFound {
+                topic: topic.name.clone(),
+                partition: p,
+                partitions: topic.partitions,
+            }));
+        }
+    }
+    Ok(asked.to_vec())
+}
+
+#[tonic::async_trait]
+impl LogService for Services {
+    async fn produce(
+        &self,
+        request: Request<proto::ProduceRequest>,
+    ) -> Result<Response<proto::ProduceResponse>, Status> {
+        let pending = produce::submit(&self.shared, request.into_inner())?;
+        Ok(Response::new(produce::finish(&self.shared, pending).await?))
+    }
+
+    type ProduceStreamStream = UntilShutdown<proto::ProduceStreamResponse>;
+
+    async fn produce_stream(
+        &self,
+        request: Request<Streaming<proto::ProduceStreamRequest>>,
+    ) -> Result<Response<Self::ProduceStreamStream>, Status> {
+        self.shared.check_running()?;
+        let (tx, rx) = mpsc::channel(16);
+        tokio::spawn(produce::serve_stream(
+            Arc::clone(&self.shared),
+            request.into_inner(),
+            tx,
+        ));
+        Ok(Response::new(UntilShutdown::new(
+            rx,
+            self.shared.shutdown.clone(),
+        )))
+    }
+
+    async fn fetch(
+        &self,
+        request: Request<proto::FetchRequest>,
+    ) -> Result<Response<proto::FetchResponse>, Status> {
+        let deadline = deadline(&request);
+        let response = read::fetch(Arc::clone(&self.shared), request.into_inner(), deadline).await?;
+        Ok(Response::new(response))
+    }
+
+    type SubscribeStream = UntilShutdown<proto::SubscribeResponse>;
+
+    async fn subscribe(
+        &self,
+        request: Request<proto::SubscribeRequest>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let rx = read::subscribe(Arc::clone(&self.shared), request.into_inner()).await?;
+        Ok(Response::new(UntilShutdown::new(
+            rx,
+            self.shared.shutdown.clone(),
+        )))
+    }
+
+    async fn list_offsets(
+        &self,
+        request: Request<proto::ListOffsetsRequest>,
+    ) -> Result<Response<proto::ListOffsetsResponse>, Status> {
+        let request = request.into_inner();
+        let shared = Arc::clone(&self.shared);
+        let partitions = blocking(move || {
+            let topic = shared.topic(&request.topic)?;
+            let mut out = Vec::new();
+            for p in partitions(&topic, &request.partitions)? {
+                let part = shared.partition(&topic.name, p)?;
+                let offset =
+                    read::resolve(&shared, &topic.name, p, &part.log, request.position.as_ref())?;
+                out.push(proto::PartitionOffset {
+                    partition: p,
+                    offset,
+                    watermarks: Some(watermarks(&part.log.watermarks())),
+                });
+            }
+            Ok(out)
+        })
+        .await?;
+        Ok(Response::new(proto::ListOffsetsResponse { partitions }))
+    }
+
+    async fn commit_offsets(
+        &self,
+        request: Request<proto::CommitOffsetsRequest>,
+    ) -> Result<Response<proto::CommitOffsetsResponse>, Status> {
+        self.shared.check_running()?;
+        let request = request.into_inner();
+        let shared = Arc::clone(&self.shared);
+        let partitions = blocking(move || {
+            let topic = shared.topic(&request.topic)?;
+            let asked: Vec<u32> = request.commits.iter().map(|c| c.partition).collect();
+            if asked.is_empty() {
+                return Err(status::invalid("commits", "no commit given"));
+            }
+            partitions(&topic, &asked)?;
+            let mut out = Vec::new();
+            for commit in &request.commits {
+                shared
+                    .store
+                    .commit_offset(
+                        &request.group,
+                        &topic.name,
+                        commit.partition,
+                        commit.offset,
+                        commit.metadata.as_bytes(),
+                    )
+                    .map_err(|e| status::storage(&e))?;
+                let part = shared.partition(&topic.name, commit.partition)?;
+                out.push(proto::PartitionOffset {
+                    partition: commit.partition,
+                    offset: Some(commit.offset),
+                    watermarks: Some(watermarks(&part.log.watermarks())),
+                });
+            }
+            Ok(out)
+        })
+        .await?;
+        Ok(Response::new(proto::CommitOffsetsResponse { partitions }))
+    }
+
+    async fn get_committed_offsets(
+        &self,
+        request: Request<proto::GetCommittedOffsetsRequest>,
+    ) -> Result<Response<proto::GetCommittedOffsetsResponse>, Status> {
+        let request = request.into_inner();
+        let shared = Arc::clone(&self.shared);
+        let offsets = blocking(move || {
+            let topic = shared.topic(&request.topic)?;
+            let mut out = Vec::new();
+            for p in partitions(&topic, &request.partitions)? {
+                let committed = shared
+                    .store
+                    .committed_offset(&request.group, &topic.name, p)
+                    .map_err(|e| status::storage(&e))?;
+                let part = shared.partition(&topic.name, p)?;
+                let marks = part.log.watermarks();
+                let (offset, metadata) = match committed {
+                    Some((offset, metadata)) => (
+                        Some(offset),
+                        String::from_utf8_lossy(&metadata).into_owned(),
+                    ),
+                    None => (None, String::new()),
+                };
+                let lag = part
+                    .log
+                    .lag(offset.unwrap_or(marks.log_start))
+                    .map_err(|e| status::storage(&e))?;
+                out.push(proto::CommittedOffset {
+                    partition: p,
+                    offset,
+                    metadata,
+                    watermarks: Some(watermarks(&marks)),
+                    lag_records: lag.records,
+                    lag_bytes: lag.bytes,
+                    lag_time: Some(prost_types::Duration {
+                        seconds: (lag.time_ms / 1000) as i64,
+                        nanos: ((lag.time_ms % 1000) * 1_000_000) as i32,
+                    }),
+                });
+            }
+            Ok(out)
+        })
+        .await?;
+        Ok(Response::new(proto::GetCommittedOffsetsResponse { offsets }))
+    }
+}
+
+/// The protobuf form of a topic.
+fn topic_message(topic: &TopicInfo) -> proto::Topic {
+    let c = &topic.config;
+    proto::Topic {
+        name: topic.name.clone(),
+        partition_count: topic.partitions,
+        config: Some(proto::TopicConfig {
+            retention: c.retention_max_age.map(ms_duration),
+            retention_bytes: c.retention_max_bytes,
+            segment_bytes: Some(c.segment_max_bytes),
+            segment_age: Some(ms_duration(c.segment_max_age)),
+            max_batch_bytes: Some(c.max_batch_bytes),
+            default_ack: match c.default_ack {
+                Ack::Durable => proto::Ack::Durable as i32,
+                Ack::Written => proto::Ack::Written as i32,
+            },
+        }),
+    }
+}
+
+fn ms_duration(d: Duration) -> prost_types::Duration {
+    prost_types::Duration {
+        seconds: d.as_secs() as i64,
+        nanos: d.subsec_nanos() as i32,
+    }
+}
+
+fn from_proto_duration(field: &str, d: &prost_types::Duration) -> Result<Option<Duration>, Status> {
+    if d.seconds < 0 || d.nanos < 0 {
+        return Err(status::invalid(field, "must not be negative"));
+    }
+    let d = Duration::new(d.seconds as u64, d.nanos as u32);
+    Ok((!d.is_zero()).then_some(d))
+}
+
+/// A storage topic config from a request's (unset fields: defaults).
+fn topic_config(shared: &Shared, config: Option<&proto::TopicConfig>) -> Result<TopicConfig, Status> {
+    let mut out = TopicConfig::default();
+    out.max_batch_bytes = shared.config.max_batch_bytes;
+    let Some(c) = config else {
+        return Ok(out);
+    };
+    if let Some(d) = &c.retention {
+        out.retention_max_age = from_proto_duration("config.retention", d)?;
+    }
+    out.retention_max_bytes = c.retention_bytes.filter(|&b| b > 0);
+    if let Some(b) = c.segment_bytes {
+        out.segment_max_bytes = b;
+    }
+    if let Some(d) = &c.segment_age
+        && let Some(d) = from_proto_duration("config.segment_age", d)?
+    {
+        out.segment_max_age = d;
+    }
+    if let Some(b) = c.max_batch_bytes {
+        if b > shared.config.max_batch_bytes {
+            return Err(status::status(
+                Code::InvalidArgument,
+                "INVALID_CONFIG",
+                format!(
+                    "max_batch_bytes {b} exceeds the server's limit of {}",
+                    shared.config.max_batch_bytes
+                ),
+                &[("setting", "max_batch_bytes".into())],
+            ));
+        }
+        out.max_batch_bytes = b;
+    }
+    out.default_ack = match proto::Ack::try_from(c.default_ack) {
+        Ok(proto::Ack::Unspecified | proto::Ack::Durable) => Ack::Durable,
+        Ok(proto::Ack::Written) => Ack::Written,
+        Err(_) => return Err(status::invalid("config.default_ack", "unknown ack")),
+    };
+    out.validate().map_err(|e| status::storage(&e))?;
+    Ok(out)
+}
+
+/// One partition's state.
+fn partition_info(shared: &Shared, topic: &str, p: u32) -> Result<proto::PartitionInfo, Status> {
+    let part = shared.partition(topic, p)?;
+    let usage = part.log.usage().map_err(|e| status::storage(&e))?;
+    Ok(proto::PartitionInfo {
+        partition: p,
+        watermarks: Some(watermarks(&part.log.watermarks())),
+        size_bytes: usage.size_bytes,
+        segment_count: usage.segment_count as u32,
+        last_append_time: usage.last_append_time.map(timestamp),
+    })
+}
+
+#[tonic::async_trait]
+impl AdminService for Services {
+    async fn create_topic(
+        &self,
+        request: Request<proto::CreateTopicRequest>,
+    ) -> Result<Response<proto::CreateTopicResponse>, Status> {
+        self.shared.check_running()?;
+        let request = request.into_inner();
+        let shared = Arc::clone(&self.shared);
+        let topic = blocking(move || {
+            log_storage::validate_topic_name(&request.name).map_err(|e| status::storage(&e))?;
+            let config = topic_config(&shared, request.config.as_ref())?;
+            let partitions = request.partition_count.max(1);
+            if request.validate_only {
+                if shared.store.topic(&request.name).is_ok() {
+                    return Err(status::storage(&log_storage::Error::TopicExists {
+                        topic: request.name,
+                    }));
+                }
+                if partitions > log_storage::MAX_PARTITIONS {
+                    return Err(status::invalid("partition_count", "too many partitions"));
+                }
+                return Ok(proto::Topic {
+                    name: request.name,
+                    partition_count: partitions,
+                    config: None,
+                });
+            }
+            let info = shared
+                .store
+                .create_topic(&request.name, partitions, config)
+                .map_err(|e| status::storage(&e))?;
+            tracing::info!(topic = %info.name, partitions = info.partitions, "topic created");
+            Ok(topic_message(&info))
+        })
+        .await?;
+        Ok(Response::new(proto::CreateTopicResponse { topic: Some(topic) }))
+    }
+
+    async fn get_topic(
+        &self,
+        request: Request<proto::GetTopicRequest>,
+    ) -> Result<Response<proto::GetTopicResponse>, Status> {
+        let name = request.into_inner().name;
+        let shared = Arc::clone(&self.shared);
+        let response = blocking(move || {
+            let topic = shared.topic(&name)?;
+            let partitions = (0..topic.partitions)
+                .map(|p| partition_info(&shared, &topic.name, p))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(proto::GetTopicResponse {
+                topic: Some(topic_message(&topic)),
+                partitions,
+            })
+        })
+        .await?;
+        Ok(Response::new(response))
+    }
+
+    async fn list_topics(
+        &self,
+        request: Request<proto::ListTopicsRequest>,
+    ) -> Result<Response<proto::ListTopicsResponse>, Status> {
+        let request = request.into_inner();
+        let size = match request.page_size {
+            n if n < 0 => return Err(status::invalid("page_size", "must not be negative")),
+            0 => DEFAULT_PAGE,
+            n => (n as usize).min(MAX_PAGE),
+        };
+        let shared = Arc::clone(&self.shared);
+        let response = blocking(move || {
+            let topics = shared.store.list_topics().map_err(|e| status::storage(&e))?;
+            let mut page: Vec<proto::Topic> = topics
+                .iter()
+                .filter(|t| t.name.starts_with(&request.name_prefix))
+                .filter(|t| request.page_token.is_empty() || t.name > request.page_token)
+                .take(size + 1)
+                .map(topic_message)
+                .collect();
+            let next_page_token = if page.len() > size {
+                page.truncate(size);
+                page.last().map(|t| t.name.clone()).unwrap_or_default()
+            } else {
+                String::new()
+            };
+            Ok(proto::ListTopicsResponse {
+                topics: page,
+                next_page_token,
+            })
+        })
+        .await?;
+        Ok(Response::new(response))
+    }
+
+    async fn delete_topic(
+        &self,
+        request: Request<proto::DeleteTopicRequest>,
+    ) -> Result<Response<proto::DeleteTopicResponse>, Status> {
+        self.shared.check_running()?;
+        let request = request.into_inner();
+        let shared = Arc::clone(&self.shared);
+        blocking(move || {
+            match shared.store.delete_topic(&request.name) {
+                Ok(()) => tracing::info!(topic = %request.name, "topic deleted"),
+                Err(log_storage::Error::TopicNotFound { .. }) if request.allow_missing => {}
+                Err(e) => return Err(status::storage(&e)),
+            }
+            shared.forget_topic(&request.name);
+            Ok(())
+        })
+        .await?;
+        Ok(Response::new(proto::DeleteTopicResponse {}))
+    }
+
+    async fn create_partitions(
+        &self,
+        request: Request<proto::CreatePartitionsRequest>,
+    ) -> Result<Response<proto::CreatePartitionsResponse>, Status> {
+        self.shared.check_running()?;
+        let request = request.into_inner();
+        let shared = Arc::clone(&self.shared);
+        let topic = blocking(move || {
+            let current = shared.topic(&request.topic)?;
+            if request.partition_count < current.partitions {
+                return Err(status::status(
+                    Code::FailedPrecondition,
+                    "CANNOT_SHRINK",
+                    format!(
+                        "topic {:?} has {} partitions; partitions are never removed",
+                        current.name, current.partitions
+                    ),
+                    &[("partition_count", current.partitions.to_string())],
+                ));
+            }
+            let info = shared
+                .store
+                .create_partitions(&request.topic, request.partition_count)
+                .map_err(|e| status::storage(&e))?;
+            Ok(topic_message(&info))
+        })
+        .await?;
+        Ok(Response::new(proto::CreatePartitionsResponse { topic: Some(topic) }))
+    }
+
+    async fn delete_records(
+        &self,
+        request: Request<proto::DeleteRecordsRequest>,
+    ) -> Result<Response<proto::DeleteRecordsResponse>, Status> {
+        self.shared.check_running()?;
+        let request = request.into_inner();
+        let shared = Arc::clone(&self.shared);
+        let marks = blocking(move || {
+            let part = shared.partition(&request.topic, request.partition)?;
+            part.log
+                .delete_records(request.before_offset)
+                .map_err(|e| status::storage(&e))?;
+            Ok(part.log.watermarks())
+        })
+        .await?;
+        Ok(Response::new(proto::DeleteRecordsResponse {
+            watermarks: Some(watermarks(&marks)),
+        }))
+    }
+
+    async fn get_server_info(
+        &self,
+        _request: Request<proto::GetServerInfoRequest>,
+    ) -> Result<Response<proto::GetServerInfoResponse>, Status> {
+        let c = &self.shared.config;
+        let start_ms = self
+            .shared
+            .start_time
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        Ok(Response::new(proto::GetServerInfoResponse {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            start_time: Some(timestamp(start_ms)),
+            storage_format_version: u32::from(log_format::FORMAT_VERSION),
+            limits: Some(proto::Limits {
+                max_request_bytes: c.max_request_bytes,
+                max_response_bytes: c.max_response_bytes(),
+                max_batch_bytes: c.max_batch_bytes,
+                max_batch_records: log_format::Limits::default().max_records,
+                max_fetch_bytes: c.max_fetch_bytes,
+                max_fetch_records: c.max_fetch_records,
+                max_wait: Some(ms_duration(c.max_wait())),
+                max_subscriptions: c.max_subscriptions,
+            }),
+        }))
+    }
+
+    async fn get_stats(
+        &self,
+        request: Request<proto::GetStatsRequest>,
+    ) -> Result<Response<proto::GetStatsResponse>, Status> {
+        let only = request.into_inner().topic;
+        let shared = Arc::clone(&self.shared);
+        let topics = blocking(move || {
+            let topics = if only.is_empty() {
+                shared.store.list_topics().map_err(|e| status::storage(&e))?
+            } else {
+                vec![shared.topic(&only)?]
+            };
+            topics
+                .iter()
+                .map(|t| {
+                    Ok(proto::TopicStats {
+                        topic: t.name.clone(),
+                        partitions: (0..t.partitions)
+                            .map(|p| partition_info(&shared, &t.name, p))
+                            .collect::<Result<Vec<_>, Status>>()?,
+                    })
+                })
+                .collect::<Result<Vec<_>, Status>>()
+        })
+        .await?;
+        let counters = &self.shared.counters;
+        let open = self.shared.config.max_subscriptions as usize
+            - self.shared.subscriptions.available_permits();
+        Ok(Response::new(proto::GetStatsResponse {
+            topics,
+            open_subscriptions: open as u32,
+            produce_requests_total: counters.produce_requests.load(Ordering::Relaxed),
+            fetch_requests_total: counters.fetch_requests.load(Ordering::Relaxed),
+            records_appended_total: counters.records_appended.load(Ordering::Relaxed),
+            bytes_appended_total: counters.bytes_appended.load(Ordering::Relaxed),
+        }))
+    }
+}

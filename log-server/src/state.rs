@@ -1,0 +1,165 @@
+//! What every RPC shares: the store, the committer, the open partitions
+//! with their change signal, the limits and the counters.
+//!
+//! Each open partition has a `tokio::sync::watch` channel bumped by the
+//! storage's change listener ([`log_storage::Log::on_change`]) after every
+//! append, sync, delete and close: long polls and subscriptions await it
+//! instead of polling the storage.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
+
+use log_storage::{Committer, Log, Store, TopicInfo, Watermarks};
+use tokio::sync::{Semaphore, watch};
+use tokio_util::sync::CancellationToken;
+use tonic::Status;
+
+use crate::config::Config;
+use crate::status;
+
+/// An open partition and its change signal.
+#[derive(Debug)]
+pub(crate) struct Partition {
+    pub(crate) log: Arc<Log>,
+    /// Bumped whenever the partition's watermarks may have moved.
+    pub(crate) changed: watch::Sender<u64>,
+}
+
+/// Counters since start.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) produce_requests: AtomicU64,
+    pub(crate) fetch_requests: AtomicU64,
+    pub(crate) records_appended: AtomicU64,
+    pub(crate) bytes_appended: AtomicU64,
+}
+
+/// The state shared by the services.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) store: Arc<Store>,
+    pub(crate) committer: Committer,
+    pub(crate) config: Config,
+    partitions: Mutex<HashMap<(String, u32), Arc<Partition>>>,
+    pub(crate) subscriptions: Arc<Semaphore>,
+    pub(crate) counters: Counters,
+    /// Cancelled at the start of shutdown: streams end with UNAVAILABLE.
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) start_time: SystemTime,
+    round_robin: AtomicU32,
+    /// Set once every partition was opened (recovered) at start.
+    pub(crate) ready: std::sync::atomic::AtomicBool,
+}
+
+impl Shared {
+    pub(crate) fn new(store: Arc<Store>, config: Config, shutdown: CancellationToken) -> Shared {
+        Shared {
+            store,
+            committer: Committer::start(config.committer_threads as usize),
+            subscriptions: Arc::new(Semaphore::new(config.max_subscriptions as usize)),
+            config,
+            partitions: Mutex::new(HashMap::new()),
+            counters: Counters::default(),
+            shutdown,
+            start_time: SystemTime::now(),
+            round_robin: AtomicU32::new(0),
+            ready: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Fails with UNAVAILABLE while recovering and once shutdown started.
+    pub(crate) fn check_running(&self) -> Result<(), Status> {
+        if self.shutdown.is_cancelled() {
+            return Err(status::shutting_down());
+        }
+        if !self.ready.load(Ordering::Acquire) {
+            return Err(status::status(
+                tonic::Code::Unavailable,
+                "RECOVERING",
+                "server is recovering its partitions",
+                &[],
+            ));
+        }
+        Ok(())
+    }
+
+    /// A topic's info.
+    pub(crate) fn topic(&self, name: &str) -> Result<TopicInfo, Status> {
+        self.check_running()?;
+        self.store.topic(name).map_err(|e| status::storage(&e))
+    }
+
+    /// An open partition (opened on first use), with its change signal.
+    pub(crate) fn partition(&self, topic: &str, partition: u32) -> Result<Arc<Partition>, Status> {
+        let log = self
+            .store
+            .partition(topic, partition)
+            .map_err(|e| status::storage(&e))?;
+        let mut partitions = self
+            .partitions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let key = (topic.to_owned(), partition);
+        if let Some(open) = partitions.get(&key)
+            && Arc::ptr_eq(&open.log, &log)
+        {
+            return Ok(Arc::clone(open));
+        }
+        // First use, or the topic was deleted and created again.
+        let (changed, _) = watch::channel(0u64);
+        let signal = changed.clone();
+        log.on_change(Arc::new(move || {
+            signal.send_modify(|tick| *tick = tick.wrapping_add(1));
+        }));
+        let open = Arc::new(Partition { log, changed });
+        partitions.insert(key, Arc::clone(&open));
+        Ok(open)
+    }
+
+    /// Forgets the open partitions of a deleted topic.
+    pub(crate) fn forget_topic(&self, topic: &str) {
+        self.partitions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|(name, _), _| name != topic);
+    }
+
+    /// The next partition for a producer that named none and no key.
+    pub(crate) fn next_round_robin(&self, partitions: u32) -> u32 {
+        self.round_robin.fetch_add(1, Ordering::Relaxed) % partitions.max(1)
+    }
+}
+
+/// The protobuf form of a partition's watermarks.
+pub(crate) fn watermarks(marks: &Watermarks) -> log_client::proto::Watermarks {
+    log_client::proto::Watermarks {
+        log_start_offset: marks.log_start,
+        log_end_offset: marks.log_end,
+        durable_end_offset: marks.durable_end,
+        epoch: marks.epoch,
+    }
+}
+
+/// A protobuf timestamp from ms since the Unix epoch.
+pub(crate) fn timestamp(ms: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: ms.div_euclid(1000),
+        nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
+    }
+}
+
+/// Ms since the Unix epoch of a protobuf timestamp (sub-ms truncated).
+pub(crate) fn timestamp_ms(ts: &prost_types::Timestamp) -> i64 {
+    ts.seconds
+        .saturating_mul(1000)
+        .saturating_add(i64::from(ts.nanos) / 1_000_000)
+}
+
+/// The time now, ms since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
