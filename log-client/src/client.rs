@@ -14,7 +14,6 @@ use crate::proto::log_service_client::LogServiceClient;
 
 /// Connection settings.
 #[derive(Debug, Clone)]
-#[non_exhaustive]
 pub struct ClientConfig {
     /// Largest message this client sends or receives, in bytes. Default
     /// 16 MiB: above the server's default request limit (8 MiB) and its
@@ -39,7 +38,6 @@ impl Default for ClientConfig {
 
 /// Options of one [`Client::fetch`].
 #[derive(Debug, Clone, Copy, Default)]
-#[non_exhaustive]
 pub struct FetchOptions {
     /// Most bytes to return (0: the server's default, 1 MiB).
     pub max_bytes: u32,
@@ -115,7 +113,10 @@ impl Client {
     }
 
     /// Connects with explicit settings.
-    pub async fn connect_with(url: impl Into<String>, config: ClientConfig) -> Result<Client, Error> {
+    pub async fn connect_with(
+        url: impl Into<String>,
+        config: ClientConfig,
+    ) -> Result<Client, Error> {
         let url = url.into();
         let endpoint = Endpoint::from_shared(url.clone())
             .map_err(|e| Error::invalid(format!("bad server url {url:?}: {e}")))?

@@ -54,14 +54,14 @@ impl ErrorKind {
 }
 
 /// A failed call.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Error {
     kind: ErrorKind,
     message: String,
     reason: Option<String>,
     metadata: HashMap<String, String>,
     status: Option<Status>,
-    transport: Option<tonic::transport::Error>,
+    transport: Option<std::sync::Arc<tonic::transport::Error>>,
 }
 
 impl Error {
@@ -108,6 +108,18 @@ impl Error {
     pub(crate) fn invalid(message: impl Into<String>) -> Error {
         Error {
             kind: ErrorKind::InvalidArgument,
+            message: message.into(),
+            reason: None,
+            metadata: HashMap::new(),
+            status: None,
+            transport: None,
+        }
+    }
+
+    /// Received data failed its checksums.
+    pub(crate) fn data_loss(message: impl Into<String>) -> Error {
+        Error {
+            kind: ErrorKind::DataLoss,
             message: message.into(),
             reason: None,
             metadata: HashMap::new(),
@@ -166,7 +178,7 @@ impl From<tonic::transport::Error> for Error {
             reason: None,
             metadata: HashMap::new(),
             status: None,
-            transport: Some(err),
+            transport: Some(std::sync::Arc::new(err)),
         }
     }
 }
@@ -190,6 +202,6 @@ impl std::error::Error for Error {
         }
         self.transport
             .as_ref()
-            .map(|e| e as &(dyn std::error::Error + 'static))
+            .map(|e| &**e as &(dyn std::error::Error + 'static))
     }
 }

@@ -120,7 +120,10 @@ impl Config {
         for (name, value) in [
             ("max_subscriptions", self.max_subscriptions),
             ("max_connections", self.max_connections),
-            ("max_streams_per_connection", self.max_streams_per_connection),
+            (
+                "max_streams_per_connection",
+                self.max_streams_per_connection,
+            ),
             ("committer_threads", self.committer_threads),
         ] {
             if value == 0 {
@@ -226,7 +229,8 @@ impl Cli {
             Some(path) => Config::from_toml_file(path)?,
             None => Config::default(),
         };
-        let file_had_request_limit = config.max_request_bytes != Config::default().max_request_bytes;
+        let file_had_request_limit =
+            config.max_request_bytes != Config::default().max_request_bytes;
         if let Some(v) = self.listen {
             config.listen = v;
         }

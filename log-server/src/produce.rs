@@ -32,7 +32,23 @@ pub(crate) struct Pending {
     partition: u32,
     part: Arc<Partition>,
     bytes: u64,
-    ack: oneshot::Receiver<Result<Appended, log_storage::Error>>,
+    ack: AckState,
+}
+
+/// Whether the ack already came (WRITTEN, or durable already) or is
+/// awaited from the committer.
+enum AckState {
+    Ready(Appended),
+    Waiting(oneshot::Receiver<Result<Appended, log_storage::Error>>),
+}
+
+impl Pending {
+    async fn wait(&mut self) -> AckResult {
+        match &mut self.ack {
+            AckState::Ready(appended) => Ok(Ok(*appended)),
+            AckState::Waiting(rx) => rx.await,
+        }
+    }
 }
 
 /// What the storage answered for a [`Pending`] produce.
@@ -83,7 +99,12 @@ pub(crate) fn submit(shared: &Shared, request: proto::ProduceRequest) -> Result<
         Ok(proto::Ack::Unspecified) => topic.config.default_ack,
         Ok(proto::Ack::Written) => Ack::Written,
         Ok(proto::Ack::Durable) => Ack::Durable,
-        Err(_) => return Err(status::invalid("ack", format!("unknown ack {}", request.ack))),
+        Err(_) => {
+            return Err(status::invalid(
+                "ack",
+                format!("unknown ack {}", request.ack),
+            ));
+        }
     };
     let options = AppendOptions {
         ack,
@@ -94,16 +115,24 @@ pub(crate) fn submit(shared: &Shared, request: proto::ProduceRequest) -> Result<
         .counters
         .produce_requests
         .fetch_add(1, Ordering::Relaxed);
-    let (tx, rx) = oneshot::channel();
+    let (tx, mut rx) = oneshot::channel();
     part.log
         .append_then(&shared.committer, batch, options, move |result| {
             let _ = tx.send(result);
         });
+    // Checks and the write happen in append_then: an error there is known
+    // now, and must stop a stream before its next request is appended.
+    let ack = match rx.try_recv() {
+        Ok(Ok(appended)) => AckState::Ready(appended),
+        Ok(Err(err)) => return Err(status::storage(&err)),
+        Err(oneshot::error::TryRecvError::Empty) => AckState::Waiting(rx),
+        Err(oneshot::error::TryRecvError::Closed) => return Err(status::shutting_down()),
+    };
     Ok(Pending {
         partition,
         part,
         bytes,
-        ack: rx,
+        ack,
     })
 }
 
@@ -112,7 +141,7 @@ pub(crate) async fn finish(
     shared: &Shared,
     mut pending: Pending,
 ) -> Result<proto::ProduceResponse, Status> {
-    let result = (&mut pending.ack).await;
+    let result = pending.wait().await;
     answer(shared, &pending, result)
 }
 
@@ -137,7 +166,9 @@ fn answer(
         .bytes_appended
         .fetch_add(pending.bytes, Ordering::Relaxed);
     let mut marks = pending.part.log.watermarks();
-    marks.durable_end = marks.durable_end.max(appended.durable_end.min(marks.log_end));
+    marks.durable_end = marks
+        .durable_end
+        .max(appended.durable_end.min(marks.log_end));
     Ok(proto::ProduceResponse {
         partition: pending.partition,
         base_offset: appended.base_offset,
@@ -213,7 +244,7 @@ pub(crate) async fn serve_stream(
             biased;
             result = async {
                 match head.as_mut() {
-                    Some(pending) => (&mut pending.ack).await,
+                    Some(pending) => pending.wait().await,
                     None => std::future::pending().await,
                 }
             }, if head.is_some() => {

@@ -117,7 +117,9 @@ pub(crate) fn resolve(
                         return Err(status::status(
                             Code::NotFound,
                             "NO_COMMITTED_OFFSET",
-                            format!("group {group:?} has no committed offset on {topic}/{partition}"),
+                            format!(
+                                "group {group:?} has no committed offset on {topic}/{partition}"
+                            ),
                             &[("group", group.clone())],
                         ));
                     }
@@ -164,7 +166,10 @@ fn cut(read: &ReadResult, from: u64, max_records: u64, max_bytes: usize, format:
         };
         let len = view.len();
         if format == Format::Encoded {
-            chunk.count += view.last_offset().saturating_sub(from.max(view.base_offset())) + 1;
+            chunk.count += view
+                .last_offset()
+                .saturating_sub(from.max(view.base_offset()))
+                + 1;
             chunk.next_offset = view.last_offset() + 1;
             pos += len;
             if chunk.count >= max_records {
@@ -249,7 +254,8 @@ pub(crate) async fn fetch(
             request.position.clone(),
         );
         let partition = request.partition;
-        blocking(move || resolve(&shared2, &topic, partition, &part2.log, position.as_ref())).await?
+        blocking(move || resolve(&shared2, &topic, partition, &part2.log, position.as_ref()))
+            .await?
     };
     let offset = match offset {
         Some(offset) => offset,
@@ -272,6 +278,7 @@ pub(crate) async fn fetch(
                 encoded_batches: chunk.encoded,
                 next_offset: chunk.next_offset,
                 watermarks: Some(watermarks(&read.watermarks)),
+                start_offset: offset,
             });
         }
         tokio::select! {
@@ -328,7 +335,8 @@ pub(crate) async fn subscribe(
             request.position.clone(),
         );
         let partition = request.partition;
-        blocking(move || resolve(&shared2, &topic, partition, &part2.log, position.as_ref())).await?
+        blocking(move || resolve(&shared2, &topic, partition, &part2.log, position.as_ref()))
+            .await?
     };
     let offset = offset.unwrap_or_else(|| part.log.watermarks().log_end);
     let heartbeat = request
@@ -397,6 +405,7 @@ impl Subscription {
             };
             if read.batch_count > 0 {
                 let chunk = cut(&read, next, self.remaining, self.max_bytes, self.format);
+                let start_offset = next;
                 next = chunk.next_offset;
                 self.remaining = self.remaining.saturating_sub(chunk.count);
                 let event = Event::Batch(proto::RecordBatch {
@@ -404,6 +413,7 @@ impl Subscription {
                     encoded_batches: chunk.encoded,
                     next_offset: next,
                     watermarks: Some(watermarks(&read.watermarks)),
+                    start_offset,
                 });
                 if !self.send(event).await {
                     return;

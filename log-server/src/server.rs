@@ -158,9 +158,13 @@ async fn serve(
         shared: Arc::clone(&shared),
     };
     let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_service_status("", tonic_health::ServingStatus::NotServing).await;
+    health
+        .set_service_status("", tonic_health::ServingStatus::NotServing)
+        .await;
     health.set_not_serving::<LogServiceServer<Services>>().await;
-    health.set_not_serving::<AdminServiceServer<Services>>().await;
+    health
+        .set_not_serving::<AdminServiceServer<Services>>()
+        .await;
 
     let max_request = config.max_request_bytes as usize;
     let max_response = config.max_response_bytes() as usize;
@@ -211,7 +215,9 @@ async fn serve(
                 Ok(Ok((topics, partitions))) => {
                     shared.ready.store(true, Ordering::Release);
                     if !stop.is_cancelled() {
-                        health.set_service_status("", tonic_health::ServingStatus::Serving).await;
+                        health
+                            .set_service_status("", tonic_health::ServingStatus::Serving)
+                            .await;
                         health.set_serving::<LogServiceServer<Services>>().await;
                         health.set_serving::<AdminServiceServer<Services>>().await;
                     }
@@ -239,9 +245,13 @@ async fn serve(
         async move {
             stop.cancelled().await;
             tracing::info!("shutting down: no new connections, health NOT_SERVING");
-            health.set_service_status("", tonic_health::ServingStatus::NotServing).await;
+            health
+                .set_service_status("", tonic_health::ServingStatus::NotServing)
+                .await;
             health.set_not_serving::<LogServiceServer<Services>>().await;
-            health.set_not_serving::<AdminServiceServer<Services>>().await;
+            health
+                .set_not_serving::<AdminServiceServer<Services>>()
+                .await;
         }
     };
     let server = router.serve_with_incoming_shutdown(incoming, signal);
@@ -404,7 +414,14 @@ fn accept_bounded(
             match accepted {
                 Ok((stream, _)) => {
                     let _ = stream.set_nodelay(true);
-                    if tx.send(Ok(Conn { stream, _permit: permit })).await.is_err() {
+                    if tx
+                        .send(Ok(Conn {
+                            stream,
+                            _permit: permit,
+                        }))
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                 }

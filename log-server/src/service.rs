@@ -96,7 +96,8 @@ impl LogService for Services {
         request: Request<proto::FetchRequest>,
     ) -> Result<Response<proto::FetchResponse>, Status> {
         let deadline = deadline(&request);
-        let response = read::fetch(Arc::clone(&self.shared), request.into_inner(), deadline).await?;
+        let response =
+            read::fetch(Arc::clone(&self.shared), request.into_inner(), deadline).await?;
         Ok(Response::new(response))
     }
 
@@ -124,8 +125,13 @@ impl LogService for Services {
             let mut out = Vec::new();
             for p in partitions(&topic, &request.partitions)? {
                 let part = shared.partition(&topic.name, p)?;
-                let offset =
-                    read::resolve(&shared, &topic.name, p, &part.log, request.position.as_ref())?;
+                let offset = read::resolve(
+                    &shared,
+                    &topic.name,
+                    p,
+                    &part.log,
+                    request.position.as_ref(),
+                )?;
                 out.push(proto::PartitionOffset {
                     partition: p,
                     offset,
@@ -220,7 +226,9 @@ impl LogService for Services {
             Ok(out)
         })
         .await?;
-        Ok(Response::new(proto::GetCommittedOffsetsResponse { offsets }))
+        Ok(Response::new(proto::GetCommittedOffsetsResponse {
+            offsets,
+        }))
     }
 }
 
@@ -260,7 +268,10 @@ fn from_proto_duration(field: &str, d: &prost_types::Duration) -> Result<Option<
 }
 
 /// A storage topic config from a request's (unset fields: defaults).
-fn topic_config(shared: &Shared, config: Option<&proto::TopicConfig>) -> Result<TopicConfig, Status> {
+fn topic_config(
+    shared: &Shared,
+    config: Option<&proto::TopicConfig>,
+) -> Result<TopicConfig, Status> {
     let mut out = TopicConfig::default();
     out.max_batch_bytes = shared.config.max_batch_bytes;
     let Some(c) = config else {
@@ -350,7 +361,9 @@ impl AdminService for Services {
             Ok(topic_message(&info))
         })
         .await?;
-        Ok(Response::new(proto::CreateTopicResponse { topic: Some(topic) }))
+        Ok(Response::new(proto::CreateTopicResponse {
+            topic: Some(topic),
+        }))
     }
 
     async fn get_topic(
@@ -385,7 +398,10 @@ impl AdminService for Services {
         };
         let shared = Arc::clone(&self.shared);
         let response = blocking(move || {
-            let topics = shared.store.list_topics().map_err(|e| status::storage(&e))?;
+            let topics = shared
+                .store
+                .list_topics()
+                .map_err(|e| status::storage(&e))?;
             let mut page: Vec<proto::Topic> = topics
                 .iter()
                 .filter(|t| t.name.starts_with(&request.name_prefix))
@@ -455,7 +471,9 @@ impl AdminService for Services {
             Ok(topic_message(&info))
         })
         .await?;
-        Ok(Response::new(proto::CreatePartitionsResponse { topic: Some(topic) }))
+        Ok(Response::new(proto::CreatePartitionsResponse {
+            topic: Some(topic),
+        }))
     }
 
     async fn delete_records(
@@ -513,7 +531,10 @@ impl AdminService for Services {
         let shared = Arc::clone(&self.shared);
         let topics = blocking(move || {
             let topics = if only.is_empty() {
-                shared.store.list_topics().map_err(|e| status::storage(&e))?
+                shared
+                    .store
+                    .list_topics()
+                    .map_err(|e| status::storage(&e))?
             } else {
                 vec![shared.topic(&only)?]
             };

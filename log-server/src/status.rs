@@ -116,7 +116,10 @@ pub(crate) fn storage(err: &log_storage::Error) -> Status {
             Code::FailedPrecondition,
             "CONDITION_FAILED",
             format!("expected the log to end at {expected}; it ends at {actual}"),
-            &[("expected", expected.to_string()), ("actual", actual.to_string())],
+            &[
+                ("expected", expected.to_string()),
+                ("actual", actual.to_string()),
+            ],
         ),
         E::ProducerFenced {
             producer_id,

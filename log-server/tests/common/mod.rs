@@ -1,0 +1,144 @@
+//! Helpers shared by the server's integration tests: an in-process server
+//! on 127.0.0.1:0 over a temporary directory, and the real binary as a
+//! child process.
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use log_client::Client;
+use log_server::{Config, Server};
+use tempfile::TempDir;
+
+/// An in-process server and its data directory.
+pub struct TestServer {
+    pub server: Option<Server>,
+    pub dir: TempDir,
+    pub client: Client,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
+        let dir = TempDir::new().unwrap();
+        let mut config = Config::default();
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.data_dir = dir.path().join("data");
+        config.shutdown_grace_ms = 300;
+        tweak(&mut config);
+        let server = Server::start(config).await.unwrap();
+        let client = connect(server.addr()).await;
+        wait_serving(&client).await;
+        TestServer {
+            server: Some(server),
+            dir,
+            client,
+        }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await.unwrap();
+        }
+    }
+}
+
+pub async fn connect(addr: SocketAddr) -> Client {
+    Client::connect(format!("http://{addr}")).await.unwrap()
+}
+
+/// Waits until calls are served (recovery done).
+pub async fn wait_serving(client: &Client) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match client.list_topics().await {
+            Ok(_) => return,
+            Err(e) if Instant::now() < deadline && e.is_retryable() => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("server not serving: {e}"),
+        }
+    }
+}
+
+/// Every file under `dir` (relative paths, sorted), for "nothing changed"
+/// checks.
+pub fn listing(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let entry = entry.unwrap();
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path.clone());
+            }
+            out.push(path.strip_prefix(dir).unwrap().display().to_string());
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The real `log-server` binary, as a child process.
+pub struct ServerProcess {
+    pub child: Child,
+    pub addr: SocketAddr,
+}
+
+impl ServerProcess {
+    pub fn spawn(data_dir: &Path, extra: &[&str]) -> ServerProcess {
+        let port = free_port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_log-server"))
+            .arg("--listen")
+            .arg(addr.to_string())
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        ServerProcess { child, addr }
+    }
+
+    pub async fn client(&self) -> Client {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(client) = Client::connect(format!("http://{}", self.addr)).await {
+                wait_serving(&client).await;
+                return client;
+            }
+            assert!(Instant::now() < deadline, "server did not come up");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM; returns the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        self.child.wait().unwrap()
+    }
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
