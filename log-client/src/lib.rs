@@ -38,7 +38,8 @@
 //! let client = Client::connect("http://127.0.0.1:50051").await?;
 //! client.create_topic("orders", 3, Default::default()).await?;
 //! let producer = Producer::new(client.clone(), "orders", ProducerConfig::default()).await?;
-//! let ack = producer.send(log_client::NewRecord::value("hello")).await?;
+//! // send() queues the record; awaiting its Delivery waits for the ack.
+//! let ack = producer.send(log_client::NewRecord::value("hello")).await?.await?;
 //! println!("stored at {}/{}", ack.partition, ack.offset);
 //! producer.close().await?;
 //! # Ok(())
@@ -54,7 +55,7 @@ mod producer;
 pub use client::{Client, ClientConfig, FetchOptions};
 pub use consumer::{Consumer, ConsumerConfig, ConsumerMode, ReceivedRecord};
 pub use error::{Error, ErrorKind};
-pub use producer::{NewRecord, Producer, ProducerConfig, RecordAck};
+pub use producer::{Delivery, NewRecord, Producer, ProducerConfig, RecordAck};
 
 /// The generated `log.v1` API: messages, the clients and (with the
 /// `server` feature) the server traits.

@@ -390,6 +390,7 @@ impl AdminService for Services {
         &self,
         request: Request<proto::ListTopicsRequest>,
     ) -> Result<Response<proto::ListTopicsResponse>, Status> {
+        self.shared.check_running()?;
         let request = request.into_inner();
         let size = match request.page_size {
             n if n < 0 => return Err(status::invalid("page_size", "must not be negative")),
@@ -527,6 +528,7 @@ impl AdminService for Services {
         &self,
         request: Request<proto::GetStatsRequest>,
     ) -> Result<Response<proto::GetStatsResponse>, Status> {
+        self.shared.check_running()?;
         let only = request.into_inner().topic;
         let shared = Arc::clone(&self.shared);
         let topics = blocking(move || {

@@ -89,10 +89,20 @@ pub fn listing(dir: &Path) -> Vec<String> {
     out
 }
 
-/// The real `log-server` binary, as a child process.
+/// The real `log-server` binary, as a child process (killed if the test
+/// panics with it running).
 pub struct ServerProcess {
     pub child: Child,
     pub addr: SocketAddr,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
 
 impl ServerProcess {
