@@ -122,7 +122,12 @@ impl Client {
             .map_err(|e| Error::invalid(format!("bad server url {url:?}: {e}")))?
             .connect_timeout(config.connect_timeout)
             .tcp_nodelay(true)
-            .http2_adaptive_window(true);
+            // Large flow-control windows: a fetch answer of several MiB
+            // must not wait for window updates every 64 KiB.
+            .initial_stream_window_size(config.max_message_bytes.min(u32::MAX as usize) as u32)
+            .initial_connection_window_size(
+                config.max_message_bytes.saturating_mul(4).min(u32::MAX as usize) as u32,
+            );
         let channel = endpoint.connect().await?;
         let log = LogServiceClient::new(channel.clone())
             .max_decoding_message_size(config.max_message_bytes)

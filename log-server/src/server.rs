@@ -187,7 +187,11 @@ async fn serve(
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))
         .max_concurrent_streams(Some(config.max_streams_per_connection))
         .tcp_nodelay(true)
-        .http2_adaptive_window(Some(true))
+        // Windows of one largest request per stream (a 64 KiB default
+        // window makes a 100 KiB batch wait for a window update round
+        // trip): this is flow-control credit, not memory reserved.
+        .initial_stream_window_size(Some(config.max_request_bytes))
+        .initial_connection_window_size(Some(config.max_request_bytes.saturating_mul(4)))
         .layer(tower::util::MapResponseLayer::new(
             move |response: http::Response<tonic::body::Body>| too_large(response, limit),
         ))
