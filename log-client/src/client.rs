@@ -126,7 +126,10 @@ impl Client {
             // must not wait for window updates every 64 KiB.
             .initial_stream_window_size(config.max_message_bytes.min(u32::MAX as usize) as u32)
             .initial_connection_window_size(
-                config.max_message_bytes.saturating_mul(4).min(u32::MAX as usize) as u32,
+                config
+                    .max_message_bytes
+                    .saturating_mul(4)
+                    .min(u32::MAX as usize) as u32,
             );
         let channel = endpoint.connect().await?;
         let log = LogServiceClient::new(channel.clone())
