@@ -125,6 +125,7 @@ impl Client {
             // Large flow-control windows: a fetch answer of several MiB
             // must not wait for window updates every 64 KiB.
             .initial_stream_window_size(config.max_message_bytes.min(u32::MAX as usize) as u32)
+            .max_frame_size(1 << 20)
             .initial_connection_window_size(
                 config
                     .max_message_bytes

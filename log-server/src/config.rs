@@ -62,6 +62,10 @@ pub struct Config {
     pub shutdown_grace_ms: u64,
     /// Interval of HTTP/2 keepalive pings to clients, in ms. Default 30000.
     pub keepalive_interval_ms: u64,
+    /// Threads of the async runtime that serves the network (0: one per
+    /// core). Storage work runs on other threads (blocking pool, committer,
+    /// background). Default 0.
+    pub worker_threads: u32,
 }
 
 impl Default for Config {
@@ -82,6 +86,7 @@ impl Default for Config {
             committer_threads: 2,
             shutdown_grace_ms: 5000,
             keepalive_interval_ms: 30_000,
+            worker_threads: 0,
         }
     }
 }
@@ -216,6 +221,9 @@ pub struct Cli {
     /// Grace period for in-flight calls at shutdown, in ms [default: 5000].
     #[arg(long, env = "LOG_SERVER_SHUTDOWN_GRACE_MS", value_name = "MS")]
     pub shutdown_grace_ms: Option<u64>,
+    /// Threads of the async runtime (0: one per core) [default: 0].
+    #[arg(long, env = "LOG_SERVER_WORKER_THREADS", value_name = "N")]
+    pub worker_threads: Option<u32>,
     /// Print the effective settings as TOML and exit.
     #[arg(long)]
     pub print_config: bool,
@@ -263,6 +271,9 @@ impl Cli {
         }
         if let Some(v) = self.shutdown_grace_ms {
             config.shutdown_grace_ms = v;
+        }
+        if let Some(v) = self.worker_threads {
+            config.worker_threads = v;
         }
         config.validate()?;
         Ok(config)
