@@ -322,3 +322,84 @@ async fn bad_input_gets_the_right_code_and_changes_nothing() {
     assert_eq!(end().await, 1);
     assert!(server.terminate().success(), "SIGTERM exits 0");
 }
+
+/// Anonymous resident memory of a process, in bytes (mapped files, such as
+/// sealed segments read through mmap, are not counted).
+fn rss_anon(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("RssAnon:")).unwrap();
+    let kb: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kb * 1024
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_subscriber_neither_slows_producers_nor_grows_the_server() {
+    let dir = TempDir::new().unwrap();
+    let server = ServerProcess::spawn(&dir.path().join("data"), &[]);
+    let client = server.client().await;
+    client
+        .create_topic("s", 1, Default::default())
+        .await
+        .unwrap();
+    let value = Bytes::from(vec![5u8; 1000]);
+    let batch: Vec<proto::Record> = (0..100)
+        .map(|_| proto::Record {
+            value: Some(value.clone()),
+            ..Default::default()
+        })
+        .collect();
+    let produce = || proto::ProduceRequest {
+        topic: "s".into(),
+        partition: Some(0),
+        records: batch.clone(),
+        ack: proto::Ack::Written as i32,
+        ..Default::default()
+    };
+    client.produce(produce()).await.unwrap();
+    // A subscriber from the start that never reads.
+    let stalled_client = server.client().await;
+    let stalled = stalled_client
+        .subscribe(proto::SubscribeRequest {
+            topic: "s".into(),
+            partition: 0,
+            position: Some(Position::earliest()),
+            isolation: proto::Isolation::Written as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let baseline = rss_anon(server.child.id());
+    // 150 MB produced while it stalls: the producer is not held up.
+    for _ in 0..1500 {
+        tokio::time::timeout(Duration::from_secs(10), client.produce(produce()))
+            .await
+            .expect("a stalled subscriber must not block producers")
+            .unwrap();
+    }
+    let grown = rss_anon(server.child.id()).saturating_sub(baseline);
+    eprintln!(
+        "server anonymous memory: {} MiB, grew by {} KiB",
+        baseline >> 20,
+        grown >> 10
+    );
+    assert!(
+        grown < 64 << 20,
+        "server memory grew by {} MiB with a stalled subscriber",
+        grown >> 20
+    );
+    // The subscriber resumes and gets everything, in order.
+    let mut stalled = stalled;
+    let mut next = 0u64;
+    while next < 1501 * 100 {
+        let message = stalled.message().await.unwrap().unwrap();
+        if let Some(proto::subscribe_response::Event::Batch(b)) = message.event {
+            for r in b.records {
+                assert_eq!(r.offset, next);
+                next += 1;
+            }
+        }
+    }
+    drop(stalled);
+    assert!(server.terminate().success());
+}
