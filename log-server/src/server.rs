@@ -247,11 +247,13 @@ async fn serve(
         })
     };
 
-    let signal = {
+    // Shutdown starts: health NOT_SERVING at once (load balancers drain),
+    // while the listener stops accepting and in-flight calls get the grace.
+    let announce = {
         let (stop, health) = (stop.clone(), health.clone());
-        async move {
+        tokio::spawn(async move {
             stop.cancelled().await;
-            tracing::info!("shutting down: no new connections, health NOT_SERVING");
+            tracing::info!("shutting down: health NOT_SERVING, no new connections");
             health
                 .set_service_status("", tonic_health::ServingStatus::NotServing)
                 .await;
@@ -259,7 +261,11 @@ async fn serve(
             health
                 .set_not_serving::<AdminServiceServer<Services>>()
                 .await;
-        }
+        })
+    };
+    let signal = {
+        let stop = stop.clone();
+        async move { stop.cancelled().await }
     };
     let server = router.serve_with_incoming_shutdown(incoming, signal);
     tokio::pin!(server);
@@ -280,6 +286,7 @@ async fn serve(
     };
     streams_stop.cancel();
     recovery.abort();
+    let _ = announce.await;
     drop(background);
     let closed = tokio::task::spawn_blocking(move || store.close()).await;
     match closed {

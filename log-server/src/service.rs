@@ -357,7 +357,6 @@ impl AdminService for Services {
                 .store
                 .create_topic(&request.name, partitions, config)
                 .map_err(|e| status::storage(&e))?;
-            tracing::info!(topic = %info.name, partitions = info.partitions, "topic created");
             Ok(topic_message(&info))
         })
         .await?;
@@ -434,7 +433,7 @@ impl AdminService for Services {
         let shared = Arc::clone(&self.shared);
         blocking(move || {
             match shared.store.delete_topic(&request.name) {
-                Ok(()) => tracing::info!(topic = %request.name, "topic deleted"),
+                Ok(()) => {}
                 Err(log_storage::Error::TopicNotFound { .. }) if request.allow_missing => {}
                 Err(e) => return Err(status::storage(&e)),
             }

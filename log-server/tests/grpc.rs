@@ -911,3 +911,44 @@ async fn consumer_stream_tails_new_records() {
     drop(stream);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_serves_then_turns_not_serving_when_shutdown_starts() {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+    let mut server = TestServer::start_with(|c| c.shutdown_grace_ms = 1000).await;
+    let channel = tonic::transport::Endpoint::from_shared(format!(
+        "http://{}",
+        server.server.as_ref().unwrap().addr()
+    ))
+    .unwrap()
+    .connect()
+    .await
+    .unwrap();
+    let mut health = HealthClient::new(channel);
+    for service in ["", "log.v1.LogService", "log.v1.AdminService"] {
+        let status = health
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status;
+        assert_eq!(status, ServingStatus::Serving as i32, "{service:?}");
+    }
+    let mut watch = health
+        .watch(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = watch.message().await.unwrap().unwrap();
+    assert_eq!(first.status, ServingStatus::Serving as i32);
+    let stop = tokio::spawn(async move { server.stop().await });
+    let next = watch.message().await.unwrap().unwrap();
+    assert_eq!(next.status, ServingStatus::NotServing as i32);
+    stop.await.unwrap();
+}
