@@ -137,6 +137,28 @@ pub(crate) fn resolve(
     }
 }
 
+/// Where a read starts: the position resolved off the runtime (a time
+/// after the newest record starts at the log end).
+async fn start(
+    shared: &Arc<Shared>,
+    part: &Arc<Partition>,
+    topic: &str,
+    partition: u32,
+    position: Option<&proto::Position>,
+) -> Result<u64, Status> {
+    let (shared, log, topic, position) = (
+        Arc::clone(shared),
+        Arc::clone(&part.log),
+        topic.to_owned(),
+        position.cloned(),
+    );
+    blocking(move || {
+        let offset = resolve(&shared, &topic, partition, &log, position.as_ref())?;
+        Ok(offset.unwrap_or_else(|| log.watermarks().log_end))
+    })
+    .await
+}
+
 /// Records and encoded bytes cut out of a storage read.
 struct Chunk {
     records: Vec<proto::SequencedRecord>,
@@ -248,21 +270,14 @@ pub(crate) async fn fetch(
     let until = Instant::now() + wait;
     let min_bytes = request.min_bytes.max(1) as usize;
     let part = shared.partition(&request.topic, request.partition)?;
-    let offset = {
-        let (shared2, part2, topic, position) = (
-            Arc::clone(&shared),
-            Arc::clone(&part),
-            request.topic.clone(),
-            request.position.clone(),
-        );
-        let partition = request.partition;
-        blocking(move || resolve(&shared2, &topic, partition, &part2.log, position.as_ref()))
-            .await?
-    };
-    let offset = match offset {
-        Some(offset) => offset,
-        None => part.log.watermarks().log_end,
-    };
+    let offset = start(
+        &shared,
+        &part,
+        &request.topic,
+        request.partition,
+        request.position.as_ref(),
+    )
+    .await?;
     let mut changed = part.changed.subscribe();
     loop {
         changed.borrow_and_update();
@@ -329,18 +344,14 @@ pub(crate) async fn subscribe(
             )
         })?;
     let part = shared.partition(&request.topic, request.partition)?;
-    let offset = {
-        let (shared2, part2, topic, position) = (
-            Arc::clone(&shared),
-            Arc::clone(&part),
-            request.topic.clone(),
-            request.position.clone(),
-        );
-        let partition = request.partition;
-        blocking(move || resolve(&shared2, &topic, partition, &part2.log, position.as_ref()))
-            .await?
-    };
-    let offset = offset.unwrap_or_else(|| part.log.watermarks().log_end);
+    let offset = start(
+        &shared,
+        &part,
+        &request.topic,
+        request.partition,
+        request.position.as_ref(),
+    )
+    .await?;
     let heartbeat = request
         .heartbeat_interval
         .map_or(DEFAULT_HEARTBEAT, |d| duration(&d))

@@ -158,13 +158,7 @@ async fn serve(
         shared: Arc::clone(&shared),
     };
     let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_service_status("", tonic_health::ServingStatus::NotServing)
-        .await;
-    health.set_not_serving::<LogServiceServer<Services>>().await;
-    health
-        .set_not_serving::<AdminServiceServer<Services>>()
-        .await;
+    set_health(&health, tonic_health::ServingStatus::NotServing).await;
 
     let max_request = config.max_request_bytes as usize;
     let max_response = config.max_response_bytes() as usize;
@@ -222,11 +216,7 @@ async fn serve(
                 Ok(Ok((topics, partitions))) => {
                     shared.ready.store(true, Ordering::Release);
                     if !stop.is_cancelled() {
-                        health
-                            .set_service_status("", tonic_health::ServingStatus::Serving)
-                            .await;
-                        health.set_serving::<LogServiceServer<Services>>().await;
-                        health.set_serving::<AdminServiceServer<Services>>().await;
+                        set_health(&health, tonic_health::ServingStatus::Serving).await;
                     }
                     tracing::info!(
                         topics,
@@ -254,13 +244,7 @@ async fn serve(
         tokio::spawn(async move {
             stop.cancelled().await;
             tracing::info!("shutting down: health NOT_SERVING, no new connections");
-            health
-                .set_service_status("", tonic_health::ServingStatus::NotServing)
-                .await;
-            health.set_not_serving::<LogServiceServer<Services>>().await;
-            health
-                .set_not_serving::<AdminServiceServer<Services>>()
-                .await;
+            set_health(&health, tonic_health::ServingStatus::NotServing).await;
         })
     };
     let signal = {
@@ -298,6 +282,18 @@ async fn serve(
         Err(e) => tracing::error!(error = %e, "store close task failed"),
     }
     served.map_err(Error::Transport)
+}
+
+/// Sets the health of the server ("") and of both services.
+async fn set_health(
+    health: &tonic_health::server::HealthReporter,
+    status: tonic_health::ServingStatus,
+) {
+    health.set_service_status("", status).await;
+    health.set_service_status("log.v1.LogService", status).await;
+    health
+        .set_service_status("log.v1.AdminService", status)
+        .await;
 }
 
 /// Opens every partition of every topic (crash recovery happens here).

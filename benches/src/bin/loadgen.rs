@@ -191,33 +191,20 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let secs = append_elapsed.as_secs_f64();
     let rsecs = read_elapsed.as_secs_f64();
     let bytes = (args.n * args.size as u64) as f64;
-    let stats = client.stats(Some(&topic)).await?;
-    let _ = stats;
-    println!(
-        "peer: {} records of {} B, batches of {}, ack {}: append {:.0} rec/s ({:.1} MB/s), batch p50 {} us p99 {} us; read back {:.0} rec/s ({:.1} MB/s)",
-        args.n,
-        args.size,
-        args.batch,
-        ack_name(args.ack),
-        args.n as f64 / secs,
-        bytes / secs / 1e6,
+    let (append_rps, append_mbps) = (args.n as f64 / secs, bytes / secs / 1e6);
+    let (read_rps, read_mbps) = (read as f64 / rsecs, payload as f64 / rsecs / 1e6);
+    let (p50, p99) = (
         percentile(&latencies, 50.0).as_micros(),
         percentile(&latencies, 99.0).as_micros(),
-        read as f64 / rsecs,
-        payload as f64 / rsecs / 1e6,
+    );
+    let ack = ack_name(args.ack);
+    println!(
+        "peer: {} records of {} B, batches of {}, ack {ack}: append {append_rps:.0} rec/s ({append_mbps:.1} MB/s), batch p50 {p50} us p99 {p99} us; read back {read_rps:.0} rec/s ({read_mbps:.1} MB/s)",
+        args.n, args.size, args.batch,
     );
     println!(
-        "RESULT system=log-server scenario=peer size={} batch={} ack={} n={} append_rps={:.0} append_mbps={:.1} lat_p50_us={} lat_p99_us={} read_rps={:.0} read_mbps={:.1}",
-        args.size,
-        args.batch,
-        ack_name(args.ack),
-        args.n,
-        args.n as f64 / secs,
-        bytes / secs / 1e6,
-        percentile(&latencies, 50.0).as_micros(),
-        percentile(&latencies, 99.0).as_micros(),
-        read as f64 / rsecs,
-        payload as f64 / rsecs / 1e6,
+        "RESULT system=log-server scenario=peer size={} batch={} ack={ack} n={} append_rps={append_rps:.0} append_mbps={append_mbps:.1} lat_p50_us={p50} lat_p99_us={p99} read_rps={read_rps:.0} read_mbps={read_mbps:.1}",
+        args.size, args.batch, args.n,
     );
     client.delete_topic(&topic).await?;
     Ok(())
