@@ -312,6 +312,15 @@ fn topic_config(
     Ok(out)
 }
 
+/// Opens a topic's partitions from `from` on (here, off the runtime), so
+/// that the first produce does not create files on a runtime thread.
+fn open_partitions(shared: &Shared, topic: &TopicInfo, from: u32) -> Result<(), Status> {
+    for p in from..topic.partitions {
+        shared.partition(&topic.name, p)?;
+    }
+    Ok(())
+}
+
 /// One partition's state.
 fn partition_info(shared: &Shared, topic: &str, p: u32) -> Result<proto::PartitionInfo, Status> {
     let part = shared.partition(topic, p)?;
@@ -357,6 +366,7 @@ impl AdminService for Services {
                 .store
                 .create_topic(&request.name, partitions, config)
                 .map_err(|e| status::storage(&e))?;
+            open_partitions(&shared, &info, 0)?;
             Ok(topic_message(&info))
         })
         .await?;
@@ -468,6 +478,7 @@ impl AdminService for Services {
                 .store
                 .create_partitions(&request.topic, request.partition_count)
                 .map_err(|e| status::storage(&e))?;
+            open_partitions(&shared, &info, current.partitions)?;
             Ok(topic_message(&info))
         })
         .await?;

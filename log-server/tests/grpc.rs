@@ -952,3 +952,83 @@ async fn health_serves_then_turns_not_serving_when_shutdown_starts() {
     assert_eq!(next.status, ServingStatus::NotServing as i32);
     stop.await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_producer_rides_out_a_server_restart_without_duplicates() {
+    let mut server = TestServer::start().await;
+    let addr = server.server.as_ref().unwrap().addr();
+    let data_dir = server.data_dir();
+    let c = server.client.clone();
+    c.create_topic("t", 1, Default::default()).await.unwrap();
+    let config = ProducerConfig {
+        linger: Duration::from_millis(1),
+        retry_backoff: Duration::from_millis(50),
+        retries: 40,
+        ..ProducerConfig::default()
+    };
+    let producer = Producer::new(c.clone(), "t", config).await.unwrap();
+    let sending = tokio::spawn(async move {
+        let mut deliveries = Vec::new();
+        for i in 0..3000u32 {
+            deliveries.push(
+                producer
+                    .send(NewRecord::value(i.to_string()))
+                    .await
+                    .unwrap(),
+            );
+            if i % 100 == 0 {
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+        }
+        let mut offsets = Vec::new();
+        for d in deliveries {
+            offsets.push(d.await.unwrap().offset);
+        }
+        producer.close().await.unwrap();
+        offsets
+    });
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    // Restart on the same port and directory while batches are in flight.
+    server.stop().await;
+    let mut config = log_server::Config::default();
+    config.listen = addr;
+    config.data_dir = data_dir;
+    let restarted = log_server::Server::start(config).await.unwrap();
+    let offsets = tokio::time::timeout(Duration::from_secs(60), sending)
+        .await
+        .unwrap()
+        .unwrap();
+    // Every record acked once, at its own offset, in send order; nothing
+    // stored twice.
+    assert_eq!(offsets, (0..3000).collect::<Vec<u64>>());
+    let client = common::connect(addr).await;
+    common::wait_serving(&client).await;
+    let end = client.get_topic("t").await.unwrap().partitions[0]
+        .watermarks
+        .unwrap()
+        .log_end_offset;
+    assert_eq!(end, 3000);
+    // The producer did reconnect: the new server took produce requests.
+    let stats = client.stats(Some("t")).await.unwrap();
+    assert!(stats.produce_requests_total > 0);
+    let all = client
+        .fetch(
+            "t",
+            0,
+            Position::earliest(),
+            &FetchOptions {
+                max_records: 5000,
+                max_bytes: 4 << 20,
+                ..FetchOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+    let values: Vec<String> = all
+        .records
+        .iter()
+        .map(|r| String::from_utf8(r.value.clone().unwrap().to_vec()).unwrap())
+        .collect();
+    assert_eq!(values, (0..3000).map(|i| i.to_string()).collect::<Vec<_>>());
+    restarted.shutdown().await.unwrap();
+}
