@@ -331,6 +331,7 @@ fn partition_info(shared: &Shared, topic: &str, p: u32) -> Result<proto::Partiti
         size_bytes: usage.size_bytes,
         segment_count: usage.segment_count as u32,
         last_append_time: usage.last_append_time.map(timestamp),
+        fsyncs: usage.syncs,
     })
 }
 

@@ -48,6 +48,8 @@ pub struct Usage {
     /// Append time of the newest batch, ms since the Unix epoch (`None`
     /// when the partition is empty).
     pub last_append_time: Option<i64>,
+    /// Group-commit `fdatasync`s led since the partition was opened.
+    pub syncs: u64,
 }
 
 /// What one retention pass deleted.
@@ -268,6 +270,7 @@ impl Log {
             size_bytes,
             segment_count,
             last_append_time,
+            syncs: self.syncs.load(std::sync::atomic::Ordering::Relaxed),
         })
     }
 

@@ -6,6 +6,8 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::print_stdout)]
 
+mod bench;
+
 use std::env;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -19,7 +21,13 @@ usage: cargo xtask <command>
 commands:
   ci          cargo fmt --check, cargo clippy (all targets, -D warnings), cargo test
               (all targets, benches once in test mode, doctests), cargo doc
-  fixtures    regenerate the golden files under */tests/data/ (sets LOG_UPDATE_FIXTURES=1)
+  fixtures    regenerate the golden files under */tests/data/ and the sample data
+              directory log-storage/tests/data/v1/sample-store (sets LOG_UPDATE_FIXTURES=1)
+  bench       release build, criterion suites, end-to-end scenarios against a real
+              log-server (peer, pipelined, producers, small-writers, fanout,
+              partitions), recovery after kill -9; report in target/bench-report/
+              [--quick] [--scenario NAME]... [--no-criterion]
+              [--n N] [--size B] [--batch N] [--ack durable|written] ...
   help        print this text
 ";
 
@@ -28,6 +36,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("fixtures") => fixtures(),
+        Some("bench") => bench::bench(&args[1..]),
         Some("help" | "--help" | "-h") | None => {
             print!("{USAGE}");
             Ok(())
@@ -80,6 +89,8 @@ fn fixtures() -> Result<(), String> {
             "log-format",
             "-p",
             "log-index",
+            "-p",
+            "log-storage",
             "--test",
             "golden",
         ],
@@ -90,7 +101,7 @@ fn fixtures() -> Result<(), String> {
 }
 
 /// Runs `cargo ARGS` at the workspace root with extra environment variables.
-fn cargo(args: &[&str], envs: &[(&str, &str)]) -> Result<(), String> {
+pub(crate) fn cargo(args: &[&str], envs: &[(&str, &str)]) -> Result<(), String> {
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let root = workspace_root();
     eprintln!("xtask: cargo {}", args.join(" "));
@@ -108,7 +119,7 @@ fn cargo(args: &[&str], envs: &[(&str, &str)]) -> Result<(), String> {
 }
 
 /// The workspace root: the parent of this crate's manifest directory.
-fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     manifest_dir
         .parent()

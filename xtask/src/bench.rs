@@ -1,0 +1,449 @@
+//! `cargo xtask bench`: the benchmark suite.
+//!
+//! 1. builds `log-server` and `log-loadgen` in release;
+//! 2. runs the criterion suites of `benches/` (in `--quick` mode once each,
+//!    to prove they work);
+//! 3. for each scenario starts a fresh `log-server` on 127.0.0.1 with a new
+//!    data directory and drives it with `log-loadgen`, collecting its
+//!    `RESULT` and `EXTRA` lines;
+//! 4. recovery: fills a log, kills the server with SIGKILL, restarts it and
+//!    times until it serves;
+//! 5. writes `target/bench-report/` (`results.txt`, then `log-loadgen
+//!    report` turns it into `report.md`, `results.json` and SVG plots).
+//!
+//! Loopback only; nothing is downloaded. It asserts no timing: numbers are
+//! reported, never checked.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::{cargo, workspace_root};
+
+/// One run of the load generator against a fresh server.
+struct Run {
+    scenario: &'static str,
+    args: Vec<String>,
+}
+
+struct Options {
+    quick: bool,
+    only: Vec<String>,
+    criterion: bool,
+    overrides: Vec<String>,
+}
+
+fn parse(args: &[String]) -> Result<Options, String> {
+    let mut options = Options {
+        quick: false,
+        only: Vec::new(),
+        criterion: true,
+        overrides: Vec::new(),
+    };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--quick" => options.quick = true,
+            "--no-criterion" => options.criterion = false,
+            "--scenario" => {
+                let name = it.next().ok_or("--scenario needs a name")?;
+                options.only.push(name.clone());
+            }
+            "--n" | "--size" | "--batch" | "--ack" | "--in-flight" | "--producers"
+            | "--writers" | "--subscribers" | "--partitions" => {
+                let value = it.next().ok_or(format!("{arg} needs a value"))?;
+                options.overrides.push(arg.clone());
+                options.overrides.push(value.clone());
+            }
+            other => return Err(format!("unknown bench argument `{other}`")),
+        }
+    }
+    if !options.only.is_empty() {
+        options.criterion = false;
+    }
+    Ok(options)
+}
+
+/// The scenario runs, full or quick.
+fn runs(quick: bool) -> Vec<Run> {
+    let n = |full: u64, small: u64| if quick { small } else { full }.to_string();
+    let run = |scenario: &'static str, args: &[&str]| Run {
+        scenario,
+        args: args.iter().map(|s| (*s).to_owned()).collect(),
+    };
+    let mut out = Vec::new();
+    for (size, ack, count) in [
+        ("100", "durable", n(1_000_000, 20_000)),
+        ("100", "written", n(1_000_000, 20_000)),
+        ("1024", "durable", n(1_000_000, 5_000)),
+    ] {
+        let mut r = run("peer", &["--size", size, "--ack", ack, "--batch", "1000"]);
+        r.args.extend(["--n".to_owned(), count]);
+        out.push(r);
+    }
+    let mut r = run(
+        "pipelined",
+        &["--size", "100", "--ack", "durable", "--in-flight", "8"],
+    );
+    r.args.extend(["--n".to_owned(), n(2_000_000, 20_000)]);
+    out.push(r);
+    let mut r = run(
+        "producers",
+        &["--size", "100", "--ack", "durable", "--producers", "4"],
+    );
+    r.args.extend(["--n".to_owned(), n(2_000_000, 20_000)]);
+    out.push(r);
+    let mut r = run(
+        "small-writers",
+        &[
+            "--size",
+            "100",
+            "--ack",
+            "durable",
+            "--writers",
+            "64",
+            "--batch",
+            "1",
+        ],
+    );
+    r.args.extend(["--n".to_owned(), n(200_000, 2_000)]);
+    out.push(r);
+    let mut r = run(
+        "fanout",
+        &[
+            "--size",
+            "100",
+            "--ack",
+            "written",
+            "--subscribers",
+            "4",
+            "--in-flight",
+            "8",
+        ],
+    );
+    r.args.extend(["--n".to_owned(), n(1_000_000, 20_000)]);
+    out.push(r);
+    let mut r = run("partitions", &["--size", "100", "--ack", "durable"]);
+    r.args.extend([
+        "--partitions".to_owned(),
+        n(1000, 200),
+        "--n".to_owned(),
+        n(10_000, 2_000),
+        "--batch".to_owned(),
+        "10".to_owned(),
+    ]);
+    out.push(r);
+    out
+}
+
+pub(crate) fn bench(args: &[String]) -> Result<(), String> {
+    let options = parse(args)?;
+    let started = Instant::now();
+    let root = workspace_root();
+    cargo(
+        &[
+            "build",
+            "--release",
+            "--locked",
+            "-p",
+            "log-server",
+            "-p",
+            "benches",
+            "--bins",
+        ],
+        &[],
+    )?;
+    let report_dir = root.join("target").join("bench-report");
+    std::fs::create_dir_all(&report_dir)
+        .map_err(|e| format!("cannot create {}: {e}", report_dir.display()))?;
+    let mut lines = machine_lines(options.quick);
+
+    if options.criterion {
+        eprintln!(
+            "== criterion suites{}",
+            if options.quick {
+                " (once each: --quick)"
+            } else {
+                ""
+            }
+        );
+        let mut args = vec!["bench", "--locked", "-p", "benches"];
+        if options.quick {
+            args.extend(["--", "--test"]);
+        }
+        cargo(&args, &[])?;
+        lines.push(format!(
+            "NOTE criterion={}",
+            if options.quick {
+                "test-mode"
+            } else {
+                "target/criterion"
+            }
+        ));
+    }
+
+    let bin = root.join("target").join("release");
+    let server = bin.join("log-server");
+    let loadgen = bin.join("log-loadgen");
+    let data_root = root.join("target").join("bench-data");
+    for run in runs(options.quick) {
+        if !options.only.is_empty() && !options.only.iter().any(|s| s == run.scenario) {
+            continue;
+        }
+        eprintln!("== scenario {} {}", run.scenario, run.args.join(" "));
+        let data = data_root.join(run.scenario);
+        let _ = std::fs::remove_dir_all(&data);
+        let mut srv = Server::start(&server, &data)?;
+        srv.wait_ready(&loadgen)?;
+        let mut args = vec![
+            "--addr".to_owned(),
+            srv.url(),
+            "--scenario".to_owned(),
+            run.scenario.to_owned(),
+            "--server-pid".to_owned(),
+            srv.child.id().to_string(),
+        ];
+        args.extend(run.args.iter().cloned());
+        args.extend(options.overrides.iter().cloned());
+        let output = loadgen_run(&loadgen, &args)?;
+        lines.extend(output);
+        srv.stop()?;
+        let _ = std::fs::remove_dir_all(&data);
+    }
+
+    if options.only.is_empty() || options.only.iter().any(|s| s == "recovery") {
+        lines.extend(recovery(&server, &loadgen, &data_root, options.quick)?);
+    }
+
+    let results = report_dir.join("results.txt");
+    std::fs::write(&results, lines.join("\n") + "\n")
+        .map_err(|e| format!("cannot write {}: {e}", results.display()))?;
+    let status = Command::new(&loadgen)
+        .arg("report")
+        .arg(&report_dir)
+        .status()
+        .map_err(|e| format!("cannot run {}: {e}", loadgen.display()))?;
+    if !status.success() {
+        return Err(format!("log-loadgen report failed with {status}"));
+    }
+    println!(
+        "bench done in {} s; report: {}",
+        started.elapsed().as_secs(),
+        report_dir.join("report.md").display()
+    );
+    Ok(())
+}
+
+/// Lines describing the machine and the run.
+fn machine_lines(quick: bool) -> Vec<String> {
+    let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem_kb = read("/proc/meminfo")
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))
+        .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
+        .unwrap_or_default();
+    let cpu = read("/proc/cpuinfo")
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map(|s| s.trim().replace(' ', "_"))
+        .unwrap_or_default();
+    let kernel = read("/proc/sys/kernel/osrelease").trim().to_owned();
+    let load = read("/proc/loadavg")
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let date = Command::new("date")
+        .arg("-u")
+        .arg("+%Y-%m-%dT%H:%M:%SZ")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    vec![format!(
+        "MACHINE cpus={cpus} mem_kb={mem_kb} cpu={cpu} kernel={kernel} load1={load} date={date} mode={}",
+        if quick { "quick" } else { "full" }
+    )]
+}
+
+/// Runs the load generator; echoes and returns its RESULT/EXTRA lines.
+fn loadgen_run(loadgen: &Path, args: &[String]) -> Result<Vec<String>, String> {
+    let output = Command::new(loadgen)
+        .args(args)
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", loadgen.display()))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    print!("{stdout}");
+    if !output.status.success() {
+        return Err(format!(
+            "log-loadgen {} failed with {}",
+            args.join(" "),
+            output.status
+        ));
+    }
+    Ok(stdout
+        .lines()
+        .filter(|l| l.starts_with("RESULT ") || l.starts_with("EXTRA "))
+        .map(str::to_owned)
+        .collect())
+}
+
+/// Fills a log, kills the server (SIGKILL), restarts it on the same data
+/// and times until it serves.
+fn recovery(
+    server: &Path,
+    loadgen: &Path,
+    data_root: &Path,
+    quick: bool,
+) -> Result<Vec<String>, String> {
+    eprintln!("== recovery after kill -9");
+    let data = data_root.join("recovery");
+    let _ = std::fs::remove_dir_all(&data);
+    let mut srv = Server::start(server, &data)?;
+    srv.wait_ready(loadgen)?;
+    let n = if quick { "100000" } else { "10000000" };
+    // Written acks: the fill is not the figure; the restart is.
+    let fill = Command::new(loadgen)
+        .args([
+            "--addr",
+            &srv.url(),
+            "--scenario",
+            "pipelined",
+            "--ack",
+            "written",
+        ])
+        .args(["--n", n, "--size", "100", "--in-flight", "8", "--keep"])
+        .stdout(Stdio::null())
+        .status()
+        .map_err(|e| format!("cannot run {}: {e}", loadgen.display()))?;
+    if !fill.success() {
+        return Err("filling the log for the recovery run failed".into());
+    }
+    srv.child.kill().map_err(|e| format!("kill -9: {e}"))?;
+    let _ = srv.child.wait();
+    let log_bytes = dir_size(&data);
+    let started = Instant::now();
+    let mut again = Server::start_on(server, &data, srv.port)?;
+    let output = loadgen_run(
+        loadgen,
+        &[
+            "--addr".into(),
+            again.url(),
+            "--scenario".into(),
+            "ready".into(),
+        ],
+    )?;
+    let wall_ms = started.elapsed().as_millis();
+    let ready_ms = output
+        .iter()
+        .find_map(|l| {
+            l.split_whitespace()
+                .find_map(|kv| kv.strip_prefix("ready_ms="))
+        })
+        .unwrap_or("0")
+        .to_owned();
+    again.stop()?;
+    let _ = std::fs::remove_dir_all(&data);
+    let line = format!(
+        "EXTRA system=log-server scenario=recovery records={n} log_bytes={log_bytes} ready_ms={ready_ms} restart_to_ready_ms={wall_ms}"
+    );
+    println!("{line}");
+    Ok(vec![line])
+}
+
+fn dir_size(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            match entry.metadata() {
+                Ok(m) if m.is_dir() => stack.push(entry.path()),
+                Ok(m) => total += m.len(),
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}
+
+/// A `log-server` child process.
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Server {
+    fn start(bin: &Path, data: &Path) -> Result<Server, String> {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("no free port: {e}"))?
+            .port();
+        Self::start_on(bin, data, port)
+    }
+
+    fn start_on(bin: &Path, data: &Path, port: u16) -> Result<Server, String> {
+        let child = Command::new(bin)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--data-dir")
+            .arg(data)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+        Ok(Server { child, port })
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn wait_ready(&mut self, loadgen: &Path) -> Result<(), String> {
+        let status = Command::new(loadgen)
+            .args(["--addr", &self.url(), "--scenario", "ready"])
+            .stdout(Stdio::null())
+            .status()
+            .map_err(|e| format!("cannot run {}: {e}", loadgen.display()))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err("the server did not become ready".into())
+        }
+    }
+
+    /// SIGTERM, then wait (SIGKILL after 30 s).
+    fn stop(&mut self) -> Result<(), String> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) if status.success() => return Ok(()),
+                Ok(Some(status)) => return Err(format!("log-server exited with {status}")),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                _ => {
+                    let _ = self.child.kill();
+                    return Err("log-server did not stop within 30 s of SIGTERM".into());
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
