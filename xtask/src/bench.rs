@@ -158,6 +158,7 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
     std::fs::create_dir_all(&report_dir)
         .map_err(|e| format!("cannot create {}: {e}", report_dir.display()))?;
     let mut lines = machine_lines(options.quick);
+    lines.push(fsync_probe(&root.join("target").join("bench-data"))?);
 
     if options.criterion {
         eprintln!(
@@ -266,6 +267,34 @@ fn machine_lines(quick: bool) -> Vec<String> {
         "MACHINE cpus={cpus} mem_kb={mem_kb} cpu={cpu} kernel={kernel} load1={load} date={date} mode={}",
         if quick { "quick" } else { "full" }
     )]
+}
+
+/// The disk's current durable-write latency: 200 appends of 100 bytes, each
+/// followed by `fdatasync`, on the file system the servers use. Printed with
+/// every report, since every durable figure depends on it.
+fn fsync_probe(dir: &Path) -> Result<String, String> {
+    use std::io::Write as _;
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let path = dir.join("fsync-probe");
+    let mut file = std::fs::File::create(&path)
+        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    let mut micros = Vec::with_capacity(200);
+    for _ in 0..200 {
+        let started = Instant::now();
+        file.write_all(&[7u8; 100])
+            .and_then(|()| file.sync_data())
+            .map_err(|e| format!("fsync probe: {e}"))?;
+        micros.push(started.elapsed().as_micros());
+    }
+    let _ = std::fs::remove_file(&path);
+    micros.sort_unstable();
+    let line = format!(
+        "MACHINE fdatasync_100b_p50_us={} fdatasync_100b_p99_us={}",
+        micros[micros.len() / 2],
+        micros[micros.len() * 99 / 100]
+    );
+    eprintln!("== {line}");
+    Ok(line)
 }
 
 /// Runs the load generator; echoes and returns its RESULT/EXTRA lines.

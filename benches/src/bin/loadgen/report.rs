@@ -198,6 +198,17 @@ pub(crate) fn write(dir: &Path) -> Result<(), BoxError> {
             m.get("mode").unwrap_or("?"),
         );
     }
+    if let Some(probe) = lines
+        .iter()
+        .find(|l| l.get("fdatasync_100b_p50_us").is_some())
+    {
+        let _ = writeln!(
+            md,
+            "Disk at the start of the run: 100-byte append + fdatasync p50 {} µs, p99 {} µs.\n",
+            probe.get("fdatasync_100b_p50_us").unwrap_or("?"),
+            probe.get("fdatasync_100b_p99_us").unwrap_or("?"),
+        );
+    }
     md.push_str(
         "Fsync latency on this kind of machine rises from about 0.1 ms to about 4 ms while \
          another build runs: figures are only meaningful from an idle machine. Every figure \
