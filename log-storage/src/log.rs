@@ -259,9 +259,12 @@ impl Committer {
     fn request(&self, log: Arc<Log>) {
         let (queue, wake) = &*self.queue;
         let mut queue = lock(queue);
-        if !queue.logs.iter().any(|queued| Arc::ptr_eq(queued, &log)) {
-            queue.logs.push_back(log);
+        if queue.logs.iter().any(|queued| Arc::ptr_eq(queued, &log)) {
+            // Already queued: a thread will sync it and serve this waiter
+            // too; waking another would cost a context switch for nothing.
+            return;
         }
+        queue.logs.push_back(log);
         wake.notify_one();
         if self.threads.is_empty() {
             // No thread could be started: do the work here rather than never.

@@ -366,10 +366,19 @@ async fn small_writers(client: &Client, topic: &str, args: &Args) -> Result<Outc
     let latencies = Arc::new(Mutex::new(histogram()));
     let bar = progress(args.n, "acks");
     let started = Instant::now();
+    // Independent writers: by default each has its own connection.
+    let connections = match args.connections {
+        0 => writers,
+        n => n.min(writers),
+    };
+    let mut clients = vec![client.clone()];
+    for _ in 1..connections {
+        clients.push(Client::connect(args.addr.clone()).await?);
+    }
     let mut tasks = Vec::new();
-    for _ in 0..writers {
+    for w in 0..writers {
         let (client, topic, args, bar, next, latencies) = (
-            client.clone(),
+            clients[(w % connections) as usize].clone(),
             topic.to_owned(),
             args.clone(),
             bar.clone(),
@@ -408,7 +417,10 @@ async fn small_writers(client: &Client, topic: &str, args: &Args) -> Result<Outc
         n: args.n,
         append_secs,
         latency: Some(h),
-        extra: vec![("writers", writers.to_string())],
+        extra: vec![
+            ("writers", writers.to_string()),
+            ("connections", connections.to_string()),
+        ],
         ..Outcome::default()
     })
 }
