@@ -266,23 +266,22 @@ pub(crate) async fn serve_stream(
                     match submit(&shared, request) {
                         Ok(pending) => queue.push_back(pending),
                         Err(status) => {
-                            // Answer what came before, then this error.
-                            while let Some(pending) = head.take().or_else(|| queue.pop_front()) {
-                                let answer = finish(&shared, pending).await.map(|response| {
-                                    proto::ProduceStreamResponse { response: Some(response) }
-                                });
-                                let failed = answer.is_err();
-                                if out.send(answer).await.is_err() || failed {
-                                    return;
-                                }
-                            }
-                            let _ = out.send(Err(status)).await;
+                            fail_after(&shared, head.take(), queue, &out, status).await;
                             return;
                         }
                     }
                 }
                 Ok(None) => input_done = true,
-                Err(_) => return, // the client went away
+                Err(status) => {
+                    // tonic refuses a message over the decode limit with
+                    // OUT_OF_RANGE; say what it is. Anything else: the
+                    // client went away.
+                    if status.code() == tonic::Code::OutOfRange && status.message().contains("too large") {
+                        let too_large = status::request_too_large(shared.config.max_request_bytes, "decode limit");
+                        fail_after(&shared, head.take(), queue, &out, too_large).await;
+                    }
+                    return;
+                }
             },
             () = shared.shutdown.cancelled(), if head.is_none() && queue.is_empty() => {
                 let _ = out.send(Err(status::shutting_down())).await;
@@ -290,4 +289,28 @@ pub(crate) async fn serve_stream(
             }
         }
     }
+}
+
+/// Answers the produces appended before a failure, in order, then sends
+/// the failure (the stream then ends).
+async fn fail_after(
+    shared: &Shared,
+    head: Option<Pending>,
+    mut queue: VecDeque<Pending>,
+    out: &mpsc::Sender<Result<proto::ProduceStreamResponse, Status>>,
+    failure: Status,
+) {
+    let mut head = head;
+    while let Some(pending) = head.take().or_else(|| queue.pop_front()) {
+        let answer = finish(shared, pending)
+            .await
+            .map(|response| proto::ProduceStreamResponse {
+                response: Some(response),
+            });
+        let failed = answer.is_err();
+        if out.send(answer).await.is_err() || failed {
+            return;
+        }
+    }
+    let _ = out.send(Err(failure)).await;
 }

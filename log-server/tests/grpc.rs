@@ -1032,3 +1032,43 @@ async fn the_producer_rides_out_a_server_restart_without_duplicates() {
     assert_eq!(values, (0..3000).map(|i| i.to_string()).collect::<Vec<_>>());
     restarted.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_request_on_a_produce_stream_is_resource_exhausted() {
+    let mut server = TestServer::start_with(|c| {
+        c.max_batch_bytes = 64 * 1024;
+        c.max_request_bytes = 128 * 1024;
+    })
+    .await;
+    let c = server.client.clone();
+    c.create_topic("t", 1, Default::default()).await.unwrap();
+    let big = proto::ProduceStreamRequest {
+        request: Some(proto::ProduceRequest {
+            topic: "t".into(),
+            partition: Some(0),
+            records: vec![proto::Record {
+                value: Some(vec![1u8; 200 * 1024].into()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+    };
+    let small = proto::ProduceStreamRequest {
+        request: Some(produce_request("t", 0, &["ok"])),
+    };
+    let mut responses = c
+        .log_service()
+        .produce_stream(tokio_stream::iter(vec![small, big]))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = responses.message().await.unwrap().unwrap();
+    assert_eq!(first.response.unwrap().base_offset, 0);
+    let err = log_client::Error::from(responses.message().await.unwrap_err());
+    assert_eq!(
+        (err.code(), err.reason()),
+        (Code::ResourceExhausted, Some("REQUEST_TOO_LARGE"))
+    );
+    assert_eq!(end_offset(&server, "t", 0).await, 1);
+    server.stop().await;
+}
