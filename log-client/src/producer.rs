@@ -490,10 +490,10 @@ impl Task {
             // open_stream sent every in-flight batch, this one included.
             return Ok(());
         }
-        if let Some((tx, _)) = &self.stream
-            && tx.send(request).await.is_err()
-        {
-            // The stream is gone; the response side reports why.
+        if let Some((tx, _)) = &self.stream {
+            // A send error means the stream is gone; the response side
+            // reports why and resends.
+            let _ = tx.send(request).await;
         }
         Ok(())
     }

@@ -48,6 +48,8 @@ pub enum Error {
     Transport(tonic::transport::Error),
     /// Reflection could not be built from the descriptors.
     Reflection(String),
+    /// A task of the server (store open, serving) panicked or was cancelled.
+    Task(String),
 }
 
 impl std::fmt::Display for Error {
@@ -58,6 +60,7 @@ impl std::fmt::Display for Error {
             Error::Storage(e) => write!(f, "storage: {e}"),
             Error::Transport(e) => write!(f, "transport: {e}"),
             Error::Reflection(e) => write!(f, "reflection: {e}"),
+            Error::Task(e) => write!(f, "server task: {e}"),
         }
     }
 }
@@ -69,7 +72,7 @@ impl std::error::Error for Error {
             Error::Bind { source, .. } => Some(source),
             Error::Storage(e) => Some(e),
             Error::Transport(e) => Some(e),
-            Error::Reflection(_) => None,
+            Error::Reflection(_) | Error::Task(_) => None,
         }
     }
 }
@@ -100,7 +103,7 @@ impl Server {
         let data_dir = config.data_dir.clone();
         let store = tokio::task::spawn_blocking(move || Store::open_locked(&data_dir))
             .await
-            .map_err(|e| Error::Reflection(format!("store open task failed: {e}")))?
+            .map_err(|e| Error::Task(format!("store open failed: {e}")))?
             .map_err(Error::Storage)?;
         let store = Arc::new(store);
         tracing::info!(data_dir = %config.data_dir.display(), "store opened");
@@ -125,7 +128,7 @@ impl Server {
     pub async fn wait(self) -> Result<(), Error> {
         match self.task.await {
             Ok(result) => result,
-            Err(e) => Err(Error::Reflection(format!("server task failed: {e}"))),
+            Err(e) => Err(Error::Task(e.to_string())),
         }
     }
 
