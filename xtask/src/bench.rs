@@ -2,7 +2,8 @@
 //!
 //! 1. builds `log-server` and `log-loadgen` in release;
 //! 2. runs the criterion suites of `benches/` (in `--quick` mode once each,
-//!    to prove they work);
+//!    to prove they work; otherwise measured, and `log-loadgen criterion`
+//!    turns their estimates into `CRITERION` lines);
 //! 3. for each scenario starts a fresh `log-server` on 127.0.0.1 with a new
 //!    data directory and drives it with `log-loadgen`, collecting its
 //!    `RESULT` and `EXTRA` lines;
@@ -105,6 +106,8 @@ fn runs(quick: bool) -> Vec<Run> {
             "64",
             "--batch",
             "1",
+            "--rpc",
+            "stream",
         ],
     );
     r.args.extend(["--n".to_owned(), n(200_000, 2_000)]);
@@ -174,6 +177,9 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
             args.extend(["--", "--test"]);
         }
         cargo(&args, &[])?;
+        if !options.quick {
+            lines.extend(criterion_lines(&root)?);
+        }
         lines.push(format!(
             "NOTE criterion={}",
             if options.quick {
@@ -234,6 +240,28 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
         report_dir.join("report.md").display()
     );
     Ok(())
+}
+
+/// The `CRITERION` lines (`log-loadgen criterion`) of the suites just run.
+fn criterion_lines(root: &Path) -> Result<Vec<String>, String> {
+    let loadgen = root.join("target").join("release").join("log-loadgen");
+    let output = Command::new(&loadgen)
+        .arg("criterion")
+        .arg(root.join("target").join("criterion"))
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", loadgen.display()))?;
+    if !output.status.success() {
+        return Err(format!(
+            "log-loadgen criterion failed with {}: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|l| l.starts_with("CRITERION "))
+        .map(str::to_owned)
+        .collect())
 }
 
 /// Lines describing the machine and the run.

@@ -30,6 +30,7 @@
 //! own deployment.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod criterion;
 mod report;
 mod scenarios;
 
@@ -52,6 +53,12 @@ enum Command {
     /// Write report.md, results.json and SVG plots from DIR/results.txt.
     Report {
         /// The report directory (holds results.txt).
+        dir: PathBuf,
+    },
+    /// Print one CRITERION line per benchmark measured under DIR (criterion's
+    /// target/criterion): mean time and throughput.
+    Criterion {
+        /// criterion's output directory.
         dir: PathBuf,
     },
 }
@@ -89,6 +96,16 @@ pub(crate) enum AckArg {
     Written,
 }
 
+/// How small writers send their records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum RpcArg {
+    /// Each writer keeps one `ProduceStream` open and sends its records on
+    /// it one at a time, as a client with a long-lived session does.
+    Stream,
+    /// One unary `Produce` call per record.
+    Unary,
+}
+
 /// Scenario settings.
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct Args {
@@ -124,6 +141,9 @@ pub(crate) struct Args {
     /// acks/s, 8: 17.1 K, 64: 11.1 K).
     #[arg(long, default_value_t = 1)]
     pub(crate) connections: u32,
+    /// How each small writer sends its records (small-writers).
+    #[arg(long, value_enum, default_value = "stream")]
+    pub(crate) rpc: RpcArg,
     /// Subscribers (fanout).
     #[arg(long, default_value_t = 4)]
     pub(crate) subscribers: u32,
@@ -155,6 +175,7 @@ fn main() {
     };
     let result = match cli.command {
         Some(Command::Report { dir }) => report::write(&dir),
+        Some(Command::Criterion { dir }) => criterion::print(&dir),
         None => runtime.block_on(scenarios::run(cli.args)),
     };
     if let Err(e) = result {
