@@ -57,6 +57,7 @@ fn parse(text: &str) -> Vec<Line> {
 /// better.
 struct Target {
     what: &'static str,
+    /// The scenario, or the benchmark id of a `CRITERION` line.
     scenario: &'static str,
     size: Option<&'static str>,
     ack: Option<&'static str>,
@@ -64,6 +65,20 @@ struct Target {
     key: &'static str,
     bound: f64,
     at_least: bool,
+}
+
+/// A floor on the figure `key` of the `CRITERION` line of benchmark `id`.
+const fn criterion(what: &'static str, id: &'static str, key: &'static str, bound: f64) -> Target {
+    Target {
+        what,
+        scenario: id,
+        size: None,
+        ack: None,
+        kind: "CRITERION",
+        key,
+        bound,
+        at_least: true,
+    }
 }
 
 const TARGETS: &[Target] = &[
@@ -127,66 +142,42 @@ const TARGETS: &[Target] = &[
         bound: 100_000.0,
         at_least: true,
     },
-    Target {
-        what: "storage DURABLE 100 B, records/s (criterion append/durable/100)",
-        scenario: "append/durable/100",
-        size: None,
-        ack: None,
-        kind: "CRITERION",
-        key: "rps",
-        bound: 3.0e6,
-        at_least: true,
-    },
-    Target {
-        what: "storage DURABLE 1 KiB, MB/s (criterion append/durable/1024)",
-        scenario: "append/durable/1024",
-        size: None,
-        ack: None,
-        kind: "CRITERION",
-        key: "mbps",
-        bound: 1300.0,
-        at_least: true,
-    },
-    Target {
-        what: "storage WRITTEN 100 B, records/s (criterion append/written/100)",
-        scenario: "append/written/100",
-        size: None,
-        ack: None,
-        kind: "CRITERION",
-        key: "rps",
-        bound: 18.0e6,
-        at_least: true,
-    },
-    Target {
-        what: "storage read 100 B, sealed segments, records/s (criterion read_pieces/log_read_sealed_mmap/100)",
-        scenario: "read_pieces/log_read_sealed_mmap/100",
-        size: None,
-        ack: None,
-        kind: "CRITERION",
-        key: "rps",
-        bound: 50.0e6,
-        at_least: true,
-    },
-    Target {
-        what: "storage read 100 B, active segment, records/s (criterion read_pieces/log_read_only/100)",
-        scenario: "read_pieces/log_read_only/100",
-        size: None,
-        ack: None,
-        kind: "CRITERION",
-        key: "rps",
-        bound: 50.0e6,
-        at_least: true,
-    },
-    Target {
-        what: "storage group commit, 64 writers, DURABLE acks/s (criterion group_commit_callbacks/64_writers)",
-        scenario: "group_commit_callbacks/64_writers",
-        size: None,
-        ack: None,
-        kind: "CRITERION",
-        key: "rps",
-        bound: 100_000.0,
-        at_least: true,
-    },
+    criterion(
+        "storage DURABLE 100 B, records/s (criterion append/durable/100)",
+        "append/durable/100",
+        "rps",
+        3.0e6,
+    ),
+    criterion(
+        "storage DURABLE 1 KiB, MB/s (criterion append/durable/1024)",
+        "append/durable/1024",
+        "mbps",
+        1300.0,
+    ),
+    criterion(
+        "storage WRITTEN 100 B, records/s (criterion append/written/100)",
+        "append/written/100",
+        "rps",
+        18.0e6,
+    ),
+    criterion(
+        "storage read 100 B, sealed segments, records/s (criterion read_pieces/log_read_sealed_mmap/100)",
+        "read_pieces/log_read_sealed_mmap/100",
+        "rps",
+        50.0e6,
+    ),
+    criterion(
+        "storage read 100 B, active segment, records/s (criterion read_pieces/log_read_only/100)",
+        "read_pieces/log_read_only/100",
+        "rps",
+        50.0e6,
+    ),
+    criterion(
+        "storage group commit, 64 writers, DURABLE acks/s (criterion group_commit_callbacks/64_writers)",
+        "group_commit_callbacks/64_writers",
+        "rps",
+        100_000.0,
+    ),
     Target {
         what: "recovery after kill -9, ms until serving",
         scenario: "recovery",
