@@ -747,10 +747,12 @@ fn bench_group_commit_callbacks(c: &mut Criterion) {
         });
     });
     latencies.sort_unstable();
+    let syncs = log.usage().map_or(0, |u| u.syncs);
     eprintln!(
-        "[storage bench] group_commit_callbacks/{writers}_writers: {acks} acks, mean {:.1} K acks/s; \
-         ack latency p50 {:.0} us, p99 {:.0} us, max {:.0} us",
+        "[storage bench] group_commit_callbacks/{writers}_writers: {acks} acks, mean {:.1} K acks/s, \
+         {syncs} fdatasyncs ({:.1} acks each); ack latency p50 {:.0} us, p99 {:.0} us, max {:.0} us",
         acks as f64 / elapsed.as_secs_f64().max(1e-9) / 1e3,
+        acks as f64 / (syncs.max(1)) as f64,
         us(percentile(&latencies, 50.0)),
         us(percentile(&latencies, 99.0)),
         us(percentile(&latencies, 100.0)),

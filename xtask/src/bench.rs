@@ -144,6 +144,8 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
     let options = parse(args)?;
     let started = Instant::now();
     let root = workspace_root();
+    // Before the build, which raises it.
+    let load_before_build = load_average();
     cargo(
         &[
             "build",
@@ -160,8 +162,11 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
     let report_dir = root.join("target").join("bench-report");
     std::fs::create_dir_all(&report_dir)
         .map_err(|e| format!("cannot create {}: {e}", report_dir.display()))?;
-    let mut lines = machine_lines(options.quick);
-    lines.push(fsync_probe(&root.join("target").join("bench-data"))?);
+    let mut lines = machine_lines(options.quick, &load_before_build);
+    lines.push(fsync_probe(
+        &root.join("target").join("bench-data"),
+        "start",
+    )?);
 
     if options.criterion {
         eprintln!(
@@ -223,6 +228,8 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
         lines.extend(recovery(&server, &loadgen, &data_root, options.quick)?);
     }
 
+    lines.push(fsync_probe(&root.join("target").join("bench-data"), "end")?);
+
     let results = report_dir.join("results.txt");
     std::fs::write(&results, lines.join("\n") + "\n")
         .map_err(|e| format!("cannot write {}: {e}", results.display()))?;
@@ -264,8 +271,18 @@ fn criterion_lines(root: &Path) -> Result<Vec<String>, String> {
         .collect())
 }
 
+/// The 1-minute load average (`/proc/loadavg`), or an empty string.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// Lines describing the machine and the run.
-fn machine_lines(quick: bool) -> Vec<String> {
+fn machine_lines(quick: bool, load_before_build: &str) -> Vec<String> {
     let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     let mem_kb = read("/proc/meminfo")
@@ -280,11 +297,7 @@ fn machine_lines(quick: bool) -> Vec<String> {
         .map(|s| s.trim().replace(' ', "_"))
         .unwrap_or_default();
     let kernel = read("/proc/sys/kernel/osrelease").trim().to_owned();
-    let load = read("/proc/loadavg")
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_owned();
+    let load = load_average();
     let date = Command::new("date")
         .arg("-u")
         .arg("+%Y-%m-%dT%H:%M:%SZ")
@@ -292,7 +305,7 @@ fn machine_lines(quick: bool) -> Vec<String> {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default();
     vec![format!(
-        "MACHINE cpus={cpus} mem_kb={mem_kb} cpu={cpu} kernel={kernel} load1={load} date={date} mode={}",
+        "MACHINE cpus={cpus} mem_kb={mem_kb} cpu={cpu} kernel={kernel} load1_before_build={load_before_build} load1={load} date={date} mode={}",
         if quick { "quick" } else { "full" }
     )]
 }
@@ -300,7 +313,10 @@ fn machine_lines(quick: bool) -> Vec<String> {
 /// The disk's current durable-write latency: 200 appends of 100 bytes, each
 /// followed by `fdatasync`, on the file system the servers use. Printed with
 /// every report, since every durable figure depends on it.
-fn fsync_probe(dir: &Path) -> Result<String, String> {
+/// `when` names the probe in its keys: `start` keeps the plain
+/// `fdatasync_100b_*` keys, `end` (after the last scenario) adds
+/// `_end`, so the report can say whether the disk changed during the run.
+fn fsync_probe(dir: &Path, when: &str) -> Result<String, String> {
     use std::io::Write as _;
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let path = dir.join("fsync-probe");
@@ -316,8 +332,9 @@ fn fsync_probe(dir: &Path) -> Result<String, String> {
     }
     let _ = std::fs::remove_file(&path);
     micros.sort_unstable();
+    let suffix = if when == "end" { "_end" } else { "" };
     let line = format!(
-        "MACHINE fdatasync_100b_p50_us={} fdatasync_100b_p99_us={}",
+        "MACHINE fdatasync{suffix}_100b_p50_us={} fdatasync{suffix}_100b_p99_us={}",
         micros[micros.len() / 2],
         micros[micros.len() * 99 / 100]
     );

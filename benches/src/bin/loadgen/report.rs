@@ -249,11 +249,12 @@ pub(crate) fn write(dir: &Path) -> Result<(), BoxError> {
     if let Some(m) = lines.iter().find(|l| l.kind == "MACHINE") {
         let _ = writeln!(
             md,
-            "Machine: {} CPUs ({}), {} MiB RAM, kernel {}; load average {} at the start; {}; mode {}.\n",
+            "Machine: {} CPUs ({}), {} MiB RAM, kernel {}; 1-minute load average {} before the release build, {} after it; {}; mode {}.\n",
             m.get("cpus").unwrap_or("?"),
             m.get("cpu").unwrap_or("?").replace('_', " "),
             m.num("mem_kb") as u64 / 1024,
             m.get("kernel").unwrap_or("?"),
+            m.get("load1_before_build").unwrap_or("?"),
             m.get("load1").unwrap_or("?"),
             m.get("date").unwrap_or("?"),
             m.get("mode").unwrap_or("?"),
@@ -268,6 +269,18 @@ pub(crate) fn write(dir: &Path) -> Result<(), BoxError> {
             "Disk at the start of the run: 100-byte append + fdatasync p50 {} µs, p99 {} µs.\n",
             probe.get("fdatasync_100b_p50_us").unwrap_or("?"),
             probe.get("fdatasync_100b_p99_us").unwrap_or("?"),
+        );
+    }
+    if let Some(probe) = lines
+        .iter()
+        .find(|l| l.get("fdatasync_end_100b_p50_us").is_some())
+    {
+        let _ = writeln!(
+            md,
+            "Disk at the end of the run: p50 {} µs, p99 {} µs (a large change means the machine was \
+             not idle for the whole run).\n",
+            probe.get("fdatasync_end_100b_p50_us").unwrap_or("?"),
+            probe.get("fdatasync_end_100b_p99_us").unwrap_or("?"),
         );
     }
     md.push_str(
