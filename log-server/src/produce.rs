@@ -156,15 +156,18 @@ fn answer(
         Ok(Err(err)) => return Err(status::storage(&err)),
         Err(_) => return Err(status::shutting_down()),
     };
-    let records = appended.last_offset - appended.base_offset + 1;
-    shared
-        .counters
-        .records_appended
-        .fetch_add(records, Ordering::Relaxed);
-    shared
-        .counters
-        .bytes_appended
-        .fetch_add(pending.bytes, Ordering::Relaxed);
+    // An idempotent retry wrote nothing: it counts as a request only.
+    if !appended.duplicate {
+        let records = appended.last_offset - appended.base_offset + 1;
+        shared
+            .counters
+            .records_appended
+            .fetch_add(records, Ordering::Relaxed);
+        shared
+            .counters
+            .bytes_appended
+            .fetch_add(pending.bytes, Ordering::Relaxed);
+    }
     let mut marks = pending.part.log.watermarks();
     marks.durable_end = marks
         .durable_end

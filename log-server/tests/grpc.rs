@@ -372,6 +372,12 @@ async fn conditional_append_and_idempotent_retry() {
     assert_eq!((first.base_offset, first.last_offset), (3, 4));
     assert_eq!((retry.base_offset, retry.last_offset), (3, 4));
     assert_eq!(end_offset(&server, "t", 0).await, 5);
+    // The retry is a request but appends nothing: 5 requests, 5 records.
+    let stats = c.stats(Some("t")).await.unwrap();
+    assert_eq!(
+        (stats.produce_requests_total, stats.records_appended_total),
+        (5, 5)
+    );
 
     // A gap in the sequence and an older epoch are refused.
     idempotent.base_sequence = 7;

@@ -70,6 +70,9 @@ pub struct Appended {
     pub durable_end: u64,
     /// The partition's crash-truncation epoch.
     pub epoch: u64,
+    /// The batch is an idempotent producer's retry of a batch already in
+    /// the log: nothing was written, and the offsets are the original ones.
+    pub duplicate: bool,
 }
 
 /// Which records a read may see.
@@ -544,6 +547,7 @@ impl Log {
                     ack: options.ack,
                     durable_end,
                     epoch,
+                    duplicate: true,
                 });
             }
             Err(SequenceError::StaleEpoch { epoch, current }) => {
@@ -657,6 +661,7 @@ impl Log {
             ack: options.ack,
             durable_end,
             epoch,
+            duplicate: false,
         })
     }
 

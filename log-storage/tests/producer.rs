@@ -67,6 +67,7 @@ fn a_retry_gets_the_original_offsets_and_writes_nothing() {
         (first.base_offset, first.last_offset)
     );
     assert_eq!(retry.append_time, first.append_time);
+    assert!(retry.duplicate && !first.duplicate && !second.duplicate);
     assert_eq!(
         send(&log, 1, 0, 3, 2).unwrap().base_offset,
         second.base_offset
