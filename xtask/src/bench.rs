@@ -162,11 +162,9 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
     let report_dir = root.join("target").join("bench-report");
     std::fs::create_dir_all(&report_dir)
         .map_err(|e| format!("cannot create {}: {e}", report_dir.display()))?;
+    let data_root = root.join("target").join("bench-data");
     let mut lines = machine_lines(options.quick, &load_before_build);
-    lines.push(fsync_probe(
-        &root.join("target").join("bench-data"),
-        "start",
-    )?);
+    lines.push(fsync_probe(&data_root, "fdatasync")?);
 
     if options.criterion {
         eprintln!(
@@ -198,7 +196,6 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
     let bin = root.join("target").join("release");
     let server = bin.join("log-server");
     let loadgen = bin.join("log-loadgen");
-    let data_root = root.join("target").join("bench-data");
     for run in runs(options.quick) {
         if !options.only.is_empty() && !options.only.iter().any(|s| s == run.scenario) {
             continue;
@@ -228,7 +225,7 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
         lines.extend(recovery(&server, &loadgen, &data_root, options.quick)?);
     }
 
-    lines.push(fsync_probe(&root.join("target").join("bench-data"), "end")?);
+    lines.push(fsync_probe(&data_root, "fdatasync_end")?);
 
     let results = report_dir.join("results.txt");
     std::fs::write(&results, lines.join("\n") + "\n")
@@ -313,10 +310,10 @@ fn machine_lines(quick: bool, load_before_build: &str) -> Vec<String> {
 /// The disk's current durable-write latency: 200 appends of 100 bytes, each
 /// followed by `fdatasync`, on the file system the servers use. Printed with
 /// every report, since every durable figure depends on it.
-/// `when` names the probe in its keys: `start` keeps the plain
-/// `fdatasync_100b_*` keys, `end` (after the last scenario) adds
-/// `_end`, so the report can say whether the disk changed during the run.
-fn fsync_probe(dir: &Path, when: &str) -> Result<String, String> {
+/// `prefix` starts its keys: `fdatasync` for the probe before the first
+/// scenario, `fdatasync_end` for the one after the last, so the report can
+/// say whether the disk changed during the run.
+fn fsync_probe(dir: &Path, prefix: &str) -> Result<String, String> {
     use std::io::Write as _;
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let path = dir.join("fsync-probe");
@@ -332,9 +329,8 @@ fn fsync_probe(dir: &Path, when: &str) -> Result<String, String> {
     }
     let _ = std::fs::remove_file(&path);
     micros.sort_unstable();
-    let suffix = if when == "end" { "_end" } else { "" };
     let line = format!(
-        "MACHINE fdatasync{suffix}_100b_p50_us={} fdatasync{suffix}_100b_p99_us={}",
+        "MACHINE {prefix}_100b_p50_us={} {prefix}_100b_p99_us={}",
         micros[micros.len() / 2],
         micros[micros.len() * 99 / 100]
     );

@@ -260,32 +260,27 @@ pub(crate) fn write(dir: &Path) -> Result<(), BoxError> {
             m.get("mode").unwrap_or("?"),
         );
     }
-    if let Some(probe) = lines
-        .iter()
-        .find(|l| l.get("fdatasync_100b_p50_us").is_some())
-    {
-        let _ = writeln!(
-            md,
-            "Disk at the start of the run: 100-byte append + fdatasync p50 {} µs, p99 {} µs.\n",
-            probe.get("fdatasync_100b_p50_us").unwrap_or("?"),
-            probe.get("fdatasync_100b_p99_us").unwrap_or("?"),
+    // The fsync probes `cargo xtask bench` runs before the first scenario
+    // and after the last: a large change means the machine was not idle for
+    // the whole run.
+    for (prefix, when) in [("fdatasync", "start"), ("fdatasync_end", "end")] {
+        let (p50, p99) = (
+            format!("{prefix}_100b_p50_us"),
+            format!("{prefix}_100b_p99_us"),
         );
-    }
-    if let Some(probe) = lines
-        .iter()
-        .find(|l| l.get("fdatasync_end_100b_p50_us").is_some())
-    {
-        let _ = writeln!(
-            md,
-            "Disk at the end of the run: p50 {} µs, p99 {} µs (a large change means the machine was \
-             not idle for the whole run).\n",
-            probe.get("fdatasync_end_100b_p50_us").unwrap_or("?"),
-            probe.get("fdatasync_end_100b_p99_us").unwrap_or("?"),
-        );
+        if let Some(probe) = lines.iter().find(|l| l.get(&p50).is_some()) {
+            let _ = writeln!(
+                md,
+                "Disk at the {when} of the run: 100-byte append + fdatasync p50 {} µs, p99 {} µs.\n",
+                probe.get(&p50).unwrap_or("?"),
+                probe.get(&p99).unwrap_or("?"),
+            );
+        }
     }
     md.push_str(
         "Fsync latency on this kind of machine rises from about 0.1 ms to about 4 ms while \
-         another build runs: figures are only meaningful from an idle machine. Every figure \
+         another build runs: figures are only meaningful from an idle machine, and a large \
+         change between the two probes above means it was not idle for the whole run. Every figure \
          names its durability mode: `durable` = acknowledged after fdatasync, `written` = after \
          write(2) (survives a process crash, not power loss). `fsyncs` = group-commit \
          fdatasyncs the server ran for the scenario's topic. MB = 10^6 bytes of payload; rates \

@@ -148,9 +148,9 @@ fn request(topic: &str, partition: u32, batch: Bytes, ack: proto::Ack) -> proto:
 /// Encodes the batches of `n` records (`batch` per batch, the last one
 /// shorter) on a thread of its own, at most two ahead of the sender, as an
 /// application fills its next batch while the previous one is in flight.
-/// The batches arrive in order; an encoding failure ends the stream with
-/// an error.
-fn encoder(n: u64, batch: u64, size: usize) -> mpsc::Receiver<Result<Bytes, String>> {
+/// The batches arrive in order, each with its record count; an encoding
+/// failure ends the stream with an error.
+fn encoder(n: u64, batch: u64, size: usize) -> mpsc::Receiver<Result<(u64, Bytes), String>> {
     let (tx, rx) = mpsc::channel(2);
     std::thread::spawn(move || {
         let value = vec![b'x'; size];
@@ -158,7 +158,9 @@ fn encoder(n: u64, batch: u64, size: usize) -> mpsc::Receiver<Result<Bytes, Stri
         let mut left = n;
         while left > 0 {
             let count = batch.max(1).min(left);
-            let encoded = encode(&mut builder, count, &value).map_err(|e| e.to_string());
+            let encoded = encode(&mut builder, count, &value)
+                .map(|bytes| (count, bytes))
+                .map_err(|e| e.to_string());
             let failed = encoded.is_err();
             if tx.blocking_send(encoded).is_err() || failed {
                 return;
@@ -169,10 +171,10 @@ fn encoder(n: u64, batch: u64, size: usize) -> mpsc::Receiver<Result<Bytes, Stri
     rx
 }
 
-/// The next batch from an [`encoder`].
+/// The next batch from an [`encoder`], with its record count.
 async fn next_batch(
-    batches: &mut mpsc::Receiver<Result<Bytes, String>>,
-) -> Result<Bytes, BoxError> {
+    batches: &mut mpsc::Receiver<Result<(u64, Bytes), String>>,
+) -> Result<(u64, Bytes), BoxError> {
     match batches.recv().await {
         Some(encoded) => Ok(encoded?),
         None => Err("the encoder thread stopped early".into()),
@@ -194,8 +196,7 @@ async fn produce_serial(
     let mut h = histogram();
     let mut sent = 0;
     while sent < n {
-        let count = args.batch.max(1).min(n - sent);
-        let batch = next_batch(&mut batches).await?;
+        let (count, batch) = next_batch(&mut batches).await?;
         let started = Instant::now();
         log.produce(request(topic, partition, batch, ack(args)))
             .await?;
@@ -335,8 +336,7 @@ async fn produce_pipelined(
     let mut acked = 0u64;
     while acked < args.n {
         while sent < args.n && sent_at.len() < in_flight {
-            let count = args.batch.max(1).min(args.n - sent);
-            let batch = next_batch(&mut batches).await?;
+            let (count, batch) = next_batch(&mut batches).await?;
             let started = Instant::now();
             tx.send(proto::ProduceStreamRequest {
                 request: Some(request(topic, 0, batch, ack(args))),
