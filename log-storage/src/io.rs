@@ -129,6 +129,14 @@ pub trait Fs: Send + Sync + fmt::Debug {
     /// (`statvfs`'s available blocks).
     fn available_space(&self, path: &Path) -> io::Result<u64>;
 
+    /// An identifier of the current boot of the machine, if it can be
+    /// known: the same value means the kernel (and its page cache) has not
+    /// restarted since, so a crash was a process crash, not a power loss.
+    /// `None` when unknown, which callers treat as "maybe rebooted".
+    fn boot_id(&self) -> Option<[u8; 16]> {
+        None
+    }
+
     /// Reads a whole file.
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         let file = self.open(path, OpenMode::Read)?;
@@ -236,4 +244,26 @@ impl Fs for RealFs {
     fn available_space(&self, path: &Path) -> io::Result<u64> {
         fs4::available_space(path)
     }
+
+    fn boot_id(&self) -> Option<[u8; 16]> {
+        static BOOT_ID: std::sync::OnceLock<Option<[u8; 16]>> = std::sync::OnceLock::new();
+        *BOOT_ID.get_or_init(|| {
+            let text = fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+            parse_boot_id(&text)
+        })
+    }
+}
+
+/// Parses the kernel's boot id (a UUID in hex with dashes) into 16 bytes.
+fn parse_boot_id(text: &str) -> Option<[u8; 16]> {
+    let hex: Vec<u8> = text.bytes().filter(u8::is_ascii_hexdigit).collect();
+    if hex.len() != 32 {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    for (i, pair) in hex.chunks(2).enumerate() {
+        let digits = std::str::from_utf8(pair).ok()?;
+        out[i] = u8::from_str_radix(digits, 16).ok()?;
+    }
+    Some(out)
 }

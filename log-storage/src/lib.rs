@@ -16,6 +16,8 @@
 //!   file operation of the crate goes through it.
 //! - `log.rs`: [`Log`], one partition: append with group commit, read,
 //!   roll, clean shutdown and crash recovery.
+//! - `recovery.rs`: crash recovery of a partition on open.
+//! - `checkpoint.rs`: the recovery point (durable position, boot, poison).
 //! - `producer.rs`: the idempotent producer's state and its snapshot.
 //! - `retention.rs`: delete-records, retention by age and size, offset
 //!   for a time, waiting for an offset.
@@ -34,6 +36,7 @@
 //!   tests (power loss at sector granularity, failing operations).
 #![forbid(unsafe_code)]
 
+mod checkpoint;
 mod config;
 mod error;
 mod io;
@@ -42,6 +45,7 @@ mod names;
 mod naming;
 mod offsets;
 mod producer;
+mod recovery;
 mod retention;
 mod segment;
 mod sim;

@@ -23,17 +23,16 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
 use log_format::{BatchView, DecodeError};
-use log_index::{ActiveIndex, IndexLookup, Reopened};
+use log_index::ActiveIndex;
 
+use crate::checkpoint::{Checkpoint, read_recovery_point};
 use crate::config::LogConfig;
 use crate::error::{Error, index_error, io_error};
-use crate::io::{FileHandle, Fs, OpenMode};
-use crate::naming::{self, FileKind};
-use crate::producer::{
-    ProducerStates, SequenceError, Verdict, read_producer_snapshot, write_producer_snapshot,
-};
-use crate::retention::read_log_start;
-use crate::segment::{ScanEnd, ScanStop, SeamFile, Segment, SegmentIndex, scan_file, tmp_path};
+use crate::io::{FileHandle, Fs};
+use crate::naming;
+use crate::producer::{ProducerStates, SequenceError, Verdict, write_producer_snapshot};
+use crate::recovery::recover;
+use crate::segment::{SeamFile, Segment, SegmentIndex, tmp_path};
 
 /// When an append is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -139,6 +138,17 @@ pub struct Log {
     /// Durable appends between their start and their write: a sync leader
     /// gives them a moment to land so that one sync covers them too.
     writing: std::sync::atomic::AtomicUsize,
+    /// Why the partition is poisoned: set once, by the first failed
+    /// `fdatasync` of any of its files, and checked by every path that
+    /// syncs, acknowledges or writes. There is one poison state per
+    /// partition, never a second one to forget.
+    poison: std::sync::OnceLock<String>,
+    /// Held across every `fdatasync` of a segment file, so that two syncs of
+    /// one file never overlap: Linux reports a writeback error to only one
+    /// of two concurrent callers, and the other must not ack.
+    fsync_lock: Mutex<()>,
+    /// The boot this partition was opened in (see [`Fs::boot_id`]).
+    boot_id: Option<[u8; 16]>,
 }
 
 #[derive(Debug)]
@@ -152,18 +162,17 @@ pub(crate) struct State {
     pub(crate) log_start: u64,
     /// Largest append time stamped so far (append times never go back).
     pub(crate) last_append_time: i64,
-    /// Why the partition takes no writes, if it does not.
-    write_block: Option<WriteBlock>,
+    /// Why the partition takes no writes (damage found by recovery), if it
+    /// does not. A poisoned partition is told apart by `Log::poison`.
+    pub(crate) read_only: Option<String>,
     pub(crate) epoch: u64,
-    closed: bool,
+    pub(crate) closed: bool,
     /// Idempotent producer state.
     pub(crate) producers: ProducerStates,
-}
-
-#[derive(Debug, Clone)]
-enum WriteBlock {
-    Poisoned(String),
-    ReadOnly(String),
+    /// Segments taken out of `segments` by retention or delete-records
+    /// whose files a failed call could not delete yet (the next call
+    /// retries them).
+    pub(crate) undeleted: Vec<Segment>,
 }
 
 #[derive(Debug)]
@@ -173,9 +182,8 @@ pub(crate) struct SyncState {
     /// that waiters can read without the state lock).
     pub(crate) written_end: u64,
     in_flight: bool,
-    poisoned: Option<String>,
     /// The recovery-point file, rewritten (not synced) after every sync.
-    checkpoint: Arc<dyn FileHandle>,
+    checkpoint: Checkpoint,
     /// Async appends waiting for their batch to become durable.
     waiters: Vec<Waiter>,
 }
@@ -356,22 +364,24 @@ impl Log {
             fs.sync_dir(ancestor)
                 .map_err(io_error("sync directory", ancestor))?;
         }
-        let recovered = recover(&*fs, &dir, &config)?;
-        let durable_end = recovered.state.next_offset;
-        let checkpoint = open_checkpoint(&*fs, &dir)?;
-        if let Some(active) = recovered.state.segments.last() {
-            write_checkpoint(&*checkpoint, &dir, active.base_offset, active.len);
+        let boot_id = fs.boot_id();
+        let point = read_recovery_point(&*fs, &dir);
+        let state = recover(&*fs, &dir, &config, point, boot_id)?;
+        let durable_end = state.next_offset;
+        let mut checkpoint = Checkpoint::open(&*fs, &dir, point)?;
+        if let Some(active) = state.segments.last() {
+            // Recovery synced the active segment: all of it is durable.
+            checkpoint.write(&dir, active.base_offset, active.len, boot_id);
         }
         Ok(Log {
             fs,
             dir,
             config,
-            state: Mutex::new(recovered.state),
+            state: Mutex::new(state),
             sync: Mutex::new(SyncState {
                 durable_end,
                 written_end: durable_end,
                 in_flight: false,
-                poisoned: None,
                 checkpoint,
                 waiters: Vec::new(),
             }),
@@ -381,7 +391,48 @@ impl Log {
             listeners: Listeners::default(),
             syncs: std::sync::atomic::AtomicU64::new(0),
             append_lock: Mutex::new(()),
+            poison: std::sync::OnceLock::new(),
+            fsync_lock: Mutex::new(()),
+            boot_id,
         })
+    }
+
+    /// Poisons the partition (the first cause stays) and marks the
+    /// recovery point, so that a reopen in this boot trusts nothing past
+    /// the last successful sync. May be called with the state lock held.
+    fn poison(&self, cause: String) {
+        if self.poison.set(cause.clone()).is_ok() {
+            tracing::error!(dir = %self.dir.display(), %cause, "partition poisoned");
+            lock(&self.sync)
+                .checkpoint
+                .write_poisoned(&self.dir, self.boot_id);
+        }
+    }
+
+    /// The error of a poisoned partition, if it is.
+    fn poisoned(&self) -> Option<Error> {
+        self.poison.get().map(|cause| Error::Poisoned {
+            dir: self.dir.clone(),
+            cause: cause.clone(),
+        })
+    }
+
+    /// The one way a segment file is synced: never two at once, never
+    /// again once the partition is poisoned, and a failure poisons it.
+    fn sync_segment(&self, file: &dyn FileHandle, path: &Path, what: &str) -> Result<(), Error> {
+        let _one = lock(&self.fsync_lock);
+        if let Some(err) = self.poisoned() {
+            return Err(err);
+        }
+        match file.sync_data() {
+            Ok(()) => Ok(()),
+            Err(err) => {
+                self.poison(format!("{what} {} failed: {err}", path.display()));
+                Err(self
+                    .poisoned()
+                    .unwrap_or_else(|| io_error("sync segment", path)(err)))
+            }
+        }
     }
 
     /// Registers `listener`, called after every append (the log end moved),
@@ -452,7 +503,7 @@ impl Log {
         }
         {
             let mut sync = lock(&self.sync);
-            if sync.poisoned.is_none() && sync.durable_end < target {
+            if self.poison.get().is_none() && sync.durable_end < target {
                 sync.waiters.push(Waiter {
                     target,
                     done: Box::new(move |result| {
@@ -517,20 +568,14 @@ impl Log {
                 dir: self.dir.clone(),
             });
         }
-        match &state.write_block {
-            Some(WriteBlock::Poisoned(cause)) => {
-                return Err(Error::Poisoned {
-                    dir: self.dir.clone(),
-                    cause: cause.clone(),
-                });
-            }
-            Some(WriteBlock::ReadOnly(reason)) => {
-                return Err(Error::ReadOnly {
-                    dir: self.dir.clone(),
-                    reason: reason.clone(),
-                });
-            }
-            None => {}
+        if let Some(err) = self.poisoned() {
+            return Err(err);
+        }
+        if let Some(reason) = &state.read_only {
+            return Err(Error::ReadOnly {
+                dir: self.dir.clone(),
+                reason: reason.clone(),
+            });
         }
         // Idempotent producer: a retry gets its original offsets back and
         // writes nothing; a gap or a stale epoch is refused.
@@ -615,8 +660,7 @@ impl Log {
             let cut = file.set_len(position);
             let error = io_error("write batch", &log_path)(err);
             if let Err(cut_err) = cut {
-                let cause = format!("{error}; cutting back failed too: {cut_err}");
-                state.write_block = Some(WriteBlock::Poisoned(cause));
+                self.poison(format!("{error}; cutting back failed too: {cut_err}"));
             }
             return Err(error);
         }
@@ -676,11 +720,8 @@ impl Log {
     fn wait_durable(&self, target: u64) -> Result<u64, Error> {
         let mut sync = lock(&self.sync);
         loop {
-            if let Some(cause) = &sync.poisoned {
-                return Err(Error::Poisoned {
-                    dir: self.dir.clone(),
-                    cause: cause.clone(),
-                });
+            if let Some(err) = self.poisoned() {
+                return Err(err);
             }
             if sync.durable_end >= target {
                 return Ok(sync.durable_end);
@@ -721,9 +762,9 @@ impl Log {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut sync = lock(&self.sync);
         sync.in_flight = false;
-        match result {
-            Ok(end) => sync.durable_end = sync.durable_end.max(end),
-            Err(cause) => sync.poisoned = Some(cause),
+        // A failure has poisoned the partition already.
+        if let Ok(end) = result {
+            sync.durable_end = sync.durable_end.max(end);
         }
         self.synced.notify_all();
         self.changed();
@@ -737,7 +778,7 @@ impl Log {
             return Vec::new();
         }
         let durable_end = sync.durable_end;
-        let poisoned = sync.poisoned.clone();
+        let poisoned = self.poison.get().cloned();
         let (ready, pending): (Vec<Waiter>, Vec<Waiter>) = std::mem::take(&mut sync.waiters)
             .into_iter()
             .partition(|w| poisoned.is_some() || w.target <= durable_end);
@@ -787,12 +828,14 @@ impl Log {
     /// The leader's sync: snapshot the active file and the written end,
     /// `fdatasync` without holding the state lock. A failure poisons the
     /// partition.
-    fn sync_active(&self) -> Result<u64, String> {
+    fn sync_active(&self) -> Result<u64, Error> {
         let (file, path, end, base, len) = {
             let mut state = lock(&self.state);
             let next_offset = state.next_offset;
             let Some(active) = state.segments.last_mut() else {
-                return Err("partition has no segment".into());
+                return Err(Error::Closed {
+                    dir: self.dir.clone(),
+                });
             };
             // Index entries reach their file with every sync (not synced
             // themselves): a crash then rescans at most what the last sync
@@ -810,19 +853,11 @@ impl Log {
                 active.len,
             )
         };
-        match file.sync_data() {
-            Ok(()) => {
-                let checkpoint = lock(&self.sync).checkpoint.clone();
-                write_checkpoint(&*checkpoint, &self.dir, base, len);
-                Ok(end)
-            }
-            Err(err) => {
-                let cause = format!("fdatasync of {} failed: {err}", path.display());
-                tracing::error!(%cause, "partition poisoned");
-                lock(&self.state).write_block = Some(WriteBlock::Poisoned(cause.clone()));
-                Err(cause)
-            }
-        }
+        self.sync_segment(&*file, &path, "fdatasync of")?;
+        lock(&self.sync)
+            .checkpoint
+            .write(&self.dir, base, len, self.boot_id);
+        Ok(end)
     }
 
     fn needs_roll(&self, state: &State, batch_len: u32, last_delta: u32, now: i64) -> bool {
@@ -849,17 +884,19 @@ impl Log {
         // 1. Sync the old segment: recovery scans only the last segment, so
         //    every earlier one must be whole on disk before a later one
         //    exists there.
-        if let Some(active) = state.segments.last()
-            && let Err(err) = active.file.sync_data()
-        {
-            let error = io_error("sync segment before roll", &active.log_path)(err);
-            state.write_block = Some(WriteBlock::Poisoned(error.to_string()));
-            return Err(error);
+        if let Some(active) = state.segments.last() {
+            let (file, path) = (Arc::clone(&active.file), active.log_path.clone());
+            self.sync_segment(&*file, &path, "sync before roll of")?;
         }
         {
             let mut sync = lock(&self.sync);
             sync.durable_end = sync.durable_end.max(next_offset);
         }
+        // The producer state as of the new segment's start, written before
+        // that segment exists: whenever a crash leaves the new segment, the
+        // snapshot covering everything before it is there too. (Recovery
+        // also rebuilds the state from the log when a snapshot is older.)
+        write_producer_snapshot(&*self.fs, &self.dir, next_offset, &state.producers)?;
         // 2. Create the new segment (files and directory entries synced). A
         //    failure (a full disk, say) leaves the old segment active and
         //    whole: the next append tries the roll again.
@@ -869,9 +906,9 @@ impl Log {
                 if let Err(cleanup) = remove_segment_files(&*self.fs, &self.dir, next_offset) {
                     // Half a segment on disk that cannot be removed: refuse
                     // writes until a reopen sorts the files out.
-                    state.write_block = Some(WriteBlock::Poisoned(format!(
+                    self.poison(format!(
                         "roll failed ({err}) and its files could not be removed: {cleanup}"
-                    )));
+                    ));
                 }
                 return Err(err);
             }
@@ -888,17 +925,9 @@ impl Log {
                 }
             }
         }
-        {
-            let sync = lock(&self.sync);
-            write_checkpoint(&*sync.checkpoint, &self.dir, segment.base_offset, 0);
-        }
-        // The producer state as of the new segment's start, so that recovery
-        // replays only the active segment.
-        if let Err(err) =
-            write_producer_snapshot(&*self.fs, &self.dir, next_offset, &state.producers)
-        {
-            tracing::warn!(error = %err, "cannot write the producer state snapshot");
-        }
+        lock(&self.sync)
+            .checkpoint
+            .write(&self.dir, segment.base_offset, 0, self.boot_id);
         tracing::info!(segment = %segment.log_path.display(), "rolled to a new segment");
         state.segments.push(segment);
         Ok(())
@@ -1062,7 +1091,7 @@ impl Log {
         if state.closed {
             return Ok(());
         }
-        if state.write_block.is_some() {
+        if self.poison.get().is_some() || state.read_only.is_some() {
             state.closed = true;
             return Ok(());
         }
@@ -1071,10 +1100,8 @@ impl Log {
         let Some(active) = state.segments.last_mut() else {
             return Ok(());
         };
-        active
-            .file
-            .sync_data()
-            .map_err(io_error("sync segment at close", &active.log_path))?;
+        let (file, path) = (Arc::clone(&active.file), active.log_path.clone());
+        self.sync_segment(&*file, &path, "sync at close of")?;
         if let SegmentIndex::Active(index) = &mut active.index {
             index.flush().map_err(index_error("flush index at close"))?;
             index
@@ -1117,7 +1144,7 @@ pub(crate) fn watermarks(state: &State, durable_end: u64) -> Watermarks {
 
 /// Creates an empty segment at `base_offset`: log and index files, synced,
 /// and their directory entries synced.
-fn create_segment(
+pub(crate) fn create_segment(
     fs: &dyn Fs,
     dir: &Path,
     base_offset: u64,
@@ -1206,11 +1233,11 @@ pub(crate) fn remove_synced(fs: &dyn Fs, path: &Path) -> Result<(), Error> {
 
 /// The clean-shutdown marker: where the log ended, with a checksum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct CleanMarker {
-    next_offset: u64,
-    active_base: u64,
-    active_len: u64,
-    last_append_time: i64,
+pub(crate) struct CleanMarker {
+    pub(crate) next_offset: u64,
+    pub(crate) active_base: u64,
+    pub(crate) active_len: u64,
+    pub(crate) last_append_time: i64,
 }
 
 const MARKER_MAGIC: &[u8; 4] = b"LCLN";
@@ -1229,7 +1256,7 @@ impl CleanMarker {
         out
     }
 
-    fn decode(bytes: &[u8]) -> Option<CleanMarker> {
+    pub(crate) fn decode(bytes: &[u8]) -> Option<CleanMarker> {
         if bytes.len() != MARKER_LEN || &bytes[..4] != MARKER_MAGIC {
             return None;
         }
@@ -1253,514 +1280,4 @@ impl CleanMarker {
 
 pub(crate) fn crc32(bytes: &[u8]) -> u32 {
     crc32fast::hash(bytes)
-}
-
-/// The epoch file: a persisted counter with a checksum.
-fn read_epoch(fs: &dyn Fs, dir: &Path) -> Result<u64, Error> {
-    let path = dir.join(naming::EPOCH);
-    match fs.read(&path) {
-        Ok(bytes) if bytes.len() == 12 => {
-            let (value, crc) = bytes.split_at(8);
-            if crc32(value).to_le_bytes() == crc {
-                let mut b = [0u8; 8];
-                b.copy_from_slice(value);
-                Ok(u64::from_le_bytes(b))
-            } else {
-                Err(Error::Corruption {
-                    path,
-                    position: 8,
-                    source: log_format::Corrupt {
-                        position: 0,
-                        field_position: 8,
-                        what: log_format::Defect::HeaderChecksum,
-                        expected: 0,
-                        found: 0,
-                    },
-                })
-            }
-        }
-        Ok(_) => Err(Error::InvalidConfig {
-            setting: "epoch file",
-            reason: format!("{} has the wrong length", path.display()),
-        }),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(0),
-        Err(err) => Err(io_error("read epoch", &path)(err)),
-    }
-}
-
-fn write_epoch(fs: &dyn Fs, dir: &Path, epoch: u64) -> Result<(), Error> {
-    let mut bytes = epoch.to_le_bytes().to_vec();
-    let crc = crc32(&bytes);
-    bytes.extend_from_slice(&crc.to_le_bytes());
-    write_atomic(fs, &dir.join(naming::EPOCH), &bytes)
-}
-
-struct Recovered {
-    state: State,
-}
-
-/// Lists a partition directory: the segment base offsets, sorted, and
-/// whether a clean-shutdown marker is there. Removes temp files and
-/// indexes without a segment (a crash's leftovers, logged); leaves unknown
-/// files alone (logged).
-fn list_partition_files(fs: &dyn Fs, dir: &Path) -> Result<(Vec<u64>, bool), Error> {
-    let mut logs = Vec::new();
-    let mut indexes = Vec::new();
-    let mut marker_present = false;
-    for entry in fs
-        .read_dir(dir)
-        .map_err(io_error("list partition directory", dir))?
-    {
-        if entry.is_dir {
-            continue;
-        }
-        match naming::classify(&entry.name) {
-            FileKind::Log(base) => logs.push(base),
-            FileKind::Index(base) => indexes.push(base),
-            FileKind::Temp => {
-                let path = dir.join(&entry.name);
-                tracing::warn!(file = %path.display(), "removing temp file left by a crash");
-                remove_synced(fs, &path)?;
-            }
-            FileKind::CleanShutdown => marker_present = true,
-            FileKind::Epoch => {}
-            FileKind::Unknown => {
-                tracing::warn!(file = %dir.join(&entry.name).display(), "leaving unknown file alone");
-            }
-        }
-    }
-    logs.sort_unstable();
-    for base in indexes {
-        if logs.binary_search(&base).is_err() {
-            let path = naming::index_path(dir, base);
-            tracing::warn!(file = %path.display(), "removing index without a segment");
-            remove_synced(fs, &path)?;
-        }
-    }
-    Ok((logs, marker_present))
-}
-
-/// Reopens the active segment's index, keeping its valid prefix, or starts
-/// it over (logged) when it is missing, damaged or was sealed by a roll
-/// that a crash interrupted.
-fn reopen_active_index(
-    fs: &dyn Fs,
-    active: &Segment,
-    config: &LogConfig,
-    file_len: u64,
-) -> Result<(ActiveIndex<SeamFile>, bool), Error> {
-    let index_file = match fs.open(&active.index_path, OpenMode::ReadWrite) {
-        Ok(file) => Some(file),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
-        Err(err) => return Err(io_error("open index", &active.index_path)(err)),
-    };
-    let reopened = match index_file {
-        Some(file) => match ActiveIndex::open_unsealed_in(
-            SeamFile(file),
-            &active.index_path,
-            active.base_offset,
-            config.index_interval_bytes,
-            file_len,
-        ) {
-            Ok(reopened) => Some(reopened),
-            Err(err) => {
-                tracing::warn!(index = %active.index_path.display(), error = %err, "rebuilding active index");
-                None
-            }
-        },
-        None => {
-            tracing::warn!(index = %active.index_path.display(), "active index missing; rebuilding it");
-            None
-        }
-    };
-    match reopened {
-        Some(Reopened::Active { index, report }) => {
-            if !report.is_clean() {
-                tracing::warn!(
-                    index = %active.index_path.display(),
-                    entries_dropped = report.entries_dropped,
-                    bytes_dropped = report.bytes_dropped(),
-                    "cut the invalid tail of the active index"
-                );
-            }
-            Ok((index, !report.is_clean()))
-        }
-        Some(Reopened::Sealed(_)) | None => {
-            if fs
-                .exists(&active.index_path)
-                .map_err(io_error("check index", &active.index_path))?
-            {
-                remove_synced(fs, &active.index_path)?;
-            }
-            let file = fs
-                .create_new(&active.index_path)
-                .map_err(io_error("create index", &active.index_path))?;
-            let index = ActiveIndex::create_in(
-                SeamFile(file),
-                &active.index_path,
-                active.base_offset,
-                config.index_interval_bytes,
-            )
-            .map_err(index_error("create index"))?;
-            Ok((index, true))
-        }
-    }
-}
-
-/// Opens the segments of `dir`: trusts a clean-shutdown marker, otherwise
-/// scans the last segment (only it can hold data that was not synced:
-/// every roll syncs the segment it seals), cuts a torn tail, and refuses to
-/// cut anything else.
-fn recover(fs: &dyn Fs, dir: &Path, config: &LogConfig) -> Result<Recovered, Error> {
-    let (logs, marker_present) = list_partition_files(fs, dir)?;
-    let mut epoch = read_epoch(fs, dir)?;
-    let marker = if marker_present {
-        let path = dir.join(naming::CLEAN_SHUTDOWN);
-        let marker = fs
-            .read(&path)
-            .ok()
-            .and_then(|bytes| CleanMarker::decode(&bytes));
-        // The marker is consumed: a crash from now on must scan.
-        remove_synced(fs, &path)?;
-        marker
-    } else {
-        None
-    };
-
-    let Some(&last_base) = logs.last() else {
-        let segment = create_segment(fs, dir, 0, config)?;
-        return Ok(Recovered {
-            state: State {
-                segments: vec![segment],
-                next_offset: 0,
-                log_start: read_log_start(fs, dir)?,
-                last_append_time: i64::MIN,
-                write_block: None,
-                epoch,
-                closed: false,
-                producers: ProducerStates::default(),
-            },
-        });
-    };
-
-    let mut segments = Vec::with_capacity(logs.len());
-    for (i, &base) in logs.iter().enumerate() {
-        let log_path = naming::log_path(dir, base);
-        let mode = if base == last_base {
-            OpenMode::ReadWrite
-        } else {
-            OpenMode::Read
-        };
-        let file = fs
-            .open(&log_path, mode)
-            .map_err(io_error("open segment", &log_path))?;
-        let len = file.len().map_err(io_error("stat segment", &log_path))?;
-        let end_offset = logs.get(i + 1).copied().unwrap_or(base);
-        segments.push(Segment {
-            base_offset: base,
-            index_path: naming::index_path(dir, base),
-            log_path,
-            file,
-            len,
-            end_offset,
-            first_append_time: None,
-            max_append_time: i64::MIN,
-            index_interval_bytes: config.index_interval_bytes,
-            index: SegmentIndex::Unloaded,
-            mapped: None,
-        });
-    }
-
-    let mut write_block = None;
-    let Some(active) = segments.last_mut() else {
-        return Err(Error::Closed {
-            dir: dir.to_path_buf(),
-        });
-    };
-    let file_len = active.len;
-    let (mut index, index_rebuilt) = reopen_active_index(fs, active, config, file_len)?;
-
-    let base = active.base_offset;
-    let clean = marker.filter(|m| m.active_base == base && m.active_len == file_len);
-    let end = match clean {
-        // A clean shutdown with its index whole: nothing to scan. The
-        // marker knows the end; only the first batch's header is read (its
-        // append time drives the roll by age).
-        Some(m) if !index_rebuilt => ScanEnd {
-            valid_len: file_len,
-            end_offset: (file_len > 0).then_some(m.next_offset),
-            first_append_time: if file_len > 0 {
-                Some(active.header_at(0)?.append_time)
-            } else {
-                None
-            },
-            max_append_time: if file_len > 0 {
-                m.last_append_time
-            } else {
-                i64::MIN
-            },
-            stop: None,
-        },
-        // After a crash (or with a rebuilt index): check every batch past
-        // the last index entry, feeding the index as it goes.
-        _ => {
-            let resume = index
-                .last_entry()
-                .map_or(0, |entry| u64::from(entry.position));
-            let resume_after = index.resume_position();
-            scan_file(
-                &*active.file,
-                &active.log_path,
-                resume,
-                file_len,
-                |position, header| {
-                    if position >= resume_after {
-                        let relative = u32::try_from(header.base_offset - base).unwrap_or(u32::MAX);
-                        index
-                            .on_batch(relative, position as u32, header.length, header.append_time)
-                            .map_err(index_error("rebuild index"))?;
-                    }
-                    Ok(())
-                },
-            )?
-        }
-    };
-    let mut next_offset = end
-        .end_offset
-        .or_else(|| {
-            index
-                .last_entry()
-                .map(|e| base + u64::from(e.relative_offset))
-        })
-        .unwrap_or(base);
-    match end.stop {
-        None => {}
-        Some(stop) => {
-            let cut_at = end.valid_len;
-            // Past the recovery point nothing was synced, and unsynced
-            // writes may reach the disk in any order: whatever is wrong
-            // there is crash damage, cut from the first bad byte even if a
-            // valid batch follows. Before it, data was synced: damage there
-            // is corruption, reported and never cut.
-            let synced_len = match clean {
-                Some(_) => file_len,
-                None => read_recovery_point(fs, dir, active.base_offset),
-            };
-            let torn = cut_at >= synced_len;
-            if torn {
-                tracing::warn!(
-                    segment = %active.log_path.display(),
-                    position = cut_at,
-                    bytes_cut = file_len - cut_at,
-                    "cutting torn tail"
-                );
-                active
-                    .file
-                    .set_len(cut_at)
-                    .map_err(io_error("cut torn tail", &active.log_path))?;
-                active
-                    .file
-                    .sync_data()
-                    .map_err(io_error("sync after cut", &active.log_path))?;
-                index
-                    .truncate_to_position(cut_at)
-                    .map_err(index_error("cut index with the torn tail"))?;
-                active.len = cut_at;
-                epoch += 1;
-                write_epoch(fs, dir, epoch)?;
-            } else {
-                let position = match stop {
-                    ScanStop::Corrupt(c) => c.position,
-                    ScanStop::Incomplete => cut_at,
-                };
-                let reason = format!(
-                    "corrupt batch in {} at byte {position}; serving up to it, taking no writes",
-                    active.log_path.display()
-                );
-                tracing::error!(%reason, "partition is read-only");
-                active.len = cut_at;
-                write_block = Some(WriteBlock::ReadOnly(reason));
-            }
-        }
-    }
-    // What the scan found may sit only in the page cache (a process crash
-    // keeps written pages): make it durable before calling it durable.
-    active
-        .file
-        .sync_data()
-        .map_err(io_error("sync recovered segment", &active.log_path))?;
-    active.end_offset = next_offset;
-    active.first_append_time = end.first_append_time;
-    active.max_append_time = end.max_append_time;
-    active.index = SegmentIndex::Active(index);
-    let last_append_time = clean
-        .map(|m| m.last_append_time)
-        .unwrap_or(end.max_append_time)
-        .max(end.max_append_time);
-    if let Some(m) = clean {
-        next_offset = next_offset.max(m.next_offset);
-    }
-    Ok(Recovered {
-        state: State {
-            producers: recover_producers(fs, dir, &segments, next_offset)?,
-            segments,
-            next_offset,
-            log_start: read_log_start(fs, dir)?,
-            last_append_time,
-            write_block,
-            epoch,
-            closed: false,
-        },
-    })
-}
-
-/// Rebuilds the idempotent producer state: the snapshot (taken at the last
-/// roll or clean close), then every batch after it in the active segment.
-/// Without a usable snapshot, only the active segment's producers are
-/// known again (logged): older producers are then treated as new.
-fn recover_producers(
-    fs: &dyn Fs,
-    dir: &Path,
-    segments: &[Segment],
-    next_offset: u64,
-) -> Result<ProducerStates, Error> {
-    let Some(active) = segments.last() else {
-        return Ok(ProducerStates::default());
-    };
-    let snapshot = match read_producer_snapshot(fs, dir) {
-        Ok(snapshot) => snapshot,
-        Err(reason) => {
-            tracing::warn!(%reason, "ignoring the producer state snapshot");
-            None
-        }
-    };
-    let (from, mut states) = match snapshot {
-        Some((offset, states)) if offset >= active.base_offset && offset <= next_offset => {
-            (offset, states)
-        }
-        other => {
-            if other.is_some() || active.base_offset > 0 {
-                tracing::warn!(
-                    dir = %dir.display(),
-                    "no usable producer state snapshot: producers before offset {} are forgotten",
-                    active.base_offset
-                );
-            }
-            (active.base_offset, ProducerStates::default())
-        }
-    };
-    if from < next_offset {
-        let start = match &active.index {
-            SegmentIndex::Active(index) => u64::from(
-                index
-                    .lookup_offset((from - active.base_offset) as u32)
-                    .position,
-            ),
-            _ => 0,
-        };
-        scan_file(
-            &*active.file,
-            &active.log_path,
-            start,
-            active.len,
-            |_, header| {
-                if header.base_offset >= from {
-                    states.record(header);
-                }
-                Ok(())
-            },
-        )?;
-    }
-    Ok(states)
-}
-
-/// The recovery point: the active segment and the position in it up to
-/// which data was synced. Written after every successful `fdatasync` of the
-/// log (the data is durable before this write is issued) and not synced
-/// itself: after a crash it is at worst an older, smaller value, or
-/// unreadable, which only makes recovery treat more of the tail as
-/// possibly torn.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct RecoveryPoint {
-    segment_base: u64,
-    position: u64,
-}
-
-const CHECKPOINT_MAGIC: &[u8; 4] = b"LRCP";
-const CHECKPOINT_LEN: usize = 4 + 8 + 8 + 4;
-
-impl RecoveryPoint {
-    fn encode(self) -> [u8; CHECKPOINT_LEN] {
-        let mut out = [0u8; CHECKPOINT_LEN];
-        out[..4].copy_from_slice(CHECKPOINT_MAGIC);
-        out[4..12].copy_from_slice(&self.segment_base.to_le_bytes());
-        out[12..20].copy_from_slice(&self.position.to_le_bytes());
-        let crc = crc32(&out[..20]);
-        out[20..].copy_from_slice(&crc.to_le_bytes());
-        out
-    }
-
-    fn decode(bytes: &[u8]) -> Option<RecoveryPoint> {
-        if bytes.len() < CHECKPOINT_LEN || &bytes[..4] != CHECKPOINT_MAGIC {
-            return None;
-        }
-        let mut crc = [0u8; 4];
-        crc.copy_from_slice(&bytes[20..24]);
-        if crc32(&bytes[..20]) != u32::from_le_bytes(crc) {
-            return None;
-        }
-        let mut base = [0u8; 8];
-        base.copy_from_slice(&bytes[4..12]);
-        let mut position = [0u8; 8];
-        position.copy_from_slice(&bytes[12..20]);
-        Some(RecoveryPoint {
-            segment_base: u64::from_le_bytes(base),
-            position: u64::from_le_bytes(position),
-        })
-    }
-}
-
-/// Opens the recovery-point file, creating it (and syncing the directory)
-/// when missing.
-fn open_checkpoint(fs: &dyn Fs, dir: &Path) -> Result<Arc<dyn FileHandle>, Error> {
-    let path = dir.join(naming::RECOVERY_POINT);
-    match fs.open(&path, OpenMode::ReadWrite) {
-        Ok(file) => Ok(file),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            let file = fs
-                .create_new(&path)
-                .map_err(io_error("create recovery point", &path))?;
-            fs.sync_dir(dir).map_err(io_error("sync directory", dir))?;
-            Ok(file)
-        }
-        Err(err) => Err(io_error("open recovery point", &path)(err)),
-    }
-}
-
-/// Records that `position` bytes of the segment at `segment_base` are
-/// durable. A failure only costs precision at the next recovery.
-fn write_checkpoint(file: &dyn FileHandle, dir: &Path, segment_base: u64, position: u64) {
-    let bytes = RecoveryPoint {
-        segment_base,
-        position,
-    }
-    .encode();
-    if let Err(err) = file.write_all_at(&bytes, 0) {
-        tracing::warn!(dir = %dir.display(), error = %err, "cannot write the recovery point");
-    }
-}
-
-/// The synced length of the active segment at `active_base`, as far as the
-/// recovery point knows (0 when it knows nothing about that segment).
-fn read_recovery_point(fs: &dyn Fs, dir: &Path, active_base: u64) -> u64 {
-    let path = dir.join(naming::RECOVERY_POINT);
-    match fs
-        .read(&path)
-        .ok()
-        .as_deref()
-        .and_then(RecoveryPoint::decode)
-    {
-        Some(point) if point.segment_base == active_base => point.position,
-        _ => 0,
-    }
 }

@@ -89,11 +89,13 @@ impl Log {
                 log_end: marks.log_end,
             });
         }
-        if before_offset <= marks.log_start {
-            return Ok(marks.log_start);
+        // A start at or below the current one changes nothing, but still
+        // deletes what an interrupted call left below it.
+        let before_offset = before_offset.max(marks.log_start);
+        if before_offset > state.log_start {
+            write_log_start(&*self.fs, &self.dir, before_offset)?;
+            state.log_start = before_offset;
         }
-        write_log_start(&*self.fs, &self.dir, before_offset)?;
-        state.log_start = before_offset;
         // Whole segments entirely below the new start go.
         let doomed = state
             .segments
@@ -110,8 +112,8 @@ impl Log {
         let removed: Vec<Segment> = state.segments.drain(..doomed).collect();
         drop(state);
         self.changed();
-        self.delete_segment_files(&removed)?;
-        tracing::info!(dir = %self.dir.display(), log_start = before_offset, segments = removed.len(), "records deleted");
+        self.delete_segment_files(removed)?;
+        tracing::info!(dir = %self.dir.display(), log_start = before_offset, segments = doomed, "records deleted");
         Ok(before_offset)
     }
 
@@ -149,16 +151,16 @@ impl Log {
         let removed: Vec<Segment> = state.segments.drain(..doomed).collect();
         let log_start = watermarks(&state, 0).log_start;
         drop(state);
-        self.delete_segment_files(&removed)?;
         let report = RetentionReport {
             deleted_segments: removed.iter().map(|s| s.base_offset).collect(),
             deleted_bytes: removed.iter().map(|s| s.len).sum(),
             log_start,
         };
-        if !removed.is_empty() {
+        self.delete_segment_files(removed)?;
+        if !report.deleted_segments.is_empty() {
             tracing::info!(
                 dir = %self.dir.display(),
-                segments = removed.len(),
+                segments = report.deleted_segments.len(),
                 bytes = report.deleted_bytes,
                 log_start,
                 "retention deleted segments"
@@ -167,21 +169,35 @@ impl Log {
         Ok(report)
     }
 
-    /// Removes the files of segments already taken out of the state, oldest
-    /// first, syncing the directory after each, so a crash never leaves a
-    /// hole: at worst the oldest segments come back.
-    fn delete_segment_files(&self, removed: &[Segment]) -> Result<(), Error> {
-        for segment in removed {
-            for path in [&segment.log_path, &segment.index_path] {
-                match self.fs.remove_file(path) {
-                    Ok(()) => {}
-                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(err) => return Err(io_error("delete segment file", path)(err)),
-                }
+    /// Removes the files of segments already taken out of the state (with
+    /// any that an earlier call failed to delete), oldest first, syncing
+    /// the directory after each, so a crash never leaves a hole: at worst
+    /// the oldest segments come back (and recovery deletes those below a
+    /// persisted log start). On an error the segments not yet deleted wait
+    /// in the state, invisible to reads, for the next call or pass.
+    fn delete_segment_files(&self, removed: Vec<Segment>) -> Result<(), Error> {
+        let mut doomed = std::mem::take(&mut lock(&self.state).undeleted);
+        doomed.extend(removed);
+        let mut doomed = doomed.into_iter();
+        while let Some(segment) = doomed.next() {
+            let result = [&segment.log_path, &segment.index_path]
+                .into_iter()
+                .try_for_each(|path| match self.fs.remove_file(path) {
+                    Ok(()) => Ok(()),
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                    Err(err) => Err(io_error("delete segment file", path)(err)),
+                })
+                .and_then(|()| {
+                    self.fs
+                        .sync_dir(&self.dir)
+                        .map_err(io_error("sync partition directory", &self.dir))
+                });
+            if let Err(err) = result {
+                let mut state = lock(&self.state);
+                let left: Vec<Segment> = std::iter::once(segment).chain(doomed).collect();
+                state.undeleted.splice(0..0, left);
+                return Err(err);
             }
-            self.fs
-                .sync_dir(&self.dir)
-                .map_err(io_error("sync partition directory", &self.dir))?;
         }
         Ok(())
     }

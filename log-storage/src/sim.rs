@@ -341,6 +341,14 @@ impl SimFs {
 }
 
 impl Fs for SimFs {
+    /// The number of crashes so far: every [`SimFs::crash`] is a reboot.
+    fn boot_id(&self) -> Option<[u8; 16]> {
+        let mut id = *b"simfs-boot-\0\0\0\0\0";
+        let generation = u32::try_from(self.lock().generation).unwrap_or(u32::MAX);
+        id[12..].copy_from_slice(&generation.to_le_bytes());
+        Some(id)
+    }
+
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
         let mut state = self.lock();
         if let Some(kind) = state.tick() {

@@ -618,6 +618,9 @@ impl Store {
     /// [`MAX_OFFSET_METADATA_BYTES`] of metadata: durable on return. The
     /// offset may be anything up to the partition's log end (the offset the
     /// next record gets); beyond it fails with [`Error::OffsetOutOfRange`].
+    /// An offset past the durable end first makes the log durable up to
+    /// it, so a committed offset never points past what a power loss
+    /// leaves.
     pub fn commit_offset(
         &self,
         consumer: &str,
@@ -646,6 +649,13 @@ impl Store {
                 log_start: marks.log_start,
                 log_end: marks.log_end,
             });
+        }
+        // Never commit past what is durable: a power loss could take those
+        // records back and leave the consumer past the recovered end,
+        // skipping whatever is produced there next. The commit is held
+        // until the log is durable up to it (one shared sync).
+        if offset > marks.durable_end {
+            log.sync()?;
         }
         let id = read(&entry.meta).id;
         self.offsets
