@@ -561,6 +561,20 @@ impl Log {
             }
             Err(DecodeError::Corrupt(source)) => return Err(Error::InvalidBatch { source }),
         };
+        // A produced batch holds offsets 0..count-1 exactly (the format
+        // allows gaps only for batches compaction rewrote): a sparse one
+        // would burn offsets and could force a roll per batch.
+        if u64::from(header.last_offset_delta) + 1 != u64::from(header.record_count) {
+            return Err(Error::InvalidBatch {
+                source: log_format::Corrupt {
+                    position: 0,
+                    field_position: log_format::field::LAST_OFFSET_DELTA as u64,
+                    what: log_format::Defect::OffsetDelta,
+                    expected: u64::from(header.record_count).saturating_sub(1),
+                    found: header.last_offset_delta.into(),
+                },
+            });
+        }
         let _appending = lock(&self.append_lock);
         let mut state = lock(&self.state);
         if state.closed {

@@ -5,7 +5,11 @@
 //!
 //! After every crash: every DURABLE-acked record is present byte for byte;
 //! offsets are dense; whatever lies beyond the acks is whole batches of what
-//! was sent, never garbage; and the log takes appends at the recovered end.
+//! was sent, never garbage; a retry of each of the idempotent producer's
+//! last surviving batches answers its original offsets (rolls with
+//! producers); and the log takes appends at the recovered end. Small index
+//! spacing makes index pages reach the disk without the log pages before
+//! them in many seeds.
 //! A failure names its seed; rerun one with `CRASH_SEED=n`.
 #![allow(clippy::unwrap_used)]
 
@@ -14,7 +18,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use log_format::{BatchBuilder, BytesScanner, Limits, NewRecord, Scanned};
+use log_format::{BatchBuilder, BytesScanner, Limits, NewRecord, ProducerInfo, Scanned};
 use log_storage::{Ack, AppendOptions, FaultKind, Isolation, Log, LogConfig, SimFs};
 
 const SEEDS: u64 = 10_000;
@@ -51,11 +55,23 @@ fn value(batch: u64, record: u64, len: usize) -> Vec<u8> {
 }
 
 fn encode(batch: u64, records: u64, len: usize) -> BytesMut {
+    encode_as(batch, records, len, None)
+}
+
+/// A batch, from the idempotent producer 7 with this base sequence if any.
+fn encode_as(batch: u64, records: u64, len: usize, sequence: Option<i32>) -> BytesMut {
     let mut builder = BatchBuilder::new(Limits::default());
     for r in 0..records {
         builder
             .push(&NewRecord::value(1_700_000_000_000, &value(batch, r, len)))
             .unwrap();
+    }
+    if let Some(base_sequence) = sequence {
+        builder.set_producer(ProducerInfo {
+            producer_id: 7,
+            producer_epoch: 0,
+            base_sequence,
+        });
     }
     BytesMut::from(&builder.finish().unwrap()[..])
 }
@@ -71,13 +87,19 @@ struct Sent {
     /// The log start when the workload stopped: a crash must not delete
     /// past it.
     last_start: u64,
+    /// The idempotent producer's batches, as sent: base offset, record
+    /// count and bytes (whether or not they were acknowledged).
+    producer_batches: Vec<(u64, u64, BytesMut)>,
+    /// The producer's next sequence.
+    next_sequence: i32,
 }
 
 fn open(fs: &SimFs, dir: &Path) -> Result<Log, log_storage::Error> {
     Log::open(Arc::new(fs.clone()), dir, config())
 }
 
-fn run_seed(seed: u64) {
+/// Runs one seed; returns how many producer retries it checked.
+fn run_seed(seed: u64) -> usize {
     let dir = Path::new("/data/topic/0");
     let fs = SimFs::new();
     let mut rng = Rng(seed);
@@ -98,6 +120,7 @@ fn run_seed(seed: u64) {
     let marks = log.watermarks();
     let found = read_everything(&log, seed, &report);
     check(seed, &report, &sent, &found, marks.log_start, marks.log_end);
+    let retried = retry_producer_batches(&log, seed, &report, &sent, &found, marks.log_start);
 
     // Phase 3: the log continues at the recovered end, and that survives.
     let end = marks.log_end;
@@ -118,6 +141,7 @@ fn run_seed(seed: u64) {
         end + 2,
         "seed {seed}: the acked append survives a second crash"
     );
+    retried
 }
 
 fn workload(log: &Log, rng: &mut Rng, sent: &mut Sent, first_batch: u64) {
@@ -170,7 +194,15 @@ fn workload(log: &Log, rng: &mut Rng, sent: &mut Sent, first_batch: u64) {
             ack,
             ..AppendOptions::default()
         };
-        match log.append(encode(batch, records, len), options) {
+        let bytes = if rng.below(2) == 0 {
+            let bytes = encode_as(batch, records, len, Some(sent.next_sequence));
+            sent.next_sequence += records as i32;
+            sent.producer_batches.push((end, records, bytes.clone()));
+            bytes
+        } else {
+            encode(batch, records, len)
+        };
+        match log.append(bytes, options) {
             Ok(appended) => {
                 assert_eq!(appended.base_offset, end);
                 if ack == Ack::Durable {
@@ -269,6 +301,47 @@ fn check(
     }
 }
 
+/// The idempotent producer's last five batches that survived the crash
+/// (all their records there, as sent) are remembered: a retry of each
+/// writes nothing and answers its original offsets.
+fn retry_producer_batches(
+    log: &Log,
+    seed: u64,
+    report: &log_storage::CrashReport,
+    sent: &Sent,
+    found: &BTreeMap<u64, Vec<u8>>,
+    start: u64,
+) -> usize {
+    let mut retried = 0;
+    let survived: Vec<&(u64, u64, BytesMut)> = sent
+        .producer_batches
+        .iter()
+        .filter(|(base, records, _)| {
+            (*base..base + records).all(|o| {
+                found.get(&o).is_some() && found.get(&o) == sent.values.get(&o).map(|v| &v.0)
+            })
+        })
+        .collect();
+    for (base, records, bytes) in survived.iter().rev().take(5) {
+        if *base < start {
+            continue;
+        }
+        let retry = log
+            .append(bytes.clone(), AppendOptions::default())
+            .unwrap_or_else(|err| {
+                panic!("seed {seed}: retry of the batch at {base} failed: {err} ({report})")
+            });
+        assert!(
+            retry.duplicate
+                && retry.base_offset == *base
+                && retry.last_offset == base + records - 1,
+            "seed {seed}: the retry of the batch at {base} was not recognised: {retry:?} ({report})"
+        );
+        retried += 1;
+    }
+    retried
+}
+
 #[test]
 fn every_durable_ack_survives_ten_thousand_crashes() {
     if let Some(seed) = std::env::var("CRASH_SEED")
@@ -278,7 +351,9 @@ fn every_durable_ack_survives_ten_thousand_crashes() {
         run_seed(seed);
         return;
     }
-    for seed in 0..SEEDS {
-        run_seed(seed);
-    }
+    let retried: usize = (0..SEEDS).map(run_seed).sum();
+    assert!(
+        retried > SEEDS as usize,
+        "only {retried} producer retries were checked"
+    );
 }

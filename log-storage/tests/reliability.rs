@@ -350,3 +350,38 @@ fn a_committed_offset_never_points_past_the_recovered_end() {
         );
     }
 }
+
+/// Issue 10, item 7: a produced batch's offset deltas must be dense
+/// (0..count-1). One small batch claiming a last offset delta of 2^32-2
+/// would force a roll and burn four billion offsets; it is refused as an
+/// invalid batch and changes nothing.
+#[test]
+fn a_batch_whose_offset_deltas_are_not_dense_is_refused() {
+    let dir = Path::new("/data/t/0");
+    let fs = SimFs::new();
+    let log = Log::open(Arc::new(fs.clone()), dir, config()).unwrap();
+    log.append(encode(0, 2, None), AppendOptions::default())
+        .unwrap();
+    let before = fs.live_snapshot();
+    // One record whose offset delta is 2^32-2: header from the builder,
+    // the record written by hand, both checksums resealed.
+    let mut builder = BatchBuilder::new(Limits::default());
+    builder.push(&NewRecord::value(0, b"x")).unwrap();
+    let built = builder.finish().unwrap();
+    let mut sparse = BytesMut::from(&built[..log_format::HEADER_LEN]);
+    let delta = u32::MAX - 1;
+    sparse.extend_from_slice(&[11, 0, 0, 0xFE, 0xFF, 0xFF, 0xFF, 0x0F, 0x01, 0x02, b'x', 0]);
+    let len = sparse.len() as u32;
+    sparse[log_format::field::LENGTH..][..4].copy_from_slice(&len.to_le_bytes());
+    sparse[log_format::field::LAST_OFFSET_DELTA..][..4].copy_from_slice(&delta.to_le_bytes());
+    let body = crc32fast::hash(&sparse[log_format::field::BODY_START..]);
+    sparse[log_format::field::BODY_CRC..][..4].copy_from_slice(&body.to_le_bytes());
+    let crc = crc32fast::hash(&sparse[4..log_format::HEADER_LEN]);
+    sparse[..4].copy_from_slice(&crc.to_le_bytes());
+    assert!(log_format::BatchView::decode(&sparse, 0, &Limits::default()).is_ok());
+    let err = log.append(sparse, AppendOptions::default()).unwrap_err();
+    assert!(matches!(err, Error::InvalidBatch { .. }), "{err}");
+    assert_eq!(fs.live_snapshot(), before, "nothing written");
+    assert_eq!(log.watermarks().log_end, 2);
+    assert_eq!(segment_logs(&fs, dir), vec![0]);
+}
