@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 
 /// Largest batch the storage accepts by default (log-format's default).
 const DEFAULT_MAX_BATCH_BYTES: u32 = 8 << 20;
+/// Largest `max_wait_ms`: one hour.
+const MAX_WAIT_MS: u64 = 3_600_000;
 
 /// The server's settings. In the TOML file every field is optional and
 /// takes the default shown when absent; unknown fields are an error.
@@ -39,7 +41,7 @@ pub struct Config {
     /// Cap on a Fetch's `max_records` (and its value when unset). Default
     /// 100000.
     pub max_fetch_records: u32,
-    /// Cap on a Fetch's `max_wait`, in ms. Default 30000.
+    /// Cap on a Fetch's `max_wait`, in ms. Default 30000; at most 3600000.
     pub max_wait_ms: u64,
     /// Most subscriptions open at once. Default 1024.
     pub max_subscriptions: u32,
@@ -143,6 +145,12 @@ impl Config {
             if value == 0 {
                 return bad(format!("{name} must be positive"));
             }
+        }
+        if self.max_wait_ms > MAX_WAIT_MS {
+            return bad(format!(
+                "max_wait_ms = {} is above {MAX_WAIT_MS} (one hour)",
+                self.max_wait_ms
+            ));
         }
         Ok(())
     }

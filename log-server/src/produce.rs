@@ -199,7 +199,10 @@ fn encode_records(request: &proto::ProduceRequest, limits: Limits) -> Result<Byt
         }));
         builder
             .push(&NewRecord {
-                timestamp: record.timestamp.as_ref().map_or(now, timestamp_ms),
+                timestamp: match &record.timestamp {
+                    Some(ts) => timestamp_ms("records.timestamp", ts)?,
+                    None => now,
+                },
                 key: record.key.as_deref(),
                 value: record.value.as_deref(),
                 headers: &headers,

@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tonic::{Code, Status};
 
-use crate::state::{Partition, Shared, now_ms, timestamp, timestamp_ms, watermarks};
+use crate::state::{Partition, Shared, duration, now_ms, timestamp, timestamp_ms, watermarks};
 use crate::status;
 
 /// Messages buffered per subscription.
@@ -31,6 +31,9 @@ const DEFAULT_MAX_BYTES: u32 = 1 << 20;
 /// Default and smallest heartbeat interval of a subscription.
 const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
 const MIN_HEARTBEAT: Duration = Duration::from_millis(100);
+/// Longest heartbeat interval a subscription may ask for (longer is
+/// INVALID_ARGUMENT: no timer is ever set past what an `Instant` holds).
+const MAX_HEARTBEAT: Duration = Duration::from_secs(3600);
 /// How much of a call's deadline a long poll leaves for the answer.
 const DEADLINE_MARGIN: Duration = Duration::from_millis(50);
 
@@ -94,7 +97,7 @@ pub(crate) fn resolve(
         Some(P::Offset(offset)) => *offset,
         Some(P::Time(time)) => {
             return log
-                .offset_for_time(timestamp_ms(time))
+                .offset_for_time(timestamp_ms("position.time", time)?)
                 .map_err(|e| status::storage(&e));
         }
         Some(P::Boundary(b)) => match proto::Boundary::try_from(*b) {
@@ -260,10 +263,13 @@ pub(crate) async fn fetch(
         0 => config.max_fetch_records,
         n => n.min(config.max_fetch_records),
     });
-    let mut wait = request
-        .max_wait
-        .map_or(Duration::ZERO, |d| duration(&d))
-        .min(config.max_wait());
+    // Above the server's cap is clamped to it (the documented contract);
+    // malformed is refused.
+    let mut wait = match &request.max_wait {
+        Some(d) => duration("max_wait", d)?,
+        None => Duration::ZERO,
+    }
+    .min(config.max_wait());
     if let Some(deadline) = deadline {
         wait = wait.min(deadline.saturating_sub(DEADLINE_MARGIN));
     }
@@ -315,13 +321,6 @@ fn budget(asked: u32, cap: u32) -> usize {
     bytes as usize
 }
 
-fn duration(d: &prost_types::Duration) -> Duration {
-    if d.seconds < 0 || d.nanos < 0 {
-        return Duration::ZERO;
-    }
-    Duration::new(d.seconds as u64, d.nanos as u32)
-}
-
 /// `Subscribe`: checks the request and starts the subscription's task.
 pub(crate) async fn subscribe(
     shared: Arc<Shared>,
@@ -330,6 +329,17 @@ pub(crate) async fn subscribe(
     shared.check_running()?;
     let format = format(request.format)?;
     let isolation = isolation(request.isolation)?;
+    let heartbeat = match &request.heartbeat_interval {
+        Some(d) => duration("heartbeat_interval", d)?,
+        None => DEFAULT_HEARTBEAT,
+    };
+    if heartbeat > MAX_HEARTBEAT {
+        return Err(status::invalid(
+            "heartbeat_interval",
+            format!("heartbeat interval {heartbeat:?} is longer than {MAX_HEARTBEAT:?}"),
+        ));
+    }
+    let heartbeat = heartbeat.max(MIN_HEARTBEAT);
     let permit = Arc::clone(&shared.subscriptions)
         .try_acquire_owned()
         .map_err(|_| {
@@ -352,10 +362,6 @@ pub(crate) async fn subscribe(
         request.position.as_ref(),
     )
     .await?;
-    let heartbeat = request
-        .heartbeat_interval
-        .map_or(DEFAULT_HEARTBEAT, |d| duration(&d))
-        .max(MIN_HEARTBEAT);
     let (tx, rx) = mpsc::channel(SUBSCRIBE_CHANNEL);
     let subscription = Subscription {
         max_bytes: budget(request.max_batch_bytes, shared.config.max_fetch_bytes),

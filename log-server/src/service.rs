@@ -259,11 +259,10 @@ fn ms_duration(d: Duration) -> prost_types::Duration {
     }
 }
 
+/// A topic config's duration; zero is unset (the storage checks the
+/// range: whole milliseconds below 2^64).
 fn from_proto_duration(field: &str, d: &prost_types::Duration) -> Result<Option<Duration>, Status> {
-    if d.seconds < 0 || d.nanos < 0 {
-        return Err(status::invalid(field, "must not be negative"));
-    }
-    let d = Duration::new(d.seconds as u64, d.nanos as u32);
+    let d = crate::state::duration(field, d)?;
     Ok((!d.is_zero()).then_some(d))
 }
 

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use log_storage::{Committer, Log, Store, TopicInfo, Watermarks};
 use tokio::sync::{Semaphore, watch};
@@ -150,11 +150,45 @@ pub(crate) fn timestamp(ms: i64) -> prost_types::Timestamp {
     }
 }
 
-/// Ms since the Unix epoch of a protobuf timestamp (sub-ms truncated).
-pub(crate) fn timestamp_ms(ts: &prost_types::Timestamp) -> i64 {
-    ts.seconds
-        .saturating_mul(1000)
-        .saturating_add(i64::from(ts.nanos) / 1_000_000)
+/// Seconds of 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z: the range
+/// of a valid `google.protobuf.Timestamp`.
+const MIN_TIMESTAMP_SECONDS: i64 = -62_135_596_800;
+const MAX_TIMESTAMP_SECONDS: i64 = 253_402_300_799;
+/// Largest valid `google.protobuf.Duration`: about 10,000 years.
+const MAX_DURATION_SECONDS: i64 = 315_576_000_000;
+
+/// Ms since the Unix epoch of a request's timestamp (sub-ms truncated):
+/// INVALID_ARGUMENT naming `field` outside the range of a valid
+/// `google.protobuf.Timestamp` or with nanos outside [0, 10^9).
+pub(crate) fn timestamp_ms(field: &str, ts: &prost_types::Timestamp) -> Result<i64, Status> {
+    if !(MIN_TIMESTAMP_SECONDS..=MAX_TIMESTAMP_SECONDS).contains(&ts.seconds)
+        || !(0..1_000_000_000).contains(&ts.nanos)
+    {
+        return Err(status::invalid(
+            field,
+            format!(
+                "timestamp {}s {}ns is not within 0001-01-01 and 9999-12-31 with nanos in [0, 10^9)",
+                ts.seconds, ts.nanos
+            ),
+        ));
+    }
+    Ok(ts.seconds * 1000 + i64::from(ts.nanos) / 1_000_000)
+}
+
+/// A request's duration: INVALID_ARGUMENT naming `field` when negative,
+/// with nanos outside [0, 10^9), or longer than a valid
+/// `google.protobuf.Duration`. Callers bound it further.
+pub(crate) fn duration(field: &str, d: &prost_types::Duration) -> Result<Duration, Status> {
+    if !(0..=MAX_DURATION_SECONDS).contains(&d.seconds) || !(0..1_000_000_000).contains(&d.nanos) {
+        return Err(status::invalid(
+            field,
+            format!(
+                "duration {}s {}ns is not a non-negative duration with nanos in [0, 10^9)",
+                d.seconds, d.nanos
+            ),
+        ));
+    }
+    Ok(Duration::new(d.seconds as u64, d.nanos as u32))
 }
 
 /// The time now, ms since the Unix epoch.

@@ -1078,3 +1078,112 @@ async fn an_oversized_request_on_a_produce_stream_is_resource_exhausted() {
     assert_eq!(end_offset(&server, "t", 0).await, 1);
     server.stop().await;
 }
+
+fn pb_duration(seconds: i64, nanos: i32) -> prost_types::Duration {
+    prost_types::Duration { seconds, nanos }
+}
+
+/// Item 10: a duration, timestamp or count out of its range is
+/// INVALID_ARGUMENT (reason INVALID_REQUEST, naming the field) before
+/// anything runs; none panics a task, and the server keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_range_durations_and_timestamps_are_invalid_argument_and_the_server_keeps_serving() {
+    let mut server = TestServer::start_with(|c| c.max_wait_ms = 200).await;
+    let c = server.client.clone();
+    c.create_topic("t", 1, Default::default()).await.unwrap();
+    let invalid = |err: log_client::Error, field: &str| {
+        assert_eq!(
+            (err.code(), err.reason()),
+            (Code::InvalidArgument, Some("INVALID_REQUEST")),
+            "{field}: {err}"
+        );
+        assert_eq!(err.metadata("field"), Some(field), "{err}");
+    };
+    let subscribe = |heartbeat: prost_types::Duration| proto::SubscribeRequest {
+        topic: "t".into(),
+        partition: 0,
+        heartbeat_interval: Some(heartbeat),
+        ..Default::default()
+    };
+    for heartbeat in [
+        pb_duration(i64::MAX, 999_999_999),
+        pb_duration(u32::MAX as i64, 0),
+        pb_duration(-1, 0),
+        pb_duration(0, -1),
+        pb_duration(1, 1_000_000_000),
+    ] {
+        let err = c.subscribe(subscribe(heartbeat)).await.unwrap_err();
+        invalid(err, "heartbeat_interval");
+    }
+    let fetch = |max_wait: prost_types::Duration| proto::FetchRequest {
+        topic: "t".into(),
+        partition: 0,
+        max_wait: Some(max_wait),
+        ..Default::default()
+    };
+    for max_wait in [
+        pb_duration(-1, 0),
+        pb_duration(0, -5),
+        pb_duration(0, 2_000_000_000),
+        pb_duration(i64::MAX, 0),
+    ] {
+        let err = c.log_service().fetch(fetch(max_wait)).await.unwrap_err();
+        invalid(log_client::Error::from(err), "max_wait");
+    }
+    // A valid duration above the server's cap (here the longest valid
+    // one, 10,000 years) is clamped to it: the documented contract.
+    let started = Instant::now();
+    c.log_service()
+        .fetch(fetch(pb_duration(315_576_000_000, 999_999_999)))
+        .await
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // Timestamps outside 0001-01-01 .. 9999-12-31 or with bad nanos.
+    for (seconds, nanos) in [(i64::MAX, 0), (i64::MIN, 0), (0, -1), (0, 1_000_000_000)] {
+        let ts = prost_types::Timestamp { seconds, nanos };
+        let mut request = produce_request("t", 0, &["a"]);
+        request.records[0].timestamp = Some(ts);
+        invalid(c.produce(request).await.unwrap_err(), "records.timestamp");
+        let position = Position {
+            position: Some(proto::position::Position::Time(ts)),
+            reset_policy: 0,
+        };
+        let err = c
+            .fetch("t", 0, position, &FetchOptions::default())
+            .await
+            .unwrap_err();
+        invalid(err, "position.time");
+    }
+    // Topic config durations with bad nanos.
+    for config in [
+        proto::TopicConfig {
+            retention: Some(pb_duration(1, 1_000_000_000)),
+            ..Default::default()
+        },
+        proto::TopicConfig {
+            segment_age: Some(pb_duration(0, -1)),
+            ..Default::default()
+        },
+    ] {
+        let err = c
+            .admin_service()
+            .create_topic(proto::CreateTopicRequest {
+                name: "u".into(),
+                partition_count: 1,
+                config: Some(config),
+                validate_only: false,
+            })
+            .await
+            .unwrap_err();
+        let err = log_client::Error::from(err);
+        assert_eq!(err.code(), Code::InvalidArgument, "{err}");
+    }
+    // Still serving, and a subscription with a sane heartbeat works.
+    c.produce(produce_request("t", 0, &["ok"])).await.unwrap();
+    let mut stream = c
+        .subscribe(subscribe(pb_duration(0, 200_000_000)))
+        .await
+        .unwrap();
+    assert!(stream.message().await.unwrap().is_some());
+    server.stop().await;
+}
