@@ -44,6 +44,8 @@ pub enum Error {
     },
     /// The data directory cannot be opened (locked, unreadable, damaged).
     Storage(log_storage::Error),
+    /// Recovery could not open a partition: the server stopped.
+    Recovery(log_storage::Error),
     /// The gRPC transport failed.
     Transport(tonic::transport::Error),
     /// Reflection could not be built from the descriptors.
@@ -58,6 +60,7 @@ impl std::fmt::Display for Error {
             Error::Config(e) => write!(f, "bad configuration: {e}"),
             Error::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
             Error::Storage(e) => write!(f, "storage: {e}"),
+            Error::Recovery(e) => write!(f, "recovery failed: {e}"),
             Error::Transport(e) => write!(f, "transport: {e}"),
             Error::Reflection(e) => write!(f, "reflection: {e}"),
             Error::Task(e) => write!(f, "server task: {e}"),
@@ -70,7 +73,7 @@ impl std::error::Error for Error {
         match self {
             Error::Config(e) => Some(e),
             Error::Bind { source, .. } => Some(source),
-            Error::Storage(e) => Some(e),
+            Error::Storage(e) | Error::Recovery(e) => Some(e),
             Error::Transport(e) => Some(e),
             Error::Reflection(_) | Error::Task(_) => None,
         }
@@ -204,7 +207,8 @@ async fn serve(
     let incoming = accept_bounded(listener, config.max_connections as usize, stop.clone());
     tracing::info!(%addr, "listening");
 
-    // Recovery: open every partition, then report SERVING.
+    // Recovery: open every partition, then report SERVING. A failure
+    // stops the server, which then exits with it.
     let recovery = {
         let (store, shared, health, stop) = (
             Arc::clone(&store),
@@ -227,14 +231,17 @@ async fn serve(
                         elapsed_ms = started.elapsed().as_millis() as u64,
                         "recovery done; serving"
                     );
+                    None
                 }
                 Ok(Err(e)) => {
                     tracing::error!(error = %e, "recovery failed; stopping");
                     stop.cancel();
+                    Some(Error::Recovery(e))
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "recovery task failed; stopping");
                     stop.cancel();
+                    Some(Error::Task(format!("recovery: {e}")))
                 }
             }
         })
@@ -273,6 +280,8 @@ async fn serve(
     };
     streams_stop.cancel();
     recovery.abort();
+    // Cancelled (still recovering at shutdown) is no failure.
+    let recovery_failure = recovery.await.ok().flatten();
     let _ = announce.await;
     drop(background);
     let closed = tokio::task::spawn_blocking(move || store.close()).await;
@@ -283,6 +292,9 @@ async fn serve(
             return Err(Error::Storage(e));
         }
         Err(e) => tracing::error!(error = %e, "store close task failed"),
+    }
+    if let Some(e) = recovery_failure {
+        return Err(e);
     }
     served.map_err(Error::Transport)
 }

@@ -1,0 +1,78 @@
+//! Starting the real `log-server` binary: a start that fails exits
+//! non-zero with the cause on stderr, whether it fails before serving (the
+//! data directory cannot be used) or during recovery (a partition cannot
+//! be opened).
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use log_storage::{Store, TopicConfig};
+use tempfile::TempDir;
+
+/// Runs the binary on `data_dir` until it exits (at most 60 s).
+fn run(data_dir: &Path) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_log-server"))
+        .args(["--listen", "127.0.0.1:0", "--shutdown-grace-ms", "100"])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("log-server still runs on a data directory it cannot use");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn assert_failed_with(output: &Output, cause: &str) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "exit status {}; stderr:\n{stderr}",
+        output.status
+    );
+    assert!(
+        stderr.contains(cause),
+        "stderr does not name {cause:?}:\n{stderr}"
+    );
+}
+
+#[test]
+fn a_data_dir_that_is_a_regular_file_fails_the_start_with_a_non_zero_exit_and_the_cause_on_stderr()
+{
+    let tmp = TempDir::new().unwrap();
+    let file = tmp.path().join("data");
+    std::fs::write(&file, "not a directory").unwrap();
+    let output = run(&file);
+    assert_failed_with(&output, &file.display().to_string());
+}
+
+#[test]
+fn a_partition_that_cannot_be_recovered_fails_the_start_with_a_non_zero_exit_and_the_cause_on_stderr()
+ {
+    let tmp = TempDir::new().unwrap();
+    let data = tmp.path().join("data");
+    {
+        let store = Store::open_locked(&data).unwrap();
+        store.create_topic("t", 2, TopicConfig::default()).unwrap();
+        store.partition("t", 1).unwrap();
+        store.close().unwrap();
+    }
+    // Partition 1's directory becomes a regular file: recovery cannot open it.
+    let partition = data.join("topics/t/1");
+    std::fs::remove_dir_all(&partition).unwrap();
+    std::fs::write(&partition, "not a directory").unwrap();
+    let output = run(&data);
+    assert_failed_with(&output, "recovery");
+    assert_failed_with(&output, &partition.display().to_string());
+}
