@@ -36,6 +36,12 @@ pub struct LogConfig {
     /// up mid-write. Default `None` (no floor: a full disk then fails the
     /// write itself, which is cut back cleanly).
     pub min_free_bytes: Option<u64>,
+    /// Forget an idempotent producer id whose last batch was appended
+    /// longer ago than this, at the next producer-state snapshot (a roll
+    /// or a clean close), as Kafka's `producer.id.expiration.ms` does; a
+    /// retry from it after that is a new producer's first batch. Default 7
+    /// days.
+    pub producer_id_expiration: Duration,
 }
 
 impl Default for LogConfig {
@@ -48,6 +54,7 @@ impl Default for LogConfig {
             retention_max_age: None,
             retention_max_bytes: None,
             min_free_bytes: None,
+            producer_id_expiration: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }

@@ -30,7 +30,9 @@ use crate::config::LogConfig;
 use crate::error::{Error, index_error, io_error};
 use crate::io::{FileHandle, Fs};
 use crate::naming;
-use crate::producer::{ProducerStates, SequenceError, Verdict, write_producer_snapshot};
+use crate::producer::{
+    ProducerStates, SequenceError, Verdict, encode_producer_snapshot, write_producer_snapshot,
+};
 use crate::recovery::recover;
 use crate::segment::{SeamFile, Segment, SegmentIndex, tmp_path};
 
@@ -330,6 +332,11 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // the state itself stays consistent (every update is a few plain
     // assignments after the I/O that justifies it), so keep going.
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A duration in ms, saturating.
+pub(crate) fn duration_ms(duration: std::time::Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -647,7 +654,7 @@ impl Log {
         }
         let append_time = state.last_append_time.max(now_ms());
         if self.needs_roll(&state, header.length, header.last_offset_delta, append_time) {
-            self.roll(&mut state)?;
+            state = self.roll(state)?;
         }
         let base_offset = state.next_offset;
         log_format::stamp(&mut batch, base_offset, append_time).map_err(|err| match err {
@@ -891,15 +898,35 @@ impl Log {
     }
 
     /// Seals the active segment and starts a new one at the log end. Order:
-    /// sync the old log, seal its index, create the new files, sync the
-    /// directory — only then does the new segment take writes.
-    fn roll(&self, state: &mut State) -> Result<(), Error> {
+    /// sync the old log, write the producer snapshot, create the new files
+    /// and sync the directory, seal the old index — only then does the new
+    /// segment take writes. Called with the append lock held (no other
+    /// append, roll or close runs); the syncs and file writes run with the
+    /// state lock released, so readers and the sync leader never wait for
+    /// them.
+    fn roll<'a>(
+        &'a self,
+        mut state: MutexGuard<'a, State>,
+    ) -> Result<MutexGuard<'a, State>, Error> {
         let next_offset = state.next_offset;
+        let old = state
+            .segments
+            .last()
+            .map(|active| (Arc::clone(&active.file), active.log_path.clone()));
+        // Producers idle past the expiration are forgotten here, at the
+        // snapshot (Kafka's `producer.id.expiration.ms`).
+        let expired = state
+            .producers
+            .expire_idle(now_ms().saturating_sub(duration_ms(self.config.producer_id_expiration)));
+        if expired > 0 {
+            tracing::info!(dir = %self.dir.display(), expired, "idle producer ids expired");
+        }
+        let snapshot = encode_producer_snapshot(next_offset, &state.producers);
+        drop(state);
         // 1. Sync the old segment: recovery scans only the last segment, so
         //    every earlier one must be whole on disk before a later one
         //    exists there.
-        if let Some(active) = state.segments.last() {
-            let (file, path) = (Arc::clone(&active.file), active.log_path.clone());
+        if let Some((file, path)) = old {
             self.sync_segment(&*file, &path, "sync before roll of")?;
         }
         {
@@ -910,7 +937,7 @@ impl Log {
         // that segment exists: whenever a crash leaves the new segment, the
         // snapshot covering everything before it is there too. (Recovery
         // also rebuilds the state from the log when a snapshot is older.)
-        write_producer_snapshot(&*self.fs, &self.dir, next_offset, &state.producers)?;
+        write_producer_snapshot(&*self.fs, &self.dir, &snapshot)?;
         // 2. Create the new segment (files and directory entries synced). A
         //    failure (a full disk, say) leaves the old segment active and
         //    whole: the next append tries the roll again.
@@ -927,6 +954,7 @@ impl Log {
                 return Err(err);
             }
         };
+        let mut state = lock(&self.state);
         // 3. Seal the old index (derived data: a failure is only logged).
         if let Some(active) = state.segments.last_mut() {
             let index = std::mem::replace(&mut active.index, SegmentIndex::Unloaded);
@@ -944,7 +972,7 @@ impl Log {
             .write(&self.dir, segment.base_offset, 0, self.boot_id);
         tracing::info!(segment = %segment.log_path.display(), "rolled to a new segment");
         state.segments.push(segment);
-        Ok(())
+        Ok(state)
     }
 
     /// Reads whole batches from `offset`: at most `max_bytes` (but always
@@ -1084,11 +1112,11 @@ impl Log {
     /// Forces a roll to a new segment (tests, tools).
     pub fn roll_now(&self) -> Result<(), Error> {
         let _appending = lock(&self.append_lock);
-        let mut state = lock(&self.state);
+        let state = lock(&self.state);
         if state.segments.last().is_some_and(|s| s.len == 0) {
             return Ok(());
         }
-        self.roll(&mut state)
+        self.roll(state).map(drop)
     }
 
     /// Syncs everything and leaves the clean-shutdown marker, so the next
@@ -1128,7 +1156,10 @@ impl Log {
             active_len: active.len,
             last_append_time,
         };
-        write_producer_snapshot(&*self.fs, &self.dir, next_offset, &state.producers)?;
+        let cutoff = now_ms().saturating_sub(duration_ms(self.config.producer_id_expiration));
+        state.producers.expire_idle(cutoff);
+        let snapshot = encode_producer_snapshot(next_offset, &state.producers);
+        write_producer_snapshot(&*self.fs, &self.dir, &snapshot)?;
         write_atomic(
             &*self.fs,
             &self.dir.join(naming::CLEAN_SHUTDOWN),

@@ -127,6 +127,19 @@ impl ProducerStates {
         }
     }
 
+    /// Forgets the producers whose last batch was appended before
+    /// `cutoff_ms` (server append time); returns how many.
+    pub(crate) fn expire_idle(&mut self, cutoff_ms: i64) -> usize {
+        let before = self.producers.len();
+        self.producers.retain(|_, producer| {
+            producer
+                .batches
+                .back()
+                .is_some_and(|last| last.append_time >= cutoff_ms)
+        });
+        before - self.producers.len()
+    }
+
     /// Remembers an appended batch (its header as stamped).
     pub(crate) fn record(&mut self, header: &BatchHeader) {
         if header.producer_id < 0 || header.base_sequence < 0 {
@@ -224,21 +237,27 @@ impl Reader<'_> {
 /// Magic of the producer-state snapshot file.
 const SNAPSHOT_MAGIC: &[u8; 4] = b"LPRS";
 
-/// Writes the producer state covering every batch below `offset`
-/// atomically: `magic | offset u64 | state | crc32`.
-pub(crate) fn write_producer_snapshot(
-    fs: &dyn crate::io::Fs,
-    dir: &std::path::Path,
-    offset: u64,
-    states: &ProducerStates,
-) -> Result<(), crate::error::Error> {
+/// Encodes the producer state covering every batch below `offset` as the
+/// snapshot file holds it: `magic | offset u64 | state | crc32`. Cheap
+/// enough to run under the partition lock; the write happens after it.
+pub(crate) fn encode_producer_snapshot(offset: u64, states: &ProducerStates) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(64);
     bytes.extend_from_slice(SNAPSHOT_MAGIC);
     bytes.extend_from_slice(&offset.to_le_bytes());
     states.encode(&mut bytes);
     let crc = crate::log::crc32(&bytes);
     bytes.extend_from_slice(&crc.to_le_bytes());
-    crate::log::write_atomic(fs, &dir.join(crate::naming::PRODUCER_STATE), &bytes)
+    bytes
+}
+
+/// Replaces the snapshot file atomically with `bytes` (from
+/// [`encode_producer_snapshot`]).
+pub(crate) fn write_producer_snapshot(
+    fs: &dyn crate::io::Fs,
+    dir: &std::path::Path,
+    bytes: &[u8],
+) -> Result<(), crate::error::Error> {
+    crate::log::write_atomic(fs, &dir.join(crate::naming::PRODUCER_STATE), bytes)
 }
 
 /// Reads the snapshot: `Ok(None)` when there is none, an error naming the

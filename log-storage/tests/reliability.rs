@@ -385,3 +385,42 @@ fn a_batch_whose_offset_deltas_are_not_dense_is_refused() {
     assert_eq!(log.watermarks().log_end, 2);
     assert_eq!(segment_logs(&fs, dir), vec![0]);
 }
+
+/// Issue 10, item 15: idempotent producer ids idle longer than
+/// `producer_id_expiration` (default 7 days) are dropped at the next
+/// snapshot; active ones stay.
+#[test]
+fn idle_producer_ids_expire_at_the_next_snapshot() {
+    assert_eq!(
+        LogConfig::default().producer_id_expiration,
+        std::time::Duration::from_secs(7 * 24 * 3600)
+    );
+    let dir = Path::new("/data/t/0");
+    let fs = SimFs::new();
+    let mut config = config();
+    config.producer_id_expiration = std::time::Duration::from_millis(50);
+    let log = Log::open(Arc::new(fs.clone()), dir, config.clone()).unwrap();
+    let idle = encode(0, 2, Some((7, 0)));
+    log.append(idle.clone(), AppendOptions::default()).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(120));
+    let active = encode(1, 2, Some((8, 0)));
+    let first = log
+        .append(active.clone(), AppendOptions::default())
+        .unwrap();
+    log.roll_now().unwrap();
+    // The active producer is still known: its retry is a duplicate.
+    assert!(
+        log.append(active.clone(), AppendOptions::default())
+            .unwrap()
+            .duplicate
+    );
+    // The idle one was forgotten: its retry is a new producer's batch.
+    let again = log.append(idle.clone(), AppendOptions::default()).unwrap();
+    assert!(!again.duplicate);
+    assert_eq!(again.base_offset, 4);
+    // And so it stays after a reopen (the snapshot no longer holds it).
+    drop(log);
+    let log = Log::open(Arc::new(fs.clone()), dir, config).unwrap();
+    let retry = log.append(active, AppendOptions::default()).unwrap();
+    assert!(retry.duplicate && retry.base_offset == first.base_offset);
+}
