@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 
 /// Largest batch the storage accepts by default (log-format's default).
 const DEFAULT_MAX_BATCH_BYTES: u32 = 8 << 20;
-/// Largest `max_wait_ms`: one hour.
-const MAX_WAIT_MS: u64 = 3_600_000;
+/// Largest `max_wait_ms` and connection timeouts: one hour.
+const MAX_TIMEOUT_MS: u64 = 3_600_000;
 
 /// The server's settings. In the TOML file every field is optional and
 /// takes the default shown when absent; unknown fields are an error.
@@ -62,8 +62,17 @@ pub struct Config {
     /// On shutdown, how long in-flight calls get before open streams are
     /// ended with UNAVAILABLE, in ms. Default 5000.
     pub shutdown_grace_ms: u64,
-    /// Interval of HTTP/2 keepalive pings to clients, in ms. Default 30000.
+    /// How long a new connection may take to complete its HTTP/2
+    /// handshake (the client preface and its SETTINGS frame), in ms; a
+    /// connection that has not is closed, freeing its slot of
+    /// `max_connections`. Default 5000; at most 3600000.
+    pub handshake_timeout_ms: u64,
+    /// Interval of HTTP/2 keepalive pings to clients, in ms. Default
+    /// 30000; at most 3600000.
     pub keepalive_interval_ms: u64,
+    /// How long a client has to answer a keepalive ping before its
+    /// connection is closed, in ms. Default 20000; at most 3600000.
+    pub keepalive_timeout_ms: u64,
     /// Threads of the async runtime that serves the network (0: one per
     /// core). Storage work runs on other threads (blocking pool, committer,
     /// background). Default 0.
@@ -87,7 +96,9 @@ impl Default for Config {
             retention_interval_ms: 300_000,
             committer_threads: 2,
             shutdown_grace_ms: 5000,
+            handshake_timeout_ms: 5000,
             keepalive_interval_ms: 30_000,
+            keepalive_timeout_ms: 20_000,
             worker_threads: 0,
         }
     }
@@ -141,14 +152,27 @@ impl Config {
             ("flush_interval_ms", self.flush_interval_ms),
             ("retention_interval_ms", self.retention_interval_ms),
             ("keepalive_interval_ms", self.keepalive_interval_ms),
+            ("keepalive_timeout_ms", self.keepalive_timeout_ms),
+            ("handshake_timeout_ms", self.handshake_timeout_ms),
         ] {
             if value == 0 {
                 return bad(format!("{name} must be positive"));
             }
         }
-        if self.max_wait_ms > MAX_WAIT_MS {
+        for (name, value) in [
+            ("keepalive_interval_ms", self.keepalive_interval_ms),
+            ("keepalive_timeout_ms", self.keepalive_timeout_ms),
+            ("handshake_timeout_ms", self.handshake_timeout_ms),
+        ] {
+            if value > MAX_TIMEOUT_MS {
+                return bad(format!(
+                    "{name} = {value} is above {MAX_TIMEOUT_MS} (one hour)"
+                ));
+            }
+        }
+        if self.max_wait_ms > MAX_TIMEOUT_MS {
             return bad(format!(
-                "max_wait_ms = {} is above {MAX_WAIT_MS} (one hour)",
+                "max_wait_ms = {} is above {MAX_TIMEOUT_MS} (one hour)",
                 self.max_wait_ms
             ));
         }
@@ -229,6 +253,17 @@ pub struct Cli {
     /// Grace period for in-flight calls at shutdown, in ms [default: 5000].
     #[arg(long, env = "LOG_SERVER_SHUTDOWN_GRACE_MS", value_name = "MS")]
     pub shutdown_grace_ms: Option<u64>,
+    /// Time a new connection has to complete its HTTP/2 handshake before it
+    /// is closed, in ms [default: 5000].
+    #[arg(long, env = "LOG_SERVER_HANDSHAKE_TIMEOUT_MS", value_name = "MS")]
+    pub handshake_timeout_ms: Option<u64>,
+    /// Interval of HTTP/2 keepalive pings, in ms [default: 30000].
+    #[arg(long, env = "LOG_SERVER_KEEPALIVE_INTERVAL_MS", value_name = "MS")]
+    pub keepalive_interval_ms: Option<u64>,
+    /// Time a client has to answer a keepalive ping before its connection
+    /// is closed, in ms [default: 20000].
+    #[arg(long, env = "LOG_SERVER_KEEPALIVE_TIMEOUT_MS", value_name = "MS")]
+    pub keepalive_timeout_ms: Option<u64>,
     /// Threads of the async runtime (0: one per core) [default: 0].
     #[arg(long, env = "LOG_SERVER_WORKER_THREADS", value_name = "N")]
     pub worker_threads: Option<u32>,
@@ -279,6 +314,15 @@ impl Cli {
         }
         if let Some(v) = self.shutdown_grace_ms {
             config.shutdown_grace_ms = v;
+        }
+        if let Some(v) = self.handshake_timeout_ms {
+            config.handshake_timeout_ms = v;
+        }
+        if let Some(v) = self.keepalive_interval_ms {
+            config.keepalive_interval_ms = v;
+        }
+        if let Some(v) = self.keepalive_timeout_ms {
+            config.keepalive_timeout_ms = v;
         }
         if let Some(v) = self.worker_threads {
             config.worker_threads = v;

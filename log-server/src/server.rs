@@ -184,7 +184,7 @@ async fn serve(
     let limit = config.max_request_bytes;
     let router = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_millis(config.keepalive_interval_ms)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        .http2_keepalive_timeout(Some(Duration::from_millis(config.keepalive_timeout_ms)))
         .max_concurrent_streams(Some(config.max_streams_per_connection))
         .tcp_nodelay(true)
         // Windows of one largest request per stream (a 64 KiB default
@@ -204,7 +204,12 @@ async fn serve(
         .add_service(log_service)
         .add_service(admin_service);
 
-    let incoming = accept_bounded(listener, config.max_connections as usize, stop.clone());
+    let incoming = accept_bounded(
+        listener,
+        config.max_connections as usize,
+        Duration::from_millis(config.handshake_timeout_ms),
+        stop.clone(),
+    );
     tracing::info!(%addr, "listening");
 
     // Recovery: open every partition, then report SERVING. A failure
@@ -356,11 +361,57 @@ fn too_large(
     status::request_too_large(limit, "decode limit").into_http()
 }
 
+/// The client's HTTP/2 connection preface, then the 9-byte header of its
+/// SETTINGS frame (RFC 9113 §3.4).
+const PREFACE_LEN: usize = 24;
+const HANDSHAKE_HEADER_LEN: usize = PREFACE_LEN + 9;
+
 /// A connection holding one of the listener's permits until it closes.
 #[derive(Debug)]
 struct Conn {
     stream: TcpStream,
+    /// Until the client's preface and SETTINGS frame arrived.
+    handshake: Option<Handshake>,
     _permit: OwnedSemaphorePermit,
+}
+
+/// The handshake deadline of a new connection: reads fail with
+/// `TimedOut` once it passed (hyper then closes the connection and the
+/// permit is released). Afterwards HTTP/2 keepalive watches the peer.
+#[derive(Debug)]
+struct Handshake {
+    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
+    timeout: Duration,
+    /// The first bytes received, up to the SETTINGS frame header.
+    head: [u8; HANDSHAKE_HEADER_LEN],
+    received: usize,
+}
+
+impl Handshake {
+    fn new(timeout: Duration) -> Handshake {
+        Handshake {
+            deadline: Box::pin(tokio::time::sleep(timeout)),
+            timeout,
+            head: [0; HANDSHAKE_HEADER_LEN],
+            received: 0,
+        }
+    }
+
+    /// Counts `bytes` just read; true once the preface and the whole first
+    /// frame (the SETTINGS frame, by its 24-bit length) arrived.
+    fn received(&mut self, bytes: &[u8]) -> bool {
+        let copy = bytes
+            .len()
+            .min(HANDSHAKE_HEADER_LEN.saturating_sub(self.received));
+        self.head[self.received..self.received + copy].copy_from_slice(&bytes[..copy]);
+        self.received = self.received.saturating_add(bytes.len());
+        if self.received < HANDSHAKE_HEADER_LEN {
+            return false;
+        }
+        let h = &self.head[PREFACE_LEN..];
+        let frame_len = (usize::from(h[0]) << 16) | (usize::from(h[1]) << 8) | usize::from(h[2]);
+        self.received >= HANDSHAKE_HEADER_LEN + frame_len
+    }
 }
 
 impl Connected for Conn {
@@ -377,7 +428,39 @@ impl tokio::io::AsyncRead for Conn {
         cx: &mut std::task::Context<'_>,
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.stream).poll_read(cx, buf)
+        use std::future::Future;
+        use std::task::Poll;
+        let this = &mut *self;
+        let before = buf.filled().len();
+        let polled = std::pin::Pin::new(&mut this.stream).poll_read(cx, buf);
+        let Some(handshake) = &mut this.handshake else {
+            return polled;
+        };
+        match &polled {
+            Poll::Ready(Ok(())) if buf.filled().len() > before => {
+                if handshake.received(&buf.filled()[before..]) {
+                    this.handshake = None;
+                }
+                polled
+            }
+            Poll::Ready(_) => polled,
+            Poll::Pending => {
+                if handshake.deadline.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                let timeout = handshake.timeout;
+                let peer = this.stream.peer_addr().ok();
+                tracing::info!(
+                    peer = ?peer,
+                    timeout_ms = timeout.as_millis() as u64,
+                    "closing a connection that did not complete its HTTP/2 handshake in time"
+                );
+                Poll::Ready(Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no HTTP/2 handshake within {timeout:?}"),
+                )))
+            }
+        }
     }
 }
 
@@ -418,10 +501,12 @@ impl tokio::io::AsyncWrite for Conn {
 }
 
 /// Accepts connections while fewer than `max` are open; stops accepting
-/// when `stop` is cancelled.
+/// when `stop` is cancelled. Each connection must complete its HTTP/2
+/// handshake within `handshake_timeout` or is closed (its slot freed).
 fn accept_bounded(
     listener: TcpListener,
     max: usize,
+    handshake_timeout: Duration,
     stop: CancellationToken,
 ) -> ReceiverStream<std::io::Result<Conn>> {
     let (tx, rx) = mpsc::channel(1);
@@ -442,6 +527,7 @@ fn accept_bounded(
                     if tx
                         .send(Ok(Conn {
                             stream,
+                            handshake: Some(Handshake::new(handshake_timeout)),
                             _permit: permit,
                         }))
                         .await

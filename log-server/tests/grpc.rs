@@ -1187,3 +1187,57 @@ async fn out_of_range_durations_and_timestamps_are_invalid_argument_and_the_serv
     assert!(stream.message().await.unwrap().is_some());
     server.stop().await;
 }
+
+/// Item 9: sockets that connect and never send the HTTP/2 preface are
+/// closed after `handshake_timeout_ms` and free their connection slots: a
+/// real client gets in although they filled the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_that_never_complete_the_http2_handshake_are_closed_and_free_their_slots() {
+    use tokio::io::AsyncReadExt;
+    let mut server = TestServer::start_with(|c| {
+        c.max_connections = 8;
+        c.handshake_timeout_ms = 1000;
+    })
+    .await;
+    let addr = server.server.as_ref().unwrap().addr();
+    // The test's own client holds one slot; these take the rest and one
+    // more (accepted once a slot frees).
+    let mut idle = Vec::new();
+    for _ in 0..8 {
+        idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    let served = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            if let Ok(client) = log_client::Client::connect(format!("http://{addr}")).await
+                && client.list_topics().await.is_ok()
+            {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(
+        served.is_ok(),
+        "a new client was locked out by 8 idle sockets for {:?}",
+        started.elapsed()
+    );
+    // Every idle socket was closed by the server (EOF or reset).
+    for mut socket in idle {
+        let mut buf = [0u8; 256];
+        let closed = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match socket.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {} // the server's SETTINGS
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "an idle socket is still open");
+    }
+    // The first client is untouched.
+    server.client.list_topics().await.unwrap();
+    server.stop().await;
+}
