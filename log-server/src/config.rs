@@ -13,6 +13,9 @@ use serde::{Deserialize, Serialize};
 
 /// Largest batch the storage accepts by default (log-format's default).
 const DEFAULT_MAX_BATCH_BYTES: u32 = 8 << 20;
+/// Default free-space floor: 64 MiB, room for several largest batches and
+/// the small files a roll or a commit writes.
+const DEFAULT_MIN_FREE_BYTES: u64 = 64 << 20;
 /// Largest `max_wait_ms` and connection timeouts: one hour.
 const MAX_TIMEOUT_MS: u64 = 3_600_000;
 
@@ -50,6 +53,12 @@ pub struct Config {
     pub max_connections: u32,
     /// Most concurrent calls per connection (HTTP/2 streams). Default 256.
     pub max_streams_per_connection: u32,
+    /// Free-space floor of the data directory's file system, in bytes:
+    /// appends that would leave less space available are refused with
+    /// RESOURCE_EXHAUSTED, reason `DISK_FULL`, before anything is written,
+    /// so the disk never fills up mid-write (reads, commits and retention
+    /// go on). 0 disables the floor. Default 64 MiB.
+    pub min_free_bytes: u64,
     /// How often WRITTEN-acked data is made durable in the background, in
     /// ms. Default 1000.
     pub flush_interval_ms: u64,
@@ -92,6 +101,7 @@ impl Default for Config {
             max_subscriptions: 1024,
             max_connections: 1024,
             max_streams_per_connection: 256,
+            min_free_bytes: DEFAULT_MIN_FREE_BYTES,
             flush_interval_ms: 1000,
             retention_interval_ms: 300_000,
             committer_threads: 2,
@@ -244,6 +254,11 @@ pub struct Cli {
     /// Most connections open at once [default: 1024].
     #[arg(long, env = "LOG_SERVER_MAX_CONNECTIONS", value_name = "N")]
     pub max_connections: Option<u32>,
+    /// Free-space floor of the data directory, in bytes: appends that would
+    /// leave less are refused (RESOURCE_EXHAUSTED, DISK_FULL); 0 disables it
+    /// [default: 67108864 (64 MiB)].
+    #[arg(long, env = "LOG_SERVER_MIN_FREE_BYTES", value_name = "BYTES")]
+    pub min_free_bytes: Option<u64>,
     /// Background flush of WRITTEN data, in ms [default: 1000].
     #[arg(long, env = "LOG_SERVER_FLUSH_INTERVAL_MS", value_name = "MS")]
     pub flush_interval_ms: Option<u64>,
@@ -305,6 +320,9 @@ impl Cli {
         }
         if let Some(v) = self.max_connections {
             config.max_connections = v;
+        }
+        if let Some(v) = self.min_free_bytes {
+            config.min_free_bytes = v;
         }
         if let Some(v) = self.flush_interval_ms {
             config.flush_interval_ms = v;

@@ -104,10 +104,13 @@ impl Server {
             source,
         })?;
         let data_dir = config.data_dir.clone();
-        let store = tokio::task::spawn_blocking(move || Store::open_locked(&data_dir))
-            .await
-            .map_err(|e| Error::Task(format!("store open failed: {e}")))?
-            .map_err(Error::Storage)?;
+        let floor = (config.min_free_bytes > 0).then_some(config.min_free_bytes);
+        let store = tokio::task::spawn_blocking(move || {
+            Store::open_locked(&data_dir).map(|s| s.with_min_free_bytes(floor))
+        })
+        .await
+        .map_err(|e| Error::Task(format!("store open failed: {e}")))?
+        .map_err(Error::Storage)?;
         let store = Arc::new(store);
         tracing::info!(data_dir = %config.data_dir.display(), "store opened");
         let stop = CancellationToken::new();

@@ -6,7 +6,7 @@
 //! NOT_FOUND, ALREADY_EXISTS, INVALID_ARGUMENT (bad names, too large, bad
 //! checksum), OUT_OF_RANGE (offsets; carries the log start and end),
 //! FAILED_PRECONDITION (condition, sequence, epoch), RESOURCE_EXHAUSTED
-//! (disk floor, limits), UNAVAILABLE (poisoned partition, shutting down),
+//! (disk floor and a full disk: `DISK_FULL`; limits), UNAVAILABLE (poisoned partition, shutting down),
 //! DATA_LOSS (corruption met while reading), INTERNAL (I/O failures; no
 //! path is leaked except the data file of a corruption, relative to the
 //! data directory).
@@ -242,11 +242,38 @@ pub(crate) fn storage(err: &log_storage::Error) -> Status {
                 &[("file", file.clone()), ("position", position.to_string())],
             )
         }
+        other if out_of_space(other) => {
+            tracing::error!(error = %other, "storage error: no space left");
+            status(
+                Code::ResourceExhausted,
+                "DISK_FULL",
+                "no space left on the data directory's file system",
+                &[],
+            )
+        }
         other => {
             tracing::error!(error = %other, "storage error");
             status(Code::Internal, "STORAGE_ERROR", "storage error", &[])
         }
     }
+}
+
+/// Whether an I/O error of kind `StorageFull` (ENOSPC) or `QuotaExceeded`
+/// (EDQUOT) caused `err`, anywhere in its source chain.
+fn out_of_space(err: &log_storage::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cause {
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            )
+        {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 /// OUT_OF_RANGE, reason `OFFSET_OUT_OF_RANGE`, with the log start and end.
@@ -261,4 +288,47 @@ pub(crate) fn out_of_range(requested: u64, log_start: u64, log_end: u64) -> Stat
             ("log_end_offset", log_end.to_string()),
         ],
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::io;
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn reason(status: &Status) -> String {
+        status.get_details_error_info().unwrap().reason
+    }
+
+    #[test]
+    fn a_full_disk_is_resource_exhausted_disk_full_never_internal() {
+        let floor = storage(&log_storage::Error::DiskFull {
+            dir: PathBuf::from("/data/topics/t/0"),
+            available: 10,
+            floor: 64 << 20,
+        });
+        assert_eq!(floor.code(), Code::ResourceExhausted);
+        assert_eq!(reason(&floor), "DISK_FULL");
+        for kind in [io::ErrorKind::StorageFull, io::ErrorKind::QuotaExceeded] {
+            let err = log_storage::Error::Io {
+                op: "write batch",
+                path: PathBuf::from("/data/topics/t/0/00000000000000000000.log"),
+                source: io::Error::from(kind),
+            };
+            let status = storage(&err);
+            assert_eq!(status.code(), Code::ResourceExhausted, "{kind:?}");
+            assert_eq!(reason(&status), "DISK_FULL", "{kind:?}");
+            assert!(!status.message().contains("/data"), "{}", status.message());
+        }
+        // Other I/O errors stay INTERNAL.
+        let other = storage(&log_storage::Error::Io {
+            op: "write batch",
+            path: PathBuf::from("/data/x"),
+            source: io::Error::from(io::ErrorKind::PermissionDenied),
+        });
+        assert_eq!(other.code(), Code::Internal);
+    }
 }

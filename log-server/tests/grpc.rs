@@ -1241,3 +1241,31 @@ async fn connections_that_never_complete_the_http2_handshake_are_closed_and_free
     server.client.list_topics().await.unwrap();
     server.stop().await;
 }
+
+/// Item 12: the server's free-space floor reaches every partition: an
+/// append that would go below it is RESOURCE_EXHAUSTED, reason DISK_FULL,
+/// and writes nothing; reads go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_below_the_free_space_floor_are_resource_exhausted_disk_full() {
+    let mut server = TestServer::start_with(|c| c.min_free_bytes = u64::MAX / 2).await;
+    let c = server.client.clone();
+    c.create_topic("t", 1, Default::default()).await.unwrap();
+    let err = c
+        .produce(produce_request("t", 0, &["a"]))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code(), err.reason()),
+        (Code::ResourceExhausted, Some("DISK_FULL")),
+        "{err}"
+    );
+    assert_eq!(
+        err.metadata("floor_bytes"),
+        Some(&*(u64::MAX / 2).to_string())
+    );
+    assert_eq!(end_offset(&server, "t", 0).await, 0);
+    c.fetch("t", 0, Position::earliest(), &FetchOptions::default())
+        .await
+        .unwrap();
+    server.stop().await;
+}

@@ -239,6 +239,9 @@ pub struct Store {
     admin: RwLock<()>,
     offsets: Offsets,
     closed: AtomicBool,
+    /// The free-space floor given to every partition opened
+    /// ([`LogConfig::min_free_bytes`]); see [`Store::with_min_free_bytes`].
+    min_free_bytes: Option<u64>,
     /// Declared last: released after everything else is dropped.
     _lock: Option<DirLock>,
 }
@@ -353,8 +356,19 @@ impl Store {
             admin: RwLock::new(()),
             offsets,
             closed: AtomicBool::new(false),
+            min_free_bytes: None,
             _lock: lock,
         })
+    }
+
+    /// Sets the free-space floor of every partition this store opens
+    /// ([`LogConfig::min_free_bytes`]: appends that would leave less space
+    /// available fail with [`Error::DiskFull`]). A store setting, not a
+    /// topic one; call it right after opening, before partitions are used.
+    /// Default `None` (no floor).
+    pub fn with_min_free_bytes(mut self, floor: Option<u64>) -> Store {
+        self.min_free_bytes = floor;
+        self
     }
 
     /// Locks `data_dir` with [`lock_data_dir`] and opens the store in it on
@@ -604,7 +618,8 @@ impl Store {
         if let Some(log) = &*slot {
             return Ok(log.clone());
         }
-        let config = read(&topic.meta).config.log_config();
+        let mut config = read(&topic.meta).config.log_config();
+        config.min_free_bytes = self.min_free_bytes;
         let log = Arc::new(Log::open(
             self.fs.clone(),
             names::partition_dir(&topic.dir, partition),
