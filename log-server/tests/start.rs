@@ -1,13 +1,17 @@
 //! Starting the real `log-server` binary: a start that fails exits
 //! non-zero with the cause on stderr, whether it fails before serving (the
 //! data directory cannot be used) or during recovery (a partition cannot
-//! be opened).
+//! be opened); the data directory lock outlives no server, not even one
+//! killed with SIGKILL.
 #![allow(clippy::unwrap_used)]
+
+mod common;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::ServerProcess;
 use log_storage::{Store, TopicConfig};
 use tempfile::TempDir;
 
@@ -75,4 +79,31 @@ fn a_partition_that_cannot_be_recovered_fails_the_start_with_a_non_zero_exit_and
     let output = run(&data);
     assert_failed_with(&output, "recovery");
     assert_failed_with(&output, &partition.display().to_string());
+}
+
+/// Item 16: the lock is an OS lock, so a server killed with SIGKILL leaves
+/// no lock behind; while it ran, a second server on its directory failed
+/// to start, naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_dir_locked_by_a_server_killed_with_sigkill_is_free_for_the_next_one() {
+    let tmp = TempDir::new().unwrap();
+    let data = tmp.path().join("data");
+    let first = ServerProcess::spawn(&data, &[]);
+    let client = first.client().await;
+    client
+        .create_topic("t", 1, Default::default())
+        .await
+        .unwrap();
+    let pid = first.child.id();
+    let data_dir = data.clone();
+    let second = tokio::task::spawn_blocking(move || run(&data_dir))
+        .await
+        .unwrap();
+    assert_failed_with(&second, "locked");
+    assert_failed_with(&second, &format!("process {pid}"));
+    first.kill9();
+    let next = ServerProcess::spawn(&data, &[]);
+    let client = next.client().await;
+    assert_eq!(client.get_topic("t").await.unwrap().partitions.len(), 1);
+    assert!(next.terminate().success());
 }

@@ -61,21 +61,21 @@
 //!
 //! The [`Fs`] seam has no lock call, so the lock is taken on the real file
 //! system only, by [`lock_data_dir`], and handed to [`Store::open`]; tests
-//! on the simulated file system pass none. `File::try_lock` (an `flock`,
-//! released by the kernel when the process dies) is stable only since Rust
-//! 1.89 and the workspace promises 1.88, so the lock is a file created
-//! exclusively: `LOCK` holds the holder's pid, process start time and boot
-//! id, written and synced under a private name and hard-linked to `LOCK`
-//! (a link fails if `LOCK` exists, and `LOCK` never appears half written).
-//! A `LOCK` whose holder is gone (another boot, no such pid, or a pid
-//! reused by a younger process) is stale and taken over; one whose holder
-//! runs, or cannot be checked, or that cannot be read, refuses the second
-//! store with [`Error::Locked`]. Limits, which an `flock` would not have:
-//! holders in another PID namespace sharing the directory look dead (do not
-//! share a data directory across containers), and three or more processes
-//! taking over the same stale lock within microseconds could end with two
-//! holders (two cannot). Switch to `File::try_lock` once the minimum Rust
-//! version allows.
+//! on the simulated file system pass none. It is an OS lock: an exclusive
+//! `flock(2)` on `<data>/LOCK` through fs4's `FileExt::try_lock`
+//! (`File::try_lock` is stable only since Rust 1.89 and the workspace
+//! promises 1.88), held by the open file inside the [`DirLock`] and
+//! released by the kernel when the guard is dropped or the process dies,
+//! however it dies. A second lock, from this process or another, fails at
+//! once with [`Error::Locked`] naming the holder: once it holds the lock, a
+//! store writes its pid, process start time and boot id into `LOCK`, as
+//! information only (nothing is decided by them; there is no stale lock to
+//! take over). `LOCK` is never removed: removing it would let a process
+//! that opened the old file and one that created a new one both hold "the"
+//! lock. Limits: the lock is advisory (it keeps out other stores, not other
+//! programs), and is meant for local file systems (on NFS, Linux turns
+//! `flock` into a POSIX lock, which does not keep out a second store of the
+//! same process).
 //!
 //! This module does not schedule retention (each partition's
 //! [`Log::enforce_retention`] applies its topic's retention settings when
@@ -1225,16 +1225,17 @@ pub(crate) fn remove_tree(fs: &dyn Fs, root: &Path) -> Result<(), Error> {
 // directly: the `Fs` seam has no lock call, and the lock only matters on the
 // real file system.
 
-/// The exclusive lock of a data directory, taken by [`lock_data_dir`] and
-/// released (its `LOCK` file removed) when dropped. Keep it, inside the
-/// [`Store`], for as long as anything of the store is in use: partition
-/// logs given out keep working after the store is dropped, but the
-/// directory is no longer locked then.
+/// The exclusive lock of a data directory, taken by [`lock_data_dir`]: an
+/// OS lock on its `LOCK` file, released when this guard is dropped (or the
+/// process dies). Keep it, inside the [`Store`], for as long as anything of
+/// the store is in use: partition logs given out keep working after the
+/// store is dropped, but the directory is no longer locked then.
 #[derive(Debug)]
 pub struct DirLock {
     dir: PathBuf,
     path: PathBuf,
-    record: String,
+    /// Holds the lock: closing it releases it.
+    _file: std::fs::File,
 }
 
 impl DirLock {
@@ -1249,200 +1250,54 @@ impl DirLock {
     }
 }
 
-impl Drop for DirLock {
-    fn drop(&mut self) {
-        match std::fs::read_to_string(&self.path) {
-            Ok(text) if text == self.record => {
-                if let Err(err) = std::fs::remove_file(&self.path) {
-                    tracing::warn!(file = %self.path.display(), error = %err, "cannot remove the lock file");
-                } else if let Err(err) = std::fs::File::open(&self.dir).and_then(|d| d.sync_all()) {
-                    tracing::warn!(dir = %self.dir.display(), error = %err, "cannot sync the data directory");
-                }
-            }
-            Ok(_) => {
-                tracing::error!(file = %self.path.display(), "the lock file is not ours any more; leaving it");
-            }
-            Err(err) => {
-                tracing::warn!(file = %self.path.display(), error = %err, "cannot read the lock file at release");
-            }
-        }
-    }
-}
-
 /// Takes the exclusive lock of the data directory `dir` (created if
-/// missing) by creating `dir/LOCK` (see the module docs for how, and its
-/// limits). Fails with [`Error::Locked`] if a live process holds it, this
-/// one included; takes over a lock whose holder is gone, with a warning.
+/// missing): an OS lock on `dir/LOCK` (see the module docs). Fails at once
+/// with [`Error::Locked`], naming the holder as far as `LOCK` says, if a
+/// process holds it, this one included.
 pub fn lock_data_dir(dir: impl AsRef<Path>) -> Result<DirLock, Error> {
+    use std::io::Write;
     let dir = dir.as_ref().to_path_buf();
     std::fs::create_dir_all(&dir).map_err(io_error("create data directory", &dir))?;
     let path = dir.join(names::LOCK_FILE);
-    let me = LockRecord::current(nonce());
-    let record = me.encode();
-    // Written complete and synced under a private name, then linked to
-    // LOCK: link(2) fails if LOCK exists, and LOCK never appears half
-    // written.
-    let private = dir.join(format!(
-        "{}.{}.{:016x}.tmp",
-        names::LOCK_FILE,
-        me.pid,
-        me.nonce
-    ));
-    write_synced_new(&private, record.as_bytes())?;
-    let result = acquire(&dir, &path, &private, me.nonce);
-    if let Err(err) = std::fs::remove_file(&private) {
-        tracing::warn!(file = %private.display(), error = %err, "cannot remove the private lock file");
-    }
-    result?;
-    let lock = DirLock { dir, path, record };
-    remove_dead_lock_files(&lock.dir);
-    std::fs::File::open(&lock.dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_error("sync data directory", &lock.dir))?;
-    tracing::info!(file = %lock.path.display(), "data directory locked");
-    Ok(lock)
-}
-
-/// Removes the private lock files (`LOCK.<pid>.<nonce>.tmp`, `.stale`) of
-/// processes that are gone, left by a crash during [`lock_data_dir`].
-/// Best effort: a file whose process may still run is left alone.
-fn remove_dead_lock_files(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        let Some(rest) = name
-            .strip_prefix(names::LOCK_FILE)
-            .and_then(|r| r.strip_prefix('.'))
-        else {
-            continue;
-        };
-        if !(rest.ends_with(".tmp") || rest.ends_with(".stale")) {
-            continue;
-        }
-        let Some(pid) = rest.split('.').next().and_then(|p| p.parse::<u32>().ok()) else {
-            continue;
-        };
-        let gone = matches!(
-            std::fs::metadata(format!("/proc/{pid}")),
-            Err(err) if err.kind() == io::ErrorKind::NotFound
-        );
-        if gone {
-            let path = entry.path();
-            tracing::warn!(file = %path.display(), "removing a lock file left by a crashed process");
-            if let Err(err) = std::fs::remove_file(&path) {
-                tracing::warn!(file = %path.display(), error = %err, "cannot remove it");
-            }
-        }
-    }
-}
-
-fn write_synced_new(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    use std::io::Write;
-    let mut file = std::fs::OpenOptions::new()
+    let file = std::fs::OpenOptions::new()
+        .read(true)
         .write(true)
-        .create_new(true)
-        .open(path)
-        .map_err(io_error("create lock file", path))?;
-    file.write_all(bytes)
-        .map_err(io_error("write lock file", path))?;
-    file.sync_data().map_err(io_error("sync lock file", path))
-}
-
-fn acquire(dir: &Path, path: &Path, private: &Path, nonce: u64) -> Result<(), Error> {
-    // Each round either takes the lock, finds a live holder, or removes one
-    // stale lock; a few rounds are plenty.
-    for _ in 0..8 {
-        match std::fs::hard_link(private, path) {
-            Ok(()) => return Ok(()),
-            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(err) => return Err(io_error("create lock file", path)(err)),
-        }
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
-            Err(err) => return Err(io_error("read lock file", path)(err)),
-        };
-        let Some(holder) = LockRecord::decode(&text) else {
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io_error("open lock file", &path))?;
+    // Through the trait: std's own `File::try_lock` needs Rust 1.89.
+    match fs4::FileExt::try_lock(&file) {
+        Ok(()) => {}
+        Err(fs4::TryLockError::WouldBlock) => {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
             return Err(Error::Locked {
-                path: path.to_path_buf(),
-                holder: "unreadable lock file; remove it if no store uses this directory".into(),
+                holder: LockRecord::describe(&text),
+                path,
             });
-        };
-        match holder.liveness() {
-            Liveness::Live => {
-                return Err(Error::Locked {
-                    path: path.to_path_buf(),
-                    holder: format!("held by running process {}", holder.pid),
-                });
-            }
-            Liveness::Unknown => {
-                return Err(Error::Locked {
-                    path: path.to_path_buf(),
-                    holder: format!(
-                        "held by process {}, which cannot be checked; remove the file if it is gone",
-                        holder.pid
-                    ),
-                });
-            }
-            Liveness::Dead => take_over(dir, path, &text, &holder, nonce)?,
+        }
+        Err(fs4::TryLockError::Error(err)) => {
+            return Err(io_error("lock data directory", &path)(err));
         }
     }
-    Err(Error::Locked {
-        path: path.to_path_buf(),
-        holder: "contended by other processes; try again".into(),
+    // Ours now: say who holds it (information for a second locker only).
+    let record = LockRecord::current().encode();
+    file.set_len(0)
+        .and_then(|()| (&file).write_all(record.as_bytes()))
+        .and_then(|()| file.sync_data())
+        .map_err(io_error("write lock file", &path))?;
+    std::fs::File::open(&dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_error("sync data directory", &dir))?;
+    tracing::info!(file = %path.display(), "data directory locked");
+    Ok(DirLock {
+        dir,
+        path,
+        _file: file,
     })
 }
 
-/// Moves a stale `LOCK` aside, checking that what was moved is the stale
-/// record just read; if another process had taken the lock in between, puts
-/// its lock back.
-fn take_over(
-    dir: &Path,
-    path: &Path,
-    stale_text: &str,
-    stale: &LockRecord,
-    nonce: u64,
-) -> Result<(), Error> {
-    let aside = dir.join(format!(
-        "{}.{}.{nonce:016x}.stale",
-        names::LOCK_FILE,
-        std::process::id()
-    ));
-    match std::fs::rename(path, &aside) {
-        Ok(()) => {}
-        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(err) => return Err(io_error("move stale lock file aside", path)(err)),
-    }
-    let moved = std::fs::read_to_string(&aside).map_err(io_error("read lock file", &aside))?;
-    if moved == stale_text {
-        tracing::warn!(
-            file = %path.display(),
-            pid = stale.pid,
-            "taking over the lock of a process that is gone"
-        );
-        return std::fs::remove_file(&aside).map_err(io_error("remove stale lock file", &aside));
-    }
-    match std::fs::hard_link(&aside, path) {
-        Ok(()) => std::fs::remove_file(&aside).map_err(io_error("remove lock file copy", &aside)),
-        Err(err) => {
-            tracing::error!(
-                file = %path.display(),
-                kept = %aside.display(),
-                error = %err,
-                "several processes took over a stale lock at once; another store may hold this directory"
-            );
-            Err(Error::Locked {
-                path: path.to_path_buf(),
-                holder: "contended by several processes taking over a stale lock".into(),
-            })
-        }
-    }
-}
-
-/// What `LOCK` says about its holder.
+/// What `LOCK` says about its holder: information only.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct LockRecord {
     pid: u32,
@@ -1451,33 +1306,23 @@ struct LockRecord {
     start: u64,
     /// `/proc/sys/kernel/random/boot_id`; empty when unknown.
     boot: String,
-    nonce: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Liveness {
-    Live,
-    Dead,
-    Unknown,
-}
-
-const LOCK_HEADER: &str = "log-storage data directory lock v1";
+const LOCK_HEADER: &str = "log-storage data directory lock v2";
 
 impl LockRecord {
-    fn current(nonce: u64) -> LockRecord {
-        let pid = std::process::id();
+    fn current() -> LockRecord {
         LockRecord {
-            pid,
+            pid: std::process::id(),
             start: process_start("self").unwrap_or(0),
             boot: boot_id().unwrap_or_default(),
-            nonce,
         }
     }
 
     fn encode(&self) -> String {
         format!(
-            "{LOCK_HEADER}\npid {}\nstart {}\nboot {}\nnonce {:016x}\n",
-            self.pid, self.start, self.boot, self.nonce
+            "{LOCK_HEADER}\npid {}\nstart {}\nboot {}\n",
+            self.pid, self.start, self.boot
         )
     }
 
@@ -1490,39 +1335,22 @@ impl LockRecord {
         let pid = field("pid")?.parse().ok()?;
         let start = field("start")?.parse().ok()?;
         let boot = field("boot")?.to_owned();
-        let nonce = u64::from_str_radix(field("nonce")?, 16).ok()?;
         if lines.next().is_some() {
             return None;
         }
-        Some(LockRecord {
-            pid,
-            start,
-            boot,
-            nonce,
-        })
+        Some(LockRecord { pid, start, boot })
     }
 
-    /// Whether the holder still runs: another boot means no; the same boot
-    /// and the same pid with the same start time means yes; anything that
-    /// cannot be checked means unknown.
-    fn liveness(&self) -> Liveness {
-        let Some(boot) = boot_id() else {
-            return Liveness::Unknown;
-        };
-        if self.boot.is_empty() || self.start == 0 {
-            return Liveness::Unknown;
-        }
-        if self.boot != boot {
-            return Liveness::Dead;
-        }
-        match std::fs::read_to_string(format!("/proc/{}/stat", self.pid)) {
-            Ok(stat) => match parse_start(&stat) {
-                Some(start) if start == self.start => Liveness::Live,
-                Some(_) => Liveness::Dead,
-                None => Liveness::Unknown,
-            },
-            Err(err) if err.kind() == io::ErrorKind::NotFound => Liveness::Dead,
-            Err(_) => Liveness::Unknown,
+    /// The holder named in an [`Error::Locked`], from the text of `LOCK`.
+    fn describe(text: &str) -> String {
+        match LockRecord::decode(text) {
+            Some(r) => format!(
+                "held by process {} (started {} clock ticks after boot {})",
+                r.pid,
+                r.start,
+                if r.boot.is_empty() { "?" } else { &r.boot }
+            ),
+            None => "held by another process, which has not written its pid yet".into(),
         }
     }
 }
@@ -1623,14 +1451,14 @@ mod tests {
     }
 
     #[test]
-    fn lock_records_roundtrip_and_strangers_are_refused() {
+    fn lock_records_roundtrip_and_name_their_holder() {
         let record = LockRecord {
             pid: 42,
             start: 12345,
             boot: "9381555c-a5e3-4a96-84c2-b5bccc9ceadb".into(),
-            nonce: 7,
         };
         assert_eq!(LockRecord::decode(&record.encode()), Some(record.clone()));
+        assert!(LockRecord::describe(&record.encode()).contains("process 42 "));
         let text = record.encode();
         for bad in [
             "",
@@ -1640,7 +1468,11 @@ mod tests {
             &format!("{text}extra\n"),
         ] {
             assert_eq!(LockRecord::decode(bad), None, "{bad:?}");
+            assert!(LockRecord::describe(bad).contains("another process"));
         }
+        let me = LockRecord::current();
+        assert_eq!(me.pid, std::process::id());
+        assert!(me.start > 0 && !me.boot.is_empty(), "{me:?}");
     }
 
     #[test]
@@ -1648,21 +1480,5 @@ mod tests {
         let stat = "123 (a) b (c) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 999 20";
         assert_eq!(parse_start(stat), Some(999));
         assert!(process_start("self").is_some_and(|s| s > 0));
-    }
-
-    #[test]
-    fn this_process_is_alive_and_another_boot_is_not() {
-        let me = LockRecord::current(1);
-        assert_eq!(me.liveness(), Liveness::Live);
-        let rebooted = LockRecord {
-            boot: "00000000-0000-0000-0000-000000000000".into(),
-            ..me.clone()
-        };
-        assert_eq!(rebooted.liveness(), Liveness::Dead);
-        let younger = LockRecord {
-            start: me.start + 1,
-            ..me
-        };
-        assert_eq!(younger.liveness(), Liveness::Dead);
     }
 }
