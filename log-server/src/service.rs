@@ -366,7 +366,15 @@ impl AdminService for Services {
                 .store
                 .create_topic(&request.name, partitions, config)
                 .map_err(|e| status::storage(&e))?;
-            open_partitions(&shared, &info, 0)?;
+            if let Err(status) = open_partitions(&shared, &info, 0) {
+                // Atomic: a topic whose partitions cannot all be opened (out
+                // of file descriptors or disk) is not left behind.
+                shared.forget_topic(&info.name);
+                if let Err(err) = shared.store.delete_topic(&info.name) {
+                    tracing::error!(topic = %info.name, error = %err, "cannot remove a topic whose creation failed");
+                }
+                return Err(status);
+            }
             Ok(topic_message(&info))
         })
         .await?;

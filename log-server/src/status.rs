@@ -6,7 +6,8 @@
 //! NOT_FOUND, ALREADY_EXISTS, INVALID_ARGUMENT (bad names, too large, bad
 //! checksum), OUT_OF_RANGE (offsets; carries the log start and end),
 //! FAILED_PRECONDITION (condition, sequence, epoch), RESOURCE_EXHAUSTED
-//! (disk floor and a full disk: `DISK_FULL`; limits), UNAVAILABLE (poisoned partition, shutting down),
+//! (disk floor and a full disk: `DISK_FULL`; out of file descriptors:
+//! `TOO_MANY_OPEN_FILES`; limits), UNAVAILABLE (poisoned partition, shutting down),
 //! DATA_LOSS (corruption met while reading), INTERNAL (I/O failures; no
 //! path is leaked except the data file of a corruption, relative to the
 //! data directory).
@@ -251,11 +252,35 @@ pub(crate) fn storage(err: &log_storage::Error) -> Status {
                 &[],
             )
         }
+        other if out_of_file_descriptors(other) => {
+            tracing::error!(error = %other, "storage error: out of file descriptors");
+            status(
+                Code::ResourceExhausted,
+                "TOO_MANY_OPEN_FILES",
+                "the server has no file descriptor left (EMFILE/ENFILE)",
+                &[],
+            )
+        }
         other => {
             tracing::error!(error = %other, "storage error");
             status(Code::Internal, "STORAGE_ERROR", "storage error", &[])
         }
     }
+}
+
+/// Whether EMFILE (24) or ENFILE (23), the process's or the system's
+/// open-file limit, caused `err`, anywhere in its source chain.
+fn out_of_file_descriptors(err: &log_storage::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cause {
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && matches!(io.raw_os_error(), Some(23 | 24))
+        {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 /// Whether an I/O error of kind `StorageFull` (ENOSPC) or `QuotaExceeded`

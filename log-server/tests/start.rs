@@ -107,3 +107,30 @@ async fn a_data_dir_locked_by_a_server_killed_with_sigkill_is_free_for_the_next_
     assert_eq!(client.get_topic("t").await.unwrap().partitions.len(), 1);
     assert!(next.terminate().success());
 }
+
+/// Issue 10, item 11: CreateTopic is atomic. Under an open-file limit too
+/// low for all its partitions it answers RESOURCE_EXHAUSTED and leaves no
+/// topic behind (neither in the store nor on disk), and the server goes on
+/// serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_topic_that_runs_out_of_file_descriptors_leaves_nothing_and_is_resource_exhausted()
+{
+    let dir = tempfile::TempDir::new().unwrap();
+    let data = dir.path().join("data");
+    let server = ServerProcess::spawn_with_fd_limit(&data, 256);
+    let client = server.client().await;
+    let err = client
+        .create_topic("many", 400, Default::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::ResourceExhausted, "{err:?}");
+    let missing = client.get_topic("many").await.unwrap_err();
+    assert_eq!(missing.code(), tonic::Code::NotFound, "{missing:?}");
+    let topics = std::fs::read_dir(data.join("topics")).unwrap().count();
+    assert_eq!(topics, 0, "no topic directory left behind");
+    client
+        .create_topic("few", 4, Default::default())
+        .await
+        .unwrap();
+    assert!(server.terminate().success());
+}

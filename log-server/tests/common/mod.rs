@@ -123,6 +123,26 @@ impl ServerProcess {
         ServerProcess { child, addr }
     }
 
+    /// Like [`spawn`](Self::spawn), under an open-file limit (soft and
+    /// hard) of `limit`.
+    pub fn spawn_with_fd_limit(data_dir: &Path, limit: u32) -> ServerProcess {
+        let port = free_port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "ulimit -n {limit} && exec \"$0\" --listen {addr} --data-dir \"$1\""
+            ))
+            .arg(env!("CARGO_BIN_EXE_log-server"))
+            .arg(data_dir)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        ServerProcess { child, addr }
+    }
+
     pub async fn client(&self) -> Client {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
