@@ -8,6 +8,11 @@
 //! A subscription's memory is bounded: one read in hand plus a channel of
 //! [`SUBSCRIBE_CHANNEL`] messages, each at most the byte budget, and the
 //! task blocks on the channel (HTTP/2 flow control) when the client stalls.
+//!
+//! Deleting a topic cancels its partitions' `deleted` token: a long poll
+//! answers NOT_FOUND at once, and a subscription's stream ends with
+//! NOT_FOUND (dropping what it buffered) while its task stops, so no
+//! reader keeps the deleted files open.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -292,7 +297,12 @@ pub(crate) async fn fetch(
             log.read(offset, max_bytes, isolation)
                 .map_err(|e| status::storage(&e))
         })
-        .await?;
+        .await;
+        // A read racing the topic's deletion answers what it is.
+        if part.deleted.is_cancelled() {
+            return Err(part.gone());
+        }
+        let read = read?;
         let enough = read.batches.len() >= min_bytes.min(max_bytes);
         if enough || Instant::now() >= until || shared.shutdown.is_cancelled() {
             let chunk = cut(&read, offset, max_records, max_bytes, format);
@@ -308,6 +318,7 @@ pub(crate) async fn fetch(
             r = changed.changed() => if r.is_err() { return Err(status::shutting_down()) },
             () = tokio::time::sleep_until(until) => {}
             () = shared.shutdown.cancelled() => {}
+            () = part.deleted.cancelled() => return Err(part.gone()),
         }
     }
 }
@@ -325,7 +336,7 @@ fn budget(asked: u32, cap: u32) -> usize {
 pub(crate) async fn subscribe(
     shared: Arc<Shared>,
     request: proto::SubscribeRequest,
-) -> Result<mpsc::Receiver<Result<proto::SubscribeResponse, Status>>, Status> {
+) -> Result<UntilShutdown<proto::SubscribeResponse>, Status> {
     shared.check_running()?;
     let format = format(request.format)?;
     let isolation = isolation(request.isolation)?;
@@ -363,6 +374,8 @@ pub(crate) async fn subscribe(
     )
     .await?;
     let (tx, rx) = mpsc::channel(SUBSCRIBE_CHANNEL);
+    let stream =
+        UntilShutdown::new(rx, shared.shutdown.clone()).or_when(part.deleted.clone(), part.gone());
     let subscription = Subscription {
         max_bytes: budget(request.max_batch_bytes, shared.config.max_fetch_bytes),
         remaining: match request.max_records {
@@ -381,7 +394,7 @@ pub(crate) async fn subscribe(
         subscription.run(offset).await;
         drop(permit);
     });
-    Ok(rx)
+    Ok(stream)
 }
 
 /// One subscription's task.
@@ -415,6 +428,9 @@ impl Subscription {
                     .map_err(|e| status::storage(&e))
             })
             .await;
+            if self.part.deleted.is_cancelled() {
+                return;
+            }
             let read = match read {
                 Ok(read) => read,
                 Err(status) => {
@@ -469,28 +485,36 @@ impl Subscription {
                 }
                 () = self.tx.closed() => return,
                 () = self.shared.shutdown.cancelled() => return,
+                () = self.part.deleted.cancelled() => return,
             }
         }
     }
 
-    /// Sends an event; false when the client went away or the server
-    /// shuts down (the response stream, an [`UntilShutdown`], then ends
-    /// with UNAVAILABLE).
+    /// Sends an event; false when the client went away, the server
+    /// shuts down or the topic was deleted (the response stream, an
+    /// [`UntilShutdown`], then ends with UNAVAILABLE or NOT_FOUND).
     async fn send(&self, event: proto::subscribe_response::Event) -> bool {
         let message = proto::SubscribeResponse { event: Some(event) };
         tokio::select! {
             r = self.tx.send(Ok(message)) => r.is_ok(),
             () = self.shared.shutdown.cancelled() => false,
+            () = self.part.deleted.cancelled() => false,
         }
     }
 }
 
 /// A response stream that ends with UNAVAILABLE (`SHUTTING_DOWN`) as soon
 /// as shutdown starts, whatever its task is doing: open streams never hold
-/// the server up, and clients learn to reconnect elsewhere or later.
+/// the server up, and clients learn to reconnect elsewhere or later. A
+/// subscription's stream also ends, the same way, with NOT_FOUND when its
+/// topic is deleted ([`UntilShutdown::or_when`]).
 pub(crate) struct UntilShutdown<T> {
     rx: mpsc::Receiver<Result<T, Status>>,
     shutdown: std::pin::Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
+    ended: Option<(
+        std::pin::Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
+        Status,
+    )>,
     done: bool,
 }
 
@@ -502,8 +526,19 @@ impl<T> UntilShutdown<T> {
         UntilShutdown {
             rx,
             shutdown: Box::pin(token.cancelled_owned()),
+            ended: None,
             done: false,
         }
+    }
+
+    /// Also ends the stream with `status` once `token` is cancelled.
+    pub(crate) fn or_when(
+        mut self,
+        token: tokio_util::sync::CancellationToken,
+        status: Status,
+    ) -> Self {
+        self.ended = Some((Box::pin(token.cancelled_owned()), status));
+        self
     }
 }
 
@@ -522,6 +557,13 @@ impl<T> tokio_stream::Stream for UntilShutdown<T> {
         if self.shutdown.as_mut().poll(cx).is_ready() {
             self.done = true;
             return Poll::Ready(Some(Err(status::shutting_down())));
+        }
+        if let Some((ended, status)) = &mut self.ended
+            && ended.as_mut().poll(cx).is_ready()
+        {
+            let status = status.clone();
+            self.done = true;
+            return Poll::Ready(Some(Err(status)));
         }
         match self.rx.poll_recv(cx) {
             Poll::Ready(None) => {

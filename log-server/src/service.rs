@@ -107,11 +107,8 @@ impl LogService for Services {
         &self,
         request: Request<proto::SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
-        let rx = read::subscribe(Arc::clone(&self.shared), request.into_inner()).await?;
-        Ok(Response::new(UntilShutdown::new(
-            rx,
-            self.shared.shutdown.clone(),
-        )))
+        let stream = read::subscribe(Arc::clone(&self.shared), request.into_inner()).await?;
+        Ok(Response::new(stream))
     }
 
     async fn list_offsets(
@@ -369,10 +366,10 @@ impl AdminService for Services {
             if let Err(status) = open_partitions(&shared, &info, 0) {
                 // Atomic: a topic whose partitions cannot all be opened (out
                 // of file descriptors or disk) is not left behind.
-                shared.forget_topic(&info.name);
                 if let Err(err) = shared.store.delete_topic(&info.name) {
                     tracing::error!(topic = %info.name, error = %err, "cannot remove a topic whose creation failed");
                 }
+                shared.forget_topic(&info.name);
                 return Err(status);
             }
             Ok(topic_message(&info))
@@ -455,6 +452,8 @@ impl AdminService for Services {
                 Err(log_storage::Error::TopicNotFound { .. }) if request.allow_missing => {}
                 Err(e) => return Err(status::storage(&e)),
             }
+            // Ends the topic's subscriptions and long polls (NOT_FOUND),
+            // which releases their hold on its files.
             shared.forget_topic(&request.name);
             Ok(())
         })

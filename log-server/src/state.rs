@@ -5,6 +5,12 @@
 //! storage's change listener ([`log_storage::Log::on_change`]) after every
 //! append, sync, delete and close: long polls and subscriptions await it
 //! instead of polling the storage.
+//!
+//! Each open partition also carries the id of its topic and a token
+//! cancelled when the topic is deleted: the topic's long polls and
+//! subscriptions then end at once with NOT_FOUND and drop their handle on
+//! the partition's files. A topic created again under the same name has a
+//! new id and new partitions: nothing opened on the old one reads the new.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -25,6 +31,21 @@ pub(crate) struct Partition {
     pub(crate) log: Arc<Log>,
     /// Bumped whenever the partition's watermarks may have moved.
     pub(crate) changed: watch::Sender<u64>,
+    /// The topic's name and id ([`TopicInfo::id`], new for a topic
+    /// created again under the same name).
+    pub(crate) topic: String,
+    pub(crate) topic_id: u64,
+    /// Cancelled when the topic is deleted.
+    pub(crate) deleted: CancellationToken,
+}
+
+impl Partition {
+    /// NOT_FOUND (`TOPIC_NOT_FOUND`): what readers of a deleted topic get.
+    pub(crate) fn gone(&self) -> Status {
+        status::storage(&log_storage::Error::TopicNotFound {
+            topic: self.topic.clone(),
+        })
+    }
 }
 
 /// Counters since start.
@@ -93,10 +114,9 @@ impl Shared {
 
     /// An open partition (opened on first use), with its change signal.
     pub(crate) fn partition(&self, topic: &str, partition: u32) -> Result<Arc<Partition>, Status> {
-        let log = self
-            .store
-            .partition(topic, partition)
-            .map_err(|e| status::storage(&e))?;
+        let storage = |e| status::storage(&e);
+        let id = self.store.topic(topic).map_err(storage)?.id;
+        let log = self.store.partition(topic, partition).map_err(storage)?;
         let mut partitions = self
             .partitions
             .lock()
@@ -104,26 +124,56 @@ impl Shared {
         let key = (topic.to_owned(), partition);
         if let Some(open) = partitions.get(&key)
             && Arc::ptr_eq(&open.log, &log)
+            && !open.deleted.is_cancelled()
         {
             return Ok(Arc::clone(open));
         }
-        // First use, or the topic was deleted and created again.
+        // First use, or the topic was deleted (and maybe created again).
+        // Checked under the map's lock, which `forget_topic` takes after
+        // the store deleted the topic: either the topic is still the one
+        // `log` belongs to, or this partition is never handed out (a
+        // forgotten one can never be put back).
+        if self.store.topic(topic).map(|t| t.id).ok() != Some(id) {
+            return Err(status::storage(&log_storage::Error::TopicNotFound {
+                topic: topic.to_owned(),
+            }));
+        }
         let (changed, _) = watch::channel(0u64);
         let signal = changed.clone();
         log.on_change(Arc::new(move || {
             signal.send_modify(|tick| *tick = tick.wrapping_add(1));
         }));
-        let open = Arc::new(Partition { log, changed });
-        partitions.insert(key, Arc::clone(&open));
+        let open = Arc::new(Partition {
+            log,
+            changed,
+            topic: topic.to_owned(),
+            topic_id: id,
+            deleted: CancellationToken::new(),
+        });
+        if let Some(stale) = partitions.insert(key, Arc::clone(&open))
+            && stale.topic_id != id
+        {
+            stale.deleted.cancel();
+        }
         Ok(open)
     }
 
-    /// Forgets the open partitions of a deleted topic.
+    /// Forgets the open partitions of `topic` that belong to no topic of
+    /// the store any more (deleted, or created again with a new id), and
+    /// ends their readers (NOT_FOUND). Call after the store deleted it.
     pub(crate) fn forget_topic(&self, topic: &str) {
-        self.partitions
+        let mut partitions = self
+            .partitions
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|(name, _), _| name != topic);
+            .unwrap_or_else(PoisonError::into_inner);
+        let current = self.store.topic(topic).map(|t| t.id).ok();
+        partitions.retain(|(name, _), open| {
+            if name != topic || Some(open.topic_id) == current {
+                return true;
+            }
+            open.deleted.cancel();
+            false
+        });
     }
 
     /// The next partition for a producer that named none and no key.

@@ -1269,3 +1269,199 @@ async fn appends_below_the_free_space_floor_are_resource_exhausted_disk_full() {
         .unwrap();
     server.stop().await;
 }
+
+/// Files under `dir` this process still holds open although they were
+/// deleted (`/proc/self/fd` links ending in " (deleted)").
+fn deleted_files_held_open(dir: &std::path::Path) -> Vec<String> {
+    let dir = dir.display().to_string();
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+        if let Ok(target) = std::fs::read_link(entry.path()) {
+            let target = target.display().to_string();
+            if target.starts_with(&dir) && target.ends_with(" (deleted)") {
+                out.push(target);
+            }
+        }
+    }
+    out
+}
+
+/// The next message of a subscription within `within`: a batch, a status,
+/// or `None` on timeout (heartbeats and caught-up are skipped).
+async fn next_batch_or_status(
+    stream: &mut tonic::Streaming<proto::SubscribeResponse>,
+    within: Duration,
+) -> Option<Result<Vec<u64>, tonic::Status>> {
+    use proto::subscribe_response::Event;
+    let until = tokio::time::Instant::now() + within;
+    loop {
+        let message = tokio::time::timeout_at(until, stream.message())
+            .await
+            .ok()?;
+        match message {
+            Ok(Some(m)) => match m.event {
+                Some(Event::Batch(b)) => {
+                    return Some(Ok(b.records.into_iter().map(|r| r.offset).collect()));
+                }
+                _ => continue,
+            },
+            Ok(None) => panic!("subscription ended without a status"),
+            Err(status) => return Some(Err(status)),
+        }
+    }
+}
+
+async fn subscribe_caught_up(
+    c: &log_client::Client,
+    topic: &str,
+) -> tonic::Streaming<proto::SubscribeResponse> {
+    use proto::subscribe_response::Event;
+    let mut stream = c
+        .subscribe(proto::SubscribeRequest {
+            topic: topic.into(),
+            partition: 0,
+            position: Some(Position::earliest()),
+            heartbeat_interval: Some(pb_duration(0, 200_000_000)),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    loop {
+        if let Event::CaughtUp(_) = stream.message().await.unwrap().unwrap().event.unwrap() {
+            return stream;
+        }
+    }
+}
+
+/// Item 13: DeleteTopic ends the topic's open subscriptions at once with
+/// NOT_FOUND (TOPIC_NOT_FOUND), the stalled one too, and the files they
+/// read are released (no deleted file stays open).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_topic_ends_its_subscriptions_with_not_found_and_releases_their_files() {
+    let mut server = TestServer::start().await;
+    let c = server.client.clone();
+    let config = proto::TopicConfig {
+        segment_bytes: Some(8192),
+        max_batch_bytes: Some(4096),
+        ..Default::default()
+    };
+    c.create_topic("t", 1, config).await.unwrap();
+    let value = "x".repeat(1000);
+    for _ in 0..40 {
+        c.produce(produce_request("t", 0, &[&value])).await.unwrap();
+    }
+    let mut tailing = subscribe_caught_up(&c, "t").await;
+    // A stalled subscriber: opened, never read (its channel fills up).
+    let stalled = c
+        .subscribe(proto::SubscribeRequest {
+            topic: "t".into(),
+            partition: 0,
+            position: Some(Position::earliest()),
+            max_batch_bytes: 1024,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    c.delete_topic("t").await.unwrap();
+    let err = next_batch_or_status(&mut tailing, Duration::from_secs(3))
+        .await
+        .expect("the subscription is still open 3 s after its topic was deleted")
+        .unwrap_err();
+    let err = log_client::Error::from(err);
+    assert_eq!(
+        (err.code(), err.reason()),
+        (Code::NotFound, Some("TOPIC_NOT_FOUND"))
+    );
+    let mut stalled = stalled;
+    let mut ended = None;
+    while let Some(r) = next_batch_or_status(&mut stalled, Duration::from_secs(3)).await {
+        if let Err(status) = r {
+            ended = Some(status.code());
+            break;
+        }
+    }
+    assert_eq!(
+        ended,
+        Some(Code::NotFound),
+        "the stalled subscription ends too"
+    );
+    let until = Instant::now() + Duration::from_secs(3);
+    loop {
+        let held = deleted_files_held_open(&server.data_dir());
+        if held.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < until, "deleted files still open: {held:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.stop().await;
+}
+
+/// Item 13: a Fetch long-polling on a topic answers NOT_FOUND as soon as
+/// the topic is deleted, not at the end of its max_wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_polling_fetch_answers_not_found_promptly_when_its_topic_is_deleted() {
+    let mut server = TestServer::start().await;
+    let c = server.client.clone();
+    c.create_topic("t", 1, Default::default()).await.unwrap();
+    c.produce(produce_request("t", 0, &["one"])).await.unwrap();
+    let reader = {
+        let c = c.clone();
+        tokio::spawn(async move {
+            let options = FetchOptions {
+                max_wait: Duration::from_secs(20),
+                ..FetchOptions::default()
+            };
+            c.fetch("t", 0, Position::latest(), &options).await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let deleted = Instant::now();
+    c.delete_topic("t").await.unwrap();
+    let err = tokio::time::timeout(Duration::from_secs(3), reader)
+        .await
+        .expect("the fetch still waits 3 s after its topic was deleted")
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(
+        (err.code(), err.reason()),
+        (Code::NotFound, Some("TOPIC_NOT_FOUND"))
+    );
+    assert!(deleted.elapsed() < Duration::from_secs(3));
+    server.stop().await;
+}
+
+/// Item 13: a topic deleted and created again under the same name is a
+/// new topic to the old topic's readers: the old subscription ends with
+/// NOT_FOUND and never delivers the new topic's records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_never_continues_on_a_topic_created_again_under_the_same_name() {
+    let mut server = TestServer::start().await;
+    let c = server.client.clone();
+    c.create_topic("t", 1, Default::default()).await.unwrap();
+    c.produce(produce_request("t", 0, &["old0", "old1"]))
+        .await
+        .unwrap();
+    let mut old = subscribe_caught_up(&c, "t").await;
+    c.delete_topic("t").await.unwrap();
+    c.create_topic("t", 1, Default::default()).await.unwrap();
+    for i in 0..5 {
+        c.produce(produce_request("t", 0, &[&format!("new{i}")]))
+            .await
+            .unwrap();
+    }
+    match next_batch_or_status(&mut old, Duration::from_secs(3)).await {
+        Some(Err(status)) => assert_eq!(status.code(), Code::NotFound),
+        Some(Ok(offsets)) => panic!("the old subscription delivered the new topic's {offsets:?}"),
+        None => panic!("the old subscription is still open 3 s after its topic was deleted"),
+    }
+    // A new subscription reads the new topic.
+    let fetched = c
+        .fetch("t", 0, Position::earliest(), &FetchOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(fetched.records.len(), 5);
+    server.stop().await;
+}
