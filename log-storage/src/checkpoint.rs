@@ -135,22 +135,24 @@ pub(crate) struct Checkpoint {
 }
 
 impl Checkpoint {
-    /// Opens the recovery-point file of `dir` (created, and the directory
-    /// synced, when missing); the next write follows `previous`.
+    /// Opens the recovery-point file of `dir`, the next write following
+    /// `previous`, and writes `first` to it. A missing file is created with
+    /// `first` synced in it (and the directory synced): from then on a
+    /// valid point is always on disk, however stale.
     pub(crate) fn open(
         fs: &dyn Fs,
         dir: &Path,
         previous: Option<RecoveryPoint>,
+        first: (u64, u64, Option<[u8; 16]>),
     ) -> Result<Checkpoint, Error> {
         let path = dir.join(naming::RECOVERY_POINT);
-        let file = match fs.open(&path, OpenMode::ReadWrite) {
-            Ok(file) => file,
+        let (file, created) = match fs.open(&path, OpenMode::ReadWrite) {
+            Ok(file) => (file, false),
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
                 let file = fs
                     .create_new(&path)
                     .map_err(io_error("create recovery point", &path))?;
-                fs.sync_dir(dir).map_err(io_error("sync directory", dir))?;
-                file
+                (file, true)
             }
             Err(err) => return Err(io_error("open recovery point", &path)(err)),
         };
@@ -166,7 +168,17 @@ impl Checkpoint {
             boot_id: None,
             poisoned: false,
         });
-        Ok(Checkpoint { file, last })
+        let mut checkpoint = Checkpoint { file, last };
+        let (segment_base, position, boot_id) = first;
+        checkpoint.write(dir, segment_base, position, boot_id);
+        if created {
+            checkpoint
+                .file
+                .sync_data()
+                .map_err(io_error("sync recovery point", &path))?;
+            fs.sync_dir(dir).map_err(io_error("sync directory", dir))?;
+        }
+        Ok(checkpoint)
     }
 
     /// Records that `position` bytes of the segment at `segment_base` are
@@ -201,6 +213,14 @@ impl Checkpoint {
             ..self.last
         };
         self.put(dir, point);
+    }
+
+    /// The file, for a sync run without the lock that guards this
+    /// checkpoint (at rolls: the point then never goes back before the
+    /// segments a roll made whole; a failed sync only widens what
+    /// recovery verifies).
+    pub(crate) fn handle(&self) -> Arc<dyn FileHandle> {
+        Arc::clone(&self.file)
     }
 
     fn put(&mut self, dir: &Path, point: RecoveryPoint) {

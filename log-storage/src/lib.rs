@@ -16,6 +16,8 @@
 //!   file operation of the crate goes through it.
 //! - `log.rs`: [`Log`], one partition: append with group commit, read,
 //!   roll, clean shutdown and crash recovery.
+//! - `roll.rs`: rolling to a new segment, and the roll debt the next sync
+//!   leader pays.
 //! - `recovery.rs`: crash recovery of a partition on open.
 //! - `checkpoint.rs`: the recovery point (durable position, boot, poison).
 //! - `producer.rs`: the idempotent producer's state and its snapshot.
@@ -47,6 +49,7 @@ mod offsets;
 mod producer;
 mod recovery;
 mod retention;
+mod roll;
 mod segment;
 mod sim;
 mod store;

@@ -23,7 +23,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
 use log_format::{BatchView, DecodeError};
-use log_index::ActiveIndex;
 
 use crate::checkpoint::{Checkpoint, read_recovery_point};
 use crate::config::LogConfig;
@@ -34,7 +33,8 @@ use crate::producer::{
     ProducerStates, SequenceError, Verdict, encode_producer_snapshot, write_producer_snapshot,
 };
 use crate::recovery::recover;
-use crate::segment::{SeamFile, Segment, SegmentIndex, tmp_path};
+use crate::roll::PendingRoll;
+use crate::segment::{Segment, SegmentIndex, tmp_path};
 
 /// When an append is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -150,7 +150,11 @@ pub struct Log {
     /// of two concurrent callers, and the other must not ack.
     fsync_lock: Mutex<()>,
     /// The boot this partition was opened in (see [`Fs::boot_id`]).
-    boot_id: Option<[u8; 16]>,
+    pub(crate) boot_id: Option<[u8; 16]>,
+    /// Whether `State::pending_rolls` holds a roll whose syncs have not
+    /// run (readable without the state lock, so `wait_durable` knows to
+    /// lead a sync even when every record is durable already).
+    pub(crate) roll_debt: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug)]
@@ -175,6 +179,8 @@ pub(crate) struct State {
     /// whose files a failed call could not delete yet (the next call
     /// retries them).
     pub(crate) undeleted: Vec<Segment>,
+    /// Rolls whose syncs the next sync leader runs (`roll.rs`).
+    pub(crate) pending_rolls: Vec<PendingRoll>,
 }
 
 #[derive(Debug)]
@@ -185,7 +191,7 @@ pub(crate) struct SyncState {
     pub(crate) written_end: u64,
     in_flight: bool,
     /// The recovery-point file, rewritten (not synced) after every sync.
-    checkpoint: Checkpoint,
+    pub(crate) checkpoint: Checkpoint,
     /// Async appends waiting for their batch to become durable.
     waiters: Vec<Waiter>,
 }
@@ -375,11 +381,12 @@ impl Log {
         let point = read_recovery_point(&*fs, &dir);
         let state = recover(&*fs, &dir, &config, point, boot_id)?;
         let durable_end = state.next_offset;
-        let mut checkpoint = Checkpoint::open(&*fs, &dir, point)?;
-        if let Some(active) = state.segments.last() {
-            // Recovery synced the active segment: all of it is durable.
-            checkpoint.write(&dir, active.base_offset, active.len, boot_id);
-        }
+        // Recovery synced the active segment: all of it is durable.
+        let first = state
+            .segments
+            .last()
+            .map_or((0, 0), |active| (active.base_offset, active.len));
+        let checkpoint = Checkpoint::open(&*fs, &dir, point, (first.0, first.1, boot_id))?;
         Ok(Log {
             fs,
             dir,
@@ -401,13 +408,14 @@ impl Log {
             poison: std::sync::OnceLock::new(),
             fsync_lock: Mutex::new(()),
             boot_id,
+            roll_debt: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
     /// Poisons the partition (the first cause stays) and marks the
     /// recovery point, so that a reopen in this boot trusts nothing past
     /// the last successful sync. May be called with the state lock held.
-    fn poison(&self, cause: String) {
+    pub(crate) fn poison(&self, cause: String) {
         if self.poison.set(cause.clone()).is_ok() {
             tracing::error!(dir = %self.dir.display(), %cause, "partition poisoned");
             lock(&self.sync)
@@ -417,7 +425,7 @@ impl Log {
     }
 
     /// The error of a poisoned partition, if it is.
-    fn poisoned(&self) -> Option<Error> {
+    pub(crate) fn poisoned(&self) -> Option<Error> {
         self.poison.get().map(|cause| Error::Poisoned {
             dir: self.dir.clone(),
             cause: cause.clone(),
@@ -426,7 +434,12 @@ impl Log {
 
     /// The one way a segment file is synced: never two at once, never
     /// again once the partition is poisoned, and a failure poisons it.
-    fn sync_segment(&self, file: &dyn FileHandle, path: &Path, what: &str) -> Result<(), Error> {
+    pub(crate) fn sync_segment(
+        &self,
+        file: &dyn FileHandle,
+        path: &Path,
+        what: &str,
+    ) -> Result<(), Error> {
         let _one = lock(&self.fsync_lock);
         if let Some(err) = self.poisoned() {
             return Err(err);
@@ -744,7 +757,9 @@ impl Log {
             if let Some(err) = self.poisoned() {
                 return Err(err);
             }
-            if sync.durable_end >= target {
+            if sync.durable_end >= target
+                && !self.roll_debt.load(std::sync::atomic::Ordering::SeqCst)
+            {
                 return Ok(sync.durable_end);
             }
             if sync.in_flight {
@@ -850,8 +865,11 @@ impl Log {
     /// `fdatasync` without holding the state lock. A failure poisons the
     /// partition.
     fn sync_active(&self) -> Result<u64, Error> {
-        let (file, path, end, base, len) = {
+        let (file, path, end, base, len, pending) = {
             let mut state = lock(&self.state);
+            let pending = std::mem::take(&mut state.pending_rolls);
+            self.roll_debt
+                .store(false, std::sync::atomic::Ordering::SeqCst);
             let next_offset = state.next_offset;
             let Some(active) = state.segments.last_mut() else {
                 return Err(Error::Closed {
@@ -872,107 +890,17 @@ impl Log {
                 next_offset,
                 active.base_offset,
                 active.len,
+                pending,
             )
         };
+        // Rolls since the last sync first: nothing in a new segment is
+        // durable before the old segment and the new entries are.
+        self.pay_roll_debt(pending, base)?;
         self.sync_segment(&*file, &path, "fdatasync of")?;
         lock(&self.sync)
             .checkpoint
             .write(&self.dir, base, len, self.boot_id);
         Ok(end)
-    }
-
-    fn needs_roll(&self, state: &State, batch_len: u32, last_delta: u32, now: i64) -> bool {
-        let Some(active) = state.segments.last() else {
-            return true;
-        };
-        if active.len == 0 {
-            return false;
-        }
-        let too_big = active.len + u64::from(batch_len) > self.config.segment_max_bytes;
-        let max_age = i64::try_from(self.config.segment_max_age.as_millis()).unwrap_or(i64::MAX);
-        let too_old = active
-            .first_append_time
-            .is_some_and(|first| now.saturating_sub(first) >= max_age);
-        let relative_end = state.next_offset - active.base_offset + u64::from(last_delta);
-        too_big || too_old || relative_end > u64::from(u32::MAX)
-    }
-
-    /// Seals the active segment and starts a new one at the log end. Order:
-    /// sync the old log, write the producer snapshot, create the new files
-    /// and sync the directory, seal the old index — only then does the new
-    /// segment take writes. Called with the append lock held (no other
-    /// append, roll or close runs); the syncs and file writes run with the
-    /// state lock released, so readers and the sync leader never wait for
-    /// them.
-    fn roll<'a>(
-        &'a self,
-        mut state: MutexGuard<'a, State>,
-    ) -> Result<MutexGuard<'a, State>, Error> {
-        let next_offset = state.next_offset;
-        let old = state
-            .segments
-            .last()
-            .map(|active| (Arc::clone(&active.file), active.log_path.clone()));
-        // Producers idle past the expiration are forgotten here, at the
-        // snapshot (Kafka's `producer.id.expiration.ms`).
-        let expired = state
-            .producers
-            .expire_idle(now_ms().saturating_sub(duration_ms(self.config.producer_id_expiration)));
-        if expired > 0 {
-            tracing::info!(dir = %self.dir.display(), expired, "idle producer ids expired");
-        }
-        let snapshot = encode_producer_snapshot(next_offset, &state.producers);
-        drop(state);
-        // 1. Sync the old segment: recovery scans only the last segment, so
-        //    every earlier one must be whole on disk before a later one
-        //    exists there.
-        if let Some((file, path)) = old {
-            self.sync_segment(&*file, &path, "sync before roll of")?;
-        }
-        {
-            let mut sync = lock(&self.sync);
-            sync.durable_end = sync.durable_end.max(next_offset);
-        }
-        // The producer state as of the new segment's start, written before
-        // that segment exists: whenever a crash leaves the new segment, the
-        // snapshot covering everything before it is there too. (Recovery
-        // also rebuilds the state from the log when a snapshot is older.)
-        write_producer_snapshot(&*self.fs, &self.dir, &snapshot)?;
-        // 2. Create the new segment (files and directory entries synced). A
-        //    failure (a full disk, say) leaves the old segment active and
-        //    whole: the next append tries the roll again.
-        let segment = match create_segment(&*self.fs, &self.dir, next_offset, &self.config) {
-            Ok(segment) => segment,
-            Err(err) => {
-                if let Err(cleanup) = remove_segment_files(&*self.fs, &self.dir, next_offset) {
-                    // Half a segment on disk that cannot be removed: refuse
-                    // writes until a reopen sorts the files out.
-                    self.poison(format!(
-                        "roll failed ({err}) and its files could not be removed: {cleanup}"
-                    ));
-                }
-                return Err(err);
-            }
-        };
-        let mut state = lock(&self.state);
-        // 3. Seal the old index (derived data: a failure is only logged).
-        if let Some(active) = state.segments.last_mut() {
-            let index = std::mem::replace(&mut active.index, SegmentIndex::Unloaded);
-            if let SegmentIndex::Active(index) = index {
-                match index.seal(active.len) {
-                    Ok(sealed) => active.index = SegmentIndex::Sealed(sealed),
-                    Err(err) => {
-                        tracing::warn!(error = %err, "sealing index failed; it will be rebuilt")
-                    }
-                }
-            }
-        }
-        lock(&self.sync)
-            .checkpoint
-            .write(&self.dir, segment.base_offset, 0, self.boot_id);
-        tracing::info!(segment = %segment.log_path.display(), "rolled to a new segment");
-        state.segments.push(segment);
-        Ok(state)
     }
 
     /// Reads whole batches from `offset`: at most `max_bytes` (but always
@@ -1129,42 +1057,51 @@ impl Log {
 
     fn close_inner(&self) -> Result<(), Error> {
         let _appending = lock(&self.append_lock);
-        let mut state = lock(&self.state);
-        if state.closed {
-            return Ok(());
+        {
+            let mut state = lock(&self.state);
+            if state.closed {
+                return Ok(());
+            }
+            if self.poison.get().is_some() || state.read_only.is_some() {
+                state.closed = true;
+                return Ok(());
+            }
         }
-        if self.poison.get().is_some() || state.read_only.is_some() {
-            state.closed = true;
-            return Ok(());
-        }
-        let next_offset = state.next_offset;
-        let last_append_time = state.last_append_time;
-        let Some(active) = state.segments.last_mut() else {
-            return Ok(());
+        // Pays any roll debt and syncs the active segment, no lock held.
+        self.sync()?;
+        let (snapshot, marker) = {
+            let mut state = lock(&self.state);
+            let next_offset = state.next_offset;
+            let last_append_time = state.last_append_time;
+            let cutoff = now_ms().saturating_sub(duration_ms(self.config.producer_id_expiration));
+            state.producers.expire_idle(cutoff);
+            let snapshot = encode_producer_snapshot(next_offset, &state.producers);
+            let Some(active) = state.segments.last_mut() else {
+                return Ok(());
+            };
+            // The active index's last entries (a small file: derived data,
+            // synced so the clean open trusts it).
+            if let SegmentIndex::Active(index) = &mut active.index {
+                index.flush().map_err(index_error("flush index at close"))?;
+                index
+                    .sync_data()
+                    .map_err(index_error("sync index at close"))?;
+            }
+            let marker = CleanMarker {
+                next_offset,
+                active_base: active.base_offset,
+                active_len: active.len,
+                last_append_time,
+            };
+            (snapshot, marker)
         };
-        let (file, path) = (Arc::clone(&active.file), active.log_path.clone());
-        self.sync_segment(&*file, &path, "sync at close of")?;
-        if let SegmentIndex::Active(index) = &mut active.index {
-            index.flush().map_err(index_error("flush index at close"))?;
-            index
-                .sync_data()
-                .map_err(index_error("sync index at close"))?;
-        }
-        let marker = CleanMarker {
-            next_offset,
-            active_base: active.base_offset,
-            active_len: active.len,
-            last_append_time,
-        };
-        let cutoff = now_ms().saturating_sub(duration_ms(self.config.producer_id_expiration));
-        state.producers.expire_idle(cutoff);
-        let snapshot = encode_producer_snapshot(next_offset, &state.producers);
         write_producer_snapshot(&*self.fs, &self.dir, &snapshot)?;
         write_atomic(
             &*self.fs,
             &self.dir.join(naming::CLEAN_SHUTDOWN),
             &marker.encode(),
         )?;
+        let mut state = lock(&self.state);
         state.closed = true;
         let mut sync = lock(&self.sync);
         sync.durable_end = sync.durable_end.max(state.next_offset);
@@ -1185,67 +1122,6 @@ pub(crate) fn watermarks(state: &State, durable_end: u64) -> Watermarks {
         durable_end: durable_end.min(state.next_offset),
         epoch: state.epoch,
     }
-}
-
-/// Creates an empty segment at `base_offset`: log and index files, synced,
-/// and their directory entries synced.
-pub(crate) fn create_segment(
-    fs: &dyn Fs,
-    dir: &Path,
-    base_offset: u64,
-    config: &LogConfig,
-) -> Result<Segment, Error> {
-    let log_path = naming::log_path(dir, base_offset);
-    let index_path = naming::index_path(dir, base_offset);
-    let file = fs
-        .create_new(&log_path)
-        .map_err(io_error("create segment", &log_path))?;
-    let index_file = fs
-        .create_new(&index_path)
-        .map_err(io_error("create index", &index_path))?;
-    let index = ActiveIndex::create_in(
-        SeamFile(index_file),
-        &index_path,
-        base_offset,
-        config.index_interval_bytes,
-    )
-    .map_err(index_error("create index"))?;
-    file.sync_data()
-        .map_err(io_error("sync new segment", &log_path))?;
-    fs.sync_dir(dir)
-        .map_err(io_error("sync partition directory", dir))?;
-    Ok(Segment {
-        base_offset,
-        log_path,
-        index_path,
-        file,
-        len: 0,
-        end_offset: base_offset,
-        first_append_time: None,
-        max_append_time: i64::MIN,
-        index_interval_bytes: config.index_interval_bytes,
-        index: SegmentIndex::Active(index),
-        mapped: None,
-    })
-}
-
-/// Removes whatever files of the segment at `base_offset` exist (a roll
-/// that failed half way), then syncs the directory.
-fn remove_segment_files(fs: &dyn Fs, dir: &Path, base_offset: u64) -> Result<(), Error> {
-    for path in [
-        naming::log_path(dir, base_offset),
-        naming::index_path(dir, base_offset),
-    ] {
-        if fs
-            .exists(&path)
-            .map_err(io_error("check segment file", &path))?
-        {
-            fs.remove_file(&path)
-                .map_err(io_error("remove half-created segment file", &path))?;
-        }
-    }
-    fs.sync_dir(dir)
-        .map_err(io_error("sync partition directory", dir))
 }
 
 /// Writes a small file atomically: temp file, sync, rename, directory sync.

@@ -29,10 +29,11 @@ use crate::checkpoint::RecoveryPoint;
 use crate::config::LogConfig;
 use crate::error::{Error, index_error, io_error};
 use crate::io::{Fs, OpenMode};
-use crate::log::{CleanMarker, State, crc32, create_segment, remove_synced, write_atomic};
+use crate::log::{CleanMarker, State, crc32, remove_synced, write_atomic};
 use crate::naming::{self, FileKind};
 use crate::producer::{ProducerStates, read_producer_snapshot};
 use crate::retention::read_log_start;
+use crate::roll::create_segment;
 use crate::segment::{ScanEnd, ScanStop, SeamFile, Segment, SegmentIndex, scan_file};
 
 /// The epoch file: a persisted counter with a checksum.
@@ -209,7 +210,7 @@ pub(crate) fn recover(
     let log_start = read_log_start(fs, dir)?;
 
     if logs.is_empty() {
-        let segment = create_segment(fs, dir, 0, config)?;
+        let segment = create_segment(fs, dir, 0, config, true)?;
         return Ok(State {
             segments: vec![segment],
             next_offset: 0,
@@ -220,10 +221,23 @@ pub(crate) fn recover(
             closed: false,
             producers: ProducerStates::default(),
             undeleted: Vec::new(),
+            pending_rolls: Vec::new(),
         });
     }
     remove_segments_below_start(fs, dir, &mut logs, log_start)?;
     let mut segments = open_segments(fs, dir, &logs, config)?;
+    let clean = match segments.last() {
+        Some(last) => {
+            marker.filter(|m| m.active_base == last.base_offset && m.active_len == last.len)
+        }
+        None => None,
+    };
+    let same_boot = point.is_some_and(|p| p.same_boot(boot_id));
+    let poisoned = clean.is_none() && same_boot && point.is_some_and(|p| p.poisoned);
+    let mut move_epoch = false;
+    if clean.is_none() && verify_sealed_window(fs, dir, &mut segments, point, poisoned)? {
+        move_epoch = true;
+    }
 
     let mut read_only = None;
     let Some(active) = segments.last_mut() else {
@@ -233,8 +247,6 @@ pub(crate) fn recover(
     };
     let (mut index, index_rebuilt) = reopen_active_index(fs, active, config, active.len)?;
     let base = active.base_offset;
-    let clean = marker.filter(|m| m.active_base == base && m.active_len == active.len);
-    let same_boot = point.is_some_and(|p| p.same_boot(boot_id));
     // How much of the active segment is known durable: all of it after a
     // clean close, else what the recovery point says of this segment (a
     // point naming an older segment says nothing of this one).
@@ -244,12 +256,11 @@ pub(crate) fn recover(
             .filter(|p| p.segment_base == base)
             .map_or(0, |p| p.position.min(active.len)),
     };
-    let mut move_epoch = clean.is_none() && !same_boot;
-    if move_epoch {
+    if clean.is_none() && !same_boot {
         tracing::warn!(dir = %dir.display(), "unclean open after a reboot: moving the epoch");
+        move_epoch = true;
     }
-    if clean.is_none() && same_boot && point.is_some_and(|p| p.poisoned) && active.len > synced_len
-    {
+    if poisoned && active.len > synced_len {
         tracing::warn!(
             segment = %active.log_path.display(),
             position = synced_len,
@@ -379,7 +390,138 @@ pub(crate) fn recover(
         epoch,
         closed: false,
         undeleted: Vec::new(),
+        pending_rolls: Vec::new(),
     })
+}
+
+/// Verifies the sealed segments a crash can have left unsynced: those from
+/// the recovery point's segment on (a roll's syncs run after it, by the
+/// next sync leader; every segment before the point's was whole on disk
+/// when the point was written). Each is scanned from the point (its start
+/// for later ones) and synced when whole. The first bad byte (or, for a
+/// partition poisoned in this boot, the point itself) cuts that segment
+/// there and deletes every later one: nothing past it was ever
+/// acknowledged durable, since a sync leader syncs an old segment whole
+/// before anything in a newer one. Returns whether anything was cut.
+fn verify_sealed_window(
+    fs: &dyn Fs,
+    dir: &Path,
+    segments: &mut Vec<Segment>,
+    point: Option<RecoveryPoint>,
+    poisoned: bool,
+) -> Result<bool, Error> {
+    let last = segments.len().saturating_sub(1);
+    let (first, from) = match point {
+        Some(p) => {
+            let k = segments
+                .partition_point(|s| s.base_offset <= p.segment_base)
+                .saturating_sub(1);
+            let from = match segments.get(k) {
+                Some(s) if s.base_offset == p.segment_base => p.position.min(s.len),
+                _ => 0,
+            };
+            (k, from)
+        }
+        // No point at all (its file, created with a synced point, was
+        // destroyed): every segment is treated as unverified (logged).
+        None => {
+            if last > 0 {
+                tracing::warn!(dir = %dir.display(), "no readable recovery point: verifying every segment");
+            }
+            (0, 0)
+        }
+    };
+    let mut cut = None;
+    for k in first..last {
+        let start = if k == first { from } else { 0 };
+        let segment = &segments[k];
+        let stop = if poisoned {
+            (segment.len > start).then_some(start)
+        } else {
+            let end = scan_file(
+                &*segment.file,
+                &segment.log_path,
+                start,
+                segment.len,
+                |_, _| Ok(()),
+            )?;
+            let end_offset = match end.end_offset {
+                Some(offset) => offset,
+                None => offset_at(segment, start)?,
+            };
+            // A segment that ends cleanly short of the next one's base lost
+            // whole unsynced batches (its length did not reach the disk):
+            // the later segments continue from offsets that are gone.
+            let short = end_offset != segments[k + 1].base_offset;
+            end.stop
+                .map(|_| end.valid_len)
+                .or(short.then_some(end.valid_len))
+        };
+        if let Some(at) = stop {
+            cut = Some((k, at));
+            break;
+        }
+        // Whole: durable now (a process crash keeps unsynced pages).
+        segment
+            .file
+            .sync_data()
+            .map_err(io_error("sync recovered segment", &segment.log_path))?;
+    }
+    let Some((k, at)) = cut else {
+        if first < last {
+            fs.sync_dir(dir)
+                .map_err(io_error("sync partition directory", dir))?;
+        }
+        return Ok(false);
+    };
+    for later in segments.drain(k + 1..) {
+        tracing::warn!(
+            segment = %later.log_path.display(),
+            bytes = later.len,
+            "deleting a segment past a torn or unverified sealed segment"
+        );
+        for path in [&later.log_path, &later.index_path] {
+            match fs.remove_file(path) {
+                Ok(()) => {}
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(err) => return Err(io_error("delete unverified segment", path)(err)),
+            }
+        }
+    }
+    let segment = &mut segments[k];
+    tracing::warn!(
+        segment = %segment.log_path.display(),
+        position = at,
+        bytes_cut = segment.len - at,
+        "cutting a sealed segment a crash left unsynced"
+    );
+    let file = fs
+        .open(&segment.log_path, OpenMode::ReadWrite)
+        .map_err(io_error("open segment", &segment.log_path))?;
+    file.set_len(at)
+        .map_err(io_error("cut torn tail", &segment.log_path))?;
+    file.sync_data()
+        .map_err(io_error("sync after cut", &segment.log_path))?;
+    segment.file = file;
+    segment.len = at;
+    fs.sync_dir(dir)
+        .map_err(io_error("sync partition directory", dir))?;
+    Ok(true)
+}
+
+/// The offset of the record after the batches that end at `position` of
+/// `segment` (its base offset at 0), by hopping batch headers from its
+/// start: bytes before a recovery point were synced, so damage there is
+/// corruption.
+fn offset_at(segment: &Segment, position: u64) -> Result<u64, Error> {
+    let mut at = 0;
+    let mut next = segment.base_offset;
+    while at < position {
+        let header = segment.header_at(at)?;
+        next = header.last_offset() + 1;
+        at += u64::from(header.length);
+    }
+    Ok(next)
 }
 
 /// Cuts the active segment (and its index) back to `len` bytes, durably.

@@ -136,8 +136,8 @@ fn a_crash_at_every_step_of_a_roll_keeps_the_producer_state() {
 }
 
 /// Issue 10, item 5: once a roll's `fdatasync` failed, no sync path (the
-/// group-commit leader, the committer, `sync`) fsyncs that file again and
-/// acknowledges what may be gone.
+/// group-commit leader, the committer, `sync`) fsyncs again and
+/// acknowledges what may be gone, not even the new segment's.
 #[test]
 fn a_failed_sync_during_a_roll_poisons_every_sync_path() {
     let dir = Path::new("/data/t/0");
@@ -148,7 +148,11 @@ fn a_failed_sync_during_a_roll_poisons_every_sync_path() {
         .unwrap();
     log.append(encode(1, 2, None), written()).unwrap();
     fs.fail_syncs(true);
-    let err = log.roll_now().unwrap_err();
+    // The roll itself runs no fsync: the next sync leader pays its debt,
+    // and the old segment's sync is the one that fails.
+    log.roll_now().unwrap();
+    log.append(encode(3, 1, None), written()).unwrap();
+    let err = log.sync().unwrap_err();
     fs.fail_syncs(false);
     assert!(matches!(err, Error::Poisoned { .. }), "{err}");
     let err = log.sync().unwrap_err();
@@ -423,4 +427,26 @@ fn idle_producer_ids_expire_at_the_next_snapshot() {
     let log = Log::open(Arc::new(fs.clone()), dir, config).unwrap();
     let retry = log.append(active, AppendOptions::default()).unwrap();
     assert!(retry.duplicate && retry.base_offset == first.base_offset);
+}
+
+/// Issue 10, item 8: an append that rolls runs no `fdatasync` (the roll's
+/// syncs are the next sync leader's): a WRITTEN append that fills a segment
+/// succeeds while every fsync fails, and only the leader's sync then fails
+/// and poisons the partition.
+#[test]
+fn an_append_that_rolls_runs_no_fsync() {
+    let dir = Path::new("/data/t/0");
+    let fs = SimFs::new();
+    let log = Log::open(Arc::new(fs.clone()), dir, config()).unwrap();
+    fs.fail_syncs(true);
+    for batch in 0..80 {
+        log.append(encode(batch, 3, None), written()).unwrap();
+    }
+    assert!(segment_logs(&fs, dir).len() > 3, "the appends rolled");
+    assert!(matches!(log.sync(), Err(Error::Poisoned { .. })));
+    fs.fail_syncs(false);
+    assert!(matches!(
+        log.append(encode(99, 1, None), written()),
+        Err(Error::Poisoned { .. })
+    ));
 }
