@@ -24,6 +24,8 @@
 //! - `retention.rs`: delete-records, retention by age and size, offset
 //!   for a time, waiting for an offset.
 //! - `segment.rs`: one segment (log file + index), header hops and scans.
+//! - `prepare.rs`: loading a sealed segment's index, mapping and newest
+//!   append time without the partition lock.
 //! - `naming.rs`: file names of a partition directory.
 //! - `store.rs`: [`Store`], the topics, partitions and committed offsets
 //!   of one data directory (layout, `topic.config` format, crash-safe
@@ -46,6 +48,7 @@ mod log;
 mod names;
 mod naming;
 mod offsets;
+mod prepare;
 mod producer;
 mod recovery;
 mod retention;

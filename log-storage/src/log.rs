@@ -912,54 +912,59 @@ impl Log {
         max_bytes: usize,
         isolation: Isolation,
     ) -> Result<ReadResult, Error> {
-        let mut state = lock(&self.state);
-        let durable_end = lock(&self.sync).durable_end;
-        let marks = watermarks(&state, durable_end);
-        let visible_end = match isolation {
-            Isolation::Durable => durable_end.min(marks.log_end),
-            Isolation::Written => marks.log_end,
-        };
-        if offset < marks.log_start || offset > marks.log_end {
-            return Err(Error::OffsetOutOfRange {
-                requested: offset,
-                log_start: marks.log_start,
-                log_end: marks.log_end,
-            });
-        }
-        let empty = ReadResult {
-            batches: Bytes::new(),
-            batch_count: 0,
-            next_offset: offset,
-            watermarks: marks,
-        };
-        if offset >= visible_end {
-            return Ok(empty);
-        }
-        let at = state
-            .segments
-            .partition_point(|segment| segment.base_offset <= offset)
-            .saturating_sub(1);
-        let fs = self.fs.clone();
-        let sealed = at + 1 < state.segments.len();
-        let segment = &mut state.segments[at];
-        if sealed && segment.mapped.is_none() {
-            // Sealed segments never change: map them once, read them with
-            // no copy. On failure, reads fall back to pread.
-            match segment.file.map_sealed(segment.len) {
-                Ok(map) => segment.mapped = Some(map),
-                Err(err) => tracing::warn!(
-                    segment = %segment.log_path.display(),
-                    error = %err,
-                    "cannot map sealed segment; reading it with pread"
-                ),
+        // A sealed segment's index and mapping are prepared first, without
+        // the lock (`prepare.rs`); the second pass reads from memory.
+        let mut prepared = false;
+        let (marks, visible_end, entry, segment_end, reader, empty) = loop {
+            let state = lock(&self.state);
+            let durable_end = lock(&self.sync).durable_end;
+            let marks = watermarks(&state, durable_end);
+            let visible_end = match isolation {
+                Isolation::Durable => durable_end.min(marks.log_end),
+                Isolation::Written => marks.log_end,
+            };
+            if offset < marks.log_start || offset > marks.log_end {
+                return Err(Error::OffsetOutOfRange {
+                    requested: offset,
+                    log_start: marks.log_start,
+                    log_end: marks.log_end,
+                });
             }
-        }
-        let entry = segment.index_floor(&*fs, offset)?;
-        // From here on the segment is read without the partition lock:
-        // bytes below the published length never change.
-        let segment_end = segment.len;
-        let reader = segment.reader();
-        drop(state);
+            let empty = ReadResult {
+                batches: Bytes::new(),
+                batch_count: 0,
+                next_offset: offset,
+                watermarks: marks,
+            };
+            if offset >= visible_end {
+                return Ok(empty);
+            }
+            let at = state
+                .segments
+                .partition_point(|segment| segment.base_offset <= offset)
+                .saturating_sub(1);
+            let sealed = at + 1 < state.segments.len();
+            let segment = &state.segments[at];
+            let unprepared = matches!(segment.index, SegmentIndex::Unloaded)
+                || (sealed && segment.mapped.is_none());
+            if unprepared && !prepared {
+                let base = segment.base_offset;
+                drop(state);
+                self.prepare_segment(base, true)?;
+                prepared = true;
+                continue;
+            }
+            // From here on the segment is read without the partition lock:
+            // bytes below the published length never change.
+            break (
+                marks,
+                visible_end,
+                segment.index_floor(offset),
+                segment.len,
+                segment.reader(),
+                empty,
+            );
+        };
         // Hop batch headers from the floor entry to the batch holding `offset`.
         let mut position = u64::from(entry.position);
         let start = loop {

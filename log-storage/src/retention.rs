@@ -16,13 +16,12 @@ use std::path::Path;
 use std::sync::PoisonError;
 use std::time::{Duration, Instant};
 
-use log_index::IndexLookup;
-
 use crate::error::{Error, io_error};
 use crate::io::Fs;
-use crate::log::{Isolation, Log, State, Watermarks, crc32, lock, watermarks, write_atomic};
+use crate::log::{Isolation, Log, Watermarks, crc32, lock, watermarks, write_atomic};
 use crate::naming;
-use crate::segment::{Segment, SegmentIndex};
+use crate::prepare::find;
+use crate::segment::Segment;
 
 /// How far a reader at some offset is behind the log end
 /// ([`Log::lag`]).
@@ -126,20 +125,30 @@ impl Log {
     pub fn enforce_retention(&self, now_ms: i64) -> Result<RetentionReport, Error> {
         let max_age = self.config.retention_max_age;
         let max_bytes = self.config.retention_max_bytes;
-        let mut state = lock(&self.state);
-        let sealed = state.segments.len().saturating_sub(1);
-        let mut total: u64 = state.segments.iter().map(|s| s.len).sum();
+        // Decide from a snapshot of the sealed segments; their newest
+        // append times are read (when not known yet) without the lock.
+        let (sealed, mut total): (Vec<(u64, u64)>, u64) = {
+            let state = lock(&self.state);
+            let sealed = state.segments.len().saturating_sub(1);
+            (
+                state.segments[..sealed]
+                    .iter()
+                    .map(|s| (s.base_offset, s.len))
+                    .collect(),
+                state.segments.iter().map(|s| s.len).sum(),
+            )
+        };
         let mut doomed = 0;
-        while doomed < sealed {
+        while doomed < sealed.len() {
+            let (base, segment_len) = sealed[doomed];
             let too_old = match max_age {
                 Some(age) => {
                     let age = i64::try_from(age.as_millis()).unwrap_or(i64::MAX);
-                    let newest = segment_max_append_time(&*self.fs, &mut state, doomed)?;
+                    let newest = self.segment_max_time(base)?.unwrap_or(i64::MIN);
                     now_ms.saturating_sub(newest) > age
                 }
                 None => false,
             };
-            let segment_len = state.segments[doomed].len;
             let too_big = max_bytes
                 .is_some_and(|max| total.saturating_sub(segment_len) >= max && total > max);
             if !(too_old || too_big) {
@@ -148,6 +157,16 @@ impl Log {
             total -= segment_len;
             doomed += 1;
         }
+        let mut state = lock(&self.state);
+        // Only segments still there, from the front, never the active one
+        // (delete-records may have taken some meanwhile).
+        let last_doomed = doomed.checked_sub(1).map(|i| sealed[i].0);
+        let doomed = state
+            .segments
+            .iter()
+            .take(state.segments.len().saturating_sub(1))
+            .take_while(|s| last_doomed.is_some_and(|last| s.base_offset <= last))
+            .count();
         let removed: Vec<Segment> = state.segments.drain(..doomed).collect();
         let log_start = watermarks(&state, 0).log_start;
         drop(state);
@@ -205,23 +224,33 @@ impl Log {
     /// The first offset whose server append time is `>= time_ms`, or `None`
     /// when every record is older (the caller then uses the log end).
     pub fn offset_for_time(&self, time_ms: i64) -> Result<Option<u64>, Error> {
-        let mut state = lock(&self.state);
-        let log_start = watermarks(&state, 0).log_start;
-        for i in 0..state.segments.len() {
-            if segment_max_append_time(&*self.fs, &mut state, i)? < time_ms {
-                continue;
+        let bases: Vec<u64> = lock(&self.state)
+            .segments
+            .iter()
+            .map(|s| s.base_offset)
+            .collect();
+        for base in bases {
+            match self.segment_max_time(base)? {
+                Some(newest) if newest >= time_ms => {}
+                _ => continue,
             }
-            let fs = self.fs.clone();
-            let segment = &mut state.segments[i];
-            segment.index_floor(&*fs, segment.base_offset)?; // loads the index
-            let start = match &segment.index {
-                SegmentIndex::Active(index) => index.time_scan_start(time_ms),
-                SegmentIndex::Sealed(index) => index.time_scan_start(time_ms),
-                SegmentIndex::Unloaded => log_index::IndexEntry::SEGMENT_START,
+            let (segment, start, log_start) = {
+                let state = lock(&self.state);
+                let log_start = watermarks(&state, 0).log_start;
+                let Some(at) = find(&state.segments, base) else {
+                    continue;
+                };
+                let segment = &state.segments[at];
+                (
+                    segment.detached(),
+                    segment.time_scan_start(time_ms),
+                    log_start,
+                )
             };
+            let reader = segment.reader();
             let mut position = u64::from(start.position);
             while position < segment.len {
-                let header = segment.header_at(position)?;
+                let header = reader.header_at(position)?;
                 if header.append_time >= time_ms {
                     return Ok(Some(header.base_offset.max(log_start)));
                 }
@@ -235,8 +264,43 @@ impl Log {
     /// end: in records, in stored bytes and in append time. Offsets below
     /// the log start count from the log start; past the end, lag is zero.
     pub fn lag(&self, offset: u64) -> Result<Lag, Error> {
-        let mut state = lock(&self.state);
-        let marks = watermarks(&state, 0);
+        let (base, newest) = {
+            let state = lock(&self.state);
+            let marks = watermarks(&state, 0);
+            let offset = offset.max(marks.log_start);
+            if offset >= marks.log_end {
+                return Ok(Lag {
+                    records: 0,
+                    bytes: 0,
+                    time_ms: 0,
+                });
+            }
+            let at = state
+                .segments
+                .partition_point(|segment| segment.base_offset <= offset)
+                .saturating_sub(1);
+            // The active segment's newest time is always known.
+            let newest = state
+                .segments
+                .last()
+                .map_or(i64::MIN, |s| s.max_append_time);
+            (state.segments[at].base_offset, newest)
+        };
+        self.prepare_segment(base, false)?;
+        let (segment, entry, after, marks) = {
+            let state = lock(&self.state);
+            let marks = watermarks(&state, 0);
+            let at = find(&state.segments, base).unwrap_or(0);
+            let segment = &state.segments[at];
+            let offset = offset.max(marks.log_start);
+            let after: u64 = state.segments[at..].iter().map(|s| s.len).sum();
+            (
+                segment.detached(),
+                segment.index_floor(offset),
+                after,
+                marks,
+            )
+        };
         let offset = offset.max(marks.log_start);
         if offset >= marks.log_end {
             return Ok(Lag {
@@ -245,26 +309,17 @@ impl Log {
                 time_ms: 0,
             });
         }
-        let count = state.segments.len();
-        let at = state
-            .segments
-            .partition_point(|segment| segment.base_offset <= offset)
-            .saturating_sub(1);
-        let newest = segment_max_append_time(&*self.fs, &mut state, count - 1)?;
-        let fs = self.fs.clone();
-        let segment = &mut state.segments[at];
-        let entry = segment.index_floor(&*fs, offset)?;
+        let reader = segment.reader();
         let mut position = u64::from(entry.position);
         let mut oldest = newest;
         while position < segment.len {
-            let header = segment.header_at(position)?;
+            let header = reader.header_at(position)?;
             if header.last_offset() >= offset {
                 oldest = header.append_time;
                 break;
             }
             position += u64::from(header.length);
         }
-        let after: u64 = state.segments[at..].iter().map(|s| s.len).sum();
         Ok(Lag {
             records: marks.log_end - offset,
             bytes: after.saturating_sub(position),
@@ -274,12 +329,21 @@ impl Log {
 
     /// The partition's size, segment count and newest append time.
     pub fn usage(&self) -> Result<Usage, Error> {
-        let mut state = lock(&self.state);
-        let size_bytes = state.segments.iter().map(|s| s.len).sum();
-        let segment_count = state.segments.len();
-        let last = state.segments.iter().rposition(|s| s.len > 0);
+        let (size_bytes, segment_count, last) = {
+            let state = lock(&self.state);
+            (
+                state.segments.iter().map(|s| s.len).sum(),
+                state.segments.len(),
+                state
+                    .segments
+                    .iter()
+                    .rev()
+                    .find(|s| s.len > 0)
+                    .map(|s| s.base_offset),
+            )
+        };
         let last_append_time = match last {
-            Some(i) => Some(segment_max_append_time(&*self.fs, &mut state, i)?),
+            Some(base) => self.segment_max_time(base)?,
             None => None,
         };
         Ok(Usage {
@@ -319,26 +383,6 @@ impl Log {
         drop(sync);
         self.watermarks()
     }
-}
-
-/// The largest append time of segment `i`: known for the active segment and
-/// for segments rolled in this run; otherwise read from its last batch
-/// header (append times only grow, so the last batch has the largest).
-fn segment_max_append_time(fs: &dyn Fs, state: &mut State, i: usize) -> Result<i64, Error> {
-    let segment = &mut state.segments[i];
-    if segment.max_append_time != i64::MIN || segment.len == 0 {
-        return Ok(segment.max_append_time);
-    }
-    let last_entry = segment.index_floor(fs, u64::MAX)?;
-    let mut position = u64::from(last_entry.position);
-    let mut newest = i64::MIN;
-    while position < segment.len {
-        let header = segment.header_at(position)?;
-        newest = newest.max(header.append_time);
-        position += u64::from(header.length);
-    }
-    segment.max_append_time = newest;
-    Ok(newest)
 }
 
 /// Persists the log start offset (atomic replace).

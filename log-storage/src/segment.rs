@@ -79,23 +79,51 @@ pub(crate) struct Segment {
 const SCAN_CHUNK: usize = 1 << 20;
 
 impl Segment {
-    /// The floor index entry for `offset` (absolute), loading a sealed
-    /// index on first use.
-    pub(crate) fn index_floor(&mut self, fs: &dyn Fs, offset: u64) -> Result<IndexEntry, Error> {
+    /// The floor index entry for `offset` (absolute), from the index in
+    /// memory: the segment start while a sealed index is not loaded yet
+    /// (see [`Segment::detached`] for loading it without the partition
+    /// lock).
+    pub(crate) fn index_floor(&self, offset: u64) -> IndexEntry {
         let relative = u32::try_from(offset.saturating_sub(self.base_offset)).unwrap_or(u32::MAX);
-        if matches!(self.index, SegmentIndex::Unloaded) {
-            self.index = SegmentIndex::Sealed(self.load_sealed_index(fs)?);
-        }
-        Ok(match &self.index {
+        match &self.index {
             SegmentIndex::Active(index) => index.lookup_offset(relative),
             SegmentIndex::Sealed(index) => index.lookup_offset(relative),
             SegmentIndex::Unloaded => IndexEntry::SEGMENT_START,
-        })
+        }
+    }
+
+    /// Where a scan by append time may start (the segment start while a
+    /// sealed index is not loaded).
+    pub(crate) fn time_scan_start(&self, time_ms: i64) -> IndexEntry {
+        match &self.index {
+            SegmentIndex::Active(index) => index.time_scan_start(time_ms),
+            SegmentIndex::Sealed(index) => index.time_scan_start(time_ms),
+            SegmentIndex::Unloaded => IndexEntry::SEGMENT_START,
+        }
+    }
+
+    /// A copy of what reading this segment's files needs (no index, no
+    /// mapping), so that loading its index, mapping it or hopping its
+    /// headers can run after the partition lock is released.
+    pub(crate) fn detached(&self) -> Segment {
+        Segment {
+            base_offset: self.base_offset,
+            log_path: self.log_path.clone(),
+            index_path: self.index_path.clone(),
+            file: Arc::clone(&self.file),
+            len: self.len,
+            end_offset: self.end_offset,
+            first_append_time: self.first_append_time,
+            max_append_time: self.max_append_time,
+            index_interval_bytes: self.index_interval_bytes,
+            mapped: self.mapped.clone(),
+            index: SegmentIndex::Unloaded,
+        }
     }
 
     /// Loads the sealed index, or rebuilds it from the log when it is
     /// missing or fails validation (the rebuild is logged).
-    fn load_sealed_index(&self, fs: &dyn Fs) -> Result<MemIndex, Error> {
+    pub(crate) fn load_sealed_index(&self, fs: &dyn Fs) -> Result<MemIndex, Error> {
         let reason = match fs.read(&self.index_path) {
             Ok(bytes) => match MemIndex::from_sealed_bytes(
                 bytes,

@@ -450,3 +450,119 @@ fn an_append_that_rolls_runs_no_fsync() {
         Err(Error::Poisoned { .. })
     ));
 }
+
+/// A file system that blocks whole-file reads of index files while armed
+/// (what loading a sealed index does), to show who waits for them.
+#[derive(Debug, Clone)]
+struct GateFs {
+    inner: SimFs,
+    gate: Arc<(std::sync::Mutex<(bool, usize)>, std::sync::Condvar)>,
+}
+
+impl GateFs {
+    fn set(&self, armed: bool) {
+        let (lock, wake) = &*self.gate;
+        lock.lock().unwrap().0 = armed;
+        wake.notify_all();
+    }
+    fn blocked(&self) -> usize {
+        self.gate.0.lock().unwrap().1
+    }
+}
+
+impl Fs for GateFs {
+    fn create_dir_all(&self, path: &Path) -> std::io::Result<()> {
+        self.inner.create_dir_all(path)
+    }
+    fn create_new(&self, path: &Path) -> std::io::Result<Arc<dyn log_storage::FileHandle>> {
+        self.inner.create_new(path)
+    }
+    fn open(
+        &self,
+        path: &Path,
+        mode: OpenMode,
+    ) -> std::io::Result<Arc<dyn log_storage::FileHandle>> {
+        self.inner.open(path, mode)
+    }
+    fn read_dir(&self, path: &Path) -> std::io::Result<Vec<log_storage::DirEntry>> {
+        self.inner.read_dir(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> std::io::Result<()> {
+        self.inner.remove_file(path)
+    }
+    fn remove_dir(&self, path: &Path) -> std::io::Result<()> {
+        self.inner.remove_dir(path)
+    }
+    fn sync_dir(&self, path: &Path) -> std::io::Result<()> {
+        self.inner.sync_dir(path)
+    }
+    fn exists(&self, path: &Path) -> std::io::Result<bool> {
+        self.inner.exists(path)
+    }
+    fn available_space(&self, path: &Path) -> std::io::Result<u64> {
+        self.inner.available_space(path)
+    }
+    fn boot_id(&self) -> Option<[u8; 16]> {
+        self.inner.boot_id()
+    }
+    fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+        if path.extension().is_some_and(|e| e == "index") {
+            let (lock, wake) = &*self.gate;
+            let mut gate = lock.lock().unwrap();
+            gate.1 += 1;
+            while gate.0 {
+                gate = wake.wait(gate).unwrap();
+            }
+            gate.1 -= 1;
+        }
+        self.inner.read(path)
+    }
+}
+
+/// Issue 10, item 8: no partition lock is held across a file read. While a
+/// read is loading a sealed segment's index (blocked here inside the file
+/// system), the partition's watermarks, appends and other reads go on.
+#[test]
+fn loading_a_sealed_index_holds_no_partition_lock() {
+    let dir = Path::new("/data/t/0");
+    let fs = GateFs {
+        inner: SimFs::new(),
+        gate: Arc::default(),
+    };
+    let log = Log::open(Arc::new(fs.clone()), dir, config()).unwrap();
+    for batch in 0..60 {
+        log.append(encode(batch, 3, None), AppendOptions::default())
+            .unwrap();
+    }
+    log.close().unwrap();
+    drop(log);
+    let log = Arc::new(Log::open(Arc::new(fs.clone()), dir, config()).unwrap());
+    fs.set(true);
+    let reader = {
+        let log = Arc::clone(&log);
+        std::thread::spawn(move || read_all(&log, Isolation::Durable))
+    };
+    while fs.blocked() == 0 {
+        std::thread::yield_now();
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    {
+        let log = Arc::clone(&log);
+        std::thread::spawn(move || {
+            let marks = log.watermarks();
+            let appended = log.append(encode(99, 1, None), written()).unwrap();
+            let tail = log
+                .read(appended.base_offset, 1 << 16, Isolation::Written)
+                .unwrap();
+            tx.send((marks, tail.batch_count)).unwrap();
+        });
+    }
+    let answered = rx.recv_timeout(std::time::Duration::from_secs(20));
+    fs.set(false);
+    let (marks, tail) = answered.expect("the partition stayed locked while an index was read");
+    assert_eq!((marks.log_end, tail), (180, 1));
+    assert_eq!(reader.join().unwrap(), 180);
+}
