@@ -48,6 +48,17 @@ pub struct Config {
     pub max_wait_ms: u64,
     /// Most subscriptions open at once. Default 1024.
     pub max_subscriptions: u32,
+    /// Most subscriptions open at once on one client connection, so that
+    /// one client cannot take every slot of `max_subscriptions`; past it
+    /// Subscribe answers RESOURCE_EXHAUSTED, reason
+    /// `TOO_MANY_SUBSCRIPTIONS_ON_CONNECTION`. Default 64.
+    pub max_subscriptions_per_connection: u32,
+    /// Most Fetch calls in flight at once on one client connection (a
+    /// call counts from its start until its response was sent or its
+    /// stream reset, long poll included); past it Fetch answers
+    /// RESOURCE_EXHAUSTED, reason `TOO_MANY_FETCHES_ON_CONNECTION`.
+    /// Default 64.
+    pub max_fetches_per_connection: u32,
     /// Most client connections open at once; further connections wait to
     /// be accepted. Default 1024.
     pub max_connections: u32,
@@ -99,6 +110,8 @@ impl Default for Config {
             max_fetch_records: 100_000,
             max_wait_ms: 30_000,
             max_subscriptions: 1024,
+            max_subscriptions_per_connection: 64,
+            max_fetches_per_connection: 64,
             max_connections: 1024,
             max_streams_per_connection: 256,
             min_free_bytes: DEFAULT_MIN_FREE_BYTES,
@@ -147,6 +160,14 @@ impl Config {
         }
         for (name, value) in [
             ("max_subscriptions", self.max_subscriptions),
+            (
+                "max_subscriptions_per_connection",
+                self.max_subscriptions_per_connection,
+            ),
+            (
+                "max_fetches_per_connection",
+                self.max_fetches_per_connection,
+            ),
             ("max_connections", self.max_connections),
             (
                 "max_streams_per_connection",
@@ -251,6 +272,16 @@ pub struct Cli {
     /// Most subscriptions open at once [default: 1024].
     #[arg(long, env = "LOG_SERVER_MAX_SUBSCRIPTIONS", value_name = "N")]
     pub max_subscriptions: Option<u32>,
+    /// Most subscriptions open at once on one connection [default: 64].
+    #[arg(
+        long,
+        env = "LOG_SERVER_MAX_SUBSCRIPTIONS_PER_CONNECTION",
+        value_name = "N"
+    )]
+    pub max_subscriptions_per_connection: Option<u32>,
+    /// Most Fetch calls in flight at once on one connection [default: 64].
+    #[arg(long, env = "LOG_SERVER_MAX_FETCHES_PER_CONNECTION", value_name = "N")]
+    pub max_fetches_per_connection: Option<u32>,
     /// Most connections open at once [default: 1024].
     #[arg(long, env = "LOG_SERVER_MAX_CONNECTIONS", value_name = "N")]
     pub max_connections: Option<u32>,
@@ -317,6 +348,12 @@ impl Cli {
         }
         if let Some(v) = self.max_subscriptions {
             config.max_subscriptions = v;
+        }
+        if let Some(v) = self.max_subscriptions_per_connection {
+            config.max_subscriptions_per_connection = v;
+        }
+        if let Some(v) = self.max_fetches_per_connection {
+            config.max_fetches_per_connection = v;
         }
         if let Some(v) = self.max_connections {
             config.max_connections = v;

@@ -5,9 +5,11 @@
 //! request's byte budget). Waiting for new records awaits the partition's
 //! change signal (see [`crate::state`]), marked seen *before* each read so
 //! that an append landing between the read and the wait still wakes it.
-//! A subscription's memory is bounded: one read in hand plus a channel of
-//! [`SUBSCRIBE_CHANNEL`] messages, each at most the byte budget, and the
-//! task blocks on the channel (HTTP/2 flow control) when the client stalls.
+//! A subscription's memory is bounded and small: messages of at most
+//! [`SUBSCRIBE_MESSAGE_BYTES`] (or one batch), a channel of
+//! [`SUBSCRIBE_CHANNEL`] message, and a task that reserves its slot in the
+//! channel before it reads, so when the client stalls (HTTP/2 flow
+//! control) the task waits holding nothing.
 //!
 //! Deleting a topic cancels its partitions' `deleted` token: a long poll
 //! answers NOT_FOUND at once, and a subscription's stream ends with
@@ -26,11 +28,22 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tonic::{Code, Status};
 
-use crate::state::{Partition, Shared, duration, now_ms, timestamp, timestamp_ms, watermarks};
+use crate::state::{
+    Partition, Shared, Slot, duration, now_ms, timestamp, timestamp_ms, watermarks,
+};
 use crate::status;
 
-/// Messages buffered per subscription.
-const SUBSCRIBE_CHANNEL: usize = 4;
+/// Messages buffered per subscription. One: with the task reserving its
+/// slot before it reads, a stalled subscription holds one message here,
+/// one being encoded and one in the HTTP/2 send buffer.
+const SUBSCRIBE_CHANNEL: usize = 1;
+/// Largest message of a subscription (and its reads), whatever the
+/// request's `max_batch_bytes`: what bounds a stalled subscription's
+/// memory to a few of these (one in the channel, one in the HTTP/2 send
+/// buffer, allocator slack: about 0.6 MiB measured, `tests/memory.rs`).
+/// A message still holds at least one whole batch, so batches larger than
+/// this count whole.
+const SUBSCRIBE_MESSAGE_BYTES: u32 = 128 << 10;
 /// Default byte budget of a fetch or a subscription message.
 const DEFAULT_MAX_BYTES: u32 = 1 << 20;
 /// Default and smallest heartbeat interval of a subscription.
@@ -336,6 +349,7 @@ fn budget(asked: u32, cap: u32) -> usize {
 pub(crate) async fn subscribe(
     shared: Arc<Shared>,
     request: proto::SubscribeRequest,
+    slot: Slot,
 ) -> Result<UntilShutdown<proto::SubscribeResponse>, Status> {
     shared.check_running()?;
     let format = format(request.format)?;
@@ -377,7 +391,10 @@ pub(crate) async fn subscribe(
     let stream =
         UntilShutdown::new(rx, shared.shutdown.clone()).or_when(part.deleted.clone(), part.gone());
     let subscription = Subscription {
-        max_bytes: budget(request.max_batch_bytes, shared.config.max_fetch_bytes),
+        max_bytes: budget(
+            request.max_batch_bytes,
+            shared.config.max_fetch_bytes.min(SUBSCRIBE_MESSAGE_BYTES),
+        ),
         remaining: match request.max_records {
             0 => u64::MAX,
             n => n,
@@ -392,7 +409,7 @@ pub(crate) async fn subscribe(
     };
     tokio::spawn(async move {
         subscription.run(offset).await;
-        drop(permit);
+        drop((permit, slot));
     });
     Ok(stream)
 }
@@ -417,9 +434,11 @@ impl Subscription {
         let mut caught_up = false;
         let mut last_sent = Instant::now();
         loop {
-            if self.shared.shutdown.is_cancelled() {
+            // A slot in the channel before the read: a task waiting on a
+            // stalled client holds no read in hand.
+            let Some(slot) = self.reserve().await else {
                 return;
-            }
+            };
             changed.borrow_and_update();
             let (log, max_bytes, isolation) =
                 (Arc::clone(&self.part.log), self.max_bytes, self.isolation);
@@ -434,7 +453,7 @@ impl Subscription {
             let read = match read {
                 Ok(read) => read,
                 Err(status) => {
-                    let _ = self.tx.send(Err(status)).await;
+                    slot.send(Err(status));
                     return;
                 }
             };
@@ -450,22 +469,24 @@ impl Subscription {
                     watermarks: Some(watermarks(&read.watermarks)),
                     start_offset,
                 });
-                if !self.send(event).await {
-                    return;
-                }
+                drop(read);
+                slot.send(Ok(proto::SubscribeResponse { event: Some(event) }));
                 last_sent = Instant::now();
                 if self.remaining == 0 {
                     return;
                 }
                 continue;
             }
-            if !caught_up {
+            if caught_up {
+                drop(slot);
+            } else {
                 caught_up = true;
                 let event = Event::CaughtUp(proto::CaughtUp {
                     next_offset: next,
                     watermarks: Some(watermarks(&read.watermarks)),
                 });
-                if !self.send(event).await || self.stop_at_end {
+                slot.send(Ok(proto::SubscribeResponse { event: Some(event) }));
+                if self.stop_at_end {
                     return;
                 }
                 last_sent = Instant::now();
@@ -487,6 +508,19 @@ impl Subscription {
                 () = self.shared.shutdown.cancelled() => return,
                 () = self.part.deleted.cancelled() => return,
             }
+        }
+    }
+
+    /// A slot in the channel; `None` when the client went away, the
+    /// server shuts down or the topic was deleted.
+    async fn reserve(&self) -> Option<mpsc::OwnedPermit<Result<proto::SubscribeResponse, Status>>> {
+        if self.shared.shutdown.is_cancelled() || self.part.deleted.is_cancelled() {
+            return None;
+        }
+        tokio::select! {
+            r = self.tx.clone().reserve_owned() => r.ok(),
+            () = self.shared.shutdown.cancelled() => None,
+            () = self.part.deleted.cancelled() => None,
         }
     }
 

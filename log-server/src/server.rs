@@ -22,11 +22,11 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::server::{Connected, TcpConnectInfo};
+use tonic::transport::server::Connected;
 
 use crate::config::Config;
 use crate::service::Services;
-use crate::state::Shared;
+use crate::state::{ConnInfo, ConnLoad, Shared, Slot};
 use crate::status;
 
 /// Why the server could not start or stopped badly.
@@ -199,7 +199,9 @@ async fn serve(
         // seven 16 KiB ones.
         .max_frame_size(Some(1 << 20))
         .layer(tower::util::MapResponseLayer::new(
-            move |response: http::Response<tonic::body::Body>| too_large(response, limit),
+            move |response: http::Response<tonic::body::Body>| {
+                hold_slot(too_large(response, limit))
+            },
         ))
         .add_service(health_service)
         .add_service(reflection_v1)
@@ -364,6 +366,43 @@ fn too_large(
     status::request_too_large(limit, "decode limit").into_http()
 }
 
+/// A response that carries a connection [`Slot`] in its extensions (a
+/// Fetch's) holds it in its body instead, so that the slot is given back
+/// once the body was sent or its stream reset, not when the handler
+/// returned: a client that stops reading holds its slot.
+fn hold_slot(mut response: http::Response<tonic::body::Body>) -> http::Response<tonic::body::Body> {
+    let Some(slot) = response.extensions_mut().remove::<Slot>() else {
+        return response;
+    };
+    response.map(|body| tonic::body::Body::new(Holding { body, _slot: slot }))
+}
+
+/// A response body and the slot it holds.
+struct Holding {
+    body: tonic::body::Body,
+    _slot: Slot,
+}
+
+impl http_body::Body for Holding {
+    type Data = bytes::Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
 /// The client's HTTP/2 connection preface, then the 9-byte header of its
 /// SETTINGS frame (RFC 9113 §3.4).
 const PREFACE_LEN: usize = 24;
@@ -375,6 +414,8 @@ struct Conn {
     stream: TcpStream,
     /// Until the client's preface and SETTINGS frame arrived.
     handshake: Option<Handshake>,
+    /// What the connection's calls hold, against the per-connection caps.
+    load: Arc<ConnLoad>,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -418,10 +459,13 @@ impl Handshake {
 }
 
 impl Connected for Conn {
-    type ConnectInfo = TcpConnectInfo;
+    type ConnectInfo = ConnInfo;
 
     fn connect_info(&self) -> Self::ConnectInfo {
-        self.stream.connect_info()
+        ConnInfo {
+            tcp: self.stream.connect_info(),
+            load: Arc::clone(&self.load),
+        }
     }
 }
 
@@ -531,6 +575,7 @@ fn accept_bounded(
                         .send(Ok(Conn {
                             stream,
                             handshake: Some(Handshake::new(handshake_timeout)),
+                            load: Arc::default(),
                             _permit: permit,
                         }))
                         .await

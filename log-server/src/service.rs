@@ -16,7 +16,7 @@ use tonic::{Code, Request, Response, Status, Streaming};
 
 use crate::produce;
 use crate::read::{self, UntilShutdown, blocking};
-use crate::state::{Shared, timestamp, watermarks};
+use crate::state::{ConnInfo, Shared, SlotKind, timestamp, watermarks};
 use crate::status;
 
 /// Default and largest page of `ListTopics`.
@@ -96,9 +96,15 @@ impl LogService for Services {
         request: Request<proto::FetchRequest>,
     ) -> Result<Response<proto::FetchResponse>, Status> {
         let deadline = deadline(&request);
+        // Held until the response was sent (see `server::hold_slot`).
+        let slot = self
+            .shared
+            .take_slot(request.extensions().get::<ConnInfo>(), SlotKind::Fetch)?;
         let response =
             read::fetch(Arc::clone(&self.shared), request.into_inner(), deadline).await?;
-        Ok(Response::new(response))
+        let mut response = Response::new(response);
+        response.extensions_mut().insert(slot);
+        Ok(response)
     }
 
     type SubscribeStream = UntilShutdown<proto::SubscribeResponse>;
@@ -107,7 +113,11 @@ impl LogService for Services {
         &self,
         request: Request<proto::SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
-        let stream = read::subscribe(Arc::clone(&self.shared), request.into_inner()).await?;
+        let slot = self.shared.take_slot(
+            request.extensions().get::<ConnInfo>(),
+            SlotKind::Subscription,
+        )?;
+        let stream = read::subscribe(Arc::clone(&self.shared), request.into_inner(), slot).await?;
         Ok(Response::new(stream))
     }
 

@@ -48,6 +48,60 @@ impl Partition {
     }
 }
 
+/// What a client connection holds at once, checked against the
+/// per-connection caps ([`Config::max_subscriptions_per_connection`],
+/// [`Config::max_fetches_per_connection`]) so that one client cannot take
+/// every slot. One per connection, shared by its calls through
+/// [`ConnInfo`].
+#[derive(Debug, Default)]
+pub(crate) struct ConnLoad {
+    subscriptions: AtomicU32,
+    fetches: AtomicU32,
+}
+
+/// The connect info of a connection, in every request's extensions: its
+/// addresses and its [`ConnLoad`].
+#[derive(Debug, Clone)]
+pub(crate) struct ConnInfo {
+    pub(crate) tcp: tonic::transport::server::TcpConnectInfo,
+    pub(crate) load: Arc<ConnLoad>,
+}
+
+/// What a slot of a connection is taken for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SlotKind {
+    Subscription,
+    Fetch,
+}
+
+/// A taken slot of a connection, given back when the last clone is
+/// dropped (a fetch's travels with its response body until that is sent).
+#[derive(Debug, Clone)]
+pub(crate) struct Slot {
+    _taken: Option<Arc<TakenSlot>>,
+}
+
+#[derive(Debug)]
+struct TakenSlot {
+    load: Arc<ConnLoad>,
+    kind: SlotKind,
+}
+
+impl Drop for TakenSlot {
+    fn drop(&mut self) {
+        self.load.counter(self.kind).fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl ConnLoad {
+    fn counter(&self, kind: SlotKind) -> &AtomicU32 {
+        match kind {
+            SlotKind::Subscription => &self.subscriptions,
+            SlotKind::Fetch => &self.fetches,
+        }
+    }
+}
+
 /// Counters since start.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
@@ -174,6 +228,53 @@ impl Shared {
             open.deleted.cancel();
             false
         });
+    }
+
+    /// Takes a slot of `kind` on the connection a request came on (none to
+    /// take without connect info: nothing to count against): past the
+    /// connection's cap, RESOURCE_EXHAUSTED naming it.
+    pub(crate) fn take_slot(
+        &self,
+        conn: Option<&ConnInfo>,
+        kind: SlotKind,
+    ) -> Result<Slot, Status> {
+        let Some(conn) = conn else {
+            return Ok(Slot { _taken: None });
+        };
+        let (limit, reason, what, setting) = match kind {
+            SlotKind::Subscription => (
+                self.config.max_subscriptions_per_connection,
+                "TOO_MANY_SUBSCRIPTIONS_ON_CONNECTION",
+                "open subscriptions",
+                "max_subscriptions_per_connection",
+            ),
+            SlotKind::Fetch => (
+                self.config.max_fetches_per_connection,
+                "TOO_MANY_FETCHES_ON_CONNECTION",
+                "fetches in flight",
+                "max_fetches_per_connection",
+            ),
+        };
+        let counter = conn.load.counter(kind);
+        if counter.fetch_add(1, Ordering::AcqRel) >= limit {
+            counter.fetch_sub(1, Ordering::AcqRel);
+            tracing::info!(peer = ?conn.tcp.remote_addr(), limit, setting, "connection limit reached");
+            return Err(status::status(
+                tonic::Code::ResourceExhausted,
+                reason,
+                format!(
+                    "this connection holds its limit of {limit} {what} ({setting}); \
+                     wait for one to end, or use another connection"
+                ),
+                &[("limit", limit.to_string()), ("setting", setting.into())],
+            ));
+        }
+        Ok(Slot {
+            _taken: Some(Arc::new(TakenSlot {
+                load: Arc::clone(&conn.load),
+                kind,
+            })),
+        })
     }
 
     /// The next partition for a producer that named none and no key.

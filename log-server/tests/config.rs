@@ -81,3 +81,27 @@ fn connection_timeouts_take_flag_over_env_over_file() {
         );
     }
 }
+
+#[test]
+fn per_connection_caps_default_to_64_and_take_flag_over_env_over_file() {
+    let tmp = TempDir::new().unwrap();
+    let file = tmp.path().join("server.toml");
+    std::fs::write(
+        &file,
+        "max_subscriptions_per_connection = 10\nmax_fetches_per_connection = 10\n",
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    for key in [
+        "max_subscriptions_per_connection",
+        "max_fetches_per_connection",
+    ] {
+        let env_name = format!("LOG_SERVER_{}", key.to_uppercase());
+        let env = [(env_name.as_str(), "20")];
+        assert_eq!(effective(&[], &[], key), "64");
+        assert_eq!(effective(&["--config", file], &[], key), "10");
+        assert_eq!(effective(&["--config", file], &env, key), "20");
+        let flag = format!("--{}", key.replace('_', "-"));
+        assert_eq!(effective(&["--config", file, &flag, "30"], &env, key), "30");
+    }
+}
