@@ -48,6 +48,14 @@ pub trait FileHandle: Send + Sync + fmt::Debug {
         Ok(bytes::Bytes::from(buf))
     }
 
+    /// The file behind this handle, for a caller that must keep it open
+    /// while it works (a read of a segment retention may delete): `None`
+    /// when this handle is that file already (the default), `Some` for a
+    /// handle that may close its file when idle (see [`PooledFs`](crate::PooledFs)).
+    fn pinned(&self) -> Option<io::Result<Arc<dyn FileHandle>>> {
+        None
+    }
+
     /// Reads exactly `buf.len()` bytes at `pos`, or fails with
     /// [`io::ErrorKind::UnexpectedEof`].
     fn read_exact_at(&self, mut buf: &mut [u8], mut pos: u64) -> io::Result<()> {
@@ -135,6 +143,11 @@ pub trait Fs: Send + Sync + fmt::Debug {
     /// `None` when unknown, which callers treat as "maybe rebooted".
     fn boot_id(&self) -> Option<[u8; 16]> {
         None
+    }
+
+    /// The length of the file at `path`, without keeping it open.
+    fn file_len(&self, path: &Path) -> io::Result<u64> {
+        self.open(path, OpenMode::Read)?.len()
     }
 
     /// Reads a whole file.
@@ -243,6 +256,10 @@ impl Fs for RealFs {
 
     fn available_space(&self, path: &Path) -> io::Result<u64> {
         fs4::available_space(path)
+    }
+
+    fn file_len(&self, path: &Path) -> io::Result<u64> {
+        Ok(fs::metadata(path)?.len())
     }
 
     fn boot_id(&self) -> Option<[u8; 16]> {

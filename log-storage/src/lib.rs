@@ -14,6 +14,7 @@
 //!
 //! - `io.rs`: the I/O seam ([`Fs`], [`FileHandle`]) and [`RealFs`]; every
 //!   file operation of the crate goes through it.
+//! - `pool.rs`: [`PooledFs`], a bounded pool of open files over any `Fs`.
 //! - `log.rs`: [`Log`], one partition: append with group commit, read,
 //!   roll, clean shutdown and crash recovery.
 //! - `roll.rs`: rolling to a new segment, and the roll debt the next sync
@@ -48,6 +49,7 @@ mod log;
 mod names;
 mod naming;
 mod offsets;
+mod pool;
 mod prepare;
 mod producer;
 mod recovery;
@@ -65,6 +67,7 @@ pub use names::{
     MAX_NAME_BYTES, NameKind, RESERVED_SUFFIXES, validate_consumer_id, validate_topic_name,
 };
 pub use offsets::{MAX_OFFSET_METADATA_BYTES, OFFSET_FILE_MAX_BYTES};
+pub use pool::{DEFAULT_OPEN_FILES_BUDGET, PooledFs};
 pub use retention::{Lag, RetentionReport, Usage};
 pub use sim::{CrashReport, FaultKind, SimFs, TearKind, TornSector};
 pub use store::{

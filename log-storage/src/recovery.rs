@@ -594,10 +594,16 @@ fn open_segments(
         } else {
             OpenMode::Read
         };
+        // Sealed segments are not opened here (a pool of open files opens
+        // read-only handles on first use): only their length is read.
         let file = fs
             .open(&log_path, mode)
             .map_err(io_error("open segment", &log_path))?;
-        let len = file.len().map_err(io_error("stat segment", &log_path))?;
+        let len = match mode {
+            OpenMode::ReadWrite => file.len(),
+            OpenMode::Read => fs.file_len(&log_path),
+        }
+        .map_err(io_error("stat segment", &log_path))?;
         let end_offset = logs.get(i + 1).copied().unwrap_or(base);
         segments.push(Segment {
             base_offset: base,

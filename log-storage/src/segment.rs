@@ -201,8 +201,14 @@ impl Segment {
     /// What reading this segment needs, detached from it: a read can then
     /// hop headers and copy bytes without holding the partition's lock.
     pub(crate) fn reader(&self) -> SegmentReader {
+        // Unmapped reads keep the file itself open until they are done,
+        // whatever a pool of open files closes meanwhile.
+        let file = match (&self.mapped, self.file.pinned()) {
+            (None, Some(Ok(file))) => file,
+            _ => Arc::clone(&self.file),
+        };
         SegmentReader {
-            file: Arc::clone(&self.file),
+            file,
             mapped: self.mapped.clone(),
             path: self.log_path.clone(),
         }

@@ -242,6 +242,10 @@ pub struct Store {
     /// The free-space floor given to every partition opened
     /// ([`LogConfig::min_free_bytes`]); see [`Store::with_min_free_bytes`].
     min_free_bytes: Option<u64>,
+    /// The pool every file of the store is opened through (`fs` wraps it):
+    /// open files stay near its budget however many partitions and
+    /// segments there are ([`Store::with_open_files_budget`]).
+    pool: crate::pool::PooledFs,
     /// Declared last: released after everything else is dropped.
     _lock: Option<DirLock>,
 }
@@ -299,6 +303,8 @@ impl Store {
         lock: Option<DirLock>,
     ) -> Result<Store, Error> {
         let dir = data_dir.as_ref().to_path_buf();
+        let pool = crate::pool::PooledFs::new(fs, crate::pool::DEFAULT_OPEN_FILES_BUDGET);
+        let fs: Arc<dyn Fs> = Arc::new(pool.clone());
         if let Some(lock) = &lock
             && lock.dir() != dir
         {
@@ -357,6 +363,7 @@ impl Store {
             offsets,
             closed: AtomicBool::new(false),
             min_free_bytes: None,
+            pool,
             _lock: lock,
         })
     }
@@ -369,6 +376,20 @@ impl Store {
     pub fn with_min_free_bytes(mut self, floor: Option<u64>) -> Store {
         self.min_free_bytes = floor;
         self
+    }
+
+    /// Sets how many files the store keeps open at most (about: a segment
+    /// with unsynced writes stays open, and a read keeps its file open
+    /// until it is done). Files are opened on demand and the least recently
+    /// used closed. Default [`DEFAULT_OPEN_FILES_BUDGET`](crate::DEFAULT_OPEN_FILES_BUDGET).
+    pub fn with_open_files_budget(self, budget: usize) -> Store {
+        self.pool.set_budget(budget);
+        self
+    }
+
+    /// Files the store holds open now (its pool's count).
+    pub fn open_files(&self) -> usize {
+        self.pool.open_files()
     }
 
     /// Locks `data_dir` with [`lock_data_dir`] and opens the store in it on
