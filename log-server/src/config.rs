@@ -70,6 +70,12 @@ pub struct Config {
     /// so the disk never fills up mid-write (reads, commits and retention
     /// go on). 0 disables the floor. Default 64 MiB.
     pub min_free_bytes: u64,
+    /// How many files the store keeps open (about: a segment with unsynced
+    /// writes stays open, and so does one a read is using); the least
+    /// recently used are closed and reopened on demand, so open files grow
+    /// with neither partitions nor sealed segments. Keep it well under the
+    /// process's open-file limit. Default 1024.
+    pub max_open_files: u32,
     /// How often WRITTEN-acked data is made durable in the background, in
     /// ms. Default 1000.
     pub flush_interval_ms: u64,
@@ -115,6 +121,7 @@ impl Default for Config {
             max_connections: 1024,
             max_streams_per_connection: 256,
             min_free_bytes: DEFAULT_MIN_FREE_BYTES,
+            max_open_files: 1024,
             flush_interval_ms: 1000,
             retention_interval_ms: 300_000,
             committer_threads: 2,
@@ -169,6 +176,7 @@ impl Config {
                 self.max_fetches_per_connection,
             ),
             ("max_connections", self.max_connections),
+            ("max_open_files", self.max_open_files),
             (
                 "max_streams_per_connection",
                 self.max_streams_per_connection,
@@ -290,6 +298,10 @@ pub struct Cli {
     /// [default: 67108864 (64 MiB)].
     #[arg(long, env = "LOG_SERVER_MIN_FREE_BYTES", value_name = "BYTES")]
     pub min_free_bytes: Option<u64>,
+    /// Files the store keeps open, least recently used closed first
+    /// [default: 1024].
+    #[arg(long, env = "LOG_SERVER_MAX_OPEN_FILES", value_name = "N")]
+    pub max_open_files: Option<u32>,
     /// Background flush of WRITTEN data, in ms [default: 1000].
     #[arg(long, env = "LOG_SERVER_FLUSH_INTERVAL_MS", value_name = "MS")]
     pub flush_interval_ms: Option<u64>,
@@ -360,6 +372,9 @@ impl Cli {
         }
         if let Some(v) = self.min_free_bytes {
             config.min_free_bytes = v;
+        }
+        if let Some(v) = self.max_open_files {
+            config.max_open_files = v;
         }
         if let Some(v) = self.flush_interval_ms {
             config.flush_interval_ms = v;

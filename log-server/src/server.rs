@@ -105,8 +105,12 @@ impl Server {
         })?;
         let data_dir = config.data_dir.clone();
         let floor = (config.min_free_bytes > 0).then_some(config.min_free_bytes);
+        let open_files = config.max_open_files as usize;
         let store = tokio::task::spawn_blocking(move || {
-            Store::open_locked(&data_dir).map(|s| s.with_min_free_bytes(floor))
+            Store::open_locked(&data_dir).map(|s| {
+                s.with_min_free_bytes(floor)
+                    .with_open_files_budget(open_files)
+            })
         })
         .await
         .map_err(|e| Error::Task(format!("store open failed: {e}")))?

@@ -105,3 +105,20 @@ fn per_connection_caps_default_to_64_and_take_flag_over_env_over_file() {
         assert_eq!(effective(&["--config", file, &flag, "30"], &env, key), "30");
     }
 }
+
+#[test]
+fn max_open_files_defaults_to_1024_and_takes_flag_over_env_over_file() {
+    let tmp = TempDir::new().unwrap();
+    let file = tmp.path().join("server.toml");
+    std::fs::write(&file, "max_open_files = 100\n").unwrap();
+    let file = file.to_str().unwrap();
+    let env = [("LOG_SERVER_MAX_OPEN_FILES", "200")];
+    let flag = ["--config", file, "--max-open-files", "300"];
+    assert_eq!(effective(&[], &[], "max_open_files"), "1024");
+    assert_eq!(effective(&["--config", file], &[], "max_open_files"), "100");
+    assert_eq!(
+        effective(&["--config", file], &env, "max_open_files"),
+        "200"
+    );
+    assert_eq!(effective(&flag, &env, "max_open_files"), "300");
+}
