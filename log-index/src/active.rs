@@ -533,7 +533,19 @@ impl<F: IndexFile> ActiveIndex<F> {
     /// [`Error::Poisoned`]. The index is consumed either way; after an error
     /// the file may be unsealed or partly sealed, which loaders reject: the
     /// caller rebuilds it.
-    pub fn seal(mut self, covered_log_len: u64) -> Result<MemIndex, Error> {
+    pub fn seal(self, covered_log_len: u64) -> Result<MemIndex, Error> {
+        self.seal_inner(covered_log_len, true)
+    }
+
+    /// [`seal`](Self::seal) without the final `sync_data`: for a caller
+    /// that treats the index as derived data and validates it when it loads
+    /// it (a sealed file that a power loss damaged fails validation and is
+    /// rebuilt). Errors as [`seal`](Self::seal).
+    pub fn seal_without_sync(self, covered_log_len: u64) -> Result<MemIndex, Error> {
+        self.seal_inner(covered_log_len, false)
+    }
+
+    fn seal_inner(mut self, covered_log_len: u64, sync: bool) -> Result<MemIndex, Error> {
         self.check_not_poisoned()?;
         if covered_log_len < self.next_min_position {
             return Err(Error::InvalidArgument {
@@ -553,7 +565,9 @@ impl<F: IndexFile> ActiveIndex<F> {
         self.file
             .set_len(footer_at + FOOTER_LEN as u64)
             .map_err(io_error("truncate", path))?;
-        self.file.sync_data().map_err(io_error("sync", path))?;
+        if sync {
+            self.file.sync_data().map_err(io_error("sync", path))?;
+        }
         Ok(MemIndex::from_validated(
             self.base_offset,
             covered_log_len,

@@ -325,19 +325,54 @@ async fn set_health(
         .await;
 }
 
-/// Opens every partition of every topic (crash recovery happens here).
+/// Opens every partition of every topic (crash recovery happens here),
+/// eight at a time: an unclean open waits for fsyncs, and many partitions
+/// should not wait for them one after another.
 fn open_all(store: &Store) -> Result<(usize, usize), log_storage::Error> {
     let topics = store.list_topics()?;
-    let mut partitions = 0;
-    for topic in &topics {
-        for p in 0..topic.partitions {
-            let log = store.partition(&topic.name, p)?;
-            let marks = log.watermarks();
-            tracing::debug!(topic = %topic.name, partition = p, log_end = marks.log_end, epoch = marks.epoch, "partition open");
-            partitions += 1;
+    let all: Vec<(&str, u32)> = topics
+        .iter()
+        .flat_map(|topic| (0..topic.partitions).map(move |p| (topic.name.as_str(), p)))
+        .collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failed = std::sync::Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..8.min(all.len()) {
+            scope.spawn(|| {
+                while let Some(&(topic, p)) =
+                    all.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+                {
+                    match store.partition(topic, p) {
+                        Ok(log) => {
+                            let marks = log.watermarks();
+                            tracing::debug!(
+                                topic,
+                                partition = p,
+                                log_end = marks.log_end,
+                                epoch = marks.epoch,
+                                "partition open"
+                            );
+                        }
+                        Err(err) => {
+                            let mut failed = failed
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner);
+                            failed.get_or_insert(err);
+                            // The others stop at their next partition.
+                            next.store(all.len(), std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                }
+            });
         }
+    });
+    if let Some(err) = failed
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    {
+        return Err(err);
     }
-    Ok((topics.len(), partitions))
+    Ok((topics.len(), all.len()))
 }
 
 fn reflection(

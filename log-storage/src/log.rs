@@ -29,9 +29,7 @@ use crate::config::LogConfig;
 use crate::error::{Error, index_error, io_error};
 use crate::io::{FileHandle, Fs};
 use crate::naming;
-use crate::producer::{
-    ProducerStates, SequenceError, Verdict, encode_producer_snapshot, write_producer_snapshot,
-};
+use crate::producer::{ProducerStates, SequenceError, Verdict, encode_producer_snapshot};
 use crate::recovery::recover;
 use crate::roll::PendingRoll;
 use crate::segment::{Segment, SegmentIndex, tmp_path};
@@ -155,6 +153,9 @@ pub struct Log {
     /// run (readable without the state lock, so `wait_durable` knows to
     /// lead a sync even when every record is durable already).
     pub(crate) roll_debt: std::sync::atomic::AtomicBool,
+    /// The directory has a change not synced yet (the clean-shutdown
+    /// marker's removal at open): the next sync leader syncs it.
+    dir_debt: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug)]
@@ -181,6 +182,8 @@ pub(crate) struct State {
     pub(crate) undeleted: Vec<Segment>,
     /// Rolls whose syncs the next sync leader runs (`roll.rs`).
     pub(crate) pending_rolls: Vec<PendingRoll>,
+    /// Recovery left a directory change unsynced (moved to `Log::dir_debt`).
+    pub(crate) dir_unsynced: bool,
 }
 
 #[derive(Debug)]
@@ -368,7 +371,18 @@ impl Log {
         // sync the chain a create may have made, or else (the directory may
         // come from a run killed before it synced) the directory and its
         // parent.
-        let chain = if existed { 2 } else { usize::MAX };
+        // After a clean shutdown (its marker is there) the previous run
+        // synced all of that already.
+        let chain = if !existed {
+            usize::MAX
+        } else if fs
+            .exists(&dir.join(naming::CLEAN_SHUTDOWN))
+            .map_err(io_error("check clean-shutdown marker", &dir))?
+        {
+            0
+        } else {
+            2
+        };
         for ancestor in dir
             .ancestors()
             .filter(|a| !a.as_os_str().is_empty())
@@ -379,7 +393,8 @@ impl Log {
         }
         let boot_id = fs.boot_id();
         let point = read_recovery_point(&*fs, &dir);
-        let state = recover(&*fs, &dir, &config, point, boot_id)?;
+        let mut state = recover(&*fs, &dir, &config, point, boot_id)?;
+        let dir_debt = std::mem::take(&mut state.dir_unsynced);
         let durable_end = state.next_offset;
         // Recovery synced the active segment: all of it is durable.
         let first = state
@@ -409,6 +424,7 @@ impl Log {
             fsync_lock: Mutex::new(()),
             boot_id,
             roll_debt: std::sync::atomic::AtomicBool::new(false),
+            dir_debt: std::sync::atomic::AtomicBool::new(dir_debt),
         })
     }
 
@@ -896,6 +912,19 @@ impl Log {
         // Rolls since the last sync first: nothing in a new segment is
         // durable before the old segment and the new entries are.
         self.pay_roll_debt(pending, base)?;
+        if self
+            .dir_debt
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+            && let Err(err) = self.fs.sync_dir(&self.dir)
+        {
+            self.poison(format!(
+                "sync of directory {} failed: {err}",
+                self.dir.display()
+            ));
+            return Err(self
+                .poisoned()
+                .unwrap_or_else(|| io_error("sync partition directory", &self.dir)(err)));
+        }
         self.sync_segment(&*file, &path, "fdatasync of")?;
         lock(&self.sync)
             .checkpoint
@@ -1084,13 +1113,10 @@ impl Log {
             let Some(active) = state.segments.last_mut() else {
                 return Ok(());
             };
-            // The active index's last entries (a small file: derived data,
-            // synced so the clean open trusts it).
+            // The active index's last entries (derived data, not synced: a
+            // power loss that damages it makes the next open rebuild it).
             if let SegmentIndex::Active(index) = &mut active.index {
                 index.flush().map_err(index_error("flush index at close"))?;
-                index
-                    .sync_data()
-                    .map_err(index_error("sync index at close"))?;
             }
             let marker = CleanMarker {
                 next_offset,
@@ -1100,12 +1126,20 @@ impl Log {
             };
             (snapshot, marker)
         };
-        write_producer_snapshot(&*self.fs, &self.dir, &snapshot)?;
-        write_atomic(
+        // Both replaced without syncing their data, then one directory sync
+        // for both renames: the log is durable already, and a file damaged
+        // by a power loss only costs the next open work (a marker that
+        // fails its checksum: an unclean open; a snapshot: a replay of the
+        // log).
+        write_replace(&*self.fs, &self.dir.join(naming::PRODUCER_STATE), &snapshot)?;
+        write_replace(
             &*self.fs,
             &self.dir.join(naming::CLEAN_SHUTDOWN),
             &marker.encode(),
         )?;
+        self.fs
+            .sync_dir(&self.dir)
+            .map_err(io_error("sync partition directory", &self.dir))?;
         let mut state = lock(&self.state);
         state.closed = true;
         let mut sync = lock(&self.sync);
@@ -1147,6 +1181,24 @@ pub(crate) fn write_atomic(fs: &dyn Fs, path: &Path, bytes: &[u8]) -> Result<(),
         .map_err(io_error("rename temp file", path))?;
     fs.sync_dir(dir).map_err(io_error("sync directory", dir))?;
     Ok(())
+}
+
+/// Replaces a small file without waiting for the disk: temp file, write,
+/// rename, no fsync. For files with a checksum whose loss or damage after
+/// a power loss only costs the next open work.
+pub(crate) fn write_replace(fs: &dyn Fs, path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let tmp = tmp_path(path);
+    if fs.exists(&tmp).map_err(io_error("check temp file", &tmp))? {
+        fs.remove_file(&tmp)
+            .map_err(io_error("remove stale temp file", &tmp))?;
+    }
+    let file = fs
+        .create_new(&tmp)
+        .map_err(io_error("create temp file", &tmp))?;
+    file.write_all_at(bytes, 0)
+        .map_err(io_error("write temp file", &tmp))?;
+    fs.rename(&tmp, path)
+        .map_err(io_error("rename temp file", path))
 }
 
 /// Removes a file and syncs its directory.

@@ -6,12 +6,15 @@
 //!
 //! - A handle opened read-only opens its file on first use, so opening a
 //!   partition opens none of its sealed segments.
-//! - A segment log (`*.log`) with writes not yet synced is never closed by
-//!   the pool: Linux reports a writeback error to the descriptors open when
-//!   it happens (or to the next opener, if nobody saw it), and the sync
-//!   that must see it is the log's own. Once synced (the background flush
-//!   does it within a second), it can be closed like any other. Indexes and
-//!   the recovery point are derived data: closed whenever the pool needs.
+//! - A segment log (`*.log`) with writes not yet synced is closed only
+//!   when the pool holds twice its budget: Linux reports a writeback error
+//!   to the descriptors open when it happens, and to the next opener when
+//!   nobody saw it (since 4.16), so the sync through a reopened descriptor
+//!   still fails as it must; keeping dirty logs open is the stronger
+//!   guarantee when the budget allows it. Once synced (the background flush
+//!   does it within a second), a log is closed like any other file.
+//!   Indexes and the recovery point are derived data: closed whenever the
+//!   pool needs.
 //! - A caller that holds a handle's file ([`FileHandle::pinned`]) keeps it
 //!   open until it drops it, whatever the pool closes: a read that started
 //!   on a segment retention then deletes finishes its read.
@@ -205,9 +208,15 @@ impl Pool {
             }
             state.lru.insert(tick, Arc::downgrade(file));
             let budget = self.budget.load(Ordering::Relaxed);
-            let mut excess = state.lru.len().saturating_sub(budget);
             let mut victims = Vec::new();
-            if excess > 0 {
+            // First the clean files; past twice the budget, dirty logs too
+            // (a burst of unsynced writes over many partitions must not run
+            // the process out of descriptors).
+            for (limit, spare_dirty) in [(budget, true), (budget.saturating_mul(2), false)] {
+                let mut excess = state.lru.len().saturating_sub(limit);
+                if excess == 0 {
+                    continue;
+                }
                 let candidates: Vec<(u64, Weak<PooledFile>)> = state
                     .lru
                     .iter()
@@ -223,7 +232,7 @@ impl Pool {
                         excess -= 1;
                         continue;
                     };
-                    if victim.id == file.id || victim.is_pinned() {
+                    if victim.id == file.id || (spare_dirty && victim.is_pinned()) {
                         continue;
                     }
                     state.lru.remove(&tick);

@@ -201,8 +201,12 @@ pub(crate) fn recover(
             .read(&path)
             .ok()
             .and_then(|bytes| CleanMarker::decode(&bytes));
-        // The marker is consumed: a crash from now on must scan.
-        remove_synced(fs, &path)?;
+        // The marker is consumed: a crash from now on must scan. The
+        // removal is synced by the first sync leader (a stale marker that
+        // came back would still have to match the active segment's length
+        // to be trusted, and what it says was durable at the close).
+        fs.remove_file(&path)
+            .map_err(io_error("remove clean-shutdown marker", &path))?;
         marker
     } else {
         None
@@ -222,6 +226,7 @@ pub(crate) fn recover(
             producers: ProducerStates::default(),
             undeleted: Vec::new(),
             pending_rolls: Vec::new(),
+            dir_unsynced: marker_present,
         });
     }
     remove_segments_below_start(fs, dir, &mut logs, log_start)?;
@@ -365,10 +370,13 @@ pub(crate) fn recover(
     }
     // What the scan found may sit only in the page cache (a process crash
     // keeps written pages): make it durable before calling it durable.
-    active
-        .file
-        .sync_data()
-        .map_err(io_error("sync recovered segment", &active.log_path))?;
+    // After a clean close it was synced already.
+    if clean.is_none() {
+        active
+            .file
+            .sync_data()
+            .map_err(io_error("sync recovered segment", &active.log_path))?;
+    }
     active.end_offset = next_offset;
     active.first_append_time = end.first_append_time;
     active.max_append_time = end.max_append_time;
@@ -391,6 +399,7 @@ pub(crate) fn recover(
         closed: false,
         undeleted: Vec::new(),
         pending_rolls: Vec::new(),
+        dir_unsynced: marker_present,
     })
 }
 

@@ -144,8 +144,10 @@ impl Log {
         let snapshot = last.snapshot.clone();
         for mut roll in pending {
             self.sync_segment(&*roll.file, &roll.path, "sync before roll of")?;
+            // Derived data: not synced (a sealed index a power loss damaged
+            // fails validation when loaded and is rebuilt).
             if let Some(index) = roll.index.take()
-                && let Err(err) = index.seal(roll.len)
+                && let Err(err) = index.seal_without_sync(roll.len)
             {
                 tracing::warn!(segment = %roll.path.display(), error = %err, "sealing index failed; it will be rebuilt");
             }

@@ -87,7 +87,7 @@ use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -282,6 +282,41 @@ fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
 
 fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
     lock.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Threads that close or flush partitions side by side.
+const SIDE_BY_SIDE_THREADS: usize = 8;
+
+/// Runs `work` on every log, `SIDE_BY_SIDE_THREADS` at a time; returns how
+/// many answered `Ok(true)` and the first error.
+fn side_by_side(
+    logs: &[Arc<Log>],
+    work: impl Fn(&Log) -> Result<bool, Error> + Sync,
+) -> (usize, Option<Error>) {
+    let next = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
+    let first_error = Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..SIDE_BY_SIDE_THREADS.min(logs.len()) {
+            scope.spawn(|| {
+                while let Some(log) = logs.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    match work(log) {
+                        Ok(true) => {
+                            done.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok(false) => {}
+                        Err(err) => {
+                            lock(&first_error).get_or_insert(err);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let first_error = first_error
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner);
+    (done.into_inner(), first_error)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -732,19 +767,25 @@ impl Store {
     pub fn close(&self) -> Result<(), Error> {
         self.closed.store(true, Ordering::SeqCst);
         let _admin = write(&self.admin);
-        let mut first_error = None;
-        for topic in read(&self.topics).values() {
-            for slot in read(&topic.slots).iter() {
-                let log = lock(slot).take();
-                if let Some(log) = log
-                    && let Err(err) = log.close()
-                {
-                    tracing::error!(partition = %log.dir().display(), error = %err, "closing a partition failed");
-                    first_error.get_or_insert(err);
-                }
-            }
-        }
-        tracing::info!(dir = %self.dir.display(), "store closed");
+        let logs: Vec<Arc<Log>> = read(&self.topics)
+            .values()
+            .flat_map(|topic| {
+                read(&topic.slots)
+                    .iter()
+                    .filter_map(|slot| lock(slot).take())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        // Each close waits for its fsyncs: run them side by side, so that
+        // shutting down many partitions is bounded by the disk, not by one
+        // fsync after another.
+        let (_, first_error) = side_by_side(&logs, |log| {
+            log.close().inspect_err(|err| {
+                tracing::error!(partition = %log.dir().display(), error = %err, "closing a partition failed");
+            })?;
+            Ok(true)
+        });
+        tracing::info!(dir = %self.dir.display(), partitions = logs.len(), "store closed");
         first_error.map_or(Ok(()), Err)
     }
 
@@ -818,26 +859,25 @@ impl Store {
     pub fn flush_written(&self) -> Result<usize, Error> {
         self.check_open()?;
         let topics: Vec<Arc<Topic>> = read(&self.topics).values().cloned().collect();
-        let mut synced = 0;
-        let mut first_error = None;
-        for topic in topics {
-            let slots: Vec<Slot> = read(&topic.slots).clone();
-            for slot in slots {
-                let log = lock(&slot).clone();
-                let Some(log) = log else { continue };
-                let marks = log.watermarks();
-                if marks.durable_end >= marks.log_end {
-                    continue;
-                }
-                match log.sync() {
-                    Ok(_) => synced += 1,
-                    Err(err) => {
-                        tracing::warn!(dir = %log.dir().display(), error = %err, "background flush failed");
-                        first_error.get_or_insert(err);
-                    }
-                }
+        let logs: Vec<Arc<Log>> = topics
+            .iter()
+            .flat_map(|topic| {
+                read(&topic.slots)
+                    .iter()
+                    .filter_map(|slot| lock(slot).clone())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        // Side by side, as at close: many partitions' syncs overlap.
+        let (synced, first_error) = side_by_side(&logs, |log| {
+            let marks = log.watermarks();
+            if marks.durable_end >= marks.log_end {
+                return Ok(false);
             }
-        }
+            log.sync().map(|_| true).inspect_err(|err| {
+                tracing::warn!(dir = %log.dir().display(), error = %err, "background flush failed");
+            })
+        });
         match first_error {
             Some(err) => Err(err),
             None => Ok(synced),

@@ -221,6 +221,9 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
         let _ = std::fs::remove_dir_all(&data);
     }
 
+    if options.only.is_empty() || options.only.iter().any(|s| s == "scale") {
+        lines.extend(scale(&server, &loadgen, &data_root, options.quick)?);
+    }
     if options.only.is_empty() || options.only.iter().any(|s| s == "recovery") {
         lines.extend(recovery(&server, &loadgen, &data_root, options.quick)?);
     }
@@ -359,6 +362,70 @@ fn loadgen_run(loadgen: &Path, args: &[String]) -> Result<Vec<String>, String> {
         .filter(|l| l.starts_with("RESULT ") || l.starts_with("EXTRA "))
         .map(str::to_owned)
         .collect())
+}
+
+/// The partitions target: many partitions with many sealed segments each
+/// (10,000 × 20; `--quick` 500 × 5), open and serving. Counts the server's
+/// open files after the fill (once the background flush made everything
+/// durable), times a clean restart until it serves, and counts the open
+/// files again after the restart and after reading every partition.
+fn scale(
+    server: &Path,
+    loadgen: &Path,
+    data_root: &Path,
+    quick: bool,
+) -> Result<Vec<String>, String> {
+    let (partitions, segments) = if quick { ("500", "5") } else { ("10000", "20") };
+    eprintln!("== scale: {partitions} partitions x {segments} sealed segments");
+    let data = data_root.join("scale");
+    let _ = std::fs::remove_dir_all(&data);
+    let mut srv = Server::start(server, &data)?;
+    srv.wait_ready(loadgen)?;
+    let run = |srv: &Server, scenario: &str| {
+        loadgen_run(
+            loadgen,
+            &[
+                "--addr".into(),
+                srv.url(),
+                "--scenario".into(),
+                scenario.into(),
+                "--partitions".into(),
+                partitions.into(),
+                "--segments".into(),
+                segments.into(),
+            ],
+        )
+    };
+    let mut lines = run(&srv, "scale-fill")?;
+    // The background flush syncs WRITTEN data within a second; then no
+    // segment holds unsynced writes and the pool keeps to its budget.
+    std::thread::sleep(Duration::from_secs(3));
+    let after_fill = open_files(srv.child.id());
+    let stopping = Instant::now();
+    srv.stop()?;
+    let shutdown_ms = stopping.elapsed().as_millis();
+    let started = Instant::now();
+    let mut again = Server::start_on(server, &data, srv.port)?;
+    again.wait_ready(loadgen)?;
+    let restart_ms = started.elapsed().as_millis();
+    let after_restart = open_files(again.child.id());
+    lines.extend(run(&again, "scale-read")?);
+    let after_reads = open_files(again.child.id());
+    again.stop()?;
+    let _ = std::fs::remove_dir_all(&data);
+    let line = format!(
+        "EXTRA system=log-server scenario=scale partitions={partitions} sealed_segments={segments} \
+         open_files_after_fill={after_fill} shutdown_ms={shutdown_ms} restart_to_ready_ms={restart_ms} \
+         open_files_after_restart={after_restart} open_files_after_reads={after_reads}"
+    );
+    println!("{line}");
+    lines.push(line);
+    Ok(lines)
+}
+
+/// The open file descriptors of process `pid` (0 when unknown).
+fn open_files(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
 }
 
 /// Fills a log, kills the server (SIGKILL), restarts it on the same data

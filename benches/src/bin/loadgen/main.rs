@@ -20,7 +20,9 @@
 //! `--subscribers` subscribers tailing), `partitions` (`--partitions`
 //! partitions, a few records each; with `--server-pid`, threads and memory
 //! per idle partition), `ready` (waits until the server serves; prints the
-//! time it took: the recovery figure when started right after the server).
+//! time it took: the recovery figure when started right after the server),
+//! `scale-fill` and `scale-read` (many partitions with many sealed
+//! segments, for the open-files and restart figures; see `scale.rs`).
 //!
 //! `log-loadgen report DIR` turns `DIR/results.txt` (the lines above, as
 //! collected by `cargo xtask bench`) into `report.md`, `results.json` and
@@ -32,6 +34,7 @@
 
 mod criterion;
 mod report;
+mod scale;
 mod scenarios;
 
 use std::path::PathBuf;
@@ -73,6 +76,8 @@ pub(crate) enum Scenario {
     Fanout,
     Partitions,
     Ready,
+    ScaleFill,
+    ScaleRead,
 }
 
 impl Scenario {
@@ -85,6 +90,8 @@ impl Scenario {
             Scenario::Fanout => "fanout",
             Scenario::Partitions => "partitions",
             Scenario::Ready => "ready",
+            Scenario::ScaleFill => "scale-fill",
+            Scenario::ScaleRead => "scale-read",
         }
     }
 }
@@ -150,6 +157,9 @@ pub(crate) struct Args {
     /// Partitions (partitions).
     #[arg(long, default_value_t = 1000)]
     pub(crate) partitions: u32,
+    /// Sealed segments per partition (scale-fill).
+    #[arg(long, default_value_t = 20)]
+    pub(crate) segments: u64,
     /// The server's pid, to report its threads and memory (partitions).
     #[arg(long)]
     pub(crate) server_pid: Option<u32>,

@@ -15,7 +15,7 @@ use tokio::sync::{Mutex, mpsc};
 
 use crate::{AckArg, Args, RpcArg, Scenario};
 
-type BoxError = Box<dyn std::error::Error>;
+pub(crate) type BoxError = Box<dyn std::error::Error>;
 
 /// What a scenario measured.
 #[derive(Debug, Default)]
@@ -31,8 +31,11 @@ struct Outcome {
 }
 
 pub(crate) async fn run(args: Args) -> Result<(), BoxError> {
-    if args.scenario == Scenario::Ready {
-        return ready(&args).await;
+    match args.scenario {
+        Scenario::Ready => return ready(&args).await,
+        Scenario::ScaleFill => return crate::scale::fill(&args).await,
+        Scenario::ScaleRead => return crate::scale::read(&args).await,
+        _ => {}
     }
     if args.n == 0 || args.batch == 0 {
         return Err("--n and --batch must be positive".into());
@@ -69,7 +72,7 @@ pub(crate) async fn run(args: Args) -> Result<(), BoxError> {
         Scenario::Fanout => fanout(&client, &topic, &args).await?,
         Scenario::Partitions => many_partitions(&client, &topic, &args, before).await?,
         // Handled before any topic is created.
-        Scenario::Ready => return Ok(()),
+        Scenario::Ready | Scenario::ScaleFill | Scenario::ScaleRead => return Ok(()),
     };
     let fsyncs: u64 = client
         .get_topic(&topic)
@@ -120,7 +123,11 @@ fn progress(len: u64, what: &str) -> ProgressBar {
 }
 
 /// Encodes one batch of `count` records of `size` bytes.
-fn encode(builder: &mut BatchBuilder, count: u64, value: &[u8]) -> Result<Bytes, BoxError> {
+pub(crate) fn encode(
+    builder: &mut BatchBuilder,
+    count: u64,
+    value: &[u8],
+) -> Result<Bytes, BoxError> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as i64;
     for _ in 0..count {
         builder.push(&NewRecord::value(now, value))?;
@@ -128,14 +135,19 @@ fn encode(builder: &mut BatchBuilder, count: u64, value: &[u8]) -> Result<Bytes,
     Ok(builder.finish()?)
 }
 
-fn builder() -> BatchBuilder {
+pub(crate) fn builder() -> BatchBuilder {
     BatchBuilder::new(Limits {
         max_batch_bytes: u32::MAX,
         max_records: u32::MAX,
     })
 }
 
-fn request(topic: &str, partition: u32, batch: Bytes, ack: proto::Ack) -> proto::ProduceRequest {
+pub(crate) fn request(
+    topic: &str,
+    partition: u32,
+    batch: Bytes,
+    ack: proto::Ack,
+) -> proto::ProduceRequest {
     proto::ProduceRequest {
         topic: topic.to_owned(),
         partition: Some(partition),
