@@ -1071,14 +1071,19 @@ impl Log {
         })
     }
 
-    /// Forces a roll to a new segment (tests, tools).
+    /// Forces a roll to a new segment and makes everything before it
+    /// durable, paying the roll's debt at once (tests, tools; the append
+    /// path leaves that to the next sync leader).
     pub fn roll_now(&self) -> Result<(), Error> {
-        let _appending = lock(&self.append_lock);
-        let state = lock(&self.state);
-        if state.segments.last().is_some_and(|s| s.len == 0) {
-            return Ok(());
+        {
+            let _appending = lock(&self.append_lock);
+            let state = lock(&self.state);
+            if state.segments.last().is_some_and(|s| s.len == 0) {
+                return Ok(());
+            }
+            self.roll(state).map(drop)?;
         }
-        self.roll(state).map(drop)
+        self.sync().map(drop)
     }
 
     /// Syncs everything and leaves the clean-shutdown marker, so the next

@@ -242,6 +242,9 @@ pub struct Store {
     /// The free-space floor given to every partition opened
     /// ([`LogConfig::min_free_bytes`]); see [`Store::with_min_free_bytes`].
     min_free_bytes: Option<u64>,
+    /// The index spacing given to every partition opened, if not the
+    /// default ([`Store::with_index_interval_bytes`]).
+    index_interval_bytes: Option<u32>,
     /// The pool every file of the store is opened through (`fs` wraps it):
     /// open files stay near its budget however many partitions and
     /// segments there are ([`Store::with_open_files_budget`]).
@@ -398,6 +401,7 @@ impl Store {
             offsets,
             closed: AtomicBool::new(false),
             min_free_bytes: None,
+            index_interval_bytes: None,
             pool,
             _lock: lock,
         })
@@ -410,6 +414,15 @@ impl Store {
     /// Default `None` (no floor).
     pub fn with_min_free_bytes(mut self, floor: Option<u64>) -> Store {
         self.min_free_bytes = floor;
+        self
+    }
+
+    /// Sets the index spacing of every partition opened from now on (one
+    /// entry per this many bytes of log; at least 1). A store setting, as
+    /// the free-space floor. Default
+    /// [`LogConfig::default`]'s (4096).
+    pub fn with_index_interval_bytes(mut self, interval: u32) -> Store {
+        self.index_interval_bytes = Some(interval.max(1));
         self
     }
 
@@ -676,6 +689,9 @@ impl Store {
         }
         let mut config = read(&topic.meta).config.log_config();
         config.min_free_bytes = self.min_free_bytes;
+        if let Some(interval) = self.index_interval_bytes {
+            config.index_interval_bytes = interval;
+        }
         let log = Arc::new(Log::open(
             self.fs.clone(),
             names::partition_dir(&topic.dir, partition),

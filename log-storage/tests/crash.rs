@@ -10,6 +10,11 @@
 //! producers); and the log takes appends at the recovered end. Small index
 //! spacing makes index pages reach the disk without the log pages before
 //! them in many seeds.
+//! The partition is a store's (`Store` over the simulated file system), so
+//! consumer commits are part of the workload: a commit above the durable
+//! end makes the log durable up to it first, and after every crash the
+//! committed offset is the last acknowledged one (or the one whose commit
+//! failed) and never points past the recovered end.
 //! A failure names its seed; rerun one with `CRASH_SEED=n`.
 #![allow(clippy::unwrap_used)]
 
@@ -19,7 +24,7 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use log_format::{BatchBuilder, BytesScanner, Limits, NewRecord, ProducerInfo, Scanned};
-use log_storage::{Ack, AppendOptions, FaultKind, Isolation, Log, LogConfig, SimFs};
+use log_storage::{Ack, AppendOptions, FaultKind, Isolation, Log, SimFs, Store, TopicConfig};
 
 const SEEDS: u64 = 10_000;
 
@@ -39,11 +44,10 @@ impl Rng {
     }
 }
 
-fn config() -> LogConfig {
-    let mut config = LogConfig::default();
+fn config() -> TopicConfig {
+    let mut config = TopicConfig::default();
     config.segment_max_bytes = 4096;
-    config.index_interval_bytes = 256;
-    config.limits.max_batch_bytes = 4096;
+    config.max_batch_bytes = 4096;
     config.retention_max_bytes = Some(16 * 1024);
     config
 }
@@ -92,15 +96,27 @@ struct Sent {
     producer_batches: Vec<(u64, u64, BytesMut)>,
     /// The producer's next sequence.
     next_sequence: i32,
+    /// The last offset a commit acknowledged, and one whose commit failed
+    /// after it (its file may or may not have been replaced).
+    committed: Option<u64>,
+    commit_unknown: Option<u64>,
 }
 
-fn open(fs: &SimFs, dir: &Path) -> Result<Log, log_storage::Error> {
-    Log::open(Arc::new(fs.clone()), dir, config())
+/// Opens the store (small index spacing, so index pages often reach the
+/// disk without the log pages before them) and its one partition,
+/// creating the topic when a crash left none.
+fn open(fs: &SimFs) -> Result<(Store, Arc<Log>), log_storage::Error> {
+    let store =
+        Store::open(Arc::new(fs.clone()), Path::new("/data"), None)?.with_index_interval_bytes(256);
+    if store.topic("topic").is_err() {
+        store.create_topic("topic", 1, config())?;
+    }
+    let log = store.partition("topic", 0)?;
+    Ok((store, log))
 }
 
 /// Runs one seed; returns how many producer retries it checked.
 fn run_seed(seed: u64) -> usize {
-    let dir = Path::new("/data/topic/0");
     let fs = SimFs::new();
     let mut rng = Rng(seed);
     let mut sent = Sent::default();
@@ -108,18 +124,19 @@ fn run_seed(seed: u64) -> usize {
     // Phase 1: a first life that ends at an injected failure, then power loss.
     let fail_at = rng.below(400);
     fs.fail_nth(fail_at, FaultKind::Eio);
-    if let Ok(log) = open(&fs, dir) {
-        workload(&log, &mut rng, &mut sent, 0);
+    if let Ok((store, log)) = open(&fs) {
+        workload(&store, &log, &mut rng, &mut sent, 0);
     }
     fs.disarm();
     let report = fs.crash(seed);
 
     // Phase 2: reopen and check.
-    let log =
-        open(&fs, dir).unwrap_or_else(|err| panic!("seed {seed}: reopen failed: {err} ({report})"));
+    let (store, log) =
+        open(&fs).unwrap_or_else(|err| panic!("seed {seed}: reopen failed: {err} ({report})"));
     let marks = log.watermarks();
     let found = read_everything(&log, seed, &report);
     check(seed, &report, &sent, &found, marks.log_start, marks.log_end);
+    check_commit(seed, &report, &sent, &store, marks.log_end);
     let retried = retry_producer_batches(&log, seed, &report, &sent, &found, marks.log_start);
 
     // Phase 3: the log continues at the recovered end, and that survives.
@@ -134,8 +151,9 @@ fn run_seed(seed: u64) -> usize {
         "seed {seed}: continues at the recovered end ({report})"
     );
     drop(log);
+    drop(store);
     fs.crash(seed ^ 0xA5A5);
-    let log = open(&fs, dir).unwrap();
+    let (_store, log) = open(&fs).unwrap();
     assert_eq!(
         log.watermarks().log_end,
         end + 2,
@@ -144,8 +162,28 @@ fn run_seed(seed: u64) -> usize {
     retried
 }
 
-fn workload(log: &Log, rng: &mut Rng, sent: &mut Sent, first_batch: u64) {
+fn workload(store: &Store, log: &Log, rng: &mut Rng, sent: &mut Sent, first_batch: u64) {
     for batch in first_batch..first_batch + 40 {
+        if rng.below(8) == 0 {
+            // A consumer commits anywhere up to the log end, often above
+            // the durable end (it read WRITTEN records).
+            let marks = log.watermarks();
+            let offset = marks.log_start + rng.below(marks.log_end - marks.log_start + 1);
+            match store.commit_offset("g", "topic", 0, offset, b"") {
+                Ok(()) => {
+                    sent.committed = Some(offset);
+                    sent.commit_unknown = None;
+                    // The commit made everything below it durable.
+                    for (_, entry) in sent.values.range_mut(..offset) {
+                        entry.1 = true;
+                    }
+                }
+                Err(_) => {
+                    sent.commit_unknown = Some(offset);
+                    return;
+                }
+            }
+        }
         let records = 1 + rng.below(6);
         let len = 1 + rng.below(300) as usize;
         let ack = if rng.below(4) == 0 {
@@ -299,6 +337,32 @@ fn check(
             "seed {seed}: record {offset} is not what was sent ({report})"
         );
     }
+}
+
+/// The committed offset survived as acknowledged (or as the failed commit
+/// after it may have left it) and never points past the recovered end.
+fn check_commit(
+    seed: u64,
+    report: &log_storage::CrashReport,
+    sent: &Sent,
+    store: &Store,
+    end: u64,
+) {
+    let committed = store
+        .committed_offset("g", "topic", 0)
+        .unwrap_or_else(|err| panic!("seed {seed}: committed offset unreadable: {err} ({report})"))
+        .map(|(offset, _)| offset);
+    assert!(
+        committed == sent.committed
+            || (sent.commit_unknown.is_some() && committed == sent.commit_unknown),
+        "seed {seed}: committed {committed:?}, acknowledged {:?}, unknown {:?} ({report})",
+        sent.committed,
+        sent.commit_unknown
+    );
+    assert!(
+        committed.is_none_or(|offset| offset <= end),
+        "seed {seed}: committed {committed:?} past the recovered end {end} ({report})"
+    );
 }
 
 /// The idempotent producer's last five batches that survived the crash
