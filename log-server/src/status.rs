@@ -271,29 +271,26 @@ pub(crate) fn storage(err: &log_storage::Error) -> Status {
 /// Whether EMFILE (24) or ENFILE (23), the process's or the system's
 /// open-file limit, caused `err`, anywhere in its source chain.
 fn out_of_file_descriptors(err: &log_storage::Error) -> bool {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = cause {
-        if let Some(io) = e.downcast_ref::<std::io::Error>()
-            && matches!(io.raw_os_error(), Some(23 | 24))
-        {
-            return true;
-        }
-        cause = e.source();
-    }
-    false
+    caused_by_io(err, |io| matches!(io.raw_os_error(), Some(23 | 24)))
 }
 
 /// Whether an I/O error of kind `StorageFull` (ENOSPC) or `QuotaExceeded`
 /// (EDQUOT) caused `err`, anywhere in its source chain.
 fn out_of_space(err: &log_storage::Error) -> bool {
+    caused_by_io(err, |io| {
+        matches!(
+            io.kind(),
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+        )
+    })
+}
+
+/// Whether an I/O error that `is_it` accepts caused `err`, anywhere in its
+/// source chain.
+fn caused_by_io(err: &log_storage::Error, is_it: impl Fn(&std::io::Error) -> bool) -> bool {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = cause {
-        if let Some(io) = e.downcast_ref::<std::io::Error>()
-            && matches!(
-                io.kind(),
-                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
-            )
-        {
+        if e.downcast_ref::<std::io::Error>().is_some_and(&is_it) {
             return true;
         }
         cause = e.source();

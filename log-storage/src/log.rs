@@ -1171,27 +1171,20 @@ pub(crate) fn watermarks(state: &State, durable_end: u64) -> Watermarks {
 /// Writes a small file atomically: temp file, sync, rename, directory sync.
 pub(crate) fn write_atomic(fs: &dyn Fs, path: &Path, bytes: &[u8]) -> Result<(), Error> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = tmp_path(path);
-    if fs.exists(&tmp).map_err(io_error("check temp file", &tmp))? {
-        fs.remove_file(&tmp)
-            .map_err(io_error("remove stale temp file", &tmp))?;
-    }
-    let file = fs
-        .create_new(&tmp)
-        .map_err(io_error("create temp file", &tmp))?;
-    file.write_all_at(bytes, 0)
-        .map_err(io_error("write temp file", &tmp))?;
-    file.sync_data().map_err(io_error("sync temp file", &tmp))?;
-    fs.rename(&tmp, path)
-        .map_err(io_error("rename temp file", path))?;
-    fs.sync_dir(dir).map_err(io_error("sync directory", dir))?;
-    Ok(())
+    replace_via_temp(fs, path, bytes, true)?;
+    fs.sync_dir(dir).map_err(io_error("sync directory", dir))
 }
 
 /// Replaces a small file without waiting for the disk: temp file, write,
 /// rename, no fsync. For files with a checksum whose loss or damage after
 /// a power loss only costs the next open work.
 pub(crate) fn write_replace(fs: &dyn Fs, path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    replace_via_temp(fs, path, bytes, false)
+}
+
+/// Writes `bytes` to a fresh temp file beside `path` (synced when `sync`)
+/// and renames it over `path`.
+fn replace_via_temp(fs: &dyn Fs, path: &Path, bytes: &[u8], sync: bool) -> Result<(), Error> {
     let tmp = tmp_path(path);
     if fs.exists(&tmp).map_err(io_error("check temp file", &tmp))? {
         fs.remove_file(&tmp)
@@ -1202,6 +1195,9 @@ pub(crate) fn write_replace(fs: &dyn Fs, path: &Path, bytes: &[u8]) -> Result<()
         .map_err(io_error("create temp file", &tmp))?;
     file.write_all_at(bytes, 0)
         .map_err(io_error("write temp file", &tmp))?;
+    if sync {
+        file.sync_data().map_err(io_error("sync temp file", &tmp))?;
+    }
     fs.rename(&tmp, path)
         .map_err(io_error("rename temp file", path))
 }

@@ -266,13 +266,12 @@ pub(crate) fn recover(
         move_epoch = true;
     }
     if poisoned && active.len > synced_len {
-        tracing::warn!(
-            segment = %active.log_path.display(),
-            position = synced_len,
-            bytes_cut = active.len - synced_len,
-            "cutting what a failed fdatasync covered"
-        );
-        cut_tail(active, &mut index, synced_len)?;
+        cut_tail(
+            active,
+            &mut index,
+            synced_len,
+            "what a failed fdatasync covered",
+        )?;
         move_epoch = true;
     }
     if clean.is_none() {
@@ -342,13 +341,7 @@ pub(crate) fn recover(
         // follows. Before it, data was synced: damage there is corruption,
         // reported and never cut.
         if cut_at >= synced_len {
-            tracing::warn!(
-                segment = %active.log_path.display(),
-                position = cut_at,
-                bytes_cut = active.len - cut_at,
-                "cutting torn tail"
-            );
-            cut_tail(active, &mut index, cut_at)?;
+            cut_tail(active, &mut index, cut_at, "a torn tail")?;
             move_epoch = true;
         } else {
             let position = match stop {
@@ -533,12 +526,20 @@ fn offset_at(segment: &Segment, position: u64) -> Result<u64, Error> {
     Ok(next)
 }
 
-/// Cuts the active segment (and its index) back to `len` bytes, durably.
+/// Cuts the active segment (and its index) back to `len` bytes, durably,
+/// logging what was cut and why.
 fn cut_tail(
     active: &mut Segment,
     index: &mut ActiveIndex<SeamFile>,
     len: u64,
+    what: &str,
 ) -> Result<(), Error> {
+    tracing::warn!(
+        segment = %active.log_path.display(),
+        position = len,
+        bytes_cut = active.len - len,
+        "cutting {what}"
+    );
     active
         .file
         .set_len(len)

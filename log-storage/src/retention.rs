@@ -37,6 +37,15 @@ pub struct Lag {
     pub time_ms: u64,
 }
 
+impl Lag {
+    /// No lag: the reader is at (or past) the log end.
+    pub const CAUGHT_UP: Lag = Lag {
+        records: 0,
+        bytes: 0,
+        time_ms: 0,
+    };
+}
+
 /// A partition's footprint ([`Log::usage`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Usage {
@@ -269,11 +278,7 @@ impl Log {
             let marks = watermarks(&state, 0);
             let offset = offset.max(marks.log_start);
             if offset >= marks.log_end {
-                return Ok(Lag {
-                    records: 0,
-                    bytes: 0,
-                    time_ms: 0,
-                });
+                return Ok(Lag::CAUGHT_UP);
             }
             let at = state
                 .segments
@@ -303,11 +308,7 @@ impl Log {
         };
         let offset = offset.max(marks.log_start);
         if offset >= marks.log_end {
-            return Ok(Lag {
-                records: 0,
-                bytes: 0,
-                time_ms: 0,
-            });
+            return Ok(Lag::CAUGHT_UP);
         }
         let reader = segment.reader();
         let mut position = u64::from(entry.position);

@@ -783,15 +783,7 @@ impl Store {
     pub fn close(&self) -> Result<(), Error> {
         self.closed.store(true, Ordering::SeqCst);
         let _admin = write(&self.admin);
-        let logs: Vec<Arc<Log>> = read(&self.topics)
-            .values()
-            .flat_map(|topic| {
-                read(&topic.slots)
-                    .iter()
-                    .filter_map(|slot| lock(slot).take())
-                    .collect::<Vec<_>>()
-            })
-            .collect();
+        let logs = self.open_logs(|slot| slot.take());
         // Each close waits for its fsyncs: run them side by side, so that
         // shutting down many partitions is bounded by the disk, not by one
         // fsync after another.
@@ -869,21 +861,27 @@ impl Store {
         }
     }
 
+    /// The open partitions of every topic, each taken from its slot by
+    /// `take` (cloned, or taken out at close).
+    fn open_logs(&self, take: impl Fn(&mut Option<Arc<Log>>) -> Option<Arc<Log>>) -> Vec<Arc<Log>> {
+        let topics: Vec<Arc<Topic>> = read(&self.topics).values().cloned().collect();
+        topics
+            .iter()
+            .flat_map(|topic| {
+                read(&topic.slots)
+                    .iter()
+                    .filter_map(|slot| take(&mut lock(slot)))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
     /// Syncs every open partition holding WRITTEN (not yet durable) data,
     /// so it becomes durable within one flush interval. Returns how many
     /// partitions were synced.
     pub fn flush_written(&self) -> Result<usize, Error> {
         self.check_open()?;
-        let topics: Vec<Arc<Topic>> = read(&self.topics).values().cloned().collect();
-        let logs: Vec<Arc<Log>> = topics
-            .iter()
-            .flat_map(|topic| {
-                read(&topic.slots)
-                    .iter()
-                    .filter_map(|slot| lock(slot).clone())
-                    .collect::<Vec<_>>()
-            })
-            .collect();
+        let logs = self.open_logs(|slot| slot.clone());
         // Side by side, as at close: many partitions' syncs overlap.
         let (synced, first_error) = side_by_side(&logs, |log| {
             let marks = log.watermarks();
