@@ -179,7 +179,7 @@ const TARGETS: &[Target] = &[
         100_000.0,
     ),
     Target {
-        what: "scale (10,000 partitions x 20 sealed segments): open files after reading every partition",
+        what: "scale (10,000 partitions x 20 sealed segments; --quick 500 x 5): open files after reading every partition",
         scenario: "scale",
         size: None,
         ack: None,
@@ -189,7 +189,7 @@ const TARGETS: &[Target] = &[
         at_least: false,
     },
     Target {
-        what: "scale (10,000 partitions x 20 sealed segments): clean restart, ms until serving",
+        what: "scale (10,000 partitions x 20 sealed segments; --quick 500 x 5): clean restart, ms until serving",
         scenario: "scale",
         size: None,
         ack: None,
