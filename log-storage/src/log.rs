@@ -975,7 +975,7 @@ impl Log {
             let sealed = at + 1 < state.segments.len();
             let segment = &state.segments[at];
             let unprepared = matches!(segment.index, SegmentIndex::Unloaded)
-                || (sealed && segment.mapped.is_none());
+                || (sealed && segment.mapped.is_none() && !segment.map_failed);
             if unprepared && !prepared {
                 let base = segment.base_offset;
                 drop(state);

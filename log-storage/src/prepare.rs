@@ -30,7 +30,7 @@ impl Log {
             let segment = &state.segments[at];
             let needs_index = matches!(segment.index, SegmentIndex::Unloaded);
             let needs_time = segment.max_append_time == i64::MIN && segment.len > 0;
-            let needs_map = map && sealed && segment.mapped.is_none();
+            let needs_map = map && sealed && segment.mapped.is_none() && !segment.map_failed;
             if !(needs_index || needs_time || needs_map) {
                 return Ok(());
             }
@@ -51,7 +51,8 @@ impl Log {
         } else {
             None
         };
-        let mapped = if map && sealed && detached.mapped.is_none() {
+        let try_map = map && sealed && detached.mapped.is_none() && !detached.map_failed;
+        let mapped = if try_map {
             // Sealed segments never change: map them once, read them with
             // no copy. On failure, reads fall back to pread.
             match detached.file.map_sealed(detached.len) {
@@ -81,7 +82,8 @@ impl Log {
             {
                 segment.max_append_time = newest;
             }
-            if mapped.is_some() && segment.mapped.is_none() {
+            if segment.mapped.is_none() {
+                segment.map_failed |= try_map && mapped.is_none();
                 segment.mapped = mapped;
             }
         }

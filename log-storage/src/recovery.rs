@@ -627,6 +627,7 @@ fn open_segments(
             index_interval_bytes: config.index_interval_bytes,
             index: SegmentIndex::Unloaded,
             mapped: None,
+            map_failed: false,
         });
     }
     Ok(segments)

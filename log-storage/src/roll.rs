@@ -225,5 +225,6 @@ pub(crate) fn create_segment(
         index_interval_bytes: config.index_interval_bytes,
         index: SegmentIndex::Active(index),
         mapped: None,
+        map_failed: false,
     })
 }

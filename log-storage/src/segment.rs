@@ -72,6 +72,9 @@ pub(crate) struct Segment {
     /// The whole file mapped read-only, once sealed and first read: reads
     /// then hop headers and hand out slices without a copy.
     pub(crate) mapped: Option<bytes::Bytes>,
+    /// Mapping it failed once (logged): reads use pread from then on
+    /// instead of trying again on every read.
+    pub(crate) map_failed: bool,
     pub(crate) index: SegmentIndex,
 }
 
@@ -117,6 +120,7 @@ impl Segment {
             max_append_time: self.max_append_time,
             index_interval_bytes: self.index_interval_bytes,
             mapped: self.mapped.clone(),
+            map_failed: self.map_failed,
             index: SegmentIndex::Unloaded,
         }
     }
