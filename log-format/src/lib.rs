@@ -116,3 +116,13 @@ pub use limits::{DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_RECORDS, Limits};
 pub use record::{Headers, Record};
 pub use scan::{BytesScanner, Scanned, Scanner};
 pub use view::{Batch, BatchView, Records, check_checksums};
+
+/// The wall clock in the unit of every timestamp of a batch: milliseconds
+/// since the Unix epoch (0 before 1970, saturating far in the future). The
+/// one clock reading of the workspace: producers stamp records with it,
+/// the log stamps append times with it.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

@@ -9,10 +9,9 @@
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use log_format::{BuildError, Corrupt, Defect};
-
-use crate::names::NameKind;
+use log_format::{Corrupt, Defect};
 
 /// An error of the `log-storage` crate.
 #[derive(Debug)]
@@ -63,8 +62,9 @@ pub enum Error {
     Poisoned {
         /// The partition directory.
         dir: PathBuf,
-        /// What failed first.
-        cause: String,
+        /// What failed first (an [`Error::Io`] naming the file and the
+        /// operation), also given as [`source`](std::error::Error::source).
+        source: Arc<Error>,
     },
     /// The partition stopped taking writes because stored data is damaged
     /// below its end (see [`Error::Corruption`]); it stays readable up to
@@ -72,8 +72,10 @@ pub enum Error {
     ReadOnly {
         /// The partition directory.
         dir: PathBuf,
-        /// Why.
-        reason: String,
+        /// The damage found (an [`Error::Corruption`] or
+        /// [`Error::CorruptMetadata`] naming the file and the byte), also
+        /// given as [`source`](std::error::Error::source).
+        source: Arc<Error>,
     },
     /// A read asked for an offset outside `[log_start, log_end]`.
     OffsetOutOfRange {
@@ -99,8 +101,6 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
-    /// Encoding a batch failed (a `log-format` builder error).
-    Build(BuildError),
     /// The partition is closed.
     Closed {
         /// The partition directory.
@@ -151,16 +151,16 @@ pub enum Error {
         /// The largest length accepted.
         max: usize,
     },
-    /// A small metadata file of the store (a topic config, a committed
-    /// offset) is damaged or missing. It is reported, never replaced by a
-    /// default.
+    /// A small file of the store or of a partition (a topic config, a
+    /// committed offset, an epoch, a log start, a producer snapshot) is
+    /// damaged. It is reported, never replaced by a default.
     CorruptMetadata {
         /// The file.
         path: PathBuf,
         /// Byte position of the problem in the file.
         position: u64,
-        /// What is wrong.
-        reason: String,
+        /// What is wrong, with expected and found values.
+        what: String,
     },
     /// The store is closed.
     StoreClosed {
@@ -228,13 +228,13 @@ impl fmt::Display for Error {
             Error::Corruption { path, position, .. } => {
                 write!(f, "corrupt batch in {} at byte {position}", path.display())
             }
-            Error::Poisoned { dir, cause } => write!(
+            Error::Poisoned { dir, source } => write!(
                 f,
-                "partition {} takes no writes until reopened: {cause}",
+                "partition {} takes no writes until reopened: {source}",
                 dir.display()
             ),
-            Error::ReadOnly { dir, reason } => {
-                write!(f, "partition {} is read-only: {reason}", dir.display())
+            Error::ReadOnly { dir, source } => {
+                write!(f, "partition {} is read-only: {source}", dir.display())
             }
             Error::OffsetOutOfRange {
                 requested,
@@ -249,7 +249,6 @@ impl fmt::Display for Error {
                 "expected the log to end at offset {expected}, it ends at {actual}"
             ),
             Error::InvalidConfig { setting, reason } => write!(f, "invalid {setting}: {reason}"),
-            Error::Build(err) => write!(f, "cannot build batch: {err}"),
             Error::Closed { dir } => write!(f, "partition {} is closed", dir.display()),
             Error::InvalidName { kind, name, reason } => {
                 write!(f, "invalid {kind} {name:?}: {reason}")
@@ -274,10 +273,10 @@ impl fmt::Display for Error {
             Error::CorruptMetadata {
                 path,
                 position,
-                reason,
+                what,
             } => write!(
                 f,
-                "corrupt metadata file {} at byte {position}: {reason}",
+                "corrupt metadata file {} at byte {position}: {what}",
                 path.display()
             ),
             Error::StoreClosed { dir } => write!(f, "store {} is closed", dir.display()),
@@ -316,7 +315,7 @@ impl std::error::Error for Error {
             Error::Io { source, .. } => Some(source),
             Error::Index { source, .. } => Some(source),
             Error::InvalidBatch { source } | Error::Corruption { source, .. } => Some(source),
-            Error::Build(err) => Some(err),
+            Error::Poisoned { source, .. } | Error::ReadOnly { source, .. } => Some(&**source),
             _ => None,
         }
     }
@@ -335,4 +334,22 @@ pub(crate) fn io_error(
 /// Builds the closure that turns a [`log_index::Error`] into [`Error::Index`].
 pub(crate) fn index_error(op: &'static str) -> impl FnOnce(log_index::Error) -> Error {
     move |source| Error::Index { op, source }
+}
+
+/// Which kind of name was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameKind {
+    /// A topic name.
+    Topic,
+    /// A consumer id.
+    Consumer,
+}
+
+impl fmt::Display for NameKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NameKind::Topic => "topic name",
+            NameKind::Consumer => "consumer id",
+        })
+    }
 }

@@ -7,70 +7,53 @@
 //! group commit (many appends sharing one `fdatasync`), crash recovery and
 //! the store of topics, partitions and consumer offsets.
 //!
-//! It stays synchronous and thread-based: it knows nothing of tokio or
-//! tonic.
+//! It stays synchronous and thread-based: it knows nothing of tokio,
+//! tonic or any wire protocol.
 //!
-//! # Layout
+//! # Layers
 //!
-//! - `io.rs`: the I/O seam ([`Fs`], [`FileHandle`]) and [`RealFs`]; every
-//!   file operation of the crate goes through it.
-//! - `pool.rs`: [`PooledFs`], a bounded pool of open files over any `Fs`.
-//! - `log.rs`: [`Log`], one partition: append with group commit, read,
-//!   roll, clean shutdown and crash recovery.
-//! - `roll.rs`: rolling to a new segment, and the roll debt the next sync
-//!   leader pays.
-//! - `recovery.rs`: crash recovery of a partition on open.
-//! - `checkpoint.rs`: the recovery point (durable position, boot, poison).
-//! - `producer.rs`: the idempotent producer's state and its snapshot.
-//! - `retention.rs`: delete-records, retention by age and size, offset
-//!   for a time, waiting for an offset.
-//! - `segment.rs`: one segment (log file + index), header hops and scans.
-//! - `prepare.rs`: loading a sealed segment's index, mapping and newest
-//!   append time without the partition lock.
-//! - `naming.rs`: file names of a partition directory.
-//! - `store.rs`: [`Store`], the topics, partitions and committed offsets
-//!   of one data directory (layout, `topic.config` format, crash-safe
-//!   create and delete), and [`lock_data_dir`], its exclusive lock.
-//! - `names.rs`: validation of topic names and consumer ids, and the paths
-//!   built from them (always inside the data directory).
-//! - `offsets.rs`: committed consumer offsets, one atomically replaced file
-//!   per consumer, topic and partition.
-//! - `config.rs`: [`LogConfig`].
-//! - `error.rs`: [`Error`].
-//! - `sim.rs`: [`SimFs`], the simulated file system for crash and fault
-//!   tests (power loss at sector granularity, failing operations).
+//! Each layer uses only the ones below it (the crate's tidy test checks
+//! that no two modules import each other, directly or in a circle):
+//!
+//! - `store/`: [`Store`], the topics, partitions and committed offsets of
+//!   one data directory (`topic_config.rs`, `offsets.rs`, `background.rs`
+//!   for the flush and retention passes, `lock.rs` for [`lock_data_dir`]).
+//! - `partition/`: [`Log`], one partition: `append.rs`, `commit.rs` (group
+//!   commit, the sync leader, poison), `committer.rs` ([`Committer`]),
+//!   `roll.rs`, `read.rs`, `retention.rs`, `recovery.rs`, `checkpoint.rs`
+//!   (the recovery point), `markers.rs` (the other small files),
+//!   `segment.rs`, `prepare.rs`, `producer.rs` (idempotent producers).
+//! - `io/`: the [`Fs`] / [`FileHandle`] seam with [`RealFs`] (`real.rs`),
+//!   [`PooledFs`] (`pool.rs`), the durable steps every layer above uses
+//!   (`durable.rs`: atomic replace, directory sync chains, the small-file
+//!   codec) and, behind the `sim` feature, [`SimFs`] (`sim/`).
+//! - `layout.rs`: every file name and path of the data directory, and the
+//!   validation of user-chosen names.
+//! - `config.rs` ([`LogConfig`]), `error.rs` ([`Error`]), `util.rs`.
 #![forbid(unsafe_code)]
 
-mod checkpoint;
 mod config;
 mod error;
 mod io;
-mod log;
-mod names;
-mod naming;
-mod offsets;
-mod pool;
-mod prepare;
-mod producer;
-mod recovery;
-mod retention;
-mod roll;
-mod segment;
-mod sim;
+mod layout;
+mod partition;
 mod store;
+mod util;
 
 pub use config::LogConfig;
-pub use error::Error;
-pub use io::{DirEntry, FileHandle, Fs, OpenMode, RealFs};
-pub use log::{Ack, AppendOptions, Appended, Committer, Isolation, Log, ReadResult, Watermarks};
-pub use names::{
-    MAX_NAME_BYTES, NameKind, RESERVED_SUFFIXES, validate_consumer_id, validate_topic_name,
+pub use error::{Error, NameKind};
+#[cfg(feature = "sim")]
+pub use io::{CrashReport, FaultKind, SimFs, TearKind, TornSector};
+pub use io::{
+    DEFAULT_OPEN_FILES_BUDGET, DirEntry, FileHandle, Fs, IndexFile, OpenMode, PooledFs, RealFs,
 };
-pub use offsets::{MAX_OFFSET_METADATA_BYTES, OFFSET_FILE_MAX_BYTES};
-pub use pool::{DEFAULT_OPEN_FILES_BUDGET, PooledFs};
-pub use retention::{Lag, RetentionReport, Usage};
-pub use sim::{CrashReport, FaultKind, SimFs, TearKind, TornSector};
+pub use layout::{MAX_NAME_BYTES, RESERVED_SUFFIXES, validate_consumer_id, validate_topic_name};
+pub use partition::{
+    Ack, AppendOptions, Appended, Committer, Isolation, Lag, Log, ReadResult, RetentionReport,
+    Usage, Watermarks,
+};
 pub use store::{
-    Background, DEFAULT_FLUSH_INTERVAL, DEFAULT_RETENTION_INTERVAL, DirLock, MAX_PARTITIONS,
-    RetentionPass, Store, TopicConfig, TopicInfo, lock_data_dir,
+    Background, DEFAULT_FLUSH_INTERVAL, DEFAULT_RETENTION_INTERVAL, DirLock,
+    MAX_OFFSET_METADATA_BYTES, MAX_PARTITIONS, OFFSET_FILE_MAX_BYTES, RetentionPass, Store,
+    TopicConfig, TopicInfo, lock_data_dir,
 };

@@ -11,7 +11,8 @@ use std::sync::{Arc, Barrier};
 use bytes::BytesMut;
 use log_format::{BatchBuilder, Limits, NewRecord};
 use log_storage::{
-    Ack, AppendOptions, DirEntry, FileHandle, Fs, Isolation, Log, LogConfig, OpenMode, SimFs,
+    Ack, AppendOptions, DirEntry, FileHandle, Fs, IndexFile, Isolation, Log, LogConfig, OpenMode,
+    SimFs,
 };
 
 /// A file system whose next data write parks until the test lets it go.
@@ -29,7 +30,7 @@ struct GatedFile {
     gate: Arc<Barrier>,
 }
 
-impl FileHandle for GatedFile {
+impl IndexFile for GatedFile {
     fn len(&self) -> io::Result<u64> {
         self.inner.len()
     }
@@ -50,6 +51,8 @@ impl FileHandle for GatedFile {
         self.inner.set_len(len)
     }
 }
+
+impl FileHandle for GatedFile {}
 
 impl GatedFs {
     fn wrap(&self, file: Arc<dyn FileHandle>) -> Arc<dyn FileHandle> {

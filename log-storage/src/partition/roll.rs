@@ -23,13 +23,14 @@ use std::sync::Arc;
 
 use log_index::{ActiveIndex, MemIndex};
 
+use super::producer::{encode_producer_snapshot, write_producer_snapshot};
+use super::segment::{Segment, SegmentIndex};
+use super::{Log, State};
 use crate::config::LogConfig;
 use crate::error::{Error, index_error, io_error};
 use crate::io::{FileHandle, Fs};
-use crate::log::{Log, State, duration_ms, lock, now_ms};
-use crate::naming;
-use crate::producer::{encode_producer_snapshot, write_producer_snapshot};
-use crate::segment::{SeamFile, Segment, SegmentIndex};
+use crate::layout;
+use crate::util::{duration_ms, lock, now_ms};
 
 /// A roll whose syncs have not run yet (see the module docs).
 #[derive(Debug)]
@@ -38,7 +39,7 @@ pub(crate) struct PendingRoll {
     file: Arc<dyn FileHandle>,
     path: PathBuf,
     /// Its index, to seal (footer, sync) once its log is synced.
-    index: Option<ActiveIndex<SeamFile>>,
+    index: Option<ActiveIndex<Arc<dyn FileHandle>>>,
     /// Its length at the roll.
     len: u64,
     /// The producer snapshot as of the new segment's base offset.
@@ -93,8 +94,8 @@ impl Log {
                 // synced: if a crash brings them back, an empty last segment
                 // or an index without a log is what recovery expects).
                 for path in [
-                    naming::log_path(&self.dir, next_offset),
-                    naming::index_path(&self.dir, next_offset),
+                    layout::log_path(&self.dir, next_offset),
+                    layout::index_path(&self.dir, next_offset),
                 ] {
                     let _ = self.fs.remove_file(&path);
                 }
@@ -143,7 +144,7 @@ impl Log {
         };
         let snapshot = last.snapshot.clone();
         for mut roll in pending {
-            self.sync_segment(&*roll.file, &roll.path, "sync before roll of")?;
+            self.sync_segment(&*roll.file, &roll.path, "sync segment before a roll")?;
             // Derived data: not synced (a sealed index a power loss damaged
             // fails validation when loaded and is rebuilt).
             if let Some(index) = roll.index.take()
@@ -158,14 +159,10 @@ impl Log {
             tracing::warn!(error = %err, "cannot write the producer state snapshot");
         }
         if let Err(err) = self.fs.sync_dir(&self.dir) {
-            let cause = format!(
-                "sync of directory {} after a roll failed: {err}",
-                self.dir.display()
-            );
-            self.poison(cause);
-            return Err(self
-                .poisoned()
-                .unwrap_or_else(|| io_error("sync partition directory", &self.dir)(err)));
+            self.poison(io_error("sync partition directory after a roll", &self.dir)(err));
+            return Err(self.poisoned().unwrap_or_else(|| Error::Closed {
+                dir: self.dir.clone(),
+            }));
         }
         // Every segment before the active one is whole on disk now: say so
         // in the recovery point, durably, so a crash never makes recovery
@@ -192,8 +189,8 @@ pub(crate) fn create_segment(
     config: &LogConfig,
     durable: bool,
 ) -> Result<Segment, Error> {
-    let log_path = naming::log_path(dir, base_offset);
-    let index_path = naming::index_path(dir, base_offset);
+    let log_path = layout::log_path(dir, base_offset);
+    let index_path = layout::index_path(dir, base_offset);
     let file = fs
         .create_new(&log_path)
         .map_err(io_error("create segment", &log_path))?;
@@ -201,7 +198,7 @@ pub(crate) fn create_segment(
         .create_new(&index_path)
         .map_err(io_error("create index", &index_path))?;
     let index = ActiveIndex::create_in(
-        SeamFile(index_file),
+        index_file,
         &index_path,
         base_offset,
         config.index_interval_bytes,

@@ -27,9 +27,10 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, Weak};
 
-use crate::io::{DirEntry, FileHandle, Fs, OpenMode};
+use super::{DirEntry, FileHandle, Fs, IndexFile, OpenMode};
+use crate::util::lock;
 
 /// Default number of files a pool keeps open.
 pub const DEFAULT_OPEN_FILES_BUDGET: usize = 1024;
@@ -321,7 +322,7 @@ impl Drop for PooledFile {
 
 /// Every call goes to the open file, opening it first if the pool closed
 /// it.
-impl FileHandle for PooledFile {
+impl IndexFile for PooledFile {
     fn len(&self) -> io::Result<u64> {
         self.file()?.len()
     }
@@ -346,7 +347,9 @@ impl FileHandle for PooledFile {
         self.writes.fetch_add(1, Ordering::SeqCst);
         self.file()?.set_len(len)
     }
+}
 
+impl FileHandle for PooledFile {
     fn map_sealed(&self, len: u64) -> io::Result<bytes::Bytes> {
         self.file()?.map_sealed(len)
     }
@@ -354,8 +357,4 @@ impl FileHandle for PooledFile {
     fn pinned(&self) -> Option<io::Result<Arc<dyn FileHandle>>> {
         Some(self.file())
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

@@ -41,13 +41,15 @@ use std::collections::HashSet;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::error::NameKind;
 use crate::error::{Error, io_error};
 use crate::io::Fs;
-use crate::names::{self, NameKind};
-use crate::store::{read_small, remove_tree, write_atomic};
+use crate::io::durable::{read_small, remove_tree, write_atomic};
+use crate::layout;
+use crate::util::lock;
 
 /// Largest metadata stored with a committed offset, in bytes.
 pub const MAX_OFFSET_METADATA_BYTES: usize = 4096;
@@ -93,7 +95,7 @@ fn decode(path: &Path, bytes: &[u8]) -> Result<Committed, Error> {
     let corrupt = |position: usize, reason: String| Error::CorruptMetadata {
         path: path.to_path_buf(),
         position: position as u64,
-        reason,
+        what: reason,
     };
     if bytes.len() < HEADER_LEN + CRC_LEN {
         return Err(corrupt(
@@ -164,12 +166,6 @@ fn u64_at(bytes: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b)
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // The guarded data is `()` or a cache of synced directories; a panic
-    // elsewhere leaves neither inconsistent.
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 /// The committed offsets of one data directory. The store checks names
 /// against its topics and offsets against the partitions; this type only
 /// reads and writes the files.
@@ -214,8 +210,8 @@ impl Offsets {
                 max: MAX_OFFSET_METADATA_BYTES,
             });
         }
-        let dir = names::consumer_topic_dir(&self.dir, consumer, topic)?;
-        let path = names::offset_file(&dir, partition);
+        let dir = layout::consumer_topic_dir(&self.dir, consumer, topic)?;
+        let path = layout::offset_file(&dir, partition);
         let bytes = encode(&Committed {
             topic_id,
             offset,
@@ -257,8 +253,8 @@ impl Offsets {
         topic_id: u64,
         partition: u32,
     ) -> Result<Option<(u64, Vec<u8>)>, Error> {
-        let dir = names::consumer_topic_dir(&self.dir, consumer, topic)?;
-        let path = names::offset_file(&dir, partition);
+        let dir = layout::consumer_topic_dir(&self.dir, consumer, topic)?;
+        let path = layout::offset_file(&dir, partition);
         let Some(bytes) = read_small(&*self.fs, &path, OFFSET_FILE_MAX_BYTES, "read offset file")?
         else {
             return Ok(None);
@@ -279,8 +275,8 @@ impl Offsets {
     /// (see [`Offsets::sweep`]).
     pub(crate) fn remove_topic(&self, topic: &str) -> Result<(), Error> {
         for consumer in self.consumers()? {
-            let consumer_dir = names::child(NameKind::Consumer, &self.dir, &consumer)?;
-            let dir = names::child(NameKind::Topic, &consumer_dir, topic)?;
+            let consumer_dir = layout::child(NameKind::Consumer, &self.dir, &consumer)?;
+            let dir = layout::child(NameKind::Topic, &consumer_dir, topic)?;
             if !self
                 .fs
                 .exists(&dir)
@@ -302,7 +298,7 @@ impl Offsets {
     /// Unknown entries are left alone and logged.
     pub(crate) fn sweep(&self, topic_exists: impl Fn(&str) -> bool) -> Result<(), Error> {
         for consumer in self.consumers()? {
-            let consumer_dir = names::child(NameKind::Consumer, &self.dir, &consumer)?;
+            let consumer_dir = layout::child(NameKind::Consumer, &self.dir, &consumer)?;
             let mut removed = false;
             for entry in self
                 .fs
@@ -313,7 +309,7 @@ impl Offsets {
                 let topic = entry
                     .name
                     .to_str()
-                    .filter(|name| entry.is_dir && names::validate_topic_name(name).is_ok());
+                    .filter(|name| entry.is_dir && layout::validate_topic_name(name).is_ok());
                 match topic {
                     Some(topic) if !topic_exists(topic) => {
                         tracing::warn!(dir = %path.display(), "removing offsets of a deleted topic");
@@ -346,9 +342,9 @@ impl Offsets {
             let is_temp = entry
                 .name
                 .to_str()
-                .is_some_and(|name| name.ends_with(names::TMP_SUFFIX));
+                .is_some_and(|name| name.ends_with(layout::TMP_SUFFIX));
             if entry.is_dir || !is_temp {
-                if entry.is_dir || names::parse_offset_file(&entry.name).is_none() {
+                if entry.is_dir || layout::parse_offset_file(&entry.name).is_none() {
                     tracing::warn!(path = %path.display(), "leaving unknown entry alone");
                 }
                 continue;
@@ -377,7 +373,7 @@ impl Offsets {
             .map_err(io_error("list offsets directory", &self.dir))?
         {
             match entry.name.to_str() {
-                Some(name) if entry.is_dir && names::validate_consumer_id(name).is_ok() => {
+                Some(name) if entry.is_dir && layout::validate_consumer_id(name).is_ok() => {
                     consumers.push(name.to_owned());
                 }
                 _ => tracing::warn!(

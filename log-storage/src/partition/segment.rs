@@ -5,44 +5,21 @@
 //! index current; it does not decide when to roll, sync or delete (that is
 //! `log.rs`). Every file operation goes through the [`Fs`](crate::Fs) seam.
 
-use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use log_format::{BatchHeader, DecodeError, HEADER_LEN, Limits, Scanned, Scanner};
-use log_index::{ActiveIndex, IndexEntry, IndexFile, IndexLookup, MemIndex};
+use log_index::{ActiveIndex, IndexEntry, IndexLookup, MemIndex};
 
 use crate::error::{Error, index_error, io_error};
 use crate::io::{FileHandle, Fs};
-
-/// A storage file handle seen as an index file, so `log-index` writes
-/// through the same seam as everything else.
-#[derive(Debug, Clone)]
-pub(crate) struct SeamFile(pub(crate) Arc<dyn FileHandle>);
-
-impl IndexFile for SeamFile {
-    fn len(&self) -> io::Result<u64> {
-        self.0.len()
-    }
-    fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
-        self.0.read_at(buf, pos)
-    }
-    fn write_all_at(&self, buf: &[u8], pos: u64) -> io::Result<()> {
-        self.0.write_all_at(buf, pos)
-    }
-    fn sync_data(&self) -> io::Result<()> {
-        self.0.sync_data()
-    }
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        self.0.set_len(len)
-    }
-}
+use crate::layout::tmp_path;
 
 /// The index of a segment, in whichever state it is.
 #[derive(Debug)]
 pub(crate) enum SegmentIndex {
     /// The growing index of the active segment.
-    Active(ActiveIndex<SeamFile>),
+    Active(ActiveIndex<Arc<dyn FileHandle>>),
     /// A sealed index, validated and in memory.
     Sealed(MemIndex),
     /// A sealed segment whose index is loaded (or rebuilt) on first use, so
@@ -164,13 +141,9 @@ impl Segment {
         let file = fs
             .create_new(&tmp)
             .map_err(io_error("create temp index", &tmp))?;
-        let mut index = ActiveIndex::create_in(
-            SeamFile(file),
-            &tmp,
-            self.base_offset,
-            self.index_interval_bytes,
-        )
-        .map_err(index_error("create rebuilt index"))?;
+        let mut index =
+            ActiveIndex::create_in(file, &tmp, self.base_offset, self.index_interval_bytes)
+                .map_err(index_error("create rebuilt index"))?;
         let base = self.base_offset;
         let end = scan_file(
             &*self.file,
@@ -287,16 +260,6 @@ impl SegmentReader {
         BatchHeader::parse(&buf, position, &Limits::unlimited())
             .map_err(|err| corruption(&self.path, position, err))
     }
-}
-
-/// The temp path of a file replaced atomically.
-pub(crate) fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    name.push(crate::naming::TMP_SUFFIX);
-    path.with_file_name(name)
 }
 
 /// What scanning a segment found.

@@ -245,7 +245,7 @@ pub(crate) fn encode_producer_snapshot(offset: u64, states: &ProducerStates) -> 
     bytes.extend_from_slice(SNAPSHOT_MAGIC);
     bytes.extend_from_slice(&offset.to_le_bytes());
     states.encode(&mut bytes);
-    let crc = crate::log::crc32(&bytes);
+    let crc = crate::util::crc32(&bytes);
     bytes.extend_from_slice(&crc.to_le_bytes());
     bytes
 }
@@ -257,7 +257,7 @@ pub(crate) fn write_producer_snapshot(
     dir: &std::path::Path,
     bytes: &[u8],
 ) -> Result<(), crate::error::Error> {
-    crate::log::write_atomic(fs, &dir.join(crate::naming::PRODUCER_STATE), bytes)
+    crate::io::durable::write_atomic(fs, &dir.join(crate::layout::PRODUCER_STATE), bytes)
 }
 
 /// Reads the snapshot: `Ok(None)` when there is none, an error naming the
@@ -266,7 +266,7 @@ pub(crate) fn read_producer_snapshot(
     fs: &dyn crate::io::Fs,
     dir: &std::path::Path,
 ) -> Result<Option<(u64, ProducerStates)>, String> {
-    let path = dir.join(crate::naming::PRODUCER_STATE);
+    let path = dir.join(crate::layout::PRODUCER_STATE);
     let bytes = match fs.read(&path) {
         Ok(bytes) => bytes,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -277,7 +277,7 @@ pub(crate) fn read_producer_snapshot(
         return Err(damaged());
     }
     let (body, crc) = bytes.split_at(bytes.len() - 4);
-    if crate::log::crc32(body).to_le_bytes() != crc {
+    if crate::util::crc32(body).to_le_bytes() != crc {
         return Err(damaged());
     }
     let mut offset = [0u8; 8];

@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, io_error};
 use crate::io::{FileHandle, Fs, OpenMode};
-use crate::naming;
+use crate::layout;
 
 const MAGIC: &[u8; 4] = b"LRC2";
 const SLOT_LEN: usize = 52;
@@ -114,7 +114,7 @@ impl RecoveryPoint {
 /// Reads the recovery point of `dir`: the newest valid slot, `None` when
 /// the file is missing or no slot is valid.
 pub(crate) fn read_recovery_point(fs: &dyn Fs, dir: &Path) -> Option<RecoveryPoint> {
-    let bytes = fs.read(&dir.join(naming::RECOVERY_POINT)).ok()?;
+    let bytes = fs.read(&dir.join(layout::RECOVERY_POINT)).ok()?;
     let second = usize::try_from(SLOT_STRIDE).ok()?;
     let slots = [
         RecoveryPoint::decode(&bytes),
@@ -145,7 +145,7 @@ impl Checkpoint {
         previous: Option<RecoveryPoint>,
         first: (u64, u64, Option<[u8; 16]>),
     ) -> Result<Checkpoint, Error> {
-        let path = dir.join(naming::RECOVERY_POINT);
+        let path = dir.join(layout::RECOVERY_POINT);
         let (file, created) = match fs.open(&path, OpenMode::ReadWrite) {
             Ok(file) => (file, false),
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {

@@ -1,41 +1,45 @@
 //! The I/O seam: every file operation of this crate goes through [`Fs`] and
 //! [`FileHandle`].
 //!
-//! Two implementations: [`RealFs`] over `std::fs` (positioned reads and
-//! writes, `fdatasync`, directory `fsync`), and the simulated file system in
-//! `sim.rs`, which keeps what is durable apart from what is only written so
-//! that tests can play power loss and failing operations. This module holds
-//! no policy: when to sync, and in which order, is decided by the callers.
+//! The positioned-I/O primitives of a file (`len`, `read_at`,
+//! `write_all_at`, `sync_data`, `set_len`) are `log-index`'s
+//! [`IndexFile`], the one trait both indexes and segments write through;
+//! [`FileHandle`] adds what segments need beyond it (sealed mappings,
+//! pinning).
+//!
+//! Implementations: [`RealFs`] over `std::fs` (`real.rs`: positioned reads
+//! and writes, `fdatasync`, directory `fsync`), [`PooledFs`] (`pool.rs`: a
+//! bounded pool of open files over any `Fs`), and, behind the `sim`
+//! feature, [`SimFs`] (`sim/`), which keeps what is durable apart from what
+//! is only written so that tests can play power loss and failing
+//! operations. `durable.rs` holds the durable steps built on the seam
+//! (atomic replace, directory sync chains, the small-file codec). Nothing
+//! here decides when to sync, or in which order: the callers do.
 
 use std::ffi::OsString;
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 
-/// An open file. Positioned reads and writes only: there is no cursor, so a
-/// handle can be shared between threads.
-#[allow(clippy::len_without_is_empty)] // `len` is an I/O call, not a collection size
-pub trait FileHandle: Send + Sync + fmt::Debug {
-    /// Current length in bytes.
-    fn len(&self) -> io::Result<u64>;
+pub use log_index::IndexFile;
 
-    /// Reads up to `buf.len()` bytes at `pos`; returns how many were read
-    /// (fewer only at the end of the file; 0 at or past it).
-    fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize>;
+pub(crate) mod durable;
+mod pool;
+mod real;
+#[cfg(feature = "sim")]
+mod sim;
 
-    /// Writes all of `buf` at `pos`, extending the file if needed. On error
-    /// any prefix of `buf` may have been written (a short write).
-    fn write_all_at(&self, buf: &[u8], pos: u64) -> io::Result<()>;
+pub use pool::{DEFAULT_OPEN_FILES_BUDGET, PooledFs};
+pub use real::RealFs;
+#[cfg(feature = "sim")]
+pub use sim::{CrashReport, FaultKind, SimFs, TearKind, TornSector};
 
-    /// Makes the file's data and length durable (`fdatasync`).
-    fn sync_data(&self) -> io::Result<()>;
-
-    /// Truncates or extends the file to `len` bytes (extension reads as zeros).
-    fn set_len(&self, len: u64) -> io::Result<()>;
-
+/// An open file: the positioned-I/O primitives of [`IndexFile`] (no
+/// cursor, so a handle can be shared between threads; `write_all_at` may
+/// leave any prefix written on error; `sync_data` makes data and length
+/// durable), and what segments need beyond them.
+pub trait FileHandle: IndexFile {
     /// The first `len` bytes of a sealed file (written whole, synced, never
     /// changed again) as shared bytes: a read-only memory map for real
     /// files, so reads of sealed segments copy nothing. The default reads
@@ -159,128 +163,4 @@ pub trait Fs: Send + Sync + fmt::Debug {
         file.read_exact_at(&mut buf, 0)?;
         Ok(buf)
     }
-}
-
-/// The real file system, through `std::fs`.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RealFs;
-
-#[derive(Debug)]
-struct RealFile(File);
-
-impl FileHandle for RealFile {
-    fn len(&self) -> io::Result<u64> {
-        Ok(self.0.metadata()?.len())
-    }
-
-    fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
-        loop {
-            match self.0.read_at(buf, pos) {
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                other => return other,
-            }
-        }
-    }
-
-    fn write_all_at(&self, buf: &[u8], pos: u64) -> io::Result<()> {
-        self.0.write_all_at(buf, pos)
-    }
-
-    fn sync_data(&self) -> io::Result<()> {
-        self.0.sync_data()
-    }
-
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        self.0.set_len(len)
-    }
-
-    fn map_sealed(&self, len: u64) -> io::Result<bytes::Bytes> {
-        // The one mmap helper of the workspace, next to the index's.
-        log_index::map_sealed_file(&self.0, len)
-    }
-}
-
-impl Fs for RealFs {
-    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-        fs::create_dir_all(path)
-    }
-
-    fn create_new(&self, path: &Path) -> io::Result<Arc<dyn FileHandle>> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(path)?;
-        Ok(Arc::new(RealFile(file)))
-    }
-
-    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn FileHandle>> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(mode == OpenMode::ReadWrite)
-            .open(path)?;
-        Ok(Arc::new(RealFile(file)))
-    }
-
-    fn read_dir(&self, path: &Path) -> io::Result<Vec<DirEntry>> {
-        let mut entries = Vec::new();
-        for entry in fs::read_dir(path)? {
-            let entry = entry?;
-            entries.push(DirEntry {
-                name: entry.file_name(),
-                is_dir: entry.file_type()?.is_dir(),
-            });
-        }
-        Ok(entries)
-    }
-
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        fs::rename(from, to)
-    }
-
-    fn remove_file(&self, path: &Path) -> io::Result<()> {
-        fs::remove_file(path)
-    }
-
-    fn remove_dir(&self, path: &Path) -> io::Result<()> {
-        fs::remove_dir(path)
-    }
-
-    fn sync_dir(&self, path: &Path) -> io::Result<()> {
-        File::open(path)?.sync_all()
-    }
-
-    fn exists(&self, path: &Path) -> io::Result<bool> {
-        path.try_exists()
-    }
-
-    fn available_space(&self, path: &Path) -> io::Result<u64> {
-        fs4::available_space(path)
-    }
-
-    fn file_len(&self, path: &Path) -> io::Result<u64> {
-        Ok(fs::metadata(path)?.len())
-    }
-
-    fn boot_id(&self) -> Option<[u8; 16]> {
-        static BOOT_ID: std::sync::OnceLock<Option<[u8; 16]>> = std::sync::OnceLock::new();
-        *BOOT_ID.get_or_init(|| {
-            let text = fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
-            parse_boot_id(&text)
-        })
-    }
-}
-
-/// Parses the kernel's boot id (a UUID in hex with dashes) into 16 bytes.
-fn parse_boot_id(text: &str) -> Option<[u8; 16]> {
-    let hex: Vec<u8> = text.bytes().filter(u8::is_ascii_hexdigit).collect();
-    if hex.len() != 32 {
-        return None;
-    }
-    let mut out = [0u8; 16];
-    for (i, pair) in hex.chunks(2).enumerate() {
-        let digits = std::str::from_utf8(pair).ok()?;
-        out[i] = u8::from_str_radix(digits, 16).ok()?;
-    }
-    Some(out)
 }

@@ -1,21 +1,29 @@
-//! Names that users choose (topics, consumers) and the paths the store
-//! builds from them, in one place.
+//! Every file name and path of the data directory, and the validation of
+//! the names users choose (topics, consumers), in one place.
 //!
-//! A name becomes a path only after [`validate_topic_name`] or
-//! [`validate_consumer_id`] accepted it, and every path is built by
+//! The data directory: `LOCK`, `topics/<topic>/topic.config`,
+//! `topics/<topic>/<partition>/` (a partition directory: see below) and
+//! `offsets/<consumer>/<topic>/<partition>.offset`. A partition directory
+//! holds `{base_offset:020}.log` and `{base_offset:020}.index` for its
+//! segments, `clean-shutdown` for the clean-shutdown marker, `epoch` for
+//! the crash-truncation epoch, `recovery-point` for the durable position,
+//! `log-start` for the first readable offset, `producer-state` for the
+//! idempotent producers, and `.tmp` files being replaced atomically.
+//!
+//! A user's name becomes a path only after [`validate_topic_name`] or
+//! [`validate_consumer_id`] accepted it, and every such path is built by
 //! [`child`], which checks that the name is exactly one ordinary path
 //! component, so the resolved path stays inside the data directory. The
 //! store's own directory names (staging `*.tmp`, doomed `*-delete`) are
 //! built and recognised here too; no valid name can collide with them,
 //! because valid names may not end in a suffix the store uses.
 //!
-//! This module touches no file; it knows nothing of partition directories'
-//! contents (see `naming.rs`) nor of file formats.
+//! This module touches no file and knows no file format.
 
-use std::fmt;
+use std::ffi::OsStr;
 use std::path::{Component, Path, PathBuf};
 
-use crate::error::Error;
+use crate::error::{Error, NameKind};
 
 /// Longest topic name or consumer id, in bytes (names are ASCII).
 pub const MAX_NAME_BYTES: usize = 249;
@@ -50,28 +58,89 @@ pub(crate) const LOCK_FILE: &str = "LOCK";
 /// A topic's persisted config, in its topic directory.
 pub(crate) const TOPIC_CONFIG: &str = "topic.config";
 
+// ---------------------------------------------------------------------------
+// Files of a partition directory.
+/// Suffix of segment log files.
+pub(crate) const LOG_SUFFIX: &str = ".log";
+/// Suffix of segment index files.
+pub(crate) const INDEX_SUFFIX: &str = ".index";
+/// Name of the clean-shutdown marker.
+pub(crate) const CLEAN_SHUTDOWN: &str = "clean-shutdown";
+/// Name of the crash-truncation epoch file.
+pub(crate) const EPOCH: &str = "epoch";
+/// Name of the recovery-point file.
+pub(crate) const RECOVERY_POINT: &str = "recovery-point";
+/// Name of the log-start-offset file.
+pub(crate) const LOG_START: &str = "log-start";
+/// Name of the idempotent-producer state snapshot.
+pub(crate) const PRODUCER_STATE: &str = "producer-state";
+
+/// The log file of the segment starting at `base_offset`.
+pub(crate) fn log_path(dir: &Path, base_offset: u64) -> PathBuf {
+    dir.join(format!("{base_offset:020}{LOG_SUFFIX}"))
+}
+
+/// The index file of the segment starting at `base_offset`.
+pub(crate) fn index_path(dir: &Path, base_offset: u64) -> PathBuf {
+    dir.join(format!("{base_offset:020}{INDEX_SUFFIX}"))
+}
+
+/// What a file name in a partition directory is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FileKind {
+    /// A segment log file.
+    Log(u64),
+    /// A segment index file.
+    Index(u64),
+    /// A file being replaced atomically; left behind by a crash.
+    Temp,
+    /// The clean-shutdown marker.
+    CleanShutdown,
+    /// The epoch, recovery-point, log-start or producer-state file.
+    Epoch,
+    /// Anything else: left alone.
+    Unknown,
+}
+
+/// Classifies a file name.
+pub(crate) fn classify(name: &OsStr) -> FileKind {
+    let Some(name) = name.to_str() else {
+        return FileKind::Unknown;
+    };
+    if name == CLEAN_SHUTDOWN {
+        return FileKind::CleanShutdown;
+    }
+    if [EPOCH, RECOVERY_POINT, LOG_START, PRODUCER_STATE].contains(&name) {
+        return FileKind::Epoch;
+    }
+    if name.ends_with(TMP_SUFFIX) {
+        return FileKind::Temp;
+    }
+    let parse = |stem: &str| -> Option<u64> {
+        (stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| stem.parse().ok())
+            .flatten()
+    };
+    if let Some(stem) = name.strip_suffix(LOG_SUFFIX)
+        && let Some(base) = parse(stem)
+    {
+        return FileKind::Log(base);
+    }
+    if let Some(stem) = name.strip_suffix(INDEX_SUFFIX)
+        && let Some(base) = parse(stem)
+    {
+        return FileKind::Index(base);
+    }
+    FileKind::Unknown
+}
+
+// ---------------------------------------------------------------------------
+// Names users choose, and the store's own directories.
+
 /// Longest prefix of a topic name kept in a staging or doomed directory
 /// name, so that the whole name stays under the 255-byte limit of a path
 /// component.
 const PREFIX_BYTES: usize = 200;
-
-/// Which kind of name was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NameKind {
-    /// A topic name.
-    Topic,
-    /// A consumer id.
-    Consumer,
-}
-
-impl fmt::Display for NameKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            NameKind::Topic => "topic name",
-            NameKind::Consumer => "consumer id",
-        })
-    }
-}
 
 /// Checks a topic name: 1 to [`MAX_NAME_BYTES`] bytes of
 /// `[A-Za-z0-9._-]`, not only dots, not ending in one of
@@ -206,7 +275,7 @@ pub(crate) fn offset_file(consumer_topic_dir: &Path, partition: u32) -> PathBuf 
 
 /// `<file>.tmp`: the temp file a small file is written to before it is
 /// renamed over `file`.
-pub(crate) fn tmp_file(file: &Path) -> PathBuf {
+pub(crate) fn tmp_path(file: &Path) -> PathBuf {
     let mut name = file.as_os_str().to_owned();
     name.push(TMP_SUFFIX);
     PathBuf::from(name)
@@ -359,5 +428,32 @@ mod tests {
         for name in ["x.offset", ".offset", "42.offset.tmp", "42"] {
             assert_eq!(parse_offset_file(OsStr::new(name)), None, "{name}");
         }
+    }
+
+    #[test]
+    fn names_roundtrip_and_strangers_are_unknown() {
+        let dir = Path::new("/d");
+        let log = log_path(dir, 1000);
+        assert_eq!(log, Path::new("/d/00000000000000001000.log"));
+        assert_eq!(classify(log.file_name().unwrap()), FileKind::Log(1000));
+        let index = index_path(dir, u64::MAX);
+        assert_eq!(
+            classify(index.file_name().unwrap()),
+            FileKind::Index(u64::MAX)
+        );
+        for name in [
+            "1000.log",
+            "0000000000000000100a.log",
+            "x.index",
+            "notes.txt",
+            "00000000000000001000.log.bak",
+        ] {
+            assert_eq!(classify(OsStr::new(name)), FileKind::Unknown, "{name}");
+        }
+        assert_eq!(classify(OsStr::new("epoch.tmp")), FileKind::Temp);
+        assert_eq!(
+            classify(OsStr::new(CLEAN_SHUTDOWN)),
+            FileKind::CleanShutdown
+        );
     }
 }

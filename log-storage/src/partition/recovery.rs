@@ -22,59 +22,22 @@
 //! goes through the [`Fs`] seam.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use log_index::{ActiveIndex, IndexLookup, Reopened};
 
-use crate::checkpoint::RecoveryPoint;
+use super::State;
+use super::checkpoint::RecoveryPoint;
+use super::markers::CleanMarker;
+use super::markers::{read_epoch, read_log_start, write_epoch};
+use super::producer::{ProducerStates, read_producer_snapshot};
+use super::roll::create_segment;
+use super::segment::{ScanEnd, ScanStop, Segment, SegmentIndex, scan_file};
 use crate::config::LogConfig;
 use crate::error::{Error, index_error, io_error};
-use crate::io::{Fs, OpenMode};
-use crate::log::{CleanMarker, State, crc32, remove_synced, write_atomic};
-use crate::naming::{self, FileKind};
-use crate::producer::{ProducerStates, read_producer_snapshot};
-use crate::retention::read_log_start;
-use crate::roll::create_segment;
-use crate::segment::{ScanEnd, ScanStop, SeamFile, Segment, SegmentIndex, scan_file};
-
-/// The epoch file: a persisted counter with a checksum.
-fn read_epoch(fs: &dyn Fs, dir: &Path) -> Result<u64, Error> {
-    let path = dir.join(naming::EPOCH);
-    match fs.read(&path) {
-        Ok(bytes) if bytes.len() == 12 => {
-            let (value, crc) = bytes.split_at(8);
-            if crc32(value).to_le_bytes() == crc {
-                let mut b = [0u8; 8];
-                b.copy_from_slice(value);
-                Ok(u64::from_le_bytes(b))
-            } else {
-                Err(Error::Corruption {
-                    path,
-                    position: 8,
-                    source: log_format::Corrupt {
-                        position: 0,
-                        field_position: 8,
-                        what: log_format::Defect::HeaderChecksum,
-                        expected: 0,
-                        found: 0,
-                    },
-                })
-            }
-        }
-        Ok(_) => Err(Error::InvalidConfig {
-            setting: "epoch file",
-            reason: format!("{} has the wrong length", path.display()),
-        }),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(0),
-        Err(err) => Err(io_error("read epoch", &path)(err)),
-    }
-}
-
-fn write_epoch(fs: &dyn Fs, dir: &Path, epoch: u64) -> Result<(), Error> {
-    let mut bytes = epoch.to_le_bytes().to_vec();
-    let crc = crc32(&bytes);
-    bytes.extend_from_slice(&crc.to_le_bytes());
-    write_atomic(fs, &dir.join(naming::EPOCH), &bytes)
-}
+use crate::io::durable::remove_synced;
+use crate::io::{FileHandle, Fs, OpenMode};
+use crate::layout::{self, FileKind};
 
 /// Lists a partition directory: the segment base offsets, sorted, and
 /// whether a clean-shutdown marker is there. Removes temp files and
@@ -91,7 +54,7 @@ fn list_partition_files(fs: &dyn Fs, dir: &Path) -> Result<(Vec<u64>, bool), Err
         if entry.is_dir {
             continue;
         }
-        match naming::classify(&entry.name) {
+        match layout::classify(&entry.name) {
             FileKind::Log(base) => logs.push(base),
             FileKind::Index(base) => indexes.push(base),
             FileKind::Temp => {
@@ -109,7 +72,7 @@ fn list_partition_files(fs: &dyn Fs, dir: &Path) -> Result<(Vec<u64>, bool), Err
     logs.sort_unstable();
     for base in indexes {
         if logs.binary_search(&base).is_err() {
-            let path = naming::index_path(dir, base);
+            let path = layout::index_path(dir, base);
             tracing::warn!(file = %path.display(), "removing index without a segment");
             remove_synced(fs, &path)?;
         }
@@ -124,7 +87,7 @@ fn reopen_active_index(
     active: &Segment,
     config: &LogConfig,
     file_len: u64,
-) -> Result<(ActiveIndex<SeamFile>, bool), Error> {
+) -> Result<(ActiveIndex<Arc<dyn FileHandle>>, bool), Error> {
     let index_file = match fs.open(&active.index_path, OpenMode::ReadWrite) {
         Ok(file) => Some(file),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
@@ -132,7 +95,7 @@ fn reopen_active_index(
     };
     let reopened = match index_file {
         Some(file) => match ActiveIndex::open_unsealed_in(
-            SeamFile(file),
+            file,
             &active.index_path,
             active.base_offset,
             config.index_interval_bytes,
@@ -172,7 +135,7 @@ fn reopen_active_index(
                 .create_new(&active.index_path)
                 .map_err(io_error("create index", &active.index_path))?;
             let index = ActiveIndex::create_in(
-                SeamFile(file),
+                file,
                 &active.index_path,
                 active.base_offset,
                 config.index_interval_bytes,
@@ -196,7 +159,7 @@ pub(crate) fn recover(
     let (mut logs, marker_present) = list_partition_files(fs, dir)?;
     let mut epoch = read_epoch(fs, dir)?;
     let marker = if marker_present {
-        let path = dir.join(naming::CLEAN_SHUTDOWN);
+        let path = dir.join(layout::CLEAN_SHUTDOWN);
         let marker = fs
             .read(&path)
             .ok()
@@ -348,13 +311,10 @@ pub(crate) fn recover(
                 ScanStop::Corrupt(c) => c.position,
                 ScanStop::Incomplete => cut_at,
             };
-            let reason = format!(
-                "corrupt batch in {} at byte {position}; serving up to it, taking no writes",
-                active.log_path.display()
-            );
-            tracing::error!(%reason, "partition is read-only");
+            let damage = active.stop_error(stop, position);
+            tracing::error!(error = %damage, "partition is read-only: serving up to the damage, taking no writes");
             active.len = cut_at;
-            read_only = Some(reason);
+            read_only = Some(Arc::new(damage));
         }
     }
     if move_epoch {
@@ -530,7 +490,7 @@ fn offset_at(segment: &Segment, position: u64) -> Result<u64, Error> {
 /// logging what was cut and why.
 fn cut_tail(
     active: &mut Segment,
-    index: &mut ActiveIndex<SeamFile>,
+    index: &mut ActiveIndex<Arc<dyn FileHandle>>,
     len: u64,
     what: &str,
 ) -> Result<(), Error> {
@@ -571,7 +531,7 @@ fn remove_segments_below_start(
         return Ok(());
     }
     for base in logs.drain(..doomed) {
-        for path in [naming::log_path(dir, base), naming::index_path(dir, base)] {
+        for path in [layout::log_path(dir, base), layout::index_path(dir, base)] {
             match fs.remove_file(&path) {
                 Ok(()) => {}
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
@@ -598,7 +558,7 @@ fn open_segments(
 ) -> Result<Vec<Segment>, Error> {
     let mut segments = Vec::with_capacity(logs.len());
     for (i, &base) in logs.iter().enumerate() {
-        let log_path = naming::log_path(dir, base);
+        let log_path = layout::log_path(dir, base);
         let mode = if i + 1 == logs.len() {
             OpenMode::ReadWrite
         } else {
@@ -617,7 +577,7 @@ fn open_segments(
         let end_offset = logs.get(i + 1).copied().unwrap_or(base);
         segments.push(Segment {
             base_offset: base,
-            index_path: naming::index_path(dir, base),
+            index_path: layout::index_path(dir, base),
             log_path,
             file,
             len,

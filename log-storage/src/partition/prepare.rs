@@ -12,9 +12,10 @@
 
 use log_index::IndexLookup;
 
+use super::Log;
+use super::segment::{Segment, SegmentIndex};
 use crate::error::Error;
-use crate::log::{Log, lock};
-use crate::segment::{Segment, SegmentIndex};
+use crate::util::lock;
 
 impl Log {
     /// Makes sure the segment at `base` has its index in memory, its

@@ -1,0 +1,277 @@
+//! The write path of one partition: [`Log::append`] (acknowledged per
+//! [`Ack`]) and [`Log::append_then`] (completed by a callback from the
+//! [`Committer`]). Each append checks the batch, the producer's sequence
+//! and the free space, stamps offsets and the append time, and writes the
+//! batch with one `write(2)` outside the state lock; the sync is the group
+//! commit's (`commit.rs`).
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use log_format::{BatchView, DecodeError};
+
+use super::commit::Waiter;
+use super::producer::{SequenceError, Verdict};
+use super::segment::SegmentIndex;
+use super::{Ack, AppendOptions, Appended, Committer, Log};
+use crate::error::{Error, io_error};
+use crate::util::{lock, now_ms};
+
+impl Log {
+    /// Appends one encoded batch (a `log-format` batch, as a producer built
+    /// it): checks it, stamps its base offset and append time, writes it and
+    /// acknowledges it as `options.ack` asks. On any error nothing is
+    /// visible and nothing will be after a restart.
+    pub fn append(&self, batch: BytesMut, options: AppendOptions) -> Result<Appended, Error> {
+        let mut appended = self.write_batch(batch, options)?;
+        if options.ack == Ack::Durable {
+            appended.durable_end = self.wait_durable(appended.last_offset + 1)?;
+        }
+        Ok(appended)
+    }
+
+    /// Like [`append`](Self::append), but never waits for an `fdatasync`:
+    /// the batch is checked and written on the calling thread, and `done`
+    /// is called with the ack once the ack level is met — at once for
+    /// [`Ack::Written`], or by `committer`'s threads after the sync that
+    /// covers the batch for [`Ack::Durable`] (sharing that sync with every
+    /// other append waiting on this partition). `done` is called exactly
+    /// once, never with a lock held.
+    pub fn append_then(
+        self: &Arc<Self>,
+        committer: &Committer,
+        batch: BytesMut,
+        options: AppendOptions,
+        done: impl FnOnce(Result<Appended, Error>) + Send + 'static,
+    ) {
+        let appended = match self.write_batch(batch, options) {
+            Ok(appended) => appended,
+            Err(err) => return done(Err(err)),
+        };
+        let target = appended.last_offset + 1;
+        if options.ack == Ack::Written {
+            return done(Ok(appended));
+        }
+        {
+            let mut sync = lock(&self.sync);
+            if self.poison.get().is_none() && sync.durable_end < target {
+                sync.waiters.push(Waiter {
+                    target,
+                    done: Box::new(move |result| {
+                        done(result.map(|durable_end| Appended {
+                            durable_end,
+                            ..appended
+                        }))
+                    }),
+                });
+                drop(sync);
+                committer.request(Arc::clone(self));
+                return;
+            }
+        }
+        // Already durable (or poisoned): answer now.
+        done(self.wait_durable(target).map(|durable_end| Appended {
+            durable_end,
+            ..appended
+        }));
+    }
+
+    /// Checks, stamps and writes a batch (or recognises a producer retry);
+    /// the returned ack's `durable_end` is the one known now.
+    fn write_batch(&self, batch: BytesMut, options: AppendOptions) -> Result<Appended, Error> {
+        use std::sync::atomic::Ordering;
+        if options.ack == Ack::Written {
+            return self.write_batch_inner(batch, options);
+        }
+        self.writing.fetch_add(1, Ordering::SeqCst);
+        let result = self.write_batch_inner(batch, options);
+        self.writing.fetch_sub(1, Ordering::SeqCst);
+        result
+    }
+
+    fn write_batch_inner(
+        &self,
+        mut batch: BytesMut,
+        options: AppendOptions,
+    ) -> Result<Appended, Error> {
+        let header = match BatchView::decode(&batch, 0, &self.config.limits) {
+            Ok(view) if view.len() == batch.len() => *view.header(),
+            Ok(view) => {
+                return Err(Error::InvalidBatch {
+                    source: log_format::Corrupt {
+                        position: 0,
+                        field_position: view.len() as u64,
+                        what: log_format::Defect::TrailingBytes,
+                        expected: view.len() as u64,
+                        found: batch.len() as u64,
+                    },
+                });
+            }
+            Err(DecodeError::Incomplete { needed }) => {
+                return Err(Error::IncompleteBatch { needed });
+            }
+            Err(DecodeError::Corrupt(source)) => return Err(Error::InvalidBatch { source }),
+        };
+        // A produced batch holds offsets 0..count-1 exactly (the format
+        // allows gaps only for batches compaction rewrote): a sparse one
+        // would burn offsets and could force a roll per batch.
+        if u64::from(header.last_offset_delta) + 1 != u64::from(header.record_count) {
+            return Err(Error::InvalidBatch {
+                source: log_format::Corrupt {
+                    position: 0,
+                    field_position: log_format::field::LAST_OFFSET_DELTA as u64,
+                    what: log_format::Defect::OffsetDelta,
+                    expected: u64::from(header.record_count).saturating_sub(1),
+                    found: header.last_offset_delta.into(),
+                },
+            });
+        }
+        let _appending = lock(&self.append_lock);
+        let mut state = lock(&self.state);
+        if state.closed {
+            return Err(Error::Closed {
+                dir: self.dir.clone(),
+            });
+        }
+        if let Some(err) = self.poisoned() {
+            return Err(err);
+        }
+        if let Some(damage) = &state.read_only {
+            return Err(Error::ReadOnly {
+                dir: self.dir.clone(),
+                source: Arc::clone(damage),
+            });
+        }
+        // Idempotent producer: a retry gets its original offsets back and
+        // writes nothing; a gap or a stale epoch is refused.
+        match state.producers.check(&header) {
+            Ok(Verdict::Anonymous | Verdict::Append) => {}
+            Ok(Verdict::Duplicate(meta)) => {
+                let epoch = state.epoch;
+                drop(state);
+                let durable_end = lock(&self.sync).durable_end;
+                return Ok(Appended {
+                    base_offset: meta.base_offset,
+                    last_offset: meta.last_offset,
+                    append_time: meta.append_time,
+                    ack: options.ack,
+                    durable_end,
+                    epoch,
+                    duplicate: true,
+                });
+            }
+            Err(SequenceError::StaleEpoch { epoch, current }) => {
+                return Err(Error::ProducerFenced {
+                    producer_id: header.producer_id,
+                    epoch,
+                    current_epoch: current,
+                });
+            }
+            Err(SequenceError::OutOfOrder { expected, found }) => {
+                return Err(Error::OutOfOrderSequence {
+                    producer_id: header.producer_id,
+                    expected,
+                    found,
+                });
+            }
+        }
+        if let Some(expected) = options.expected_end_offset
+            && expected != state.next_offset
+        {
+            return Err(Error::ConditionFailed {
+                expected,
+                actual: state.next_offset,
+            });
+        }
+        if let Some(floor) = self.config.min_free_bytes {
+            let available = self
+                .fs
+                .available_space(&self.dir)
+                .map_err(io_error("check free space", &self.dir))?;
+            if available < floor.saturating_add(batch.len() as u64) {
+                return Err(Error::DiskFull {
+                    dir: self.dir.clone(),
+                    available,
+                    floor,
+                });
+            }
+        }
+        let append_time = state.last_append_time.max(now_ms());
+        if self.needs_roll(&state, header.length, header.last_offset_delta, append_time) {
+            state = self.roll(state)?;
+        }
+        let base_offset = state.next_offset;
+        log_format::stamp(&mut batch, base_offset, append_time).map_err(|err| match err {
+            DecodeError::Corrupt(source) => Error::InvalidBatch { source },
+            DecodeError::Incomplete { needed } => Error::IncompleteBatch { needed },
+        })?;
+        let Some(active) = state.segments.last() else {
+            return Err(Error::Closed {
+                dir: self.dir.clone(),
+            });
+        };
+        let position = active.len;
+        let file = Arc::clone(&active.file);
+        let log_path = active.log_path.clone();
+        // The write itself runs without the state lock (the append lock
+        // keeps other appends, rolls and close out): readers and the sync
+        // leader only ever see the length published below.
+        drop(state);
+        let written = file.write_all_at(&batch, position);
+        let mut state = lock(&self.state);
+        if let Err(err) = written {
+            // Cut back to the last whole batch so no partial batch is ever
+            // visible; if even that fails, the file can't be trusted.
+            let cut = file.set_len(position);
+            let error = io_error("write batch", &log_path)(err);
+            if let Err(cut_err) = cut {
+                // The cut's failure is the cause: the write's is returned.
+                self.poison(io_error("cut back a failed write", &log_path)(cut_err));
+            }
+            return Err(error);
+        }
+        let Some(active) = state.segments.last_mut() else {
+            return Err(Error::Closed {
+                dir: self.dir.clone(),
+            });
+        };
+        active.len += batch.len() as u64;
+        let last_offset = base_offset + u64::from(header.last_offset_delta);
+        active.end_offset = last_offset + 1;
+        active.first_append_time.get_or_insert(append_time);
+        active.max_append_time = active.max_append_time.max(append_time);
+        if let SegmentIndex::Active(index) = &mut active.index {
+            let relative = (base_offset - active.base_offset) as u32;
+            if let Err(err) = index.on_batch(relative, position as u32, header.length, append_time)
+            {
+                // The index is derived data: the next open rebuilds it.
+                tracing::warn!(error = %err, "index update failed; it will be rebuilt on open");
+            }
+        }
+        let mut stamped = header;
+        stamped.base_offset = base_offset;
+        stamped.append_time = append_time;
+        state.producers.record(&stamped);
+        state.next_offset = last_offset + 1;
+        state.last_append_time = append_time;
+        let epoch = state.epoch;
+        drop(state);
+        {
+            let mut sync = lock(&self.sync);
+            sync.written_end = sync.written_end.max(last_offset + 1);
+        }
+        self.appended.notify_all();
+        self.changed();
+
+        let durable_end = lock(&self.sync).durable_end;
+        Ok(Appended {
+            base_offset,
+            last_offset,
+            append_time,
+            ack: options.ack,
+            durable_end,
+            epoch,
+            duplicate: false,
+        })
+    }
+}

@@ -1,0 +1,257 @@
+//! Group commit: many appends share one `fdatasync`. A durable append
+//! waits for the sync that covers it; the first waiter with no sync in
+//! flight becomes the leader, pays any roll debt, syncs for everyone
+//! written so far, and wakes the rest (one `fdatasync` in flight, every
+//! append arriving meanwhile rides the next). Async appends wait as
+//! [`Waiter`]s, completed outside every lock.
+//!
+//! The partition's one poison state lives here too: the first failed
+//! `fdatasync` of any of its files poisons it, and every path that syncs,
+//! acknowledges or writes checks it. Segment syncs are serialised (Linux
+//! reports a writeback error to only one of two concurrent callers).
+
+use std::path::Path;
+use std::sync::{Arc, MutexGuard, PoisonError};
+
+use super::segment::SegmentIndex;
+use super::{Log, SyncState};
+use crate::error::{Error, io_error};
+use crate::io::FileHandle;
+use crate::util::lock;
+
+/// An async append waiting for the durable end to pass `target`.
+pub(crate) struct Waiter {
+    pub(super) target: u64,
+    pub(super) done: Box<dyn FnOnce(Result<u64, Error>) + Send>,
+}
+
+impl std::fmt::Debug for Waiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Waiter")
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Calls completions, outside every lock.
+fn complete(ready: Vec<(Waiter, Result<u64, Error>)>) {
+    for (waiter, result) in ready {
+        (waiter.done)(result);
+    }
+}
+
+impl Log {
+    /// Poisons the partition (the first cause stays) and marks the
+    /// recovery point, so that a reopen in this boot trusts nothing past
+    /// the last successful sync. May be called with the state lock held.
+    pub(crate) fn poison(&self, cause: Error) {
+        let cause = Arc::new(cause);
+        if self.poison.set(Arc::clone(&cause)).is_ok() {
+            tracing::error!(dir = %self.dir.display(), %cause, "partition poisoned");
+            lock(&self.sync)
+                .checkpoint
+                .write_poisoned(&self.dir, self.boot_id);
+        }
+    }
+
+    /// The error of a poisoned partition, if it is.
+    pub(crate) fn poisoned(&self) -> Option<Error> {
+        self.poison.get().map(|cause| Error::Poisoned {
+            dir: self.dir.clone(),
+            source: Arc::clone(cause),
+        })
+    }
+
+    /// The one way a segment file is synced: never two at once, never
+    /// again once the partition is poisoned, and a failure poisons it.
+    pub(crate) fn sync_segment(
+        &self,
+        file: &dyn FileHandle,
+        path: &Path,
+        what: &'static str,
+    ) -> Result<(), Error> {
+        let _one = lock(&self.fsync_lock);
+        if let Some(err) = self.poisoned() {
+            return Err(err);
+        }
+        match file.sync_data() {
+            Ok(()) => Ok(()),
+            Err(err) => {
+                self.poison(io_error(what, path)(err));
+                Err(self.poisoned().unwrap_or_else(|| Error::Closed {
+                    dir: self.dir.clone(),
+                }))
+            }
+        }
+    }
+
+    /// Makes everything written so far durable (one shared `fdatasync`).
+    pub fn sync(&self) -> Result<u64, Error> {
+        let target = lock(&self.state).next_offset;
+        self.wait_durable(target)
+    }
+
+    /// Waits until offsets below `target` are durable, leading a sync when
+    /// none is in flight. Returns the durable end.
+    pub(super) fn wait_durable(&self, target: u64) -> Result<u64, Error> {
+        let mut sync = lock(&self.sync);
+        loop {
+            if let Some(err) = self.poisoned() {
+                return Err(err);
+            }
+            if sync.durable_end >= target
+                && !self.roll_debt.load(std::sync::atomic::Ordering::SeqCst)
+            {
+                return Ok(sync.durable_end);
+            }
+            if sync.in_flight {
+                sync = self
+                    .synced
+                    .wait(sync)
+                    .unwrap_or_else(PoisonError::into_inner);
+                continue;
+            }
+            sync = self.lead_sync(sync);
+            let ready = self.take_ready_waiters(&mut sync);
+            if !ready.is_empty() {
+                drop(sync);
+                complete(ready);
+                sync = lock(&self.sync);
+            }
+        }
+    }
+
+    /// Runs one sync as the leader: marks it in flight, syncs without any
+    /// lock, publishes the result and wakes every waiter.
+    fn lead_sync<'a>(&'a self, mut sync: MutexGuard<'a, SyncState>) -> MutexGuard<'a, SyncState> {
+        sync.in_flight = true;
+        drop(sync);
+        // Gather: durable appends already on their way to the file get a
+        // few scheduler turns to land, so this sync covers them instead of
+        // leaving them for the next one. Bounded: never more than 64 yields.
+        for _ in 0..64 {
+            if self.writing.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                break;
+            }
+            std::thread::yield_now();
+        }
+        let result = self.sync_active();
+        self.syncs
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut sync = lock(&self.sync);
+        sync.in_flight = false;
+        // A failure has poisoned the partition already.
+        if let Ok(end) = result {
+            sync.durable_end = sync.durable_end.max(end);
+        }
+        self.synced.notify_all();
+        self.changed();
+        sync
+    }
+
+    /// Removes the async waiters whose batches are now durable (or that can
+    /// never be, the partition being poisoned), with their results.
+    fn take_ready_waiters(&self, sync: &mut SyncState) -> Vec<(Waiter, Result<u64, Error>)> {
+        if sync.waiters.is_empty() {
+            return Vec::new();
+        }
+        let durable_end = sync.durable_end;
+        let poisoned = self.poison.get().cloned();
+        let (ready, pending): (Vec<Waiter>, Vec<Waiter>) = std::mem::take(&mut sync.waiters)
+            .into_iter()
+            .partition(|w| poisoned.is_some() || w.target <= durable_end);
+        sync.waiters = pending;
+        ready
+            .into_iter()
+            .map(|waiter| {
+                let result = match &poisoned {
+                    Some(cause) => Err(Error::Poisoned {
+                        dir: self.dir.clone(),
+                        source: Arc::clone(cause),
+                    }),
+                    None => Ok(durable_end),
+                };
+                (waiter, result)
+            })
+            .collect()
+    }
+
+    /// The committer's work for this partition: sync until no async waiter
+    /// is left, completing them as their batches become durable.
+    pub(super) fn drive_waiters(&self) {
+        let mut sync = lock(&self.sync);
+        loop {
+            let ready = self.take_ready_waiters(&mut sync);
+            if !ready.is_empty() {
+                drop(sync);
+                complete(ready);
+                sync = lock(&self.sync);
+                continue;
+            }
+            if sync.waiters.is_empty() {
+                return;
+            }
+            if sync.in_flight {
+                // Another leader's sync is running; its end is our next look.
+                sync = self
+                    .synced
+                    .wait(sync)
+                    .unwrap_or_else(PoisonError::into_inner);
+                continue;
+            }
+            sync = self.lead_sync(sync);
+        }
+    }
+
+    /// The leader's sync: snapshot the active file and the written end,
+    /// `fdatasync` without holding the state lock. A failure poisons the
+    /// partition.
+    fn sync_active(&self) -> Result<u64, Error> {
+        let (file, path, end, base, len, pending) = {
+            let mut state = lock(&self.state);
+            let pending = std::mem::take(&mut state.pending_rolls);
+            self.roll_debt
+                .store(false, std::sync::atomic::Ordering::SeqCst);
+            let next_offset = state.next_offset;
+            let Some(active) = state.segments.last_mut() else {
+                return Err(Error::Closed {
+                    dir: self.dir.clone(),
+                });
+            };
+            // Index entries reach their file with every sync (not synced
+            // themselves): a crash then rescans at most what the last sync
+            // did not cover, not the whole active segment.
+            if let SegmentIndex::Active(index) = &mut active.index
+                && let Err(err) = index.flush()
+            {
+                tracing::warn!(error = %err, "index flush failed; it will be rebuilt on open");
+            }
+            (
+                active.file.clone(),
+                active.log_path.clone(),
+                next_offset,
+                active.base_offset,
+                active.len,
+                pending,
+            )
+        };
+        // Rolls since the last sync first: nothing in a new segment is
+        // durable before the old segment and the new entries are.
+        self.pay_roll_debt(pending, base)?;
+        if self
+            .dir_debt
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+            && let Err(err) = self.fs.sync_dir(&self.dir)
+        {
+            self.poison(io_error("sync partition directory", &self.dir)(err));
+            return Err(self.poisoned().unwrap_or_else(|| Error::Closed {
+                dir: self.dir.clone(),
+            }));
+        }
+        self.sync_segment(&*file, &path, "sync segment")?;
+        lock(&self.sync)
+            .checkpoint
+            .write(&self.dir, base, len, self.boot_id);
+        Ok(end)
+    }
+}

@@ -1,0 +1,462 @@
+//! `Log`: one partition — its segments, the write path with group commit,
+//! the read path, rolling, clean shutdown and crash recovery on open.
+//!
+//! Concurrency: appends are serialised by an append lock; the partition
+//! state sits behind a second mutex held only for short bookkeeping (checks
+//! and stamping before the `write(2)`, publishing the new length after it),
+//! never across a `write(2)` or an `fdatasync`. Readers take the state lock
+//! only to look up the index and snapshot what they read, then hop headers
+//! and copy without it. Durable appends wait for the sync that covers
+//! them; the first waiter with no sync in flight becomes the leader, syncs
+//! for everyone written so far, and wakes the rest (group commit: one
+//! `fdatasync` in flight, every append arriving meanwhile rides the next).
+//! `append_then` completes through a callback run by a shared
+//! [`Committer`] pool. No thread is started per partition.
+//!
+//! The parts, each a module of its own:
+//! - `append.rs`: [`Log::append`] and [`Log::append_then`], the checks and
+//!   stamping around one `write(2)`;
+//! - `commit.rs`: group commit (the sync leader, durable waiters), the one
+//!   poison state and the serialised `fdatasync` of segments;
+//! - `committer.rs`: [`Committer`], the thread pool that completes async
+//!   appends for any number of partitions;
+//! - `roll.rs`: rolling to a new segment and the roll debt the next sync
+//!   leader pays;
+//! - `read.rs`: reads, offsets by time, lag, usage and waiting for an
+//!   offset;
+//! - `retention.rs`: delete-records and retention by age and size;
+//! - `recovery.rs`: crash recovery on open;
+//! - `checkpoint.rs` (the recovery point) and `markers.rs` (the
+//!   clean-shutdown marker, the epoch and the log start): the partition's
+//!   small files;
+//! - `segment.rs`: one segment (log file + index), header hops and scans;
+//! - `prepare.rs`: loading a sealed segment's index and mapping without the
+//!   partition lock;
+//! - `producer.rs`: the idempotent producers' state and its snapshot.
+//!
+//! This module holds [`Log`] itself, its state, open and close.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+
+use bytes::Bytes;
+
+use crate::config::LogConfig;
+use crate::error::{Error, index_error, io_error};
+use crate::io::Fs;
+use crate::io::durable::write_replace;
+use crate::layout;
+use crate::util::{duration_ms, lock, now_ms};
+
+mod append;
+mod checkpoint;
+mod commit;
+mod committer;
+mod markers;
+mod prepare;
+mod producer;
+mod read;
+mod recovery;
+mod retention;
+mod roll;
+mod segment;
+
+use checkpoint::{Checkpoint, read_recovery_point};
+use commit::Waiter;
+use markers::CleanMarker;
+use producer::{ProducerStates, encode_producer_snapshot};
+use recovery::recover;
+use roll::PendingRoll;
+use segment::{Segment, SegmentIndex};
+
+pub use committer::Committer;
+pub use read::{Lag, Usage};
+pub use retention::RetentionReport;
+
+/// When an append is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Ack {
+    /// After `fdatasync`: the batch survives power loss. The default.
+    #[default]
+    Durable,
+    /// After `write(2)`: the batch survives a process crash, not power loss.
+    Written,
+}
+
+/// Options of one append.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AppendOptions {
+    /// When to acknowledge.
+    pub ack: Ack,
+    /// Conditional append: fail with [`Error::ConditionFailed`], writing
+    /// nothing, unless the log ends at this offset.
+    pub expected_end_offset: Option<u64>,
+}
+
+/// The acknowledgement of an append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// Offset of the batch's first record.
+    pub base_offset: u64,
+    /// Offset of its last record.
+    pub last_offset: u64,
+    /// The server append time stamped on it, ms since the Unix epoch.
+    pub append_time: i64,
+    /// Which ack level was met.
+    pub ack: Ack,
+    /// Offsets below this are durable (at least as of the ack).
+    pub durable_end: u64,
+    /// The partition's crash-truncation epoch.
+    pub epoch: u64,
+    /// The batch is an idempotent producer's retry of a batch already in
+    /// the log: nothing was written, and the offsets are the original ones.
+    pub duplicate: bool,
+}
+
+/// Which records a read may see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Isolation {
+    /// Only durable records (what a crash cannot take back). The default.
+    #[default]
+    Durable,
+    /// Every written record.
+    Written,
+}
+
+/// What a read returns: whole batches, back to back, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadResult {
+    /// The batches, verified, back to back (empty when nothing is there yet).
+    pub batches: Bytes,
+    /// Number of batches in `batches`.
+    pub batch_count: usize,
+    /// The offset to read next.
+    pub next_offset: u64,
+    /// Watermarks when the read was served.
+    pub watermarks: Watermarks,
+}
+
+/// Where a partition's offsets stand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Watermarks {
+    /// First offset still stored.
+    pub log_start: u64,
+    /// Offset the next record will get.
+    pub log_end: u64,
+    /// Offsets below this are durable.
+    pub durable_end: u64,
+    /// Crash-truncation epoch.
+    pub epoch: u64,
+}
+
+/// A partition log.
+#[derive(Debug)]
+pub struct Log {
+    pub(crate) fs: Arc<dyn Fs>,
+    pub(crate) dir: PathBuf,
+    pub(crate) config: LogConfig,
+    pub(crate) state: Mutex<State>,
+    pub(crate) sync: Mutex<SyncState>,
+    /// Notified after every sync (durable end moved): durable waiters and
+    /// `wait_for(Durable)` sleep on it (with the `sync` mutex).
+    pub(crate) synced: Condvar,
+    /// Notified after every append (log end moved): only
+    /// `wait_for(Written)` sleeps on it (with the `sync` mutex), so appends
+    /// never wake durable waiters.
+    pub(crate) appended: Condvar,
+    /// Called after the log end or the durable end moved (see
+    /// [`Log::on_change`]).
+    listeners: Listeners,
+    /// `fdatasync`s of the active segment led since open (benchmarks
+    /// report them next to throughput).
+    pub(crate) syncs: std::sync::atomic::AtomicU64,
+    /// Serialises appends (and rolls and close) so that the write(2) of a
+    /// batch can happen outside the state lock: readers and syncs never
+    /// wait for a write, only for the short bookkeeping around it.
+    append_lock: Mutex<()>,
+    /// Durable appends between their start and their write: a sync leader
+    /// gives them a moment to land so that one sync covers them too.
+    writing: std::sync::atomic::AtomicUsize,
+    /// Why the partition is poisoned: set once, by the first failed
+    /// `fdatasync` of any of its files, and checked by every path that
+    /// syncs, acknowledges or writes. There is one poison state per
+    /// partition, never a second one to forget.
+    poison: std::sync::OnceLock<Arc<Error>>,
+    /// Held across every `fdatasync` of a segment file, so that two syncs of
+    /// one file never overlap: Linux reports a writeback error to only one
+    /// of two concurrent callers, and the other must not ack.
+    fsync_lock: Mutex<()>,
+    /// The boot this partition was opened in (see [`Fs::boot_id`]).
+    pub(crate) boot_id: Option<[u8; 16]>,
+    /// Whether `State::pending_rolls` holds a roll whose syncs have not
+    /// run (readable without the state lock, so `wait_durable` knows to
+    /// lead a sync even when every record is durable already).
+    pub(crate) roll_debt: std::sync::atomic::AtomicBool,
+    /// The directory has a change not synced yet (the clean-shutdown
+    /// marker's removal at open): the next sync leader syncs it.
+    dir_debt: std::sync::atomic::AtomicBool,
+}
+
+#[derive(Debug)]
+pub(crate) struct State {
+    /// Sealed segments, by base offset, then the active one last.
+    pub(crate) segments: Vec<Segment>,
+    /// Offset of the next record.
+    pub(crate) next_offset: u64,
+    /// First offset readers may see (`delete_records` moves it inside a
+    /// segment; otherwise it is the first segment's base offset).
+    pub(crate) log_start: u64,
+    /// Largest append time stamped so far (append times never go back).
+    pub(crate) last_append_time: i64,
+    /// Why the partition takes no writes (damage found by recovery), if it
+    /// does not. A poisoned partition is told apart by `Log::poison`.
+    pub(crate) read_only: Option<Arc<Error>>,
+    pub(crate) epoch: u64,
+    pub(crate) closed: bool,
+    /// Idempotent producer state.
+    pub(crate) producers: ProducerStates,
+    /// Segments taken out of `segments` by retention or delete-records
+    /// whose files a failed call could not delete yet (the next call
+    /// retries them).
+    pub(crate) undeleted: Vec<Segment>,
+    /// Rolls whose syncs the next sync leader runs (`roll.rs`).
+    pub(crate) pending_rolls: Vec<PendingRoll>,
+    /// Recovery left a directory change unsynced (moved to `Log::dir_debt`).
+    pub(crate) dir_unsynced: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct SyncState {
+    pub(crate) durable_end: u64,
+    /// The log end as of the last append (a mirror of `State::next_offset`
+    /// that waiters can read without the state lock).
+    pub(crate) written_end: u64,
+    in_flight: bool,
+    /// The recovery-point file, rewritten (not synced) after every sync.
+    pub(crate) checkpoint: Checkpoint,
+    /// Async appends waiting for their batch to become durable.
+    waiters: Vec<Waiter>,
+}
+
+/// Callbacks told that a partition's watermarks moved.
+#[derive(Default)]
+struct Listeners(std::sync::RwLock<Vec<Arc<dyn Fn() + Send + Sync>>>);
+
+impl Listeners {
+    fn notify(&self) {
+        let listeners = self.0.read().unwrap_or_else(PoisonError::into_inner);
+        for listener in listeners.iter() {
+            listener();
+        }
+    }
+}
+
+impl std::fmt::Debug for Listeners {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let count = self.0.read().map_or(0, |l| l.len());
+        f.debug_struct("Listeners").field("count", &count).finish()
+    }
+}
+
+impl Log {
+    /// Opens the partition in `dir` (created if missing), recovering from a
+    /// crash if the last run did not shut down cleanly.
+    pub fn open(fs: Arc<dyn Fs>, dir: impl AsRef<Path>, config: LogConfig) -> Result<Log, Error> {
+        config.validate()?;
+        let dir = dir.as_ref().to_path_buf();
+        let existed = fs
+            .exists(&dir)
+            .map_err(io_error("check partition directory", &dir))?;
+        if !existed {
+            fs.create_dir_all(&dir)
+                .map_err(io_error("create partition directory", &dir))?;
+        }
+        // A directory's entry is durable only once its parent is synced:
+        // sync the chain a create may have made, or else (the directory may
+        // come from a run killed before it synced) the directory and its
+        // parent.
+        // After a clean shutdown (its marker is there) the previous run
+        // synced all of that already.
+        let chain = if !existed {
+            usize::MAX
+        } else if fs
+            .exists(&dir.join(layout::CLEAN_SHUTDOWN))
+            .map_err(io_error("check clean-shutdown marker", &dir))?
+        {
+            0
+        } else {
+            2
+        };
+        for ancestor in dir
+            .ancestors()
+            .filter(|a| !a.as_os_str().is_empty())
+            .take(chain)
+        {
+            fs.sync_dir(ancestor)
+                .map_err(io_error("sync directory", ancestor))?;
+        }
+        let boot_id = fs.boot_id();
+        let point = read_recovery_point(&*fs, &dir);
+        let mut state = recover(&*fs, &dir, &config, point, boot_id)?;
+        let dir_debt = std::mem::take(&mut state.dir_unsynced);
+        let durable_end = state.next_offset;
+        // Recovery synced the active segment: all of it is durable.
+        let first = state
+            .segments
+            .last()
+            .map_or((0, 0), |active| (active.base_offset, active.len));
+        let checkpoint = Checkpoint::open(&*fs, &dir, point, (first.0, first.1, boot_id))?;
+        Ok(Log {
+            fs,
+            dir,
+            config,
+            state: Mutex::new(state),
+            sync: Mutex::new(SyncState {
+                durable_end,
+                written_end: durable_end,
+                in_flight: false,
+                checkpoint,
+                waiters: Vec::new(),
+            }),
+            synced: Condvar::new(),
+            appended: Condvar::new(),
+            writing: std::sync::atomic::AtomicUsize::new(0),
+            listeners: Listeners::default(),
+            syncs: std::sync::atomic::AtomicU64::new(0),
+            append_lock: Mutex::new(()),
+            poison: std::sync::OnceLock::new(),
+            fsync_lock: Mutex::new(()),
+            boot_id,
+            roll_debt: std::sync::atomic::AtomicBool::new(false),
+            dir_debt: std::sync::atomic::AtomicBool::new(dir_debt),
+        })
+    }
+
+    /// Registers `listener`, called after every append (the log end moved),
+    /// every sync (the durable end may have moved), delete-records and
+    /// close: what an async server needs to wake its long polls and
+    /// subscriptions without polling. Listeners run on the thread that
+    /// moved the watermark, possibly with partition locks held: they must
+    /// be quick and must not call into this log (a counter bump or a
+    /// channel send).
+    pub fn on_change(&self, listener: Arc<dyn Fn() + Send + Sync>) {
+        self.listeners
+            .0
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(listener);
+    }
+
+    /// Tells the listeners that watermarks moved.
+    pub(crate) fn changed(&self) {
+        self.listeners.notify();
+    }
+
+    /// The partition directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Current watermarks.
+    pub fn watermarks(&self) -> Watermarks {
+        let state = lock(&self.state);
+        let durable_end = lock(&self.sync).durable_end;
+        watermarks(&state, durable_end)
+    }
+
+    /// Forces a roll to a new segment and makes everything before it
+    /// durable, paying the roll's debt at once (tests, tools; the append
+    /// path leaves that to the next sync leader).
+    pub fn roll_now(&self) -> Result<(), Error> {
+        {
+            let _appending = lock(&self.append_lock);
+            let state = lock(&self.state);
+            if state.segments.last().is_some_and(|s| s.len == 0) {
+                return Ok(());
+            }
+            self.roll(state).map(drop)?;
+        }
+        self.sync().map(drop)
+    }
+
+    /// Syncs everything and leaves the clean-shutdown marker, so the next
+    /// open scans nothing. Further appends fail with [`Error::Closed`].
+    pub fn close(&self) -> Result<(), Error> {
+        let result = self.close_inner();
+        self.changed();
+        result
+    }
+
+    fn close_inner(&self) -> Result<(), Error> {
+        let _appending = lock(&self.append_lock);
+        {
+            let mut state = lock(&self.state);
+            if state.closed {
+                return Ok(());
+            }
+            if self.poison.get().is_some() || state.read_only.is_some() {
+                state.closed = true;
+                return Ok(());
+            }
+        }
+        // Pays any roll debt and syncs the active segment, no lock held.
+        self.sync()?;
+        let (snapshot, marker) = {
+            let mut state = lock(&self.state);
+            let next_offset = state.next_offset;
+            let last_append_time = state.last_append_time;
+            let cutoff = now_ms().saturating_sub(duration_ms(self.config.producer_id_expiration));
+            state.producers.expire_idle(cutoff);
+            let snapshot = encode_producer_snapshot(next_offset, &state.producers);
+            let Some(active) = state.segments.last_mut() else {
+                return Ok(());
+            };
+            // The active index's last entries (derived data, not synced: a
+            // power loss that damages it makes the next open rebuild it).
+            if let SegmentIndex::Active(index) = &mut active.index {
+                index.flush().map_err(index_error("flush index at close"))?;
+            }
+            let marker = CleanMarker {
+                next_offset,
+                active_base: active.base_offset,
+                active_len: active.len,
+                last_append_time,
+            };
+            (snapshot, marker)
+        };
+        // Both replaced without syncing their data, then one directory sync
+        // for both renames: the log is durable already, and a file damaged
+        // by a power loss only costs the next open work (a marker that
+        // fails its checksum: an unclean open; a snapshot: a replay of the
+        // log).
+        write_replace(&*self.fs, &self.dir.join(layout::PRODUCER_STATE), &snapshot)?;
+        write_replace(
+            &*self.fs,
+            &self.dir.join(layout::CLEAN_SHUTDOWN),
+            &marker.encode(),
+        )?;
+        self.fs
+            .sync_dir(&self.dir)
+            .map_err(io_error("sync partition directory", &self.dir))?;
+        let mut state = lock(&self.state);
+        state.closed = true;
+        let mut sync = lock(&self.sync);
+        sync.durable_end = sync.durable_end.max(state.next_offset);
+        tracing::info!(dir = %self.dir.display(), next_offset = state.next_offset, "partition closed cleanly");
+        Ok(())
+    }
+}
+
+pub(crate) fn watermarks(state: &State, durable_end: u64) -> Watermarks {
+    Watermarks {
+        log_start: state
+            .segments
+            .first()
+            .map_or(state.next_offset, |s| s.base_offset)
+            .max(state.log_start)
+            .min(state.next_offset),
+        log_end: state.next_offset,
+        durable_end: durable_end.min(state.next_offset),
+        epoch: state.epoch,
+    }
+}

@@ -1,0 +1,660 @@
+//! [`Store`]: the topics, partitions and committed offsets of one data
+//! directory. Its parts: `topic_config.rs` (a topic's settings and the
+//! `topic.config` file), `offsets.rs` (committed offsets), `background.rs`
+//! (flush and retention passes, and the thread that runs them) and
+//! `lock.rs` (the data directory's exclusive lock, [`lock_data_dir`]).
+//!
+//! # Layout
+//!
+//! ```text
+//! <data>/LOCK                                   lock file (real file system only)
+//! <data>/topics/<topic>/topic.config            the topic's config (format below)
+//! <data>/topics/<topic>/<partition>/            a partition: a `Log` directory
+//! <data>/topics/<prefix>.<nonce>.tmp/           a topic being created (crash leftover)
+//! <data>/topics/<prefix>.<nonce>-delete/        a topic being deleted (crash leftover)
+//! <data>/offsets/<consumer>/<topic>/<p>.offset  a committed offset (see `offsets.rs`)
+//! ```
+//!
+//! # Crash safety of the namespace
+//!
+//! - **Create**: the topic is built in a staging directory (its config
+//!   written and synced, the directory synced), renamed to its name, and
+//!   `topics/` is synced before `create_topic` returns. A crash leaves the
+//!   whole topic or a staging directory, which the next open removes.
+//!   Partition directories are created by [`Log::open`] on first use.
+//! - **Delete**: the topic's open partitions are closed, its directory is
+//!   renamed to a `-delete` name and `topics/` is synced (from then on the
+//!   topic is gone, durably), then its files are removed and its committed
+//!   offsets too. A crash leaves the whole topic or a `-delete` directory,
+//!   which the next open removes, with any offsets of topics that no longer
+//!   exist.
+//! - **Grow partitions** and every other small file: replaced atomically
+//!   (temp file, `fdatasync`, rename, directory `fsync`).
+//!
+//! Partitions are opened lazily, on the first [`Store::partition`] call
+//! for each, and stay open: opening the store reads one config per topic
+//! and recovers no partition. A [`Log`] starts no thread, so neither does a
+//! store, however many partitions it holds; each open partition holds a few
+//! file descriptors (active segment, its index, the recovery point, and
+//! every sealed segment), so size `RLIMIT_NOFILE` for the partitions in use.
+//!
+//!
+//! This module does not schedule retention (each partition's
+//! [`Log::enforce_retention`] applies its topic's retention settings when
+//! called), and does not check what is appended (the partition [`Log`]
+//! does).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use crate::error::{Error, NameKind, io_error};
+use crate::io::durable::{read_small, remove_tree, sync_chain, write_atomic};
+use crate::io::{Fs, PooledFs};
+use crate::layout::{self, TopicsEntry};
+use crate::partition::Log;
+use crate::util::{lock, nonce, read, write};
+
+mod background;
+mod lock;
+mod offsets;
+mod topic_config;
+
+use background::side_by_side;
+use offsets::Offsets;
+use topic_config::{CONFIG_LEN, TopicMeta, check_partitions, decode_config, encode_config};
+
+pub use background::{
+    Background, DEFAULT_FLUSH_INTERVAL, DEFAULT_RETENTION_INTERVAL, RetentionPass,
+};
+pub use lock::{DirLock, lock_data_dir};
+pub use offsets::{MAX_OFFSET_METADATA_BYTES, OFFSET_FILE_MAX_BYTES};
+pub use topic_config::{MAX_PARTITIONS, TopicConfig, TopicInfo};
+
+/// A multi-partition store over one data directory: topics, their
+/// partitions (each a [`Log`]) and committed consumer offsets. See the
+/// module docs for the layout, the crash safety of each operation and the
+/// lock.
+///
+/// Every method takes `&self`; share the store between threads in an
+/// [`Arc`]. Topic creation, deletion and growth are serialised with each
+/// other and with offset commits; appends and reads go straight to the
+/// partition logs.
+#[derive(Debug)]
+pub struct Store {
+    fs: Arc<dyn Fs>,
+    dir: PathBuf,
+    topics_dir: PathBuf,
+    topics: RwLock<BTreeMap<String, Arc<Topic>>>,
+    /// Held for writing by create, delete, grow and close; for reading by
+    /// offset commits (so a commit never writes offsets of a topic being
+    /// deleted).
+    admin: RwLock<()>,
+    offsets: Offsets,
+    closed: AtomicBool,
+    /// The free-space floor given to every partition opened
+    /// ([`LogConfig::min_free_bytes`]); see [`Store::with_min_free_bytes`].
+    min_free_bytes: Option<u64>,
+    /// The index spacing given to every partition opened, if not the
+    /// default ([`Store::with_index_interval_bytes`]).
+    index_interval_bytes: Option<u32>,
+    /// The pool every file of the store is opened through (`fs` wraps it):
+    /// open files stay near its budget however many partitions and
+    /// segments there are ([`Store::with_open_files_budget`]).
+    pool: PooledFs,
+    /// Declared last: released after everything else is dropped.
+    _lock: Option<DirLock>,
+}
+
+/// An open topic.
+#[derive(Debug)]
+struct Topic {
+    name: String,
+    dir: PathBuf,
+    meta: RwLock<TopicMeta>,
+    /// One slot per partition; a slot holds the partition's log once it was
+    /// opened.
+    slots: RwLock<Vec<Slot>>,
+    /// Set (before the partitions are closed) when the topic is deleted.
+    deleted: AtomicBool,
+}
+
+/// A partition of an open topic: its log once opened.
+type Slot = Arc<Mutex<Option<Arc<Log>>>>;
+
+impl Store {
+    /// Opens the store in `data_dir` (created if missing): removes what a
+    /// crash left of topic creations and deletions, and reads every topic's
+    /// config. Partitions are opened on first use.
+    ///
+    /// `lock` is the guard of [`lock_data_dir`] for `data_dir` (required in
+    /// production on the real file system, see [`Store::open_locked`]);
+    /// `None` skips locking, for the simulated file system. The store keeps
+    /// the guard until it is dropped.
+    pub fn open(
+        fs: Arc<dyn Fs>,
+        data_dir: impl AsRef<Path>,
+        lock: Option<DirLock>,
+    ) -> Result<Store, Error> {
+        let dir = data_dir.as_ref().to_path_buf();
+        let pool = PooledFs::new(fs, crate::io::DEFAULT_OPEN_FILES_BUDGET);
+        let fs: Arc<dyn Fs> = Arc::new(pool.clone());
+        if let Some(lock) = &lock
+            && lock.dir() != dir
+        {
+            return Err(Error::InvalidConfig {
+                setting: "data directory lock",
+                reason: format!(
+                    "the lock guards {}, not {}",
+                    lock.dir().display(),
+                    dir.display()
+                ),
+            });
+        }
+        let topics_dir = layout::topics_dir(&dir);
+        let offsets_dir = layout::offsets_dir(&dir);
+        for sub in [&topics_dir, &offsets_dir] {
+            fs.create_dir_all(sub)
+                .map_err(io_error("create store directory", sub))?;
+        }
+        // New directories are durable once their parents are synced: sync
+        // the chain up to the root (cheap, once per open).
+        sync_chain(&*fs, &topics_dir)?;
+
+        let mut topics = BTreeMap::new();
+        let mut removed = false;
+        for entry in fs
+            .read_dir(&topics_dir)
+            .map_err(io_error("list topics", &topics_dir))?
+        {
+            let path = topics_dir.join(&entry.name);
+            match layout::classify_topics_entry(&entry.name) {
+                TopicsEntry::Leftover if entry.is_dir => {
+                    tracing::warn!(dir = %path.display(), "removing what a crash left of a topic creation or deletion");
+                    remove_tree(&*fs, &path)?;
+                    removed = true;
+                }
+                TopicsEntry::Topic(name) if entry.is_dir => {
+                    let topic = load_topic(&*fs, &topics_dir, name)?;
+                    topics.insert(name.to_owned(), Arc::new(topic));
+                }
+                _ => tracing::warn!(path = %path.display(), "leaving unknown entry alone"),
+            }
+        }
+        if removed {
+            fs.sync_dir(&topics_dir)
+                .map_err(io_error("sync topics directory", &topics_dir))?;
+        }
+        let offsets = Offsets::new(fs.clone(), offsets_dir);
+        offsets.sweep(|topic| topics.contains_key(topic))?;
+        tracing::info!(dir = %dir.display(), topics = topics.len(), "store opened");
+        Ok(Store {
+            fs,
+            dir,
+            topics_dir,
+            topics: RwLock::new(topics),
+            admin: RwLock::new(()),
+            offsets,
+            closed: AtomicBool::new(false),
+            min_free_bytes: None,
+            index_interval_bytes: None,
+            pool,
+            _lock: lock,
+        })
+    }
+
+    /// Sets the free-space floor of every partition this store opens
+    /// ([`LogConfig::min_free_bytes`]: appends that would leave less space
+    /// available fail with [`Error::DiskFull`]). A store setting, not a
+    /// topic one; call it right after opening, before partitions are used.
+    /// Default `None` (no floor).
+    pub fn with_min_free_bytes(mut self, floor: Option<u64>) -> Store {
+        self.min_free_bytes = floor;
+        self
+    }
+
+    /// Sets the index spacing of every partition opened from now on (one
+    /// entry per this many bytes of log; at least 1). A store setting, as
+    /// the free-space floor. Default
+    /// [`LogConfig::default`]'s (4096).
+    pub fn with_index_interval_bytes(mut self, interval: u32) -> Store {
+        self.index_interval_bytes = Some(interval.max(1));
+        self
+    }
+
+    /// Sets how many files the store keeps open at most (about: a segment
+    /// with unsynced writes stays open, and a read keeps its file open
+    /// until it is done). Files are opened on demand and the least recently
+    /// used closed. Default [`DEFAULT_OPEN_FILES_BUDGET`](crate::DEFAULT_OPEN_FILES_BUDGET).
+    pub fn with_open_files_budget(self, budget: usize) -> Store {
+        self.pool.set_budget(budget);
+        self
+    }
+
+    /// Files the store holds open now (its pool's count).
+    pub fn open_files(&self) -> usize {
+        self.pool.open_files()
+    }
+
+    /// Locks `data_dir` with [`lock_data_dir`] and opens the store in it on
+    /// the real file system: the production entry point.
+    pub fn open_locked(data_dir: impl AsRef<Path>) -> Result<Store, Error> {
+        let lock = lock_data_dir(data_dir.as_ref())?;
+        Store::open(Arc::new(crate::io::RealFs), data_dir, Some(lock))
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Creates a topic of `partitions` partitions (1 to
+    /// [`MAX_PARTITIONS`]), durably: once this returns the topic survives
+    /// a crash, and a crash before leaves no trace of it.
+    pub fn create_topic(
+        &self,
+        name: &str,
+        partitions: u32,
+        config: TopicConfig,
+    ) -> Result<TopicInfo, Error> {
+        self.check_open()?;
+        let dir = layout::topic_dir(&self.dir, name)?;
+        check_partitions(partitions)?;
+        config.validate()?;
+        let _admin = write(&self.admin);
+        self.check_open()?;
+        if read(&self.topics).contains_key(name)
+            || self
+                .fs
+                .exists(&dir)
+                .map_err(io_error("check topic directory", &dir))?
+        {
+            return Err(Error::TopicExists {
+                topic: name.to_owned(),
+            });
+        }
+        let meta = TopicMeta {
+            id: nonce(),
+            partitions,
+            config,
+        };
+        let staging = self.topics_dir.join(layout::staging_name(name, nonce()));
+        if let Err(err) = self.build_topic(&staging, &dir, &meta) {
+            if let Err(undo) = self.undo_create(&staging, &dir, name) {
+                tracing::error!(topic = name, error = %undo, "cannot undo a failed topic creation; the topic may reappear at the next open");
+            }
+            return Err(err);
+        }
+        let topic = Topic::new(name.to_owned(), dir, meta);
+        let info = topic.info();
+        write(&self.topics).insert(name.to_owned(), Arc::new(topic));
+        tracing::info!(topic = name, partitions, "topic created");
+        Ok(info)
+    }
+
+    /// Writes the staging directory with its config, renames it into place
+    /// and makes that durable.
+    fn build_topic(&self, staging: &Path, dir: &Path, meta: &TopicMeta) -> Result<(), Error> {
+        self.fs
+            .create_dir_all(staging)
+            .map_err(io_error("create topic staging directory", staging))?;
+        let path = layout::topic_config_path(staging);
+        let file = self
+            .fs
+            .create_new(&path)
+            .map_err(io_error("create topic config", &path))?;
+        file.write_all_at(&encode_config(meta), 0)
+            .map_err(io_error("write topic config", &path))?;
+        file.sync_data()
+            .map_err(io_error("sync topic config", &path))?;
+        self.fs
+            .sync_dir(staging)
+            .map_err(io_error("sync topic staging directory", staging))?;
+        self.fs
+            .rename(staging, dir)
+            .map_err(io_error("rename topic into place", dir))?;
+        self.fs
+            .sync_dir(&self.topics_dir)
+            .map_err(io_error("sync topics directory", &self.topics_dir))
+    }
+
+    /// Undoes a failed [`Store::create_topic`]: the staging directory is
+    /// removed, and a topic directory already renamed into place is renamed
+    /// away first (never emptied in place, which a crash could leave as a
+    /// topic without its config).
+    fn undo_create(&self, staging: &Path, dir: &Path, name: &str) -> Result<(), Error> {
+        let doomed = self.topics_dir.join(layout::doomed_name(name, nonce()));
+        if self
+            .fs
+            .exists(dir)
+            .map_err(io_error("check topic directory", dir))?
+        {
+            self.fs
+                .rename(dir, &doomed)
+                .map_err(io_error("rename topic directory for deletion", dir))?;
+        }
+        remove_tree(&*self.fs, &doomed)?;
+        remove_tree(&*self.fs, staging)?;
+        self.fs
+            .sync_dir(&self.topics_dir)
+            .map_err(io_error("sync topics directory", &self.topics_dir))
+    }
+
+    /// Deletes a topic: closes its open partitions (handles given out fail
+    /// with [`Error::Closed`] from then on, and keep reading what they
+    /// read), makes the deletion durable, then removes its files and its
+    /// committed offsets. A crash at any point leaves the whole topic or
+    /// none of it. If this fails before the deletion is visible, the topic
+    /// stays, but handles given out before are closed: get new ones from
+    /// [`Store::partition`].
+    ///
+    /// Once the deletion is durable this returns `Ok` even if removing the
+    /// files fails (that is logged; the next open removes them).
+    pub fn delete_topic(&self, name: &str) -> Result<(), Error> {
+        self.check_open()?;
+        layout::validate_topic_name(name)?;
+        let _admin = write(&self.admin);
+        self.check_open()?;
+        let Some(topic) = write(&self.topics).remove(name) else {
+            return Err(Error::TopicNotFound {
+                topic: name.to_owned(),
+            });
+        };
+        topic.deleted.store(true, Ordering::SeqCst);
+        for slot in read(&topic.slots).iter() {
+            let log = lock(slot).take();
+            if let Some(log) = log
+                && let Err(err) = log.close()
+            {
+                tracing::warn!(partition = %log.dir().display(), error = %err, "closing a partition of a deleted topic failed");
+            }
+        }
+        let doomed = self.topics_dir.join(layout::doomed_name(name, nonce()));
+        if let Err(err) = self.fs.rename(&topic.dir, &doomed) {
+            // Nothing changed on disk: the topic stays, its partitions reopen
+            // on next use.
+            topic.deleted.store(false, Ordering::SeqCst);
+            write(&self.topics).insert(name.to_owned(), topic.clone());
+            return Err(io_error("rename topic directory for deletion", &topic.dir)(
+                err,
+            ));
+        }
+        // Until this sync the rename may not be durable: a crash brings the
+        // whole topic back (closed cleanly). Removing files before it could
+        // leave half a topic, so on failure leave the doomed directory to
+        // the next open.
+        self.fs
+            .sync_dir(&self.topics_dir)
+            .map_err(io_error("sync topics directory", &self.topics_dir))?;
+        tracing::info!(topic = name, "topic deleted");
+        let cleanup = remove_tree(&*self.fs, &doomed)
+            .and_then(|()| {
+                self.fs
+                    .sync_dir(&self.topics_dir)
+                    .map_err(io_error("sync topics directory", &self.topics_dir))
+            })
+            .and_then(|()| self.offsets.remove_topic(name));
+        if let Err(err) = cleanup {
+            tracing::error!(topic = name, error = %err, "cannot remove the files of a deleted topic; the next open will");
+        }
+        Ok(())
+    }
+
+    /// Grows a topic to `new_total` partitions (at most
+    /// [`MAX_PARTITIONS`]); asking for the current count changes nothing,
+    /// asking for fewer fails with [`Error::InvalidConfig`]. Durable on
+    /// return.
+    pub fn create_partitions(&self, name: &str, new_total: u32) -> Result<TopicInfo, Error> {
+        self.check_open()?;
+        layout::validate_topic_name(name)?;
+        check_partitions(new_total)?;
+        let _admin = write(&self.admin);
+        self.check_open()?;
+        let topic = self.topic_entry(name)?;
+        let mut meta = write(&topic.meta);
+        if new_total < meta.partitions {
+            return Err(Error::InvalidConfig {
+                setting: "partitions",
+                reason: format!(
+                    "topic {name:?} has {} partitions; partitions can only be added",
+                    meta.partitions
+                ),
+            });
+        }
+        if new_total > meta.partitions {
+            let grown = TopicMeta {
+                partitions: new_total,
+                ..meta.clone()
+            };
+            let path = layout::topic_config_path(&topic.dir);
+            write_atomic(&*self.fs, &path, &encode_config(&grown))?;
+            *meta = grown;
+            write(&topic.slots).resize_with(new_total as usize, Default::default);
+            tracing::info!(topic = name, partitions = new_total, "partitions added");
+        }
+        drop(meta);
+        Ok(topic.info())
+    }
+
+    /// What the store knows of a topic.
+    pub fn topic(&self, name: &str) -> Result<TopicInfo, Error> {
+        self.check_open()?;
+        layout::validate_topic_name(name)?;
+        Ok(self.topic_entry(name)?.info())
+    }
+
+    /// Every topic, by name.
+    pub fn list_topics(&self) -> Result<Vec<TopicInfo>, Error> {
+        self.check_open()?;
+        Ok(read(&self.topics).values().map(|t| t.info()).collect())
+    }
+
+    /// The log of a partition, opened (and recovered) on first use.
+    pub fn partition(&self, topic: &str, partition: u32) -> Result<Arc<Log>, Error> {
+        self.check_open()?;
+        layout::validate_topic_name(topic)?;
+        let entry = self.topic_entry(topic)?;
+        self.open_partition(&entry, partition)
+    }
+
+    fn open_partition(&self, topic: &Topic, partition: u32) -> Result<Arc<Log>, Error> {
+        let slot = {
+            let slots = read(&topic.slots);
+            match slots.get(partition as usize) {
+                Some(slot) => slot.clone(),
+                None => {
+                    return Err(Error::PartitionNotFound {
+                        topic: topic.name.clone(),
+                        partition,
+                        partitions: slots.len() as u32,
+                    });
+                }
+            }
+        };
+        let mut slot = lock(&slot);
+        // Checked under the slot lock: a deletion sets the flag before it
+        // takes the slots, so no log is opened after it closed them.
+        if topic.deleted.load(Ordering::SeqCst) {
+            return Err(Error::TopicNotFound {
+                topic: topic.name.clone(),
+            });
+        }
+        self.check_open()?;
+        if let Some(log) = &*slot {
+            return Ok(log.clone());
+        }
+        let mut config = read(&topic.meta).config.log_config();
+        config.min_free_bytes = self.min_free_bytes;
+        if let Some(interval) = self.index_interval_bytes {
+            config.index_interval_bytes = interval;
+        }
+        let log = Arc::new(Log::open(
+            self.fs.clone(),
+            layout::partition_dir(&topic.dir, partition),
+            config,
+        )?);
+        *slot = Some(log.clone());
+        Ok(log)
+    }
+
+    /// Commits a consumer's offset for a partition, with up to
+    /// [`MAX_OFFSET_METADATA_BYTES`] of metadata: durable on return. The
+    /// offset may be anything up to the partition's log end (the offset the
+    /// next record gets); beyond it fails with [`Error::OffsetOutOfRange`].
+    /// An offset past the durable end first makes the log durable up to
+    /// it, so a committed offset never points past what a power loss
+    /// leaves.
+    pub fn commit_offset(
+        &self,
+        consumer: &str,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+        metadata: &[u8],
+    ) -> Result<(), Error> {
+        self.check_open()?;
+        layout::validate_consumer_id(consumer)?;
+        layout::validate_topic_name(topic)?;
+        if metadata.len() > MAX_OFFSET_METADATA_BYTES {
+            return Err(Error::MetadataTooLarge {
+                len: metadata.len(),
+                max: MAX_OFFSET_METADATA_BYTES,
+            });
+        }
+        let _admin = read(&self.admin);
+        self.check_open()?;
+        let entry = self.topic_entry(topic)?;
+        let log = self.open_partition(&entry, partition)?;
+        let marks = log.watermarks();
+        if offset > marks.log_end {
+            return Err(Error::OffsetOutOfRange {
+                requested: offset,
+                log_start: marks.log_start,
+                log_end: marks.log_end,
+            });
+        }
+        // Never commit past what is durable: a power loss could take those
+        // records back and leave the consumer past the recovered end,
+        // skipping whatever is produced there next. The commit is held
+        // until the log is durable up to it (one shared sync).
+        if offset > marks.durable_end {
+            log.sync()?;
+        }
+        let id = read(&entry.meta).id;
+        self.offsets
+            .commit(consumer, topic, id, partition, offset, metadata)
+    }
+
+    /// The offset and metadata a consumer last committed for a partition,
+    /// if any. A damaged offset file is an error
+    /// ([`Error::CorruptMetadata`]), never "no offset".
+    pub fn committed_offset(
+        &self,
+        consumer: &str,
+        topic: &str,
+        partition: u32,
+    ) -> Result<Option<(u64, Vec<u8>)>, Error> {
+        self.check_open()?;
+        layout::validate_consumer_id(consumer)?;
+        layout::validate_topic_name(topic)?;
+        let entry = self.topic_entry(topic)?;
+        let (id, partitions) = {
+            let meta = read(&entry.meta);
+            (meta.id, meta.partitions)
+        };
+        if partition >= partitions {
+            return Err(Error::PartitionNotFound {
+                topic: topic.to_owned(),
+                partition,
+                partitions,
+            });
+        }
+        self.offsets.read(consumer, topic, id, partition)
+    }
+
+    /// Closes every open partition cleanly (see [`Log::close`]); later
+    /// calls fail with [`Error::StoreClosed`]. Returns the first error,
+    /// after trying every partition. The lock is released when the store is
+    /// dropped.
+    pub fn close(&self) -> Result<(), Error> {
+        self.closed.store(true, Ordering::SeqCst);
+        let _admin = write(&self.admin);
+        let logs = self.open_logs(|slot| slot.take());
+        // Each close waits for its fsyncs: run them side by side, so that
+        // shutting down many partitions is bounded by the disk, not by one
+        // fsync after another.
+        let (_, first_error) = side_by_side(&logs, |log| {
+            log.close().inspect_err(|err| {
+                tracing::error!(partition = %log.dir().display(), error = %err, "closing a partition failed");
+            })?;
+            Ok(true)
+        });
+        tracing::info!(dir = %self.dir.display(), partitions = logs.len(), "store closed");
+        first_error.map_or(Ok(()), Err)
+    }
+
+    fn check_open(&self) -> Result<(), Error> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(Error::StoreClosed {
+                dir: self.dir.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    fn topic_entry(&self, name: &str) -> Result<Arc<Topic>, Error> {
+        read(&self.topics)
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::TopicNotFound {
+                topic: name.to_owned(),
+            })
+    }
+}
+
+impl Topic {
+    fn new(name: String, dir: PathBuf, meta: TopicMeta) -> Topic {
+        let slots = (0..meta.partitions).map(|_| Arc::default()).collect();
+        Topic {
+            name,
+            dir,
+            meta: RwLock::new(meta),
+            slots: RwLock::new(slots),
+            deleted: AtomicBool::new(false),
+        }
+    }
+
+    fn info(&self) -> TopicInfo {
+        let meta = read(&self.meta);
+        TopicInfo {
+            name: self.name.clone(),
+            id: meta.id,
+            partitions: meta.partitions,
+            config: meta.config.clone(),
+        }
+    }
+}
+
+/// Reads a topic directory's config, removing a temp config a crash left.
+fn load_topic(fs: &dyn Fs, topics_dir: &Path, name: &str) -> Result<Topic, Error> {
+    let dir = layout::child(NameKind::Topic, topics_dir, name)?;
+    let path = layout::topic_config_path(&dir);
+    let Some(bytes) = read_small(fs, &path, CONFIG_LEN, "read topic config")? else {
+        return Err(Error::CorruptMetadata {
+            path,
+            position: 0,
+            what: "missing: the topic directory has no config".into(),
+        });
+    };
+    let meta = decode_config(&path, &bytes)?;
+    let tmp = layout::tmp_path(&path);
+    if fs.exists(&tmp).map_err(io_error("check temp file", &tmp))? {
+        tracing::warn!(file = %tmp.display(), "removing temp file left by a crash");
+        fs.remove_file(&tmp)
+            .map_err(io_error("remove temp file", &tmp))?;
+        fs.sync_dir(&dir)
+            .map_err(io_error("sync topic directory", &dir))?;
+    }
+    Ok(Topic::new(name.to_owned(), dir, meta))
+}

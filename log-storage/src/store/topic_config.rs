@@ -1,0 +1,368 @@
+//! A topic's settings ([`TopicConfig`]), what the store tells of a topic
+//! ([`TopicInfo`]), and their file, `topic.config`.
+//!
+//! # `topic.config` format (version 1), 64 bytes, little-endian
+//!
+//! | bytes  | field                                                      |
+//! |--------|------------------------------------------------------------|
+//! | 0..4   | magic `LTOP`                                               |
+//! | 4..6   | version, 1                                                 |
+//! | 6..8   | flags: bit 0 `retention_max_age` set, bit 1 `retention_max_bytes` set; others zero |
+//! | 8..16  | topic id: random, fixed at creation                        |
+//! | 16..20 | partitions                                                 |
+//! | 20     | default ack: 0 durable, 1 written                          |
+//! | 21..24 | reserved, zero                                             |
+//! | 24..32 | `segment_max_bytes`                                        |
+//! | 32..40 | `segment_max_age`, ms                                      |
+//! | 40..48 | `retention_max_age`, ms (zero when unset)                  |
+//! | 48..56 | `retention_max_bytes` (zero when unset)                    |
+//! | 56..60 | `max_batch_bytes`                                          |
+//! | 60..64 | CRC-32 (IEEE) of bytes 0..60                               |
+//!
+//! A config that fails any check makes [`Store::open`] fail with
+//! [`Error::CorruptMetadata`] naming the file: a topic is never served
+//! with a default config in place of its own.
+//!
+//! This module reads and writes no file itself: the store hands it bytes.
+
+use std::path::Path;
+use std::time::Duration;
+
+use log_format::Limits;
+
+use crate::config::LogConfig;
+use crate::error::Error;
+use crate::partition::Ack;
+
+/// Most partitions a topic may have.
+pub const MAX_PARTITIONS: u32 = 10_000;
+
+/// The persisted settings of a topic, applied to each of its partitions.
+/// Durations are stored in whole milliseconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TopicConfig {
+    /// Roll a partition to a new segment once the active one holds this
+    /// many bytes. Default 1 GiB; at least 4096, at most 4 GiB − 1.
+    pub segment_max_bytes: u64,
+    /// Roll once the active segment's first batch is this old. Default 7
+    /// days; positive, whole milliseconds.
+    pub segment_max_age: Duration,
+    /// Retention by age: sealed segments whose newest record was appended
+    /// longer ago than this are deleted (`None`: kept whatever their age).
+    /// Default `None`, as [`LogConfig`]; positive, whole milliseconds.
+    pub retention_max_age: Option<Duration>,
+    /// Retention by size: the oldest sealed segments are deleted while a
+    /// partition holds more bytes than this (`None`: no size limit).
+    /// Default `None`; positive.
+    pub retention_max_bytes: Option<u64>,
+    /// The ack level producers get when they do not ask for one. Default
+    /// [`Ack::Durable`].
+    pub default_ack: Ack,
+    /// Largest batch accepted, header included, in bytes. Default 8 MiB; at
+    /// least 1, at most `segment_max_bytes`.
+    pub max_batch_bytes: u32,
+}
+
+impl Default for TopicConfig {
+    fn default() -> Self {
+        let log = LogConfig::default();
+        TopicConfig {
+            segment_max_bytes: log.segment_max_bytes,
+            segment_max_age: log.segment_max_age,
+            retention_max_age: log.retention_max_age,
+            retention_max_bytes: log.retention_max_bytes,
+            default_ack: Ack::Durable,
+            max_batch_bytes: log.limits.max_batch_bytes,
+        }
+    }
+}
+
+impl TopicConfig {
+    /// Checks every value (see each field); a topic is never created with
+    /// an invalid config.
+    pub fn validate(&self) -> Result<(), Error> {
+        let whole_ms = |setting: &'static str, d: Duration| {
+            if !d.subsec_nanos().is_multiple_of(1_000_000) || u64::try_from(d.as_millis()).is_err()
+            {
+                return Err(Error::InvalidConfig {
+                    setting,
+                    reason: format!("{d:?} is not a whole number of milliseconds below 2^64"),
+                });
+            }
+            if d.is_zero() {
+                return Err(Error::InvalidConfig {
+                    setting,
+                    reason: "must be positive".into(),
+                });
+            }
+            Ok(())
+        };
+        whole_ms("segment_max_age", self.segment_max_age)?;
+        if let Some(age) = self.retention_max_age {
+            whole_ms("retention_max_age", age)?;
+        }
+        if self.retention_max_bytes == Some(0) {
+            return Err(Error::InvalidConfig {
+                setting: "retention_max_bytes",
+                reason: "must be positive".into(),
+            });
+        }
+        if self.max_batch_bytes == 0 {
+            return Err(Error::InvalidConfig {
+                setting: "max_batch_bytes",
+                reason: "must be positive".into(),
+            });
+        }
+        self.log_config().validate()
+    }
+
+    /// The partition [`LogConfig`] this topic config maps to (the index
+    /// interval and the record limit keep their defaults; the default ack
+    /// is for the server to apply).
+    pub fn log_config(&self) -> LogConfig {
+        let defaults = LogConfig::default();
+        LogConfig {
+            segment_max_bytes: self.segment_max_bytes,
+            segment_max_age: self.segment_max_age,
+            retention_max_age: self.retention_max_age,
+            retention_max_bytes: self.retention_max_bytes,
+            limits: Limits {
+                max_batch_bytes: self.max_batch_bytes,
+                ..defaults.limits
+            },
+            ..defaults
+        }
+    }
+}
+
+/// What a store knows of a topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TopicInfo {
+    /// The topic name.
+    pub name: String,
+    /// Random id fixed when the topic is created: a topic deleted and
+    /// created again under the same name gets a new one, and offsets
+    /// committed to the old one are not returned for the new one.
+    pub id: u64,
+    /// Number of partitions, numbered from 0.
+    pub partitions: u32,
+    /// The topic's config.
+    pub config: TopicConfig,
+}
+
+/// The content of `topic.config`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct TopicMeta {
+    pub(super) id: u64,
+    pub(super) partitions: u32,
+    pub(super) config: TopicConfig,
+}
+
+pub(super) fn check_partitions(partitions: u32) -> Result<(), Error> {
+    if partitions == 0 || partitions > MAX_PARTITIONS {
+        return Err(Error::InvalidConfig {
+            setting: "partitions",
+            reason: format!("{partitions} is outside [1, {MAX_PARTITIONS}]"),
+        });
+    }
+    Ok(())
+}
+
+const CONFIG_MAGIC: &[u8; 4] = b"LTOP";
+const CONFIG_VERSION: u16 = 1;
+pub(super) const CONFIG_LEN: usize = 64;
+const CONFIG_CRC_AT: usize = 60;
+const FLAG_RETENTION_AGE: u16 = 1;
+const FLAG_RETENTION_BYTES: u16 = 2;
+
+fn ms(d: Duration) -> u64 {
+    // Validated: whole milliseconds below 2^64.
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+pub(super) fn encode_config(meta: &TopicMeta) -> [u8; CONFIG_LEN] {
+    let c = &meta.config;
+    let mut flags = 0u16;
+    if c.retention_max_age.is_some() {
+        flags |= FLAG_RETENTION_AGE;
+    }
+    if c.retention_max_bytes.is_some() {
+        flags |= FLAG_RETENTION_BYTES;
+    }
+    let mut out = [0u8; CONFIG_LEN];
+    out[0..4].copy_from_slice(CONFIG_MAGIC);
+    out[4..6].copy_from_slice(&CONFIG_VERSION.to_le_bytes());
+    out[6..8].copy_from_slice(&flags.to_le_bytes());
+    out[8..16].copy_from_slice(&meta.id.to_le_bytes());
+    out[16..20].copy_from_slice(&meta.partitions.to_le_bytes());
+    out[20] = match c.default_ack {
+        Ack::Durable => 0,
+        Ack::Written => 1,
+    };
+    out[24..32].copy_from_slice(&c.segment_max_bytes.to_le_bytes());
+    out[32..40].copy_from_slice(&ms(c.segment_max_age).to_le_bytes());
+    out[40..48].copy_from_slice(&c.retention_max_age.map_or(0, ms).to_le_bytes());
+    out[48..56].copy_from_slice(&c.retention_max_bytes.unwrap_or(0).to_le_bytes());
+    out[56..60].copy_from_slice(&c.max_batch_bytes.to_le_bytes());
+    let crc = crc32fast::hash(&out[..CONFIG_CRC_AT]);
+    out[CONFIG_CRC_AT..].copy_from_slice(&crc.to_le_bytes());
+    out
+}
+
+pub(super) fn decode_config(path: &Path, bytes: &[u8]) -> Result<TopicMeta, Error> {
+    let corrupt = |position: u64, reason: String| Error::CorruptMetadata {
+        path: path.to_path_buf(),
+        position,
+        what: reason,
+    };
+    if bytes.len() < 6 || &bytes[..4] != CONFIG_MAGIC {
+        return Err(corrupt(0, "not a topic config (bad magic)".into()));
+    }
+    let version = u16::from_le_bytes([bytes[4], bytes[5]]);
+    if version != CONFIG_VERSION {
+        return Err(corrupt(
+            4,
+            format!("unsupported version {version} (this build reads {CONFIG_VERSION})"),
+        ));
+    }
+    if bytes.len() != CONFIG_LEN {
+        return Err(corrupt(
+            bytes.len().min(CONFIG_LEN) as u64,
+            format!("file is {} bytes, expected {CONFIG_LEN}", bytes.len()),
+        ));
+    }
+    let u64_at = |at: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&bytes[at..at + 8]);
+        u64::from_le_bytes(b)
+    };
+    let u32_at = |at: usize| {
+        let mut b = [0u8; 4];
+        b.copy_from_slice(&bytes[at..at + 4]);
+        u32::from_le_bytes(b)
+    };
+    let stored = u32_at(CONFIG_CRC_AT);
+    let computed = crc32fast::hash(&bytes[..CONFIG_CRC_AT]);
+    if stored != computed {
+        return Err(corrupt(
+            CONFIG_CRC_AT as u64,
+            format!("checksum mismatch: stored {stored:#010x}, computed {computed:#010x}"),
+        ));
+    }
+    let flags = u16::from_le_bytes([bytes[6], bytes[7]]);
+    if flags & !(FLAG_RETENTION_AGE | FLAG_RETENTION_BYTES) != 0 {
+        return Err(corrupt(6, format!("unknown flags {flags:#06x}")));
+    }
+    if bytes[21..24] != [0, 0, 0] {
+        return Err(corrupt(21, "reserved bytes are not zero".into()));
+    }
+    let default_ack = match bytes[20] {
+        0 => Ack::Durable,
+        1 => Ack::Written,
+        other => return Err(corrupt(20, format!("unknown ack level {other}"))),
+    };
+    let partitions = u32_at(16);
+    if partitions == 0 || partitions > MAX_PARTITIONS {
+        return Err(corrupt(
+            16,
+            format!("{partitions} partitions is outside [1, {MAX_PARTITIONS}]"),
+        ));
+    }
+    let config = TopicConfig {
+        segment_max_bytes: u64_at(24),
+        segment_max_age: Duration::from_millis(u64_at(32)),
+        retention_max_age: (flags & FLAG_RETENTION_AGE != 0)
+            .then(|| Duration::from_millis(u64_at(40))),
+        retention_max_bytes: (flags & FLAG_RETENTION_BYTES != 0).then(|| u64_at(48)),
+        default_ack,
+        max_batch_bytes: u32_at(56),
+    };
+    if let Err(err) = config.validate() {
+        return Err(corrupt(24, format!("stored config is invalid: {err}")));
+    }
+    Ok(TopicMeta {
+        id: u64_at(8),
+        partitions,
+        config,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta() -> TopicMeta {
+        let config = TopicConfig {
+            retention_max_bytes: Some(1 << 30),
+            default_ack: Ack::Written,
+            ..TopicConfig::default()
+        };
+        TopicMeta {
+            id: 0xfeed_beef,
+            partitions: 12,
+            config,
+        }
+    }
+
+    #[test]
+    fn topic_configs_roundtrip() {
+        let path = Path::new("/d/topics/t/topic.config");
+        let meta = meta();
+        assert_eq!(decode_config(path, &encode_config(&meta)).unwrap(), meta);
+        let mut none = meta.clone();
+        none.config.retention_max_age = None;
+        none.config.retention_max_bytes = None;
+        assert_eq!(decode_config(path, &encode_config(&none)).unwrap(), none);
+    }
+
+    #[test]
+    fn every_flipped_bit_and_every_cut_of_a_config_is_reported() {
+        let path = Path::new("/d/topics/t/topic.config");
+        let bytes = encode_config(&meta());
+        for bit in 0..CONFIG_LEN * 8 {
+            let mut damaged = bytes;
+            damaged[bit / 8] ^= 1 << (bit % 8);
+            let err = decode_config(path, &damaged).unwrap_err();
+            assert!(
+                matches!(&err, Error::CorruptMetadata { path: p, .. } if p == path),
+                "bit {bit}: {err}"
+            );
+        }
+        for len in 0..CONFIG_LEN {
+            assert!(decode_config(path, &bytes[..len]).is_err(), "cut at {len}");
+        }
+        assert!(decode_config(path, &[0u8; CONFIG_LEN]).is_err());
+    }
+
+    #[test]
+    fn config_validation_refuses_bad_values() {
+        let d = TopicConfig::default;
+        for bad in [
+            TopicConfig {
+                segment_max_age: Duration::from_micros(1500),
+                ..d()
+            },
+            TopicConfig {
+                retention_max_age: Some(Duration::ZERO),
+                ..d()
+            },
+            TopicConfig {
+                retention_max_bytes: Some(0),
+                ..d()
+            },
+            TopicConfig {
+                max_batch_bytes: 0,
+                ..d()
+            },
+            TopicConfig {
+                segment_max_bytes: 100,
+                ..d()
+            },
+        ] {
+            assert!(bad.validate().is_err(), "{bad:?}");
+        }
+        TopicConfig::default().validate().unwrap();
+    }
+}
