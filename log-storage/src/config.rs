@@ -1,5 +1,7 @@
-//! Settings of one partition log, with their units in their names and their
-//! defaults documented.
+//! Settings, with their units in their names and their defaults
+//! documented: [`LogConfig`] for one partition log, [`StoreConfig`] for how
+//! a [`Store`](crate::Store) runs (its free-space floor, open files, the
+//! committer threads and the background passes).
 //!
 //! This module only holds and checks numbers; it reads no file (the store
 //! persists per-topic configs elsewhere).
@@ -90,5 +92,101 @@ impl LogConfig {
             });
         }
         Ok(())
+    }
+}
+
+/// Default interval of the background flush of WRITTEN data: 1 s.
+pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+/// Default interval between retention passes: 5 minutes (Kafka's
+/// `log.retention.check.interval.ms`).
+pub const DEFAULT_RETENTION_INTERVAL: Duration = Duration::from_secs(300);
+/// Default free-space floor of a started store: 64 MiB.
+pub const DEFAULT_MIN_FREE_BYTES: u64 = 64 << 20;
+/// Default number of committer threads of a started store.
+pub const DEFAULT_COMMITTER_THREADS: usize = 2;
+
+/// How a [`Store`](crate::Store) started with
+/// [`Store::start`](crate::Store::start) runs. Build it from
+/// [`StoreConfig::default`] and the `with_*` methods:
+///
+/// ```
+/// use std::time::Duration;
+/// let config = log_storage::StoreConfig::default()
+///     .with_min_free_bytes(None)
+///     .with_flush_interval(Duration::from_millis(200));
+/// assert_eq!(config.flush_interval, Duration::from_millis(200));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoreConfig {
+    /// Appends that would leave less free space on the data directory's
+    /// file system fail with [`Error::DiskFull`] before writing anything.
+    /// `None`: no floor. Default [`DEFAULT_MIN_FREE_BYTES`].
+    pub min_free_bytes: Option<u64>,
+    /// Files the store keeps open at most (about). Default
+    /// [`DEFAULT_OPEN_FILES_BUDGET`](crate::DEFAULT_OPEN_FILES_BUDGET).
+    pub open_files_budget: usize,
+    /// Index spacing of every partition, if not [`LogConfig`]'s default.
+    pub index_interval_bytes: Option<u32>,
+    /// Threads of the store's [`Committer`](crate::Committer), which
+    /// completes async appends of every partition. Default
+    /// [`DEFAULT_COMMITTER_THREADS`]; at least 1.
+    pub committer_threads: usize,
+    /// How often the background thread syncs what WRITTEN appends left in
+    /// the page cache. Default [`DEFAULT_FLUSH_INTERVAL`].
+    pub flush_interval: Duration,
+    /// How often the background thread enforces retention. Default
+    /// [`DEFAULT_RETENTION_INTERVAL`].
+    pub retention_interval: Duration,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            min_free_bytes: Some(DEFAULT_MIN_FREE_BYTES),
+            open_files_budget: crate::io::DEFAULT_OPEN_FILES_BUDGET,
+            index_interval_bytes: None,
+            committer_threads: DEFAULT_COMMITTER_THREADS,
+            flush_interval: DEFAULT_FLUSH_INTERVAL,
+            retention_interval: DEFAULT_RETENTION_INTERVAL,
+        }
+    }
+}
+
+impl StoreConfig {
+    /// Sets [`StoreConfig::min_free_bytes`].
+    pub fn with_min_free_bytes(mut self, floor: Option<u64>) -> Self {
+        self.min_free_bytes = floor;
+        self
+    }
+
+    /// Sets [`StoreConfig::open_files_budget`].
+    pub fn with_open_files_budget(mut self, budget: usize) -> Self {
+        self.open_files_budget = budget;
+        self
+    }
+
+    /// Sets [`StoreConfig::index_interval_bytes`].
+    pub fn with_index_interval_bytes(mut self, interval: u32) -> Self {
+        self.index_interval_bytes = Some(interval.max(1));
+        self
+    }
+
+    /// Sets [`StoreConfig::committer_threads`].
+    pub fn with_committer_threads(mut self, threads: usize) -> Self {
+        self.committer_threads = threads.max(1);
+        self
+    }
+
+    /// Sets [`StoreConfig::flush_interval`].
+    pub fn with_flush_interval(mut self, interval: Duration) -> Self {
+        self.flush_interval = interval;
+        self
+    }
+
+    /// Sets [`StoreConfig::retention_interval`].
+    pub fn with_retention_interval(mut self, interval: Duration) -> Self {
+        self.retention_interval = interval;
+        self
     }
 }

@@ -40,7 +40,10 @@ mod partition;
 mod store;
 mod util;
 
-pub use config::LogConfig;
+pub use config::{
+    DEFAULT_COMMITTER_THREADS, DEFAULT_FLUSH_INTERVAL, DEFAULT_MIN_FREE_BYTES,
+    DEFAULT_RETENTION_INTERVAL, LogConfig, StoreConfig,
+};
 pub use error::{Error, NameKind};
 #[cfg(feature = "sim")]
 pub use io::{CrashReport, FaultKind, SimFs, TearKind, TornSector};
@@ -53,7 +56,6 @@ pub use partition::{
     Usage, Watermarks,
 };
 pub use store::{
-    Background, DEFAULT_FLUSH_INTERVAL, DEFAULT_RETENTION_INTERVAL, DirLock,
-    MAX_OFFSET_METADATA_BYTES, MAX_PARTITIONS, OFFSET_FILE_MAX_BYTES, RetentionPass, Store,
-    TopicConfig, TopicInfo, lock_data_dir,
+    Background, DirLock, MAX_OFFSET_METADATA_BYTES, MAX_PARTITIONS, OFFSET_FILE_MAX_BYTES,
+    RetentionPass, Store, TopicConfig, TopicInfo, lock_data_dir,
 };

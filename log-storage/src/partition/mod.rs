@@ -195,6 +195,8 @@ pub struct Log {
     /// The directory has a change not synced yet (the clean-shutdown
     /// marker's removal at open): the next sync leader syncs it.
     dir_debt: std::sync::atomic::AtomicBool,
+    /// What an embedder attached to this partition ([`Log::attachment`]).
+    attachment: std::sync::OnceLock<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
 #[derive(Debug)]
@@ -329,7 +331,26 @@ impl Log {
             boot_id,
             roll_debt: std::sync::atomic::AtomicBool::new(false),
             dir_debt: std::sync::atomic::AtomicBool::new(dir_debt),
+            attachment: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The value an embedder attached to this partition, created by `init`
+    /// on the first call: per-partition state of the embedder's own (a
+    /// server's change channel, say) found through the store's one registry
+    /// of open partitions, with no second map to keep in step. One
+    /// attachment per partition: `None` if one of another type is attached.
+    pub fn attachment<T: Send + Sync + 'static>(&self, init: impl FnOnce() -> T) -> Option<Arc<T>> {
+        let any = self
+            .attachment
+            .get_or_init(|| Arc::new(init()) as Arc<dyn std::any::Any + Send + Sync>);
+        Arc::clone(any).downcast::<T>().ok()
+    }
+
+    /// Whether the partition was closed ([`Log::close`]; the store closes
+    /// the partitions of a deleted topic).
+    pub fn is_closed(&self) -> bool {
+        lock(&self.state).closed
     }
 
     /// Registers `listener`, called after every append (the log end moved),

@@ -9,7 +9,7 @@
 //! each [`Log`] applies its own topic's settings.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use super::{Store, Topic};
@@ -150,16 +150,21 @@ pub struct Background {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-/// Default interval of the background flush of WRITTEN data: 1 s.
-pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
-/// Default interval between retention passes: 5 minutes (Kafka's
-/// `log.retention.check.interval.ms`).
-pub const DEFAULT_RETENTION_INTERVAL: Duration = Duration::from_secs(300);
-
 impl Background {
     /// Starts the background thread for `store`.
+    ///
+    /// The thread holds the store weakly: it ends by itself once the store
+    /// is dropped, or closed. [`Store::start`] starts one inside the store.
     pub fn start(
         store: Arc<Store>,
+        flush_interval: Duration,
+        retention_interval: Duration,
+    ) -> Result<Background, Error> {
+        Background::start_weak(Arc::downgrade(&store), flush_interval, retention_interval)
+    }
+
+    pub(super) fn start_weak(
+        store: Weak<Store>,
         flush_interval: Duration,
         retention_interval: Duration,
     ) -> Result<Background, Error> {
@@ -184,13 +189,17 @@ impl Drop for Background {
         *lock(stopped) = true;
         wake.notify_all();
         if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+            // Dropped by its own thread (which held the last handle on the
+            // store): that thread ends by itself; joining would deadlock.
+            if thread.thread().id() != std::thread::current().id() {
+                let _ = thread.join();
+            }
         }
     }
 }
 
 fn background_loop(
-    store: &Store,
+    store: &Weak<Store>,
     stop: &(Mutex<bool>, std::sync::Condvar),
     flush_interval: Duration,
     retention_interval: Duration,
@@ -218,6 +227,9 @@ fn background_loop(
                     .0;
             }
         }
+        let Some(store) = store.upgrade() else {
+            return;
+        };
         let now = std::time::Instant::now();
         if now >= next_flush {
             if let Err(err) = store.flush_written() {

@@ -47,13 +47,14 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
+use crate::config::StoreConfig;
 use crate::error::{Error, NameKind, io_error};
 use crate::io::durable::{read_small, remove_tree, sync_chain, write_atomic};
 use crate::io::{Fs, PooledFs};
 use crate::layout::{self, TopicsEntry};
-use crate::partition::Log;
+use crate::partition::{Committer, Log};
 use crate::util::{lock, nonce, read, write};
 
 mod background;
@@ -65,9 +66,7 @@ use background::side_by_side;
 use offsets::Offsets;
 use topic_config::{CONFIG_LEN, TopicMeta, check_partitions, decode_config, encode_config};
 
-pub use background::{
-    Background, DEFAULT_FLUSH_INTERVAL, DEFAULT_RETENTION_INTERVAL, RetentionPass,
-};
+pub use background::{Background, RetentionPass};
 pub use lock::{DirLock, lock_data_dir};
 pub use offsets::{MAX_OFFSET_METADATA_BYTES, OFFSET_FILE_MAX_BYTES};
 pub use topic_config::{MAX_PARTITIONS, TopicConfig, TopicInfo};
@@ -103,6 +102,12 @@ pub struct Store {
     /// open files stay near its budget however many partitions and
     /// segments there are ([`Store::with_open_files_budget`]).
     pool: PooledFs,
+    /// The committer of async appends ([`Store::committer`]), started on
+    /// first use.
+    committer: OnceLock<Committer>,
+    committer_threads: usize,
+    /// The background passes of a started store ([`Store::start`]).
+    background: Mutex<Option<Background>>,
     /// Declared last: released after everything else is dropped.
     _lock: Option<DirLock>,
 }
@@ -200,8 +205,62 @@ impl Store {
             min_free_bytes: None,
             index_interval_bytes: None,
             pool,
+            committer: OnceLock::new(),
+            committer_threads: crate::config::DEFAULT_COMMITTER_THREADS,
+            background: Mutex::new(None),
             _lock: lock,
         })
+    }
+
+    /// Opens the store in `data_dir` with `config` and starts what runs
+    /// beside it: the background thread that flushes WRITTEN data and
+    /// enforces retention on `config`'s intervals (it stops when the store
+    /// is closed or dropped), and the [`Committer`] of async appends. What
+    /// an embedder calls, and all it calls; [`Store::open`] opens without
+    /// starting anything (tests, tools).
+    ///
+    /// `lock`: as for [`Store::open`]; see [`Store::start_locked`] for the
+    /// real file system.
+    pub fn start(
+        fs: Arc<dyn Fs>,
+        data_dir: impl AsRef<Path>,
+        lock: Option<DirLock>,
+        config: StoreConfig,
+    ) -> Result<Arc<Store>, Error> {
+        let mut store = Store::open(fs, data_dir, lock)?
+            .with_min_free_bytes(config.min_free_bytes)
+            .with_open_files_budget(config.open_files_budget);
+        if let Some(interval) = config.index_interval_bytes {
+            store = store.with_index_interval_bytes(interval);
+        }
+        store.committer_threads = config.committer_threads.max(1);
+        let store = Arc::new(store);
+        let background = Background::start_weak(
+            Arc::downgrade(&store),
+            config.flush_interval,
+            config.retention_interval,
+        )?;
+        *crate::util::lock(&store.background) = Some(background);
+        Ok(store)
+    }
+
+    /// Locks `data_dir` with [`lock_data_dir`] and starts the store in it
+    /// on the real file system ([`Store::start`]): the production entry
+    /// point.
+    pub fn start_locked(
+        data_dir: impl AsRef<Path>,
+        config: StoreConfig,
+    ) -> Result<Arc<Store>, Error> {
+        let lock = lock_data_dir(data_dir.as_ref())?;
+        Store::start(Arc::new(crate::io::RealFs), data_dir, Some(lock), config)
+    }
+
+    /// The committer that completes async appends
+    /// ([`Log::append_then`]) of this store's partitions, started with
+    /// [`StoreConfig::committer_threads`] threads on first use.
+    pub fn committer(&self) -> &Committer {
+        self.committer
+            .get_or_init(|| Committer::start(self.committer_threads))
     }
 
     /// Sets the free-space floor of every partition this store opens
@@ -579,6 +638,9 @@ impl Store {
     /// dropped.
     pub fn close(&self) -> Result<(), Error> {
         self.closed.store(true, Ordering::SeqCst);
+        // The background passes first: none runs while partitions close.
+        let background = lock(&self.background).take();
+        drop(background);
         let _admin = write(&self.admin);
         let logs = self.open_logs(|slot| slot.take());
         // Each close waits for its fsyncs: run them side by side, so that
