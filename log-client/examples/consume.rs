@@ -5,8 +5,7 @@
 //! `cargo run -p log-client --example consume -- TOPIC [ADDR]`
 #![allow(clippy::print_stdout)]
 
-use log_client::proto::Position;
-use log_client::{Client, Consumer, ConsumerConfig};
+use log_client::{Client, Consumer, ConsumerConfig, Position};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -17,11 +16,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_else(|| "http://127.0.0.1:50051".into());
 
     let client = Client::connect(addr).await?;
-    let config = ConsumerConfig {
-        stop_at_end: true,
-        group: Some("example".into()),
-        ..ConsumerConfig::default()
-    };
+    let config = ConsumerConfig::default()
+        .with_stop_at_end(true)
+        .with_group("example");
     let mut consumer = Consumer::new(client, &topic, 0, Position::committed("example"), config);
     let mut count = 0u64;
     while let Some(record) = consumer.next().await {

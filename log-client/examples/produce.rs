@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use log_client::{Client, ErrorKind, NewRecord, Producer, ProducerConfig};
+use log_client::{Client, ErrorKind, NewRecord, Producer, ProducerConfig, TopicConfig};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -18,7 +18,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_else(|| "http://127.0.0.1:50051".into());
 
     let client = Client::connect(addr).await?;
-    match client.create_topic(&topic, 3, Default::default()).await {
+    match client.create_topic(&topic, 3, TopicConfig::default()).await {
         Ok(_) => println!("created topic {topic}"),
         Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
         Err(e) => return Err(e.into()),

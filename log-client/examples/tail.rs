@@ -4,8 +4,7 @@
 //! `cargo run -p log-client --example tail -- TOPIC [ADDR]`
 #![allow(clippy::print_stdout)]
 
-use log_client::proto::Position;
-use log_client::{Client, Consumer, ConsumerConfig};
+use log_client::{Client, Consumer, ConsumerConfig, Position};
 use tokio_stream::StreamExt;
 
 #[tokio::main]
@@ -21,7 +20,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         client,
         &topic,
         0,
-        Position::latest(),
+        Position::Latest,
         ConsumerConfig::default(),
     );
     let mut records = Box::pin(consumer.into_stream());

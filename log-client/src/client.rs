@@ -2,6 +2,14 @@
 //! `log.v1` API as an async method. It does no batching, buffering or
 //! retrying of its own: [`Producer`](crate::Producer) and
 //! [`Consumer`](crate::Consumer) build on it for that.
+//!
+//! Positions, levels, topics, watermarks and offsets are the crate's Rust
+//! types ([`Position`], [`Isolation`], [`TopicConfig`], [`Watermarks`]…).
+//! The calls that carry records or counters one to one with an RPC
+//! ([`Client::produce`], [`Client::fetch`], [`Client::subscribe`],
+//! [`Client::server_info`], [`Client::stats`]) take or return the generated
+//! [`proto`](crate::proto) messages; [`Client::log_service`] and
+//! [`Client::admin_service`] give the raw generated clients.
 
 use std::time::Duration;
 
@@ -11,9 +19,27 @@ use crate::error::Error;
 use crate::proto;
 use crate::proto::admin_service_client::AdminServiceClient;
 use crate::proto::log_service_client::LogServiceClient;
+use crate::types::{
+    CommittedOffset, Isolation, PartitionInfo, PartitionOffset, Position, RecordFormat,
+    ResetPolicy, Topic, TopicConfig, TopicInfo, Watermarks, watermarks,
+};
 
 /// Connection settings.
+///
+/// `#[non_exhaustive]`: start from [`ClientConfig::default`] and set fields
+/// with the `with_*` methods:
+///
+/// ```
+/// use std::time::Duration;
+/// use log_client::ClientConfig;
+///
+/// let config = ClientConfig::default()
+///     .with_request_timeout(Duration::from_secs(5))
+///     .with_max_message_bytes(32 << 20);
+/// assert_eq!(config.request_timeout, Duration::from_secs(5));
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ClientConfig {
     /// Largest message this client sends or receives, in bytes. Default
     /// 16 MiB: above the server's default request limit (8 MiB) and its
@@ -36,8 +62,43 @@ impl Default for ClientConfig {
     }
 }
 
+impl ClientConfig {
+    /// Sets [`max_message_bytes`](Self::max_message_bytes).
+    pub fn with_max_message_bytes(mut self, bytes: usize) -> Self {
+        self.max_message_bytes = bytes;
+        self
+    }
+
+    /// Sets [`connect_timeout`](Self::connect_timeout).
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets [`request_timeout`](Self::request_timeout).
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+}
+
 /// Options of one [`Client::fetch`].
+///
+/// `#[non_exhaustive]`: start from [`FetchOptions::default`] and set fields
+/// with the `with_*` methods:
+///
+/// ```
+/// use std::time::Duration;
+/// use log_client::{FetchOptions, Isolation, RecordFormat};
+///
+/// let options = FetchOptions::default()
+///     .with_max_wait(Duration::from_millis(100))
+///     .with_isolation(Isolation::Written)
+///     .with_format(RecordFormat::EncodedBatches);
+/// assert_eq!(options.isolation, Isolation::Written);
+/// ```
 #[derive(Debug, Clone, Copy, Default)]
+#[non_exhaustive]
 pub struct FetchOptions {
     /// Most bytes to return (0: the server's default, 1 MiB).
     pub max_bytes: u32,
@@ -47,10 +108,58 @@ pub struct FetchOptions {
     pub min_bytes: u32,
     /// How long the server may wait for `min_bytes` (zero: answer at once).
     pub max_wait: Duration,
-    /// Which records are visible (default DURABLE).
-    pub isolation: proto::Isolation,
-    /// Decoded records or the stored encoded batches.
-    pub format: proto::RecordFormat,
+    /// Which records are visible (default [`Isolation::Durable`]).
+    pub isolation: Isolation,
+    /// Decoded records or the stored encoded batches (default
+    /// [`RecordFormat::Records`]).
+    pub format: RecordFormat,
+    /// What to do when the position falls outside the log (`None`: the
+    /// position's [default](Position::default_reset)).
+    pub reset: Option<ResetPolicy>,
+}
+
+impl FetchOptions {
+    /// Sets [`max_bytes`](Self::max_bytes).
+    pub fn with_max_bytes(mut self, bytes: u32) -> Self {
+        self.max_bytes = bytes;
+        self
+    }
+
+    /// Sets [`max_records`](Self::max_records).
+    pub fn with_max_records(mut self, records: u32) -> Self {
+        self.max_records = records;
+        self
+    }
+
+    /// Sets [`min_bytes`](Self::min_bytes).
+    pub fn with_min_bytes(mut self, bytes: u32) -> Self {
+        self.min_bytes = bytes;
+        self
+    }
+
+    /// Sets [`max_wait`](Self::max_wait).
+    pub fn with_max_wait(mut self, wait: Duration) -> Self {
+        self.max_wait = wait;
+        self
+    }
+
+    /// Sets [`isolation`](Self::isolation).
+    pub fn with_isolation(mut self, isolation: Isolation) -> Self {
+        self.isolation = isolation;
+        self
+    }
+
+    /// Sets [`format`](Self::format).
+    pub fn with_format(mut self, format: RecordFormat) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// Sets [`reset`](Self::reset).
+    pub fn with_reset(mut self, reset: ResetPolicy) -> Self {
+        self.reset = Some(reset);
+        self
+    }
 }
 
 /// A connection to a `log-server`. Cheap to clone: clones share the
@@ -60,50 +169,6 @@ pub struct Client {
     log: LogServiceClient<Channel>,
     admin: AdminServiceClient<Channel>,
     config: ClientConfig,
-}
-
-impl proto::Position {
-    /// This offset.
-    pub fn at_offset(offset: u64) -> proto::Position {
-        proto::Position {
-            position: Some(proto::position::Position::Offset(offset)),
-            reset_policy: proto::ResetPolicy::Error as i32,
-        }
-    }
-
-    /// The log start.
-    pub fn earliest() -> proto::Position {
-        Self::boundary(proto::Boundary::Earliest)
-    }
-
-    /// The log end.
-    pub fn latest() -> proto::Position {
-        Self::boundary(proto::Boundary::Latest)
-    }
-
-    fn boundary(boundary: proto::Boundary) -> proto::Position {
-        proto::Position {
-            position: Some(proto::position::Position::Boundary(boundary as i32)),
-            reset_policy: proto::ResetPolicy::Error as i32,
-        }
-    }
-
-    /// `count` records before the log end.
-    pub fn from_end(count: u64) -> proto::Position {
-        proto::Position {
-            position: Some(proto::position::Position::FromEnd(count)),
-            reset_policy: proto::ResetPolicy::Error as i32,
-        }
-    }
-
-    /// The committed offset of `group` (from the log start when it never
-    /// committed).
-    pub fn committed(group: &str) -> proto::Position {
-        proto::Position {
-            position: Some(proto::position::Position::CommittedGroup(group.to_owned())),
-            reset_policy: proto::ResetPolicy::Earliest as i32,
-        }
-    }
 }
 
 impl Client {
@@ -164,44 +229,57 @@ impl Client {
         request
     }
 
-    /// Creates a topic with `partitions` partitions (`config`: unset fields
-    /// take the server defaults).
+    /// Creates a topic with `partitions` partitions (`config`: `None` fields
+    /// take the server defaults; [`TopicConfig::default`] for all of them).
     pub async fn create_topic(
         &self,
         name: &str,
         partitions: u32,
-        config: proto::TopicConfig,
-    ) -> Result<proto::Topic, Error> {
+        config: TopicConfig,
+    ) -> Result<Topic, Error> {
         let response = self
             .admin
             .clone()
             .create_topic(self.request(proto::CreateTopicRequest {
                 name: name.to_owned(),
                 partition_count: partitions,
-                config: Some(config),
+                config: Some(config.into()),
                 validate_only: false,
             }))
             .await?;
         response
             .into_inner()
             .topic
+            .map(Topic::from)
             .ok_or_else(|| Error::closed("server sent no topic"))
     }
 
     /// A topic and the state of each partition.
-    pub async fn get_topic(&self, name: &str) -> Result<proto::GetTopicResponse, Error> {
-        Ok(self
+    pub async fn get_topic(&self, name: &str) -> Result<TopicInfo, Error> {
+        let response = self
             .admin
             .clone()
             .get_topic(self.request(proto::GetTopicRequest {
                 name: name.to_owned(),
             }))
             .await?
-            .into_inner())
+            .into_inner();
+        let topic = response
+            .topic
+            .map(Topic::from)
+            .ok_or_else(|| Error::closed("server sent no topic"))?;
+        Ok(TopicInfo {
+            topic,
+            partitions: response
+                .partitions
+                .into_iter()
+                .map(PartitionInfo::from)
+                .collect(),
+        })
     }
 
     /// Every topic, by name (follows the pages).
-    pub async fn list_topics(&self) -> Result<Vec<proto::Topic>, Error> {
+    pub async fn list_topics(&self) -> Result<Vec<Topic>, Error> {
         let mut topics = Vec::new();
         let mut page_token = String::new();
         loop {
@@ -215,7 +293,7 @@ impl Client {
                 }))
                 .await?
                 .into_inner();
-            topics.extend(page.topics);
+            topics.extend(page.topics.into_iter().map(Topic::from));
             if page.next_page_token.is_empty() {
                 return Ok(topics);
             }
@@ -236,11 +314,7 @@ impl Client {
     }
 
     /// Grows a topic to `partitions` partitions.
-    pub async fn create_partitions(
-        &self,
-        topic: &str,
-        partitions: u32,
-    ) -> Result<proto::Topic, Error> {
+    pub async fn create_partitions(&self, topic: &str, partitions: u32) -> Result<Topic, Error> {
         let response = self
             .admin
             .clone()
@@ -252,6 +326,7 @@ impl Client {
         response
             .into_inner()
             .topic
+            .map(Topic::from)
             .ok_or_else(|| Error::closed("server sent no topic"))
     }
 
@@ -261,7 +336,7 @@ impl Client {
         topic: &str,
         partition: u32,
         before_offset: u64,
-    ) -> Result<proto::Watermarks, Error> {
+    ) -> Result<Watermarks, Error> {
         let response = self
             .admin
             .clone()
@@ -271,10 +346,11 @@ impl Client {
                 before_offset,
             }))
             .await?;
-        Ok(response.into_inner().watermarks.unwrap_or_default())
+        Ok(watermarks(response.into_inner().watermarks))
     }
 
-    /// The server's version and limits.
+    /// The server's version and limits (the `GetServerInfo` answer as
+    /// is).
     pub async fn server_info(&self) -> Result<proto::GetServerInfoResponse, Error> {
         Ok(self
             .admin
@@ -284,7 +360,8 @@ impl Client {
             .into_inner())
     }
 
-    /// Counters and partition sizes (`topic`: one topic, or all).
+    /// Counters and partition sizes (`topic`: one topic, or all; the
+    /// `GetStats` answer as is).
     pub async fn stats(&self, topic: Option<&str>) -> Result<proto::GetStatsResponse, Error> {
         Ok(self
             .admin
@@ -296,7 +373,8 @@ impl Client {
             .into_inner())
     }
 
-    /// Appends one batch (one `Produce` call).
+    /// Appends one batch (one `Produce` call, request and answer as they
+    /// are; [`Producer`](crate::Producer) batches and retries for you).
     pub async fn produce(
         &self,
         request: proto::ProduceRequest,
@@ -309,25 +387,26 @@ impl Client {
             .into_inner())
     }
 
-    /// Reads a partition from `offset` (one `Fetch` call, long-polling up
-    /// to `options.max_wait`).
+    /// Reads a partition from `position` (one `Fetch` call, long-polling
+    /// up to `options.max_wait`; the answer as is, records or encoded
+    /// batches by `options.format`).
     pub async fn fetch(
         &self,
         topic: &str,
         partition: u32,
-        position: proto::Position,
+        position: Position,
         options: &FetchOptions,
     ) -> Result<proto::FetchResponse, Error> {
         let mut request = tonic::Request::new(proto::FetchRequest {
             topic: topic.to_owned(),
             partition,
-            position: Some(position),
+            position: Some(position.to_proto(options.reset)),
             max_records: options.max_records,
             max_bytes: options.max_bytes,
             min_bytes: options.min_bytes,
             max_wait: duration(options.max_wait),
-            isolation: options.isolation as i32,
-            format: options.format as i32,
+            isolation: proto::Isolation::from(options.isolation) as i32,
+            format: proto::RecordFormat::from(options.format) as i32,
         });
         request.set_timeout(self.config.request_timeout + options.max_wait);
         Ok(self.log.clone().fetch(request).await?.into_inner())
@@ -349,19 +428,22 @@ impl Client {
         &self,
         topic: &str,
         partitions: &[u32],
-        position: proto::Position,
-    ) -> Result<Vec<proto::PartitionOffset>, Error> {
+        position: Position,
+    ) -> Result<Vec<PartitionOffset>, Error> {
         Ok(self
             .log
             .clone()
             .list_offsets(self.request(proto::ListOffsetsRequest {
                 topic: topic.to_owned(),
                 partitions: partitions.to_vec(),
-                position: Some(position),
+                position: Some(position.into()),
             }))
             .await?
             .into_inner()
-            .partitions)
+            .partitions
+            .into_iter()
+            .map(PartitionOffset::from)
+            .collect())
     }
 
     /// Commits `offset` (the next offset to read) for `group` on one
@@ -396,7 +478,7 @@ impl Client {
         group: &str,
         topic: &str,
         partitions: &[u32],
-    ) -> Result<Vec<proto::CommittedOffset>, Error> {
+    ) -> Result<Vec<CommittedOffset>, Error> {
         Ok(self
             .log
             .clone()
@@ -407,7 +489,10 @@ impl Client {
             }))
             .await?
             .into_inner()
-            .offsets)
+            .offsets
+            .into_iter()
+            .map(CommittedOffset::from)
+            .collect())
     }
 }
 
@@ -416,8 +501,5 @@ pub(crate) fn duration(d: Duration) -> Option<prost_types::Duration> {
     if d.is_zero() {
         return None;
     }
-    Some(prost_types::Duration {
-        seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-        nanos: i32::try_from(d.subsec_nanos()).unwrap_or(0),
-    })
+    Some(crate::types::to_duration(d))
 }

@@ -23,6 +23,7 @@ use tokio_stream::Stream;
 use crate::client::{Client, FetchOptions};
 use crate::error::Error;
 use crate::proto;
+use crate::types::{Isolation, Position, RecordFormat, ResetPolicy, Watermarks};
 
 /// How a [`Consumer`] reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -36,13 +37,27 @@ pub enum ConsumerMode {
 }
 
 /// Consumer settings.
+///
+/// `#[non_exhaustive]`: start from [`ConsumerConfig::default`] and set
+/// fields with the `with_*` methods:
+///
+/// ```
+/// use log_client::{ConsumerConfig, ConsumerMode, Isolation};
+///
+/// let config = ConsumerConfig::default()
+///     .with_mode(ConsumerMode::Fetch)
+///     .with_isolation(Isolation::Written)
+///     .with_group("billing");
+/// assert_eq!(config.group.as_deref(), Some("billing"));
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ConsumerConfig {
     /// Fetch or subscribe.
     pub mode: ConsumerMode,
-    /// Which records are visible (default DURABLE: nothing a crash could
-    /// take back).
-    pub isolation: proto::Isolation,
+    /// Which records are visible (default [`Isolation::Durable`]: nothing a
+    /// crash could take back).
+    pub isolation: Isolation,
     /// Bytes per response (0: the server's default, 1 MiB).
     pub max_bytes: u32,
     /// Longest wait of one fetch for new records. Default 500 ms.
@@ -51,18 +66,66 @@ pub struct ConsumerConfig {
     pub stop_at_end: bool,
     /// The consumer group [`Consumer::commit`] commits for.
     pub group: Option<String>,
+    /// What to do when the start position falls outside the log (`None`:
+    /// the position's [default](Position::default_reset)).
+    pub reset: Option<ResetPolicy>,
 }
 
 impl Default for ConsumerConfig {
     fn default() -> Self {
         ConsumerConfig {
             mode: ConsumerMode::default(),
-            isolation: proto::Isolation::Durable,
+            isolation: Isolation::Durable,
             max_bytes: 0,
             max_wait: Duration::from_millis(500),
             stop_at_end: false,
             group: None,
+            reset: None,
         }
+    }
+}
+
+impl ConsumerConfig {
+    /// Sets [`mode`](Self::mode).
+    pub fn with_mode(mut self, mode: ConsumerMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Sets [`isolation`](Self::isolation).
+    pub fn with_isolation(mut self, isolation: Isolation) -> Self {
+        self.isolation = isolation;
+        self
+    }
+
+    /// Sets [`max_bytes`](Self::max_bytes).
+    pub fn with_max_bytes(mut self, bytes: u32) -> Self {
+        self.max_bytes = bytes;
+        self
+    }
+
+    /// Sets [`max_wait`](Self::max_wait).
+    pub fn with_max_wait(mut self, wait: Duration) -> Self {
+        self.max_wait = wait;
+        self
+    }
+
+    /// Sets [`stop_at_end`](Self::stop_at_end).
+    pub fn with_stop_at_end(mut self, stop: bool) -> Self {
+        self.stop_at_end = stop;
+        self
+    }
+
+    /// Sets [`group`](Self::group).
+    pub fn with_group(mut self, group: impl Into<String>) -> Self {
+        self.group = Some(group.into());
+        self
+    }
+
+    /// Sets [`reset`](Self::reset).
+    pub fn with_reset(mut self, reset: ResetPolicy) -> Self {
+        self.reset = Some(reset);
+        self
     }
 }
 
@@ -93,24 +156,24 @@ pub struct Consumer {
     partition: u32,
     config: ConsumerConfig,
     /// Where to start, until the first response resolves it.
-    start: Option<proto::Position>,
+    start: Option<Position>,
     /// The next offset to hand out.
     next: Option<u64>,
     buffer: VecDeque<ReceivedRecord>,
     subscription: Option<tonic::Streaming<proto::SubscribeResponse>>,
-    watermarks: Option<proto::Watermarks>,
+    watermarks: Option<Watermarks>,
     caught_up: bool,
     ended: bool,
 }
 
 impl Consumer {
     /// A consumer of `topic`/`partition` from `start` (e.g.
-    /// [`proto::Position::earliest`], [`proto::Position::committed`]).
+    /// [`Position::Earliest`], [`Position::committed`]).
     pub fn new(
         client: Client,
         topic: &str,
         partition: u32,
-        start: proto::Position,
+        start: Position,
         config: ConsumerConfig,
     ) -> Consumer {
         Consumer {
@@ -135,8 +198,8 @@ impl Consumer {
     }
 
     /// The partition's watermarks as of the last response.
-    pub fn watermarks(&self) -> Option<&proto::Watermarks> {
-        self.watermarks.as_ref()
+    pub fn watermarks(&self) -> Option<Watermarks> {
+        self.watermarks
     }
 
     /// Whether the consumer reached the visible end at least once.
@@ -189,15 +252,18 @@ impl Consumer {
         }
     }
 
-    fn position_to_read(&self) -> proto::Position {
+    /// Where the next read starts, with the reset policy it is read with.
+    fn position_to_read(&self) -> (Position, Option<ResetPolicy>) {
         match (self.next, &self.start) {
-            (Some(offset), _) => proto::Position::at_offset(offset),
-            (None, Some(start)) => start.clone(),
-            (None, None) => proto::Position::earliest(),
+            // A resumed position was handed out: never skip past it.
+            (Some(offset), _) => (Position::Offset(offset), None),
+            (None, Some(start)) => (start.clone(), self.config.reset),
+            (None, None) => (Position::Earliest, self.config.reset),
         }
     }
 
     async fn fetch(&mut self) -> Result<(), Error> {
+        let (position, reset) = self.position_to_read();
         let options = FetchOptions {
             max_bytes: self.config.max_bytes,
             max_wait: if self.config.stop_at_end {
@@ -206,22 +272,18 @@ impl Consumer {
                 self.config.max_wait
             },
             isolation: self.config.isolation,
-            format: proto::RecordFormat::EncodedBatches,
+            format: RecordFormat::EncodedBatches,
+            reset,
             ..FetchOptions::default()
         };
         let response = self
             .client
-            .fetch(
-                &self.topic,
-                self.partition,
-                self.position_to_read(),
-                &options,
-            )
+            .fetch(&self.topic, self.partition, position, &options)
             .await?;
         let from = self.next.unwrap_or(response.start_offset);
         self.next = Some(from);
         self.decode(&response.encoded_batches, from)?;
-        self.watermarks = response.watermarks;
+        self.watermarks = response.watermarks.map(Watermarks::from);
         if response.encoded_batches.is_empty() {
             self.caught_up = true;
             if self.config.stop_at_end {
@@ -234,13 +296,14 @@ impl Consumer {
     async fn receive(&mut self) -> Result<(), Error> {
         use proto::subscribe_response::Event;
         if self.subscription.is_none() {
+            let (position, reset) = self.position_to_read();
             let request = proto::SubscribeRequest {
                 topic: self.topic.clone(),
                 partition: self.partition,
-                position: Some(self.position_to_read()),
+                position: Some(position.to_proto(reset)),
                 max_batch_bytes: self.config.max_bytes,
                 stop_at_end: self.config.stop_at_end,
-                isolation: self.config.isolation as i32,
+                isolation: proto::Isolation::from(self.config.isolation) as i32,
                 format: proto::RecordFormat::EncodedBatches as i32,
                 ..proto::SubscribeRequest::default()
             };
@@ -259,20 +322,20 @@ impl Consumer {
                     let from = self.next.unwrap_or(batch.start_offset);
                     self.next = Some(from);
                     self.decode(&batch.encoded_batches, from)?;
-                    self.watermarks = batch.watermarks;
+                    self.watermarks = batch.watermarks.map(Watermarks::from);
                 }
                 Some(Event::CaughtUp(caught_up)) => {
                     self.caught_up = true;
                     if self.next.is_none() {
                         self.next = Some(caught_up.next_offset);
                     }
-                    self.watermarks = caught_up.watermarks;
+                    self.watermarks = caught_up.watermarks.map(Watermarks::from);
                 }
                 Some(Event::Heartbeat(heartbeat)) => {
                     if self.next.is_none() {
                         self.next = Some(heartbeat.next_offset);
                     }
-                    self.watermarks = heartbeat.watermarks;
+                    self.watermarks = heartbeat.watermarks.map(Watermarks::from);
                 }
                 None => {}
             },

@@ -15,6 +15,16 @@
 //!   position and commits it for a consumer group.
 //! - [`Error`]: one error type; [`Error::kind`] tells retryable from fatal,
 //!   [`Error::reason`] is the server's stable reason (`TOPIC_NOT_FOUND`…).
+//! - Plain Rust types for what the calls take and return: [`Position`]
+//!   (where a read starts) and [`ResetPolicy`], [`Ack`], [`Isolation`],
+//!   [`RecordFormat`], [`TopicConfig`], [`Topic`], [`TopicInfo`],
+//!   [`Watermarks`]… The generated messages stay in [`proto`], for raw
+//!   calls through [`Client::log_service`] and [`Client::admin_service`].
+//!
+//! The settings structs ([`ClientConfig`], [`ProducerConfig`],
+//! [`ConsumerConfig`], [`FetchOptions`], [`TopicConfig`]) are
+//! `#[non_exhaustive]`: start from `Default::default()` and chain their
+//! `with_*` methods.
 //!
 //! It never depends on `log-storage`; the codec is `log-format`'s.
 //!
@@ -33,15 +43,24 @@
 //!   subscribes from the end and prints records as they arrive.
 //!
 //! ```no_run
-//! use log_client::{Client, Producer, ProducerConfig};
+//! use log_client::{Ack, Client, Consumer, ConsumerConfig, Position, Producer, ProducerConfig};
+//! use log_client::TopicConfig;
 //! # async fn demo() -> Result<(), log_client::Error> {
 //! let client = Client::connect("http://127.0.0.1:50051").await?;
-//! client.create_topic("orders", 3, Default::default()).await?;
-//! let producer = Producer::new(client.clone(), "orders", ProducerConfig::default()).await?;
+//! client.create_topic("orders", 3, TopicConfig::default()).await?;
+//! let config = ProducerConfig::default().with_ack(Ack::Durable);
+//! let producer = Producer::new(client.clone(), "orders", config).await?;
 //! // send() queues the record; awaiting its Delivery waits for the ack.
 //! let ack = producer.send(log_client::NewRecord::value("hello")).await?.await?;
 //! println!("stored at {}/{}", ack.partition, ack.offset);
 //! producer.close().await?;
+//!
+//! let config = ConsumerConfig::default().with_stop_at_end(true);
+//! let mut consumer = Consumer::new(client, "orders", ack.partition, Position::Earliest, config);
+//! while let Some(record) = consumer.next().await {
+//!     let record = record?;
+//!     println!("{}: {:?}", record.offset, record.value);
+//! }
 //! # Ok(())
 //! # }
 //! ```
@@ -51,11 +70,16 @@ mod client;
 mod consumer;
 mod error;
 mod producer;
+mod types;
 
 pub use client::{Client, ClientConfig, FetchOptions};
 pub use consumer::{Consumer, ConsumerConfig, ConsumerMode, ReceivedRecord};
 pub use error::{Error, ErrorKind};
 pub use producer::{Delivery, NewRecord, Producer, ProducerConfig, RecordAck};
+pub use types::{
+    Ack, CommittedOffset, Isolation, PartitionInfo, PartitionOffset, Position, RecordFormat,
+    ResetPolicy, Topic, TopicConfig, TopicInfo, Watermarks,
+};
 
 /// The generated `log.v1` API: messages, the clients and (with the
 /// `server` feature) the server traits.

@@ -36,12 +36,28 @@ use tokio_stream::wrappers::ReceiverStream;
 use crate::client::Client;
 use crate::error::Error;
 use crate::proto;
+use crate::types::{Ack, millis};
 
 /// Most batches the server remembers per producer: the in-flight bound.
 const MAX_IN_FLIGHT: usize = 5;
 
 /// Producer settings.
+///
+/// `#[non_exhaustive]`: start from [`ProducerConfig::default`] and set
+/// fields with the `with_*` methods:
+///
+/// ```
+/// use std::time::Duration;
+/// use log_client::{Ack, ProducerConfig};
+///
+/// let config = ProducerConfig::default()
+///     .with_linger(Duration::ZERO)
+///     .with_ack(Ack::Written)
+///     .with_retries(3);
+/// assert_eq!(config.ack, Ack::Written);
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ProducerConfig {
     /// How long a partition's first record waits for more before its batch
     /// is sent. Default 5 ms; zero sends each record at once.
@@ -51,8 +67,8 @@ pub struct ProducerConfig {
     pub max_batch_bytes: usize,
     /// Batches sent and not yet acknowledged. Default and maximum 5.
     pub max_in_flight: usize,
-    /// The ack level (default: the topic's default).
-    pub ack: proto::Ack,
+    /// The ack level (default [`Ack::TopicDefault`]: the topic's default).
+    pub ack: Ack,
     /// Retries of a retryable failure before giving up. Default 10.
     pub retries: u32,
     /// Wait before the first retry (doubling, at most 5 s). Default 100 ms.
@@ -68,11 +84,55 @@ impl Default for ProducerConfig {
             linger: Duration::from_millis(5),
             max_batch_bytes: 1 << 20,
             max_in_flight: MAX_IN_FLIGHT,
-            ack: proto::Ack::Unspecified,
+            ack: Ack::TopicDefault,
             retries: 10,
             retry_backoff: Duration::from_millis(100),
             buffer_records: 100_000,
         }
+    }
+}
+
+impl ProducerConfig {
+    /// Sets [`linger`](Self::linger).
+    pub fn with_linger(mut self, linger: Duration) -> Self {
+        self.linger = linger;
+        self
+    }
+
+    /// Sets [`max_batch_bytes`](Self::max_batch_bytes).
+    pub fn with_max_batch_bytes(mut self, bytes: usize) -> Self {
+        self.max_batch_bytes = bytes;
+        self
+    }
+
+    /// Sets [`max_in_flight`](Self::max_in_flight).
+    pub fn with_max_in_flight(mut self, batches: usize) -> Self {
+        self.max_in_flight = batches;
+        self
+    }
+
+    /// Sets [`ack`](Self::ack).
+    pub fn with_ack(mut self, ack: Ack) -> Self {
+        self.ack = ack;
+        self
+    }
+
+    /// Sets [`retries`](Self::retries).
+    pub fn with_retries(mut self, retries: u32) -> Self {
+        self.retries = retries;
+        self
+    }
+
+    /// Sets [`retry_backoff`](Self::retry_backoff).
+    pub fn with_retry_backoff(mut self, backoff: Duration) -> Self {
+        self.retry_backoff = backoff;
+        self
+    }
+
+    /// Sets [`buffer_records`](Self::buffer_records).
+    pub fn with_buffer_records(mut self, records: usize) -> Self {
+        self.buffer_records = records;
+        self
     }
 }
 
@@ -173,7 +233,7 @@ impl Producer {
         config: ProducerConfig,
     ) -> Result<Producer, Error> {
         let info = client.get_topic(topic).await?;
-        let partitions = info.topic.map_or(1, |t| t.partition_count.max(1));
+        let partitions = info.topic.partition_count.max(1);
         let limit = client
             .server_info()
             .await?
@@ -477,7 +537,7 @@ impl Task {
                 topic: self.topic.clone(),
                 partition: Some(sent.partition),
                 encoded_batch: sent.batch.clone(),
-                ack: self.config.ack as i32,
+                ack: proto::Ack::from(self.config.ack) as i32,
                 ..proto::ProduceRequest::default()
             }),
         }
@@ -546,9 +606,7 @@ impl Task {
                     return;
                 };
                 self.failures = 0;
-                let append_time = ack
-                    .append_time
-                    .map_or(0, |t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000);
+                let append_time = ack.append_time.as_ref().map_or(0, millis);
                 for (i, waiter) in sent.waiters.into_iter().enumerate() {
                     let _ = waiter.send(Ok(RecordAck {
                         partition: ack.partition,

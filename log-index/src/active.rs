@@ -15,10 +15,10 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::entry::IndexEntry;
+use crate::entry::{ENTRY_LEN, IndexEntry};
 use crate::error::{Error, io_error};
 use crate::file::{self, IndexFile};
-use crate::format::{self, ENTRY_LEN, FOOTER_LEN, HEADER_LEN};
+use crate::format::{self, FOOTER_LEN, HEADER_LEN};
 use crate::lookup::IndexLookup;
 use crate::mem::MemIndex;
 

@@ -2,9 +2,18 @@
 //! implicit entry at the start of every segment.
 //!
 //! This module knows nothing of files, headers or ordering rules; those live in
-//! `format.rs` (validation) and `active.rs` (when an entry is added).
+//! `format.rs` (validation) and `active.rs` (when an entry is added), which
+//! depend on this one, never the reverse.
 
-use crate::format::ENTRY_LEN;
+/// Length of one entry, in bytes.
+pub const ENTRY_LEN: usize = 16;
+
+/// Position of the relative offset (`u32`) inside an entry.
+pub(crate) const ENTRY_RELATIVE_OFFSET_AT: usize = 0;
+/// Position of the log position (`u32`) inside an entry.
+pub(crate) const ENTRY_POSITION_AT: usize = 4;
+/// Position of the max append time (`i64`) inside an entry.
+pub(crate) const ENTRY_MAX_APPEND_TIME_AT: usize = 8;
 
 /// One sparse index entry: a batch of the segment starts at `position`, its
 /// base offset is `base_offset + relative_offset`, and `max_append_time` is
@@ -51,9 +60,11 @@ impl IndexEntry {
     /// The 16-byte on-disk encoding.
     pub fn to_le_bytes(self) -> [u8; ENTRY_LEN] {
         let mut out = [0; ENTRY_LEN];
-        out[0..4].copy_from_slice(&self.relative_offset.to_le_bytes());
-        out[4..8].copy_from_slice(&self.position.to_le_bytes());
-        out[8..16].copy_from_slice(&self.max_append_time.to_le_bytes());
+        out[ENTRY_RELATIVE_OFFSET_AT..ENTRY_RELATIVE_OFFSET_AT + 4]
+            .copy_from_slice(&self.relative_offset.to_le_bytes());
+        out[ENTRY_POSITION_AT..ENTRY_POSITION_AT + 4].copy_from_slice(&self.position.to_le_bytes());
+        out[ENTRY_MAX_APPEND_TIME_AT..ENTRY_MAX_APPEND_TIME_AT + 8]
+            .copy_from_slice(&self.max_append_time.to_le_bytes());
         out
     }
 
@@ -91,6 +102,20 @@ impl IndexEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn entry_fields_tile_the_entry_as_in_the_spec_table() {
+        assert_eq!(ENTRY_LEN, 16);
+        assert_eq!(
+            [
+                ENTRY_RELATIVE_OFFSET_AT,
+                ENTRY_POSITION_AT,
+                ENTRY_MAX_APPEND_TIME_AT
+            ],
+            [0, 4, 8]
+        );
+        assert_eq!(ENTRY_MAX_APPEND_TIME_AT + 8, ENTRY_LEN);
+    }
 
     #[test]
     fn encoding_is_little_endian_in_field_order() {

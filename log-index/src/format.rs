@@ -7,7 +7,9 @@
 
 use std::path::Path;
 
-use crate::entry::IndexEntry;
+use crate::entry::{
+    ENTRY_LEN, ENTRY_MAX_APPEND_TIME_AT, ENTRY_POSITION_AT, ENTRY_RELATIVE_OFFSET_AT, IndexEntry,
+};
 use crate::error::Error;
 
 /// Magic at byte 0 of every index file.
@@ -19,40 +21,31 @@ pub const VERSION: u16 = 1;
 
 /// Length of the header, in bytes.
 pub const HEADER_LEN: usize = 16;
-/// Length of one entry, in bytes.
-pub const ENTRY_LEN: usize = 16;
 /// Length of the footer of a sealed file, in bytes.
 pub const FOOTER_LEN: usize = 24;
 /// Length of the smallest sealed file (header and footer, no entry), in bytes.
-pub const MIN_SEALED_LEN: usize = HEADER_LEN + FOOTER_LEN;
+pub(crate) const MIN_SEALED_LEN: usize = HEADER_LEN + FOOTER_LEN;
 
 /// Byte position of the magic in the header.
-pub const HEADER_MAGIC_AT: usize = 0;
+pub(crate) const HEADER_MAGIC_AT: usize = 0;
 /// Byte position of the version (`u16`) in the header.
-pub const HEADER_VERSION_AT: usize = 4;
+pub(crate) const HEADER_VERSION_AT: usize = 4;
 /// Byte position of the flags (`u16`, reserved, zero) in the header.
-pub const HEADER_FLAGS_AT: usize = 6;
+pub(crate) const HEADER_FLAGS_AT: usize = 6;
 /// Byte position of the segment base offset (`u64`) in the header.
-pub const HEADER_BASE_OFFSET_AT: usize = 8;
-
-/// Position of the relative offset (`u32`) inside an entry.
-pub const ENTRY_RELATIVE_OFFSET_AT: usize = 0;
-/// Position of the log position (`u32`) inside an entry.
-pub const ENTRY_POSITION_AT: usize = 4;
-/// Position of the max append time (`i64`) inside an entry.
-pub const ENTRY_MAX_APPEND_TIME_AT: usize = 8;
+pub(crate) const HEADER_BASE_OFFSET_AT: usize = 8;
 
 /// Position of the entry count (`u32`) inside the footer.
-pub const FOOTER_ENTRY_COUNT_AT: usize = 0;
+pub(crate) const FOOTER_ENTRY_COUNT_AT: usize = 0;
 /// Position of the reserved field (`u32`, zero) inside the footer.
-pub const FOOTER_RESERVED_AT: usize = 4;
+pub(crate) const FOOTER_RESERVED_AT: usize = 4;
 /// Position of the covered log length (`u64`) inside the footer.
-pub const FOOTER_COVERED_LOG_LEN_AT: usize = 8;
+pub(crate) const FOOTER_COVERED_LOG_LEN_AT: usize = 8;
 /// Position of [`FOOTER_MAGIC`] inside the footer.
-pub const FOOTER_MAGIC_AT: usize = 16;
+pub(crate) const FOOTER_MAGIC_AT: usize = 16;
 /// Position of the CRC32 (`u32`) inside the footer; it covers every byte of
 /// the file before it.
-pub const FOOTER_CRC_AT: usize = 20;
+pub(crate) const FOOTER_CRC_AT: usize = 20;
 
 /// The header of an index file for the segment starting at `base_offset`.
 pub(crate) fn encode_header(base_offset: u64) -> [u8; HEADER_LEN] {
@@ -465,15 +458,6 @@ mod tests {
             [0, 4, 6, 8]
         );
         assert_eq!(HEADER_BASE_OFFSET_AT + 8, HEADER_LEN);
-        assert_eq!(
-            [
-                ENTRY_RELATIVE_OFFSET_AT,
-                ENTRY_POSITION_AT,
-                ENTRY_MAX_APPEND_TIME_AT
-            ],
-            [0, 4, 8]
-        );
-        assert_eq!(ENTRY_MAX_APPEND_TIME_AT + 8, ENTRY_LEN);
         assert_eq!(
             [
                 FOOTER_ENTRY_COUNT_AT,

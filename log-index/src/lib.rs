@@ -15,9 +15,16 @@
 //!
 //! # Layout
 //!
-//! - `entry.rs`: [`IndexEntry`] and its 16-byte encoding.
-//! - `format.rs` ([`mod@format`]): constants of the file format, header and footer
-//!   encoding, and the one validation every loader runs.
+//! - `entry.rs`: [`IndexEntry`] and its 16-byte encoding ([`ENTRY_LEN`]).
+//! - `format.rs`: the other constants of the file format ([`MAGIC`],
+//!   [`FOOTER_MAGIC`], [`VERSION`], [`HEADER_LEN`], [`FOOTER_LEN`]), header
+//!   and footer encoding, and the one validation every loader runs.
+//!
+//! Module dependencies go one way, no two modules import each other, directly
+//! or through others: `entry` and `error` depend on no other module; `file`
+//! on `error`; `format` on `entry` and `error`; `lookup` on `entry`; `mem` and
+//! `mmap` on those; `active` on all but `mmap`. The modules are private: every
+//! public item has one path, at the crate root.
 //! - `lookup.rs`: the [`IndexLookup`] trait, which holds the search code once
 //!   for every implementation.
 //! - `file.rs`: [`IndexFile`], the positioned file operations an
@@ -108,17 +115,17 @@ mod active;
 mod entry;
 mod error;
 mod file;
-pub mod format;
+mod format;
 mod lookup;
 mod mem;
 #[allow(unsafe_code)]
 mod mmap;
 
 pub use active::{ActiveIndex, DEFAULT_INDEX_INTERVAL_BYTES, RecoveryReport, Reopened};
-pub use entry::IndexEntry;
+pub use entry::{ENTRY_LEN, IndexEntry};
 pub use error::Error;
 pub use file::IndexFile;
-pub use format::{ENTRY_LEN, FOOTER_LEN, FOOTER_MAGIC, HEADER_LEN, MAGIC, VERSION};
+pub use format::{FOOTER_LEN, FOOTER_MAGIC, HEADER_LEN, MAGIC, VERSION};
 pub use lookup::{IndexLookup, WARM_ENTRIES, WARM_SECTION_BYTES};
 pub use mem::MemIndex;
 pub use mmap::{MmapIndex, map_sealed_file};

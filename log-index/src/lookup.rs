@@ -9,8 +9,7 @@
 
 use std::hint;
 
-use crate::entry::IndexEntry;
-use crate::format::ENTRY_LEN;
+use crate::entry::{ENTRY_LEN, IndexEntry};
 
 /// Size of the warm section: the tail of the index tried first, in bytes
 /// (Kafka's `AbstractIndex` uses the same 8 KiB). Tail reads, the common

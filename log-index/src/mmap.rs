@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
 
-use crate::entry::IndexEntry;
+use crate::entry::{ENTRY_LEN, IndexEntry};
 use crate::error::{Error, io_error};
-use crate::format::{self, ENTRY_LEN, HEADER_LEN, MIN_SEALED_LEN};
+use crate::format::{self, HEADER_LEN, MIN_SEALED_LEN};
 use crate::lookup::IndexLookup;
 
 /// A sealed, immutable index read from a read-only memory map of its file.

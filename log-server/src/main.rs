@@ -1,12 +1,14 @@
 //! The `log-server` binary: parses the settings, sets up logging
-//! (`RUST_LOG`, default `info`, to stderr), serves until SIGINT or
-//! SIGTERM, then shuts down gracefully and exits 0. Exit code 1 on a
-//! runtime error, 2 on bad settings.
+//! (`RUST_LOG`, default `info`, to stderr), binds `--listen` and says so
+//! on stderr (`log-server: listening on ADDR`, with the real port when
+//! `--listen` asked for port 0, whatever `RUST_LOG` says), serves until
+//! SIGINT or SIGTERM, then shuts down gracefully and exits 0. Exit code 1
+//! on a runtime error, 2 on bad settings.
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use log_server::{Cli, Server};
+use log_server::{Cli, Error, Server};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -49,13 +51,19 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        let server = Server::start(config).await?;
-        let stop = server.stop_token();
-        tokio::spawn(async move {
-            wait_for_signal().await;
-            stop.cancel();
-        });
-        server.wait().await
+        config.validate().map_err(Error::Config)?;
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| Error::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        if let Ok(addr) = listener.local_addr() {
+            // Whatever RUST_LOG says: scripts and tests started with
+            // `--listen 127.0.0.1:0` read the port from this line.
+            eprintln!("log-server: listening on {addr}");
+        }
+        Server::run(listener, config, wait_for_signal()).await
     });
     match result {
         Ok(()) => {

@@ -85,9 +85,15 @@ fn isolation(value: i32) -> Result<Isolation, Status> {
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, Status> + Send + 'static,
 ) -> Result<T, Status> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|_| Status::internal("storage task failed"))?
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        tracing::error!(error = %e, "storage task failed");
+        status::status(
+            Code::Internal,
+            status::reason::STORAGE_ERROR,
+            "storage task failed",
+            &[],
+        )
+    })?
 }
 
 /// Resolves a position to an offset (`None`: nothing matches, a time
@@ -137,7 +143,7 @@ pub(crate) fn resolve(
                     _ => {
                         return Err(status::status(
                             Code::NotFound,
-                            "NO_COMMITTED_OFFSET",
+                            status::reason::NO_COMMITTED_OFFSET,
                             format!(
                                 "group {group:?} has no committed offset on {topic}/{partition}"
                             ),
@@ -367,10 +373,11 @@ pub(crate) async fn subscribe(
     let heartbeat = heartbeat.max(MIN_HEARTBEAT);
     let permit = Arc::clone(&shared.subscriptions)
         .try_acquire_owned()
-        .map_err(|_| {
+        .map_err(|e| {
+            tracing::error!(error = %e, "storage task failed");
             status::status(
                 Code::ResourceExhausted,
-                "TOO_MANY_SUBSCRIPTIONS",
+                status::reason::TOO_MANY_SUBSCRIPTIONS,
                 format!(
                     "the server holds its limit of {} subscriptions",
                     shared.config.max_subscriptions

@@ -9,6 +9,7 @@
 //! end open streams with UNAVAILABLE, close the store (flush, fsync, write
 //! the clean-shutdown markers).
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -89,8 +90,9 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds `config.listen`, opens the store and starts serving. Returns
-    /// once the port is bound; health turns SERVING when recovery is done.
+    /// Binds `config.listen`, then starts as [`Server::start_on`]. Returns
+    /// once the port is bound and the store open; health turns SERVING
+    /// when recovery is done.
     pub async fn start(config: Config) -> Result<Server, Error> {
         config.validate().map_err(Error::Config)?;
         let listener = TcpListener::bind(config.listen)
@@ -99,6 +101,18 @@ impl Server {
                 addr: config.listen,
                 source,
             })?;
+        Server::start_on(listener, config).await
+    }
+
+    /// Serves on `listener`, which the caller bound (`config.listen` is
+    /// not used): opens the store and starts serving in a task. Returns
+    /// once the store is open; health turns SERVING when recovery is
+    /// done. Stop it with [`Server::shutdown`] or [`Server::stop_token`].
+    ///
+    /// A test binds `127.0.0.1:0` and reads the port from the listener (or
+    /// from [`Server::addr`]): no port to guess.
+    pub async fn start_on(listener: TcpListener, config: Config) -> Result<Server, Error> {
+        config.validate().map_err(Error::Config)?;
         let addr = listener.local_addr().map_err(|source| Error::Bind {
             addr: config.listen,
             source,
@@ -120,6 +134,46 @@ impl Server {
         let stop = CancellationToken::new();
         let task = tokio::spawn(serve(listener, addr, store, config, stop.clone()));
         Ok(Server { addr, stop, task })
+    }
+
+    /// Serves on `listener` until `shutdown` completes, then shuts down
+    /// gracefully (health NOT_SERVING, no new connections, the grace
+    /// period, open streams ended, the store closed) and returns: the
+    /// shape of mini-redis's `server::run`. The binary runs this with
+    /// SIGINT/SIGTERM as `shutdown`. Returns early with the error if the
+    /// server cannot start or stops by itself (a failed recovery).
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), log_server::Error> {
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    /// let addr = listener.local_addr().expect("bound");
+    /// let mut config = log_server::Config::default();
+    /// config.data_dir = "/tmp/log-data".into();
+    /// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    /// let server = tokio::spawn(log_server::Server::run(listener, config, async {
+    ///     let _ = stopped.await;
+    /// }));
+    /// // ... clients connect to `addr` ...
+    /// # let _ = addr;
+    /// let _ = stop.send(());
+    /// server.await.expect("server task")?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn run(
+        listener: TcpListener,
+        config: Config,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), Error> {
+        let server = Server::start_on(listener, config).await?;
+        let stop = server.stop_token();
+        let stopped = server.wait();
+        tokio::pin!(stopped);
+        tokio::select! {
+            result = &mut stopped => return result,
+            () = shutdown => stop.cancel(),
+        }
+        stopped.await
     }
 
     /// The address served (with the real port when the config said 0).
@@ -202,11 +256,10 @@ async fn serve(
         // Frames of up to 1 MiB: a 100 KiB batch arrives in one frame, not
         // seven 16 KiB ones.
         .max_frame_size(Some(1 << 20))
-        .layer(tower::util::MapResponseLayer::new(
-            move |response: http::Response<tonic::body::Body>| {
-                hold_slot(too_large(response, limit))
-            },
+        .layer(tower::util::MapRequestLayer::new(
+            move |request: http::Request<tonic::body::Body>| limit_request(request, limit),
         ))
+        .layer(tower::util::MapResponseLayer::new(hold_slot))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -384,25 +437,130 @@ fn reflection(
         .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
 }
 
-/// tonic answers a request over the decode limit with OUT_OF_RANGE and no
-/// details; this rewrites that answer to RESOURCE_EXHAUSTED with reason
-/// `REQUEST_TOO_LARGE` (OUT_OF_RANGE is reserved for offsets here).
-fn too_large(
-    response: http::Response<tonic::body::Body>,
+/// The one streaming call whose inbound messages tonic's own decode
+/// limit still measures: its handler (`produce.rs`) turns tonic's error
+/// into REQUEST_TOO_LARGE itself. Once it answers
+/// [`status::is_request_too_large`] statuses as they are, this goes.
+const TONIC_LIMITED: &str = "/log.v1.LogService/ProduceStream";
+
+/// Wraps the body of a call to the log or admin service in [`Limited`],
+/// which refuses a message over `limit` (`max_request_bytes`) by its
+/// length prefix, before tonic reads or decodes it. tonic's own limit
+/// (the same, set on both services) stays behind it, but would answer
+/// OUT_OF_RANGE with nothing but a message text to tell it by.
+fn limit_request(
+    request: http::Request<tonic::body::Body>,
     limit: u32,
-) -> http::Response<tonic::body::Body> {
-    let headers = response.headers();
-    let is_out_of_range = headers
-        .get("grpc-status")
-        .is_some_and(|v| v.as_bytes() == b"11");
-    let too_large = headers.get("grpc-message").is_some_and(|v| {
-        let m = v.as_bytes();
-        m.windows(9).any(|w| w == b"too large") || m.windows(11).any(|w| w == b"too%20large")
-    });
-    if !(is_out_of_range && too_large) {
-        return response;
+) -> http::Request<tonic::body::Body> {
+    let path = request.uri().path();
+    let ours = path.starts_with("/log.v1.LogService/") || path.starts_with("/log.v1.AdminService/");
+    if !ours || path == TONIC_LIMITED {
+        return request;
     }
-    status::request_too_large(limit, "decode limit").into_http()
+    request.map(|body| tonic::body::Body::new(Limited::new(body, limit)))
+}
+
+/// Length-Prefixed-Message framing (the gRPC HTTP/2 protocol): a
+/// compressed flag byte, then the message length, big-endian u32.
+const PREFIX_LEN: usize = 5;
+
+/// A request body that reads the length prefix of every gRPC message
+/// going through it and fails with RESOURCE_EXHAUSTED `REQUEST_TOO_LARGE`
+/// (a status whose source is [`status::MessageTooLarge`]) instead of
+/// passing on the data frame that completes a prefix over the limit: the
+/// decoder behind it never sees that prefix, and the handler (or tonic,
+/// for a unary call) gets this status as the body's error.
+struct Limited {
+    body: tonic::body::Body,
+    limit: u32,
+    /// The prefix being read and how many of its bytes arrived.
+    prefix: [u8; PREFIX_LEN],
+    have: usize,
+    /// Bytes of the current message still to come.
+    rest: u64,
+    failed: bool,
+}
+
+impl Limited {
+    fn new(body: tonic::body::Body, limit: u32) -> Limited {
+        Limited {
+            body,
+            limit,
+            prefix: [0; PREFIX_LEN],
+            have: 0,
+            rest: 0,
+            failed: false,
+        }
+    }
+
+    /// Follows the framing through `data`; the first message over the
+    /// limit is the error.
+    fn measure(&mut self, mut data: &[u8]) -> Result<(), status::MessageTooLarge> {
+        while !data.is_empty() {
+            if self.rest > 0 {
+                let n = data
+                    .len()
+                    .min(usize::try_from(self.rest).unwrap_or(usize::MAX));
+                self.rest -= n as u64;
+                data = &data[n..];
+                continue;
+            }
+            let n = (PREFIX_LEN - self.have).min(data.len());
+            self.prefix[self.have..self.have + n].copy_from_slice(&data[..n]);
+            self.have += n;
+            data = &data[n..];
+            if self.have == PREFIX_LEN {
+                self.have = 0;
+                let [_, a, b, c, d] = self.prefix;
+                let len = u32::from_be_bytes([a, b, c, d]);
+                if len > self.limit {
+                    return Err(status::MessageTooLarge {
+                        len,
+                        limit: self.limit,
+                    });
+                }
+                self.rest = u64::from(len);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl http_body::Body for Limited {
+    type Data = bytes::Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        use std::task::Poll;
+        if self.failed {
+            return Poll::Ready(None);
+        }
+        let polled = std::pin::Pin::new(&mut self.body).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+            && let Err(too_large) = self.measure(data)
+        {
+            self.failed = true;
+            tracing::debug!(
+                len = too_large.len,
+                limit = too_large.limit,
+                "request message over the limit"
+            );
+            return Poll::Ready(Some(Err(status::message_too_large(too_large))));
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.failed || self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
 }
 
 /// A response that carries a connection [`Slot`] in its extensions (a
@@ -514,7 +672,6 @@ impl tokio::io::AsyncRead for Conn {
         cx: &mut std::task::Context<'_>,
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        use std::future::Future;
         use std::task::Poll;
         let this = &mut *self;
         let before = buf.filled().len();
@@ -632,4 +789,69 @@ fn accept_bounded(
         }
     });
     ReceiverStream::new(rx)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// Length-prefixed messages of these lengths, back to back.
+    fn framed(lens: &[u32]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for &len in lens {
+            out.push(0);
+            out.extend_from_slice(&len.to_be_bytes());
+            out.extend(std::iter::repeat_n(7u8, len as usize));
+        }
+        out
+    }
+
+    fn limited(limit: u32) -> Limited {
+        Limited::new(tonic::body::Body::empty(), limit)
+    }
+
+    #[test]
+    fn messages_up_to_the_limit_pass_in_any_chunking() {
+        let bytes = framed(&[0, 10, 100, 3]);
+        for chunk in [1, 2, 4, 5, 6, 7, 50, bytes.len()] {
+            let mut body = limited(100);
+            for piece in bytes.chunks(chunk) {
+                body.measure(piece).unwrap();
+            }
+            assert_eq!((body.have, body.rest), (0, 0), "chunk {chunk}");
+        }
+    }
+
+    #[test]
+    fn the_first_message_over_the_limit_fails_where_its_prefix_completes() {
+        let bytes = framed(&[100, 101, 5]);
+        for chunk in [1, 3, 5, 105, bytes.len()] {
+            let mut body = limited(100);
+            let mut failed = None;
+            let mut seen = 0;
+            for piece in bytes.chunks(chunk) {
+                seen += piece.len();
+                if let Err(e) = body.measure(piece) {
+                    failed = Some((e, seen));
+                    break;
+                }
+            }
+            let (err, seen) = failed.unwrap();
+            assert_eq!(
+                err,
+                status::MessageTooLarge {
+                    len: 101,
+                    limit: 100
+                }
+            );
+            // The chunk that completed the second prefix (bytes 105..110).
+            assert!(seen >= 110 && seen < 110 + chunk, "chunk {chunk}: {seen}");
+        }
+        // A length beyond any u32 limit cannot pass either.
+        let mut body = limited(u32::MAX - 1);
+        let prefix = [0, 0xff, 0xff, 0xff, 0xff];
+        assert!(body.measure(&prefix).is_err());
+    }
 }

@@ -299,7 +299,7 @@ fn topic_config(
         if b > shared.config.max_batch_bytes {
             return Err(status::status(
                 Code::InvalidArgument,
-                "INVALID_CONFIG",
+                status::reason::INVALID_CONFIG,
                 format!(
                     "max_batch_bytes {b} exceeds the server's limit of {}",
                     shared.config.max_batch_bytes
@@ -483,7 +483,7 @@ impl AdminService for Services {
             if request.partition_count < current.partitions {
                 return Err(status::status(
                     Code::FailedPrecondition,
-                    "CANNOT_SHRINK",
+                    status::reason::CANNOT_SHRINK,
                     format!(
                         "topic {:?} has {} partitions; partitions are never removed",
                         current.name, current.partitions

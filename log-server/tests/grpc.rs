@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::TestServer;
-use log_client::proto::{self, Position};
+use log_client::proto;
 use log_client::{
-    Consumer, ConsumerConfig, ConsumerMode, ErrorKind, FetchOptions, NewRecord, Producer,
-    ProducerConfig,
+    Ack, Consumer, ConsumerConfig, ConsumerMode, ErrorKind, FetchOptions, Isolation, NewRecord,
+    Position, Producer, ProducerConfig, RecordFormat, ResetPolicy, TopicConfig,
 };
 use tonic::Code;
 
@@ -40,7 +40,6 @@ async fn end_offset(server: &TestServer, topic: &str, partition: u32) -> u64 {
     let topic = server.client.get_topic(topic).await.unwrap();
     topic.partitions[partition as usize]
         .watermarks
-        .unwrap()
         .log_end_offset
 }
 
@@ -53,8 +52,8 @@ async fn admin_calls_create_describe_list_grow_and_delete_topics() {
         .await
         .unwrap();
     assert_eq!(topic.partition_count, 3);
-    let config = topic.config.unwrap();
-    assert_eq!(config.default_ack, proto::Ack::Durable as i32);
+    let config = topic.config;
+    assert_eq!(config.default_ack, Ack::Durable);
     assert_eq!(config.max_batch_bytes, Some(8 << 20));
 
     let err = c
@@ -68,10 +67,7 @@ async fn admin_calls_create_describe_list_grow_and_delete_topics() {
 
     let described = c.get_topic("orders").await.unwrap();
     assert_eq!(described.partitions.len(), 3);
-    assert_eq!(
-        described.partitions[0].watermarks.unwrap().log_end_offset,
-        0
-    );
+    assert_eq!(described.partitions[0].watermarks.log_end_offset, 0);
 
     for i in 0..5 {
         c.create_topic(&format!("t{i}"), 1, Default::default())
@@ -210,7 +206,7 @@ async fn produce_and_fetch_roundtrip_records_byte_for_byte() {
     assert_eq!((marks.log_end_offset, marks.durable_end_offset), (3, 3));
 
     let fetched = c
-        .fetch("t", 1, Position::earliest(), &FetchOptions::default())
+        .fetch("t", 1, Position::Earliest, &FetchOptions::default())
         .await
         .unwrap();
     assert_eq!(fetched.next_offset, 3);
@@ -229,11 +225,8 @@ async fn produce_and_fetch_roundtrip_records_byte_for_byte() {
         .fetch(
             "t",
             1,
-            Position::at_offset(1),
-            &FetchOptions {
-                format: proto::RecordFormat::EncodedBatches,
-                ..FetchOptions::default()
-            },
+            Position::Offset(1),
+            &FetchOptions::default().with_format(RecordFormat::EncodedBatches),
         )
         .await
         .unwrap();
@@ -251,11 +244,8 @@ async fn produce_and_fetch_roundtrip_records_byte_for_byte() {
         .fetch(
             "t",
             1,
-            Position::from_end(2),
-            &FetchOptions {
-                max_records: 1,
-                ..FetchOptions::default()
-            },
+            Position::FromEnd(2),
+            &FetchOptions::default().with_max_records(1),
         )
         .await
         .unwrap();
@@ -306,11 +296,8 @@ async fn encoded_batches_from_the_client_are_appended_as_built() {
         .fetch(
             "t",
             0,
-            Position::earliest(),
-            &FetchOptions {
-                isolation: proto::Isolation::Written,
-                ..FetchOptions::default()
-            },
+            Position::Earliest,
+            &FetchOptions::default().with_isolation(Isolation::Written),
         )
         .await
         .unwrap();
@@ -429,7 +416,7 @@ async fn errors_carry_the_right_code_and_reason() {
     assert_eq!(err.metadata("partition_count"), Some("1"));
 
     let err = c
-        .fetch("t", 0, Position::at_offset(5), &FetchOptions::default())
+        .fetch("t", 0, Position::Offset(5), &FetchOptions::default())
         .await
         .unwrap_err();
     assert_eq!(
@@ -444,12 +431,8 @@ async fn errors_carry_the_right_code_and_reason() {
         (Some("0"), Some("1"))
     );
     // Reset policies clamp instead.
-    let mut latest = Position::at_offset(5);
-    latest.reset_policy = proto::ResetPolicy::Latest as i32;
-    let fetched = c
-        .fetch("t", 0, latest, &FetchOptions::default())
-        .await
-        .unwrap();
+    let latest = FetchOptions::default().with_reset(ResetPolicy::Latest);
+    let fetched = c.fetch("t", 0, Position::Offset(5), &latest).await.unwrap();
     assert_eq!((fetched.records.len(), fetched.next_offset), (0, 1));
 
     // One byte over the batch limit (the request itself is under the
@@ -546,10 +529,9 @@ async fn errors_carry_the_right_code_and_reason() {
         .map(|r| r.next_offset)
         .unwrap();
     assert_eq!(err, 1); // reset policy EARLIEST: from the start
-    let mut strict = Position::committed("never");
-    strict.reset_policy = proto::ResetPolicy::Error as i32;
+    let strict = FetchOptions::default().with_reset(ResetPolicy::Error);
     let err = c
-        .fetch("t", 0, strict, &FetchOptions::default())
+        .fetch("t", 0, Position::committed("never"), &strict)
         .await
         .unwrap_err();
     assert_eq!(
@@ -562,11 +544,8 @@ async fn errors_carry_the_right_code_and_reason() {
         .fetch(
             "t",
             0,
-            Position::earliest(),
-            &FetchOptions {
-                max_bytes: u32::MAX,
-                ..FetchOptions::default()
-            },
+            Position::Earliest,
+            &FetchOptions::default().with_max_bytes(u32::MAX),
         )
         .await
         .unwrap();
@@ -582,14 +561,11 @@ async fn fetch_long_polls_until_a_record_arrives() {
     let mut server = TestServer::start().await;
     let c = server.client.clone();
     c.create_topic("t", 1, Default::default()).await.unwrap();
-    let options = FetchOptions {
-        max_wait: Duration::from_secs(20),
-        ..FetchOptions::default()
-    };
+    let options = FetchOptions::default().with_max_wait(Duration::from_secs(20));
     let started = Instant::now();
     let reader = {
         let c = c.clone();
-        tokio::spawn(async move { c.fetch("t", 0, Position::latest(), &options).await })
+        tokio::spawn(async move { c.fetch("t", 0, Position::Latest, &options).await })
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
     c.produce(produce_request("t", 0, &["late"])).await.unwrap();
@@ -603,11 +579,8 @@ async fn fetch_long_polls_until_a_record_arrives() {
         .fetch(
             "t",
             0,
-            Position::latest(),
-            &FetchOptions {
-                max_wait: Duration::from_millis(300),
-                ..FetchOptions::default()
-            },
+            Position::Latest,
+            &FetchOptions::default().with_max_wait(Duration::from_millis(300)),
         )
         .await
         .unwrap();
@@ -627,7 +600,7 @@ async fn durable_isolation_hides_records_not_yet_synced() {
     let marks = ack.watermarks.unwrap();
     assert_eq!((marks.log_end_offset, marks.durable_end_offset), (1, 0));
     let durable = c
-        .fetch("t", 0, Position::earliest(), &FetchOptions::default())
+        .fetch("t", 0, Position::Earliest, &FetchOptions::default())
         .await
         .unwrap();
     assert!(durable.records.is_empty());
@@ -635,11 +608,8 @@ async fn durable_isolation_hides_records_not_yet_synced() {
         .fetch(
             "t",
             0,
-            Position::earliest(),
-            &FetchOptions {
-                isolation: proto::Isolation::Written,
-                ..FetchOptions::default()
-            },
+            Position::Earliest,
+            &FetchOptions::default().with_isolation(Isolation::Written),
         )
         .await
         .unwrap();
@@ -649,7 +619,7 @@ async fn durable_isolation_hides_records_not_yet_synced() {
         .await
         .unwrap();
     let durable = c
-        .fetch("t", 0, Position::earliest(), &FetchOptions::default())
+        .fetch("t", 0, Position::Earliest, &FetchOptions::default())
         .await
         .unwrap();
     assert_eq!(durable.records.len(), 2);
@@ -670,7 +640,7 @@ async fn subscribe_replays_then_tails_and_ends_on_shutdown() {
         .subscribe(proto::SubscribeRequest {
             topic: "t".into(),
             partition: 0,
-            position: Some(Position::earliest()),
+            position: Some(Position::Earliest.into()),
             heartbeat_interval: Some(prost_types::Duration {
                 seconds: 0,
                 nanos: 200_000_000,
@@ -718,7 +688,7 @@ async fn subscribe_replays_then_tails_and_ends_on_shutdown() {
         .subscribe(proto::SubscribeRequest {
             topic: "t".into(),
             partition: 0,
-            position: Some(Position::from_end(3)),
+            position: Some(Position::FromEnd(3).into()),
             stop_at_end: true,
             ..Default::default()
         })
@@ -816,13 +786,11 @@ async fn producer_and_consumer_move_records_and_commit_offsets() {
     assert_eq!(per_partition.iter().sum::<u64>(), 1000);
 
     for (mode, p) in [(ConsumerMode::Fetch, 0u32), (ConsumerMode::Subscribe, 1u32)] {
-        let config = ConsumerConfig {
-            mode,
-            stop_at_end: true,
-            group: Some("g".into()),
-            ..ConsumerConfig::default()
-        };
-        let mut consumer = Consumer::new(c.clone(), "t", p, Position::earliest(), config);
+        let config = ConsumerConfig::default()
+            .with_mode(mode)
+            .with_stop_at_end(true)
+            .with_group("g");
+        let mut consumer = Consumer::new(c.clone(), "t", p, Position::Earliest, config);
         let mut count = 0u64;
         let mut last = None;
         while let Some(record) = consumer.next().await {
@@ -854,7 +822,7 @@ async fn producer_and_consumer_move_records_and_commit_offsets() {
     assert_eq!(none[0].lag_records, per_partition[0]);
 
     // ListOffsets: boundaries, committed, and time.
-    let latest = c.list_offsets("t", &[], Position::latest()).await.unwrap();
+    let latest = c.list_offsets("t", &[], Position::Latest).await.unwrap();
     assert_eq!(latest.len(), 2);
     assert_eq!(latest[0].offset, Some(per_partition[0]));
     let committed = c
@@ -862,23 +830,12 @@ async fn producer_and_consumer_move_records_and_commit_offsets() {
         .await
         .unwrap();
     assert_eq!(committed[0].offset, Some(10));
-    let future = Position {
-        position: Some(proto::position::Position::Time(prost_types::Timestamp {
-            seconds: 4_000_000_000,
-            nanos: 0,
-        })),
-        reset_policy: 0,
-    };
+    let future = Position::Time(4_000_000_000_000);
     assert_eq!(
         c.list_offsets("t", &[0], future).await.unwrap()[0].offset,
         None
     );
-    let past = Position {
-        position: Some(proto::position::Position::Time(
-            prost_types::Timestamp::default(),
-        )),
-        reset_policy: 0,
-    };
+    let past = Position::Time(0);
     assert_eq!(
         c.list_offsets("t", &[0], past).await.unwrap()[0].offset,
         Some(0)
@@ -896,7 +853,7 @@ async fn consumer_stream_tails_new_records() {
         c.clone(),
         "t",
         0,
-        Position::latest(),
+        Position::Latest,
         ConsumerConfig::default(),
     );
     let mut stream = Box::pin(consumer.into_stream());
@@ -966,12 +923,10 @@ async fn the_producer_rides_out_a_server_restart_without_duplicates() {
     let data_dir = server.data_dir();
     let c = server.client.clone();
     c.create_topic("t", 1, Default::default()).await.unwrap();
-    let config = ProducerConfig {
-        linger: Duration::from_millis(1),
-        retry_backoff: Duration::from_millis(50),
-        retries: 40,
-        ..ProducerConfig::default()
-    };
+    let config = ProducerConfig::default()
+        .with_linger(Duration::from_millis(1))
+        .with_retry_backoff(Duration::from_millis(50))
+        .with_retries(40);
     let producer = Producer::new(c.clone(), "t", config).await.unwrap();
     let sending = tokio::spawn(async move {
         let mut deliveries = Vec::new();
@@ -1011,7 +966,6 @@ async fn the_producer_rides_out_a_server_restart_without_duplicates() {
     common::wait_serving(&client).await;
     let end = client.get_topic("t").await.unwrap().partitions[0]
         .watermarks
-        .unwrap()
         .log_end_offset;
     assert_eq!(end, 3000);
     // The producer did reconnect: the new server took produce requests.
@@ -1021,12 +975,10 @@ async fn the_producer_rides_out_a_server_restart_without_duplicates() {
         .fetch(
             "t",
             0,
-            Position::earliest(),
-            &FetchOptions {
-                max_records: 5000,
-                max_bytes: 4 << 20,
-                ..FetchOptions::default()
-            },
+            Position::Earliest,
+            &FetchOptions::default()
+                .with_max_records(5000)
+                .with_max_bytes(4 << 20),
         )
         .await
         .unwrap();
@@ -1144,15 +1096,23 @@ async fn out_of_range_durations_and_timestamps_are_invalid_argument_and_the_serv
         let mut request = produce_request("t", 0, &["a"]);
         request.records[0].timestamp = Some(ts);
         invalid(c.produce(request).await.unwrap_err(), "records.timestamp");
-        let position = Position {
+        // Not expressible as a `Position::Time` (milliseconds): a raw
+        // request.
+        let position = proto::Position {
             position: Some(proto::position::Position::Time(ts)),
             reset_policy: 0,
         };
         let err = c
-            .fetch("t", 0, position, &FetchOptions::default())
+            .log_service()
+            .fetch(proto::FetchRequest {
+                topic: "t".into(),
+                partition: 0,
+                position: Some(position),
+                ..Default::default()
+            })
             .await
             .unwrap_err();
-        invalid(err, "position.time");
+        invalid(log_client::Error::from(err), "position.time");
     }
     // Topic config durations with bad nanos.
     for config in [
@@ -1264,7 +1224,7 @@ async fn appends_below_the_free_space_floor_are_resource_exhausted_disk_full() {
         Some(&*(u64::MAX / 2).to_string())
     );
     assert_eq!(end_offset(&server, "t", 0).await, 0);
-    c.fetch("t", 0, Position::earliest(), &FetchOptions::default())
+    c.fetch("t", 0, Position::Earliest, &FetchOptions::default())
         .await
         .unwrap();
     server.stop().await;
@@ -1320,7 +1280,7 @@ async fn subscribe_caught_up(
         .subscribe(proto::SubscribeRequest {
             topic: topic.into(),
             partition: 0,
-            position: Some(Position::earliest()),
+            position: Some(Position::Earliest.into()),
             heartbeat_interval: Some(pb_duration(0, 200_000_000)),
             ..Default::default()
         })
@@ -1340,11 +1300,9 @@ async fn subscribe_caught_up(
 async fn deleting_a_topic_ends_its_subscriptions_with_not_found_and_releases_their_files() {
     let mut server = TestServer::start().await;
     let c = server.client.clone();
-    let config = proto::TopicConfig {
-        segment_bytes: Some(8192),
-        max_batch_bytes: Some(4096),
-        ..Default::default()
-    };
+    let config = TopicConfig::default()
+        .with_segment_bytes(8192)
+        .with_max_batch_bytes(4096);
     c.create_topic("t", 1, config).await.unwrap();
     let value = "x".repeat(1000);
     for _ in 0..40 {
@@ -1356,7 +1314,7 @@ async fn deleting_a_topic_ends_its_subscriptions_with_not_found_and_releases_the
         .subscribe(proto::SubscribeRequest {
             topic: "t".into(),
             partition: 0,
-            position: Some(Position::earliest()),
+            position: Some(Position::Earliest.into()),
             max_batch_bytes: 1024,
             ..Default::default()
         })
@@ -1410,11 +1368,8 @@ async fn a_long_polling_fetch_answers_not_found_promptly_when_its_topic_is_delet
     let reader = {
         let c = c.clone();
         tokio::spawn(async move {
-            let options = FetchOptions {
-                max_wait: Duration::from_secs(20),
-                ..FetchOptions::default()
-            };
-            c.fetch("t", 0, Position::latest(), &options).await
+            let options = FetchOptions::default().with_max_wait(Duration::from_secs(20));
+            c.fetch("t", 0, Position::Latest, &options).await
         })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -1459,7 +1414,7 @@ async fn a_subscription_never_continues_on_a_topic_created_again_under_the_same_
     }
     // A new subscription reads the new topic.
     let fetched = c
-        .fetch("t", 0, Position::earliest(), &FetchOptions::default())
+        .fetch("t", 0, Position::Earliest, &FetchOptions::default())
         .await
         .unwrap();
     assert_eq!(fetched.records.len(), 5);

@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::ServerProcess;
-use log_client::proto::{self, Position};
-use log_client::{Client, FetchOptions};
+use log_client::proto;
+use log_client::{Client, FetchOptions, Isolation, Position, TopicConfig};
 use tempfile::TempDir;
 
 const PARTITIONS: u32 = 2;
@@ -110,7 +110,7 @@ async fn verify(client: &Client, acked: &Acked, iteration: usize) -> u64 {
     for p in 0..PARTITIONS {
         let mut seen: HashMap<Bytes, u64> = HashMap::new();
         let first = client
-            .fetch("k", p, Position::earliest(), &FetchOptions::default())
+            .fetch("k", p, Position::Earliest, &FetchOptions::default())
             .await
             .unwrap();
         let mut start = first.watermarks.unwrap().log_start_offset;
@@ -120,12 +120,10 @@ async fn verify(client: &Client, acked: &Acked, iteration: usize) -> u64 {
                 .fetch(
                     "k",
                     p,
-                    Position::at_offset(next),
-                    &FetchOptions {
-                        isolation: proto::Isolation::Written,
-                        max_bytes: 4 << 20,
-                        ..FetchOptions::default()
-                    },
+                    Position::Offset(next),
+                    &FetchOptions::default()
+                        .with_isolation(Isolation::Written)
+                        .with_max_bytes(4 << 20),
                 )
                 .await;
             let page = match fetched {
@@ -202,12 +200,10 @@ async fn kill_9_loop_with_rolls_retention_delete_records_and_idempotent_retries(
         let server = ServerProcess::spawn(&data, &flags);
         let client = server.client().await;
         if iteration == 0 {
-            let config = proto::TopicConfig {
-                segment_bytes: Some(16 * 1024),
-                retention_bytes: Some(192 * 1024),
-                max_batch_bytes: Some(8 * 1024),
-                ..Default::default()
-            };
+            let config = TopicConfig::default()
+                .with_segment_bytes(16 * 1024)
+                .with_retention_bytes(192 * 1024)
+                .with_max_batch_bytes(8 * 1024);
             client.create_topic("k", PARTITIONS, config).await.unwrap();
         } else {
             verify(&client, &acked, iteration).await;
@@ -220,7 +216,7 @@ async fn kill_9_loop_with_rolls_retention_delete_records_and_idempotent_retries(
         if iteration % 3 == 1 {
             let p = (iteration as u32 / 3) % PARTITIONS;
             let page = client
-                .fetch("k", p, Position::earliest(), &FetchOptions::default())
+                .fetch("k", p, Position::Earliest, &FetchOptions::default())
                 .await
                 .unwrap();
             let marks = page.watermarks.unwrap();

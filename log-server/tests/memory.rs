@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::ServerProcess;
-use log_client::proto::{self, Position};
-use log_client::{Client, ErrorKind, FetchOptions};
+use log_client::proto;
+use log_client::{Client, ErrorKind, FetchOptions, Position, TopicConfig};
 use tempfile::TempDir;
 use tonic::Code;
 
@@ -105,7 +105,7 @@ async fn sixty_four_stalled_subscribers_cost_the_server_at_most_64_mib_while_512
     let pid = server.child.id();
     let client = server.client().await;
     client
-        .create_topic("m", PARTITIONS, proto::TopicConfig::default())
+        .create_topic("m", PARTITIONS, TopicConfig::default())
         .await
         .unwrap();
     // Warm up (allocator arenas, buffers of the produce path) and leave a
@@ -122,9 +122,9 @@ async fn sixty_four_stalled_subscribers_cost_the_server_at_most_64_mib_while_512
                 topic: "m".into(),
                 partition: i % PARTITIONS,
                 position: Some(if i % 4 < 2 {
-                    Position::earliest()
+                    Position::Earliest.into()
                 } else {
-                    Position::latest()
+                    Position::Latest.into()
                 }),
                 max_batch_bytes: u32::MAX,
                 isolation: proto::Isolation::Written as i32,
@@ -205,7 +205,7 @@ async fn subscribe(
         .subscribe(proto::SubscribeRequest {
             topic: "m".into(),
             partition: 0,
-            position: Some(Position::latest()),
+            position: Some(Position::Latest.into()),
             ..Default::default()
         })
         .await
@@ -217,11 +217,8 @@ fn long_poll(
 ) -> tokio::task::JoinHandle<Result<proto::FetchResponse, log_client::Error>> {
     let client = client.clone();
     tokio::spawn(async move {
-        let options = FetchOptions {
-            max_wait: Duration::from_secs(10),
-            ..FetchOptions::default()
-        };
-        client.fetch("m", 0, Position::latest(), &options).await
+        let options = FetchOptions::default().with_max_wait(Duration::from_secs(10));
+        client.fetch("m", 0, Position::Latest, &options).await
     })
 }
 
@@ -244,7 +241,7 @@ async fn one_connection_past_its_subscription_or_fetch_cap_is_resource_exhausted
     );
     let client = server.client().await;
     client
-        .create_topic("m", 1, proto::TopicConfig::default())
+        .create_topic("m", 1, TopicConfig::default())
         .await
         .unwrap();
 
@@ -284,7 +281,7 @@ async fn one_connection_past_its_subscription_or_fetch_cap_is_resource_exhausted
     tokio::time::sleep(Duration::from_millis(500)).await;
     let started = Instant::now();
     let err = client
-        .fetch("m", 0, Position::latest(), &FetchOptions::default())
+        .fetch("m", 0, Position::Latest, &FetchOptions::default())
         .await
         .unwrap_err();
     assert_eq!(
@@ -297,7 +294,7 @@ async fn one_connection_past_its_subscription_or_fetch_cap_is_resource_exhausted
     );
     assert!(started.elapsed() < Duration::from_secs(2));
     other
-        .fetch("m", 0, Position::latest(), &FetchOptions::default())
+        .fetch("m", 0, Position::Latest, &FetchOptions::default())
         .await
         .unwrap();
     // The long polls answer when a record arrives; then fetches are served
@@ -318,7 +315,7 @@ async fn one_connection_past_its_subscription_or_fetch_cap_is_resource_exhausted
         assert_eq!(poll.await.unwrap().unwrap().records.len(), 1);
     }
     client
-        .fetch("m", 0, Position::earliest(), &FetchOptions::default())
+        .fetch("m", 0, Position::Earliest, &FetchOptions::default())
         .await
         .unwrap();
 

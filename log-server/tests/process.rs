@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::{ServerProcess, listing};
-use log_client::proto::{self, Position};
-use log_client::{Client, FetchOptions};
+use log_client::proto;
+use log_client::{Client, FetchOptions, Isolation, Position};
 use tempfile::TempDir;
 use tonic::Code;
 
@@ -35,12 +35,10 @@ async fn verify(client: &Client, acked: &Acked) -> [u64; PARTITIONS as usize] {
                 .fetch(
                     "k",
                     p,
-                    Position::at_offset(next),
-                    &FetchOptions {
-                        isolation: proto::Isolation::Written,
-                        max_bytes: 4 << 20,
-                        ..FetchOptions::default()
-                    },
+                    Position::Offset(next),
+                    &FetchOptions::default()
+                        .with_isolation(Isolation::Written)
+                        .with_max_bytes(4 << 20),
                 )
                 .await
                 .unwrap();
@@ -224,7 +222,6 @@ async fn bad_input_gets_the_right_code_and_changes_nothing() {
     let end = || async {
         client.get_topic("t").await.unwrap().partitions[0]
             .watermarks
-            .unwrap()
             .log_end_offset
     };
     assert_eq!(end().await, 1);
@@ -294,7 +291,7 @@ async fn bad_input_gets_the_right_code_and_changes_nothing() {
     );
     // Offsets past the end; huge max_bytes.
     let err = client
-        .fetch("t", 0, Position::at_offset(2), &FetchOptions::default())
+        .fetch("t", 0, Position::Offset(2), &FetchOptions::default())
         .await
         .unwrap_err();
     assert_eq!(
@@ -307,12 +304,10 @@ async fn bad_input_gets_the_right_code_and_changes_nothing() {
         .fetch(
             "t",
             0,
-            Position::earliest(),
-            &FetchOptions {
-                max_bytes: u32::MAX,
-                max_records: u32::MAX,
-                ..FetchOptions::default()
-            },
+            Position::Earliest,
+            &FetchOptions::default()
+                .with_max_bytes(u32::MAX)
+                .with_max_records(u32::MAX),
         )
         .await
         .unwrap();
@@ -362,7 +357,7 @@ async fn a_stalled_subscriber_neither_slows_producers_nor_grows_the_server() {
         .subscribe(proto::SubscribeRequest {
             topic: "s".into(),
             partition: 0,
-            position: Some(Position::earliest()),
+            position: Some(Position::Earliest.into()),
             isolation: proto::Isolation::Written as i32,
             ..Default::default()
         })

@@ -7,13 +7,20 @@
 //! 3. for each scenario starts a fresh `log-server` on 127.0.0.1 with a new
 //!    data directory and drives it with `log-loadgen`, collecting its
 //!    `RESULT` and `EXTRA` lines;
-//! 4. recovery: fills a log, kills the server with SIGKILL, restarts it and
+//!    the server's CPU time (`/proc/PID/stat` utime + stime) is read before
+//!    and after each run and appended to its `RESULT` line
+//!    (`server_cpu_ticks`, `clk_tck`, `server_cpu_us_per_record`);
+//! 4. the `redis` peer step ([`redis`]): Redis with `appendfsync always`
+//!    driven by `redis-benchmark` like `small-writers`, run A B A B with
+//!    it (`round=1`, `round=2` on both lines); skipped, with the reason
+//!    printed and recorded, when Redis cannot be installed;
+//! 5. recovery: fills a log, kills the server with SIGKILL, restarts it and
 //!    times until it serves;
-//! 5. writes `target/bench-report/` (`results.txt`, then `log-loadgen
+//! 6. writes `target/bench-report/` (`results.txt`, then `log-loadgen
 //!    report` turns it into `report.md`, `results.json` and SVG plots).
 //!
-//! Loopback only; nothing is downloaded. It asserts no timing: numbers are
-//! reported, never checked.
+//! Loopback only; nothing is downloaded but Debian's `redis-server` package
+//! when missing. It asserts no timing: numbers are reported, never checked.
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -21,6 +28,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::{cargo, workspace_root};
+
+mod redis;
+
+/// Rounds of the `small-writers` / `redis` comparison (A B A B).
+const REDIS_ROUNDS: u32 = 2;
 
 /// One run of the load generator against a fresh server.
 struct Run {
@@ -32,6 +44,7 @@ struct Options {
     quick: bool,
     only: Vec<String>,
     criterion: bool,
+    redis: bool,
     overrides: Vec<String>,
 }
 
@@ -40,6 +53,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         quick: false,
         only: Vec::new(),
         criterion: true,
+        redis: true,
         overrides: Vec::new(),
     };
     let mut it = args.iter();
@@ -47,6 +61,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         match arg.as_str() {
             "--quick" => options.quick = true,
             "--no-criterion" => options.criterion = false,
+            "--no-redis" => options.redis = false,
             "--scenario" => {
                 let name = it.next().ok_or("--scenario needs a name")?;
                 options.only.push(name.clone());
@@ -62,6 +77,11 @@ fn parse(args: &[String]) -> Result<Options, String> {
     }
     if !options.only.is_empty() {
         options.criterion = false;
+        // `--scenario redis` runs the comparison: small-writers and Redis.
+        options.redis = options.redis && options.only.iter().any(|s| s == "redis");
+        if options.redis {
+            options.only.push("small-writers".to_owned());
+        }
     }
     Ok(options)
 }
@@ -196,29 +216,76 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
     let bin = root.join("target").join("release");
     let server = bin.join("log-server");
     let loadgen = bin.join("log-loadgen");
+    let redis = if options.redis {
+        match redis::find() {
+            Ok(redis) => Some(redis),
+            Err(reason) => {
+                eprintln!("== redis: skipped: {reason}");
+                lines.push(format!(
+                    "NOTE redis_skipped={}",
+                    reason.split_whitespace().collect::<Vec<_>>().join("_")
+                ));
+                None
+            }
+        }
+    } else {
+        None
+    };
     for run in runs(options.quick) {
         if !options.only.is_empty() && !options.only.iter().any(|s| s == run.scenario) {
             continue;
         }
-        eprintln!("== scenario {} {}", run.scenario, run.args.join(" "));
-        let data = data_root.join(run.scenario);
-        let _ = std::fs::remove_dir_all(&data);
-        let mut srv = Server::start(&server, &data)?;
-        srv.wait_ready(&loadgen)?;
-        let mut args = vec![
-            "--addr".to_owned(),
-            srv.url(),
-            "--scenario".to_owned(),
-            run.scenario.to_owned(),
-            "--server-pid".to_owned(),
-            srv.child.id().to_string(),
-        ];
-        args.extend(run.args.iter().cloned());
+        let mut args = run.args.clone();
         args.extend(options.overrides.iter().cloned());
-        let output = loadgen_run(&loadgen, &args)?;
-        lines.extend(output);
-        srv.stop()?;
-        let _ = std::fs::remove_dir_all(&data);
+        match (&redis, run.scenario) {
+            (Some(redis), "small-writers") => {
+                // A B A B: both systems see the same machine state.
+                let workload = redis::Workload {
+                    n: last_value(&args, "--n").unwrap_or(200_000),
+                    size: last_value(&args, "--size").unwrap_or(100),
+                    clients: last_value(&args, "--writers").unwrap_or(64),
+                };
+                let mut redis_failed = false;
+                for round in 1..=REDIS_ROUNDS {
+                    lines.extend(scenario(
+                        &server,
+                        &loadgen,
+                        &data_root,
+                        run.scenario,
+                        &args,
+                        Some(round),
+                    )?);
+                    if redis_failed {
+                        continue;
+                    }
+                    eprintln!(
+                        "== redis round {round}: redis-benchmark -c {} -P 1 -n {} XADD mystream * field <{} B>, appendfsync always",
+                        workload.clients, workload.n, workload.size
+                    );
+                    // Redis is the yardstick, not the product: a failure of
+                    // its step is reported, and the suite goes on.
+                    match redis::run(redis, &data_root.join("redis"), &workload, round) {
+                        Ok(line) => lines.push(line),
+                        Err(reason) => {
+                            eprintln!("== redis: round {round} failed: {reason}");
+                            lines.push(format!(
+                                "NOTE redis_skipped=round_{round}_failed:_{}",
+                                reason.split_whitespace().collect::<Vec<_>>().join("_")
+                            ));
+                            redis_failed = true;
+                        }
+                    }
+                }
+            }
+            _ => lines.extend(scenario(
+                &server,
+                &loadgen,
+                &data_root,
+                run.scenario,
+                &args,
+                None,
+            )?),
+        }
     }
 
     if options.only.is_empty() || options.only.iter().any(|s| s == "scale") {
@@ -247,6 +314,103 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
         report_dir.join("report.md").display()
     );
     Ok(())
+}
+
+/// The last value of option `name` in `args`, parsed.
+fn last_value<T: std::str::FromStr>(args: &[String], name: &str) -> Option<T> {
+    args.windows(2)
+        .rev()
+        .find(|w| w[0] == name)
+        .and_then(|w| w[1].parse().ok())
+}
+
+/// One scenario against a fresh server: its `RESULT` and `EXTRA` lines,
+/// each `RESULT` line with the server's CPU time over the run appended
+/// (and `round=R` when given).
+fn scenario(
+    server: &Path,
+    loadgen: &Path,
+    data_root: &Path,
+    name: &str,
+    args: &[String],
+    round: Option<u32>,
+) -> Result<Vec<String>, String> {
+    eprintln!("== scenario {name} {}", args.join(" "));
+    let data = data_root.join(name);
+    let _ = std::fs::remove_dir_all(&data);
+    let mut srv = Server::start(server, &data)?;
+    srv.wait_ready(loadgen)?;
+    let pid = srv.child.id();
+    let mut all = vec![
+        "--addr".to_owned(),
+        srv.url(),
+        "--scenario".to_owned(),
+        name.to_owned(),
+        "--server-pid".to_owned(),
+        pid.to_string(),
+    ];
+    all.extend(args.iter().cloned());
+    let before = cpu_ticks(pid);
+    let output = loadgen_run(loadgen, &all)?;
+    let after = cpu_ticks(pid);
+    srv.stop()?;
+    let _ = std::fs::remove_dir_all(&data);
+    Ok(output
+        .into_iter()
+        .map(|mut line| {
+            if line.starts_with("RESULT ") {
+                if let (Some(before), Some(after)) = (before, after) {
+                    let n = line
+                        .split_whitespace()
+                        .find_map(|kv| kv.strip_prefix("n="))
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0);
+                    line.push_str(&cpu_pairs(after.saturating_sub(before), n));
+                }
+                if let Some(round) = round {
+                    line.push_str(&format!(" round={round}"));
+                }
+            }
+            line
+        })
+        .collect())
+}
+
+/// The CPU time (user + system, in clock ticks) process `pid` has used,
+/// from fields 14 and 15 of `/proc/PID/stat`; it includes the threads
+/// that already exited.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces;
+    // field 3 starts after the last `)`.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// Clock ticks per second (`getconf CLK_TCK`; 100 when unknown).
+fn clk_tck() -> u64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .filter(|&t| t > 0)
+        .unwrap_or(100)
+}
+
+/// The CPU pairs appended to a `RESULT` line: `ticks` of server CPU over a
+/// run of `n` records.
+fn cpu_pairs(ticks: u64, n: u64) -> String {
+    let hz = clk_tck();
+    let per = if n > 0 {
+        ticks as f64 * 1e6 / hz as f64 / n as f64
+    } else {
+        0.0
+    };
+    format!(" server_cpu_ticks={ticks} clk_tck={hz} server_cpu_us_per_record={per:.2}")
 }
 
 /// The `CRITERION` lines (`log-loadgen criterion`) of the suites just run.

@@ -2,7 +2,9 @@
 //!
 //! It drives `cargo` and other tools as subprocesses and links no crate of
 //! the workspace, so it builds in seconds and never goes stale against them.
-//! It does not install toolchains or system packages: that is `.ci/run`'s job.
+//! It does not install toolchains or system packages: that is `.ci/run`'s job
+//! (one exception: `cargo xtask bench` installs Debian's `redis-server` for
+//! its Redis peer step when missing).
 #![forbid(unsafe_code)]
 #![allow(clippy::print_stdout)]
 
@@ -25,8 +27,9 @@ commands:
               directory log-storage/tests/data/v1/sample-store (sets LOG_UPDATE_FIXTURES=1)
   bench       release build, criterion suites, end-to-end scenarios against a real
               log-server (peer, pipelined, producers, small-writers, fanout,
-              partitions), recovery after kill -9; report in target/bench-report/
-              [--quick] [--scenario NAME]... [--no-criterion]
+              partitions), Redis appendfsync always beside small-writers,
+              recovery after kill -9; report in target/bench-report/
+              [--quick] [--scenario NAME]... [--no-criterion] [--no-redis]
               [--n N] [--size B] [--batch N] [--ack durable|written] ...
   help        print this text
 ";

@@ -1,8 +1,10 @@
 //! Helpers shared by the server's integration tests: an in-process server
-//! on 127.0.0.1:0 over a temporary directory, and the real binary as a
-//! child process.
+//! on a listener bound to 127.0.0.1:0 over a temporary directory, and the
+//! real binary as a child process on `--listen 127.0.0.1:0` (its port
+//! read from its stderr).
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -26,12 +28,14 @@ impl TestServer {
 
     pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
         let dir = TempDir::new().unwrap();
+        // Bound here, the port read back: nothing to guess.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let mut config = Config::default();
-        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.listen = listener.local_addr().unwrap();
         config.data_dir = dir.path().join("data");
         config.shutdown_grace_ms = 300;
         tweak(&mut config);
-        let server = Server::start(config).await.unwrap();
+        let server = Server::start_on(listener, config).await.unwrap();
         let client = connect(server.addr()).await;
         wait_serving(&client).await;
         TestServer {
@@ -106,40 +110,66 @@ impl Drop for ServerProcess {
 }
 
 impl ServerProcess {
+    /// Starts the binary on `--listen 127.0.0.1:0` and reads the port it
+    /// bound from its stderr (`log-server: listening on ADDR`).
     pub fn spawn(data_dir: &Path, extra: &[&str]) -> ServerProcess {
-        let port = free_port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_log-server"))
-            .arg("--listen")
-            .arg(addr.to_string())
+            .args(["--listen", "127.0.0.1:0"])
             .arg("--data-dir")
             .arg(data_dir)
             .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        ServerProcess { child, addr }
+        ServerProcess::listening(child)
     }
 
     /// Like [`spawn`](Self::spawn), under an open-file limit (soft and
     /// hard) of `limit`.
     pub fn spawn_with_fd_limit(data_dir: &Path, limit: u32) -> ServerProcess {
-        let port = free_port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let child = Command::new("sh")
             .arg("-c")
             .arg(format!(
-                "ulimit -n {limit} && exec \"$0\" --listen {addr} --data-dir \"$1\""
+                "ulimit -n {limit} && exec \"$0\" --listen 127.0.0.1:0 --data-dir \"$1\""
             ))
             .arg(env!("CARGO_BIN_EXE_log-server"))
             .arg(data_dir)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
+        ServerProcess::listening(child)
+    }
+
+    /// Waits (at most 30 s) for the `listening on ADDR` line on the
+    /// child's stderr; every stderr line is passed on to the test's.
+    fn listening(mut child: Child) -> ServerProcess {
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = line.strip_prefix("log-server: listening on ")
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(addr.trim().to_owned());
+                }
+                eprintln!("{line}");
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(addr) => addr.parse().unwrap(),
+            Err(_) => {
+                let status = child.try_wait().unwrap();
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("log-server did not say where it listens (exit status {status:?})");
+            }
+        };
         ServerProcess { child, addr }
     }
 
@@ -166,9 +196,4 @@ impl ServerProcess {
         Command::new("kill").args(["-TERM", &pid]).status().unwrap();
         self.child.wait().unwrap()
     }
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
 }

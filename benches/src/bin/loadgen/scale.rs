@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
-use log_client::proto::{self, Position};
-use log_client::{Client, FetchOptions};
+use log_client::proto;
+use log_client::{Client, FetchOptions, Isolation, Position, TopicConfig};
 
 use crate::Args;
 use crate::scenarios::{BoxError, builder, encode, request};
@@ -26,11 +26,9 @@ const CONCURRENCY: usize = 64;
 /// segments.
 pub(crate) async fn fill(args: &Args) -> Result<(), BoxError> {
     let client = Client::connect(args.addr.clone()).await?;
-    let config = proto::TopicConfig {
-        segment_bytes: Some(4096),
-        max_batch_bytes: Some(4096),
-        ..Default::default()
-    };
+    let config = TopicConfig::default()
+        .with_segment_bytes(4096)
+        .with_max_batch_bytes(4096);
     let partitions = args.partitions.max(1);
     client.create_topic(TOPIC, partitions, config).await?;
     let batch = encode(&mut builder(), 1, &vec![b's'; 3900])?;
@@ -77,17 +75,14 @@ pub(crate) async fn read(args: &Args) -> Result<(), BoxError> {
     for _ in 0..CONCURRENCY {
         let (client, next) = (client.clone(), Arc::clone(&next));
         tasks.push(tokio::spawn(async move {
-            let options = FetchOptions {
-                isolation: proto::Isolation::Written,
-                ..FetchOptions::default()
-            };
+            let options = FetchOptions::default().with_isolation(Isolation::Written);
             loop {
                 let p = next.fetch_add(1, Ordering::Relaxed);
                 if p >= partitions {
                     return Ok::<(), String>(());
                 }
                 let page = client
-                    .fetch(TOPIC, p, Position::at_offset(0), &options)
+                    .fetch(TOPIC, p, Position::Offset(0), &options)
                     .await
                     .map_err(|e| format!("fetch from {p}: {e}"))?;
                 if page.records.is_empty() {

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use log_client::proto::{self, Position};
-use log_client::{Client, ClientConfig, FetchOptions};
+use log_client::proto;
+use log_client::{Client, ClientConfig, FetchOptions, Isolation, Position, RecordFormat};
 use log_format::{BatchBuilder, BytesScanner, Limits, NewRecord, Scanned};
 use tokio::sync::{Mutex, mpsc};
 
@@ -42,10 +42,7 @@ pub(crate) async fn run(args: Args) -> Result<(), BoxError> {
     }
     let client = Client::connect_with(
         args.addr.clone(),
-        ClientConfig {
-            max_message_bytes: 64 << 20,
-            ..ClientConfig::default()
-        },
+        ClientConfig::default().with_max_message_bytes(64 << 20),
     )
     .await?;
     let topic = format!(
@@ -231,20 +228,18 @@ async fn read_all(
     end: u64,
     args: &Args,
 ) -> Result<(u64, u64), BoxError> {
-    let options = FetchOptions {
-        max_bytes: 16 << 20,
-        max_records: u32::MAX,
-        isolation: match args.ack {
-            AckArg::Written => proto::Isolation::Written,
-            AckArg::Durable => proto::Isolation::Durable,
-        },
-        format: proto::RecordFormat::EncodedBatches,
-        ..FetchOptions::default()
-    };
+    let options = FetchOptions::default()
+        .with_max_bytes(16 << 20)
+        .with_max_records(u32::MAX)
+        .with_isolation(match args.ack {
+            AckArg::Written => Isolation::Written,
+            AckArg::Durable => Isolation::Durable,
+        })
+        .with_format(RecordFormat::EncodedBatches);
     let (mut next, mut records, mut payload) = (0u64, 0u64, 0u64);
     while next < end {
         let page = client
-            .fetch(topic, partition, Position::at_offset(next), &options)
+            .fetch(topic, partition, Position::Offset(next), &options)
             .await?;
         for scanned in BytesScanner::new(page.encoded_batches, 0, Limits::unlimited()) {
             let Scanned::Batch(batch) = scanned else {
@@ -544,7 +539,7 @@ async fn fanout(client: &Client, topic: &str, args: &Args) -> Result<Outcome, Bo
                 .subscribe(proto::SubscribeRequest {
                     topic,
                     partition: 0,
-                    position: Some(Position::earliest()),
+                    position: Some(Position::Earliest.into()),
                     isolation: isolation as i32,
                     format: proto::RecordFormat::EncodedBatches as i32,
                     max_batch_bytes: 4 << 20,
