@@ -187,7 +187,7 @@ fn answer(
 
 /// Encodes structured records as one batch.
 fn encode_records(request: &proto::ProduceRequest, limits: Limits) -> Result<BytesMut, Status> {
-    let build = |e: log_format::BuildError| status::storage(&log_storage::Error::Build(e));
+    let build = |e: log_format::BuildError| status::build(&e);
     let now = now_ms();
     let mut builder = BatchBuilder::new(limits);
     let mut headers: Vec<RecordHeader<'_>> = Vec::new();

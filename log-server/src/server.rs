@@ -1,5 +1,6 @@
-//! Starting and stopping the server: the store, the background thread, the
-//! gRPC services with health and reflection, the bounded listener and the
+//! Starting and stopping the server: the store (started with its own
+//! background passes and committer, [`Store::start_locked`]), the gRPC
+//! services with health and reflection, the bounded listener and the
 //! graceful shutdown.
 //!
 //! Start: bind, open the store, serve with health NOT_SERVING while every
@@ -17,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use log_client::proto::admin_service_server::AdminServiceServer;
 use log_client::proto::log_service_server::LogServiceServer;
-use log_storage::{Background, Store};
+use log_storage::{Store, StoreConfig};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinHandle;
@@ -118,18 +119,17 @@ impl Server {
             source,
         })?;
         let data_dir = config.data_dir.clone();
-        let floor = (config.min_free_bytes > 0).then_some(config.min_free_bytes);
-        let open_files = config.max_open_files as usize;
-        let store = tokio::task::spawn_blocking(move || {
-            Store::open_locked(&data_dir).map(|s| {
-                s.with_min_free_bytes(floor)
-                    .with_open_files_budget(open_files)
-            })
-        })
-        .await
-        .map_err(|e| Error::Task(format!("store open failed: {e}")))?
-        .map_err(Error::Storage)?;
-        let store = Arc::new(store);
+        let store_config = StoreConfig::default()
+            .with_min_free_bytes((config.min_free_bytes > 0).then_some(config.min_free_bytes))
+            .with_open_files_budget(config.max_open_files as usize)
+            .with_committer_threads(config.committer_threads as usize)
+            .with_flush_interval(Duration::from_millis(config.flush_interval_ms))
+            .with_retention_interval(Duration::from_millis(config.retention_interval_ms));
+        let store =
+            tokio::task::spawn_blocking(move || Store::start_locked(&data_dir, store_config))
+                .await
+                .map_err(|e| Error::Task(format!("store open failed: {e}")))?
+                .map_err(Error::Storage)?;
         tracing::info!(data_dir = %config.data_dir.display(), "store opened");
         let stop = CancellationToken::new();
         let task = tokio::spawn(serve(listener, addr, store, config, stop.clone()));
@@ -209,12 +209,6 @@ async fn serve(
     config: Config,
     stop: CancellationToken,
 ) -> Result<(), Error> {
-    let background = Background::start(
-        Arc::clone(&store),
-        Duration::from_millis(config.flush_interval_ms),
-        Duration::from_millis(config.retention_interval_ms),
-    )
-    .map_err(Error::Storage)?;
     let streams_stop = CancellationToken::new();
     let shared = Arc::new(Shared::new(
         Arc::clone(&store),
@@ -350,7 +344,6 @@ async fn serve(
     // Cancelled (still recovering at shutdown) is no failure.
     let recovery_failure = recovery.await.ok().flatten();
     let _ = announce.await;
-    drop(background);
     let closed = tokio::task::spawn_blocking(move || store.close()).await;
     match closed {
         Ok(Ok(())) => tracing::info!("store closed cleanly; clean-shutdown markers written"),

@@ -229,6 +229,32 @@ pub(crate) fn is_request_too_large(status: &Status) -> bool {
     std::error::Error::source(status).is_some_and(|source| source.is::<MessageTooLarge>())
 }
 
+/// The status of a batch the server could not build from a request's
+/// records (INVALID_ARGUMENT): over the batch size limit, too many
+/// records, or a record the format refuses.
+pub(crate) fn build(err: &log_format::BuildError) -> Status {
+    match err {
+        log_format::BuildError::BatchFull { would_be, limit } => status(
+            Code::InvalidArgument,
+            reason::RECORD_TOO_LARGE,
+            format!("records of {would_be} bytes exceed the batch limit of {limit} bytes"),
+            &[("limit", limit.to_string()), ("size", would_be.to_string())],
+        ),
+        log_format::BuildError::TooManyRecords { limit } => status(
+            Code::InvalidArgument,
+            reason::TOO_MANY_RECORDS,
+            format!("more than {limit} records in one batch"),
+            &[("limit", limit.to_string())],
+        ),
+        other => status(
+            Code::InvalidArgument,
+            reason::INVALID_RECORD,
+            format!("invalid record: {other}"),
+            &[],
+        ),
+    }
+}
+
 /// Maps a storage error (of an operation on `topic`/`partition`).
 pub(crate) fn storage(err: &log_storage::Error) -> Status {
     use log_storage::Error as E;
@@ -337,26 +363,6 @@ pub(crate) fn storage(err: &log_storage::Error) -> Status {
             format!("incomplete batch: {needed} more bytes expected"),
             &[("needed", needed.to_string())],
         ),
-        E::Build(build) => match build {
-            log_format::BuildError::BatchFull { would_be, limit } => status(
-                Code::InvalidArgument,
-                reason::RECORD_TOO_LARGE,
-                format!("records of {would_be} bytes exceed the batch limit of {limit} bytes"),
-                &[("limit", limit.to_string()), ("size", would_be.to_string())],
-            ),
-            log_format::BuildError::TooManyRecords { limit } => status(
-                Code::InvalidArgument,
-                reason::TOO_MANY_RECORDS,
-                format!("more than {limit} records in one batch"),
-                &[("limit", limit.to_string())],
-            ),
-            other => status(
-                Code::InvalidArgument,
-                reason::INVALID_RECORD,
-                format!("invalid record: {other}"),
-                &[],
-            ),
-        },
         E::InvalidConfig { setting, reason } => status(
             Code::InvalidArgument,
             reason::INVALID_CONFIG,
@@ -386,10 +392,10 @@ pub(crate) fn storage(err: &log_storage::Error) -> Status {
             "partition stopped after a failed fsync; restart the server to recover it",
             &[],
         ),
-        E::ReadOnly { reason, .. } => status(
+        E::ReadOnly { source, .. } => status(
             Code::Unavailable,
             reason::PARTITION_READ_ONLY,
-            format!("partition takes no writes: {reason}"),
+            format!("partition takes no writes: {source}"),
             &[],
         ),
         E::Closed { .. } | E::StoreClosed { .. } => shutting_down(),
