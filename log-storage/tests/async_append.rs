@@ -3,18 +3,17 @@
 //! for any number of partitions.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc;
 
 use bytes::BytesMut;
-use log_format::{BatchBuilder, Limits, NewRecord};
 use log_storage::{Ack, AppendOptions, Committer, Error, Log, LogConfig, SimFs};
 
 fn batch() -> BytesMut {
-    let mut builder = BatchBuilder::new(Limits::default());
-    builder.push(&NewRecord::value(0, b"hello")).unwrap();
-    BytesMut::from(&builder.finish().unwrap()[..])
+    common::batch_of(0, [b"hello"], None)
 }
 
 #[test]

@@ -3,19 +3,16 @@
 //! partition of topics that ask for it.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use log_format::{BatchBuilder, Limits, NewRecord};
 use log_storage::{Ack, AppendOptions, Background, Isolation, SimFs, Store, TopicConfig};
 
 fn batch() -> BytesMut {
-    let mut builder = BatchBuilder::new(Limits::default());
-    for _ in 0..10 {
-        builder.push(&NewRecord::value(0, &[1u8; 200])).unwrap();
-    }
-    BytesMut::from(&builder.finish().unwrap()[..])
+    common::batch_of(0, [[1u8; 200]; 10], None)
 }
 
 #[test]

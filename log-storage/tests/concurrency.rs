@@ -3,22 +3,20 @@
 //! published before it.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::io;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 
 use bytes::BytesMut;
-use log_format::{BatchBuilder, Limits, NewRecord};
-use log_storage::{
-    Ack, AppendOptions, DirEntry, FileHandle, Fs, IndexFile, Isolation, Log, LogConfig, OpenMode,
-    SimFs,
-};
+use log_storage::{Ack, AppendOptions, FileHandle, IndexFile, Isolation, Log, LogConfig, SimFs};
 
-/// A file system whose next data write parks until the test lets it go.
+use common::{Gate, GatedFs};
+
+/// A gate whose next data write parks until the test lets it go.
 #[derive(Debug)]
-struct GatedFs {
-    inner: SimFs,
+struct WriteGate {
     armed: Arc<AtomicBool>,
     gate: Arc<Barrier>,
 }
@@ -54,8 +52,8 @@ impl IndexFile for GatedFile {
 
 impl FileHandle for GatedFile {}
 
-impl GatedFs {
-    fn wrap(&self, file: Arc<dyn FileHandle>) -> Arc<dyn FileHandle> {
+impl Gate for WriteGate {
+    fn file(&self, file: Arc<dyn FileHandle>) -> Arc<dyn FileHandle> {
         Arc::new(GatedFile {
             inner: file,
             armed: self.armed.clone(),
@@ -64,43 +62,8 @@ impl GatedFs {
     }
 }
 
-impl Fs for GatedFs {
-    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-        self.inner.create_dir_all(path)
-    }
-    fn create_new(&self, path: &Path) -> io::Result<Arc<dyn FileHandle>> {
-        Ok(self.wrap(self.inner.create_new(path)?))
-    }
-    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn FileHandle>> {
-        Ok(self.wrap(self.inner.open(path, mode)?))
-    }
-    fn read_dir(&self, path: &Path) -> io::Result<Vec<DirEntry>> {
-        self.inner.read_dir(path)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.inner.rename(from, to)
-    }
-    fn remove_file(&self, path: &Path) -> io::Result<()> {
-        self.inner.remove_file(path)
-    }
-    fn remove_dir(&self, path: &Path) -> io::Result<()> {
-        self.inner.remove_dir(path)
-    }
-    fn sync_dir(&self, path: &Path) -> io::Result<()> {
-        self.inner.sync_dir(path)
-    }
-    fn exists(&self, path: &Path) -> io::Result<bool> {
-        self.inner.exists(path)
-    }
-    fn available_space(&self, path: &Path) -> io::Result<u64> {
-        self.inner.available_space(path)
-    }
-}
-
 fn batch() -> BytesMut {
-    let mut builder = BatchBuilder::new(Limits::default());
-    builder.push(&NewRecord::value(0, &[5u8; 200])).unwrap();
-    BytesMut::from(&builder.finish().unwrap()[..])
+    common::batch_of(0, [[5u8; 200]], None)
 }
 
 #[test]
@@ -109,8 +72,10 @@ fn a_read_completes_while_an_append_is_inside_its_write() {
     let gate = Arc::new(Barrier::new(2));
     let fs = GatedFs {
         inner: SimFs::new(),
-        armed: armed.clone(),
-        gate: gate.clone(),
+        gate: WriteGate {
+            armed: armed.clone(),
+            gate: gate.clone(),
+        },
     };
     let log = Arc::new(Log::open(Arc::new(fs), "/c/p", LogConfig::default()).unwrap());
     log.append(batch(), AppendOptions::default()).unwrap();

@@ -18,31 +18,18 @@
 //! A failure names its seed; rerun one with `CRASH_SEED=n`.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use log_format::{BatchBuilder, BytesScanner, Limits, NewRecord, ProducerInfo, Scanned};
-use log_storage::{Ack, AppendOptions, FaultKind, Isolation, Log, SimFs, Store, TopicConfig};
+use log_storage::{Ack, AppendOptions, FaultKind, Log, SimFs, Store, TopicConfig};
+
+use common::{Keep, Rng, value};
 
 const SEEDS: u64 = 10_000;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // splitmix64
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
 
 fn config() -> TopicConfig {
     let mut config = TopicConfig::default();
@@ -52,32 +39,13 @@ fn config() -> TopicConfig {
     config
 }
 
-fn value(batch: u64, record: u64, len: usize) -> Vec<u8> {
-    let mut v = format!("b{batch}r{record}:").into_bytes();
-    v.resize(len.max(v.len()), b'a' + (batch % 26) as u8);
-    v
-}
-
 fn encode(batch: u64, records: u64, len: usize) -> BytesMut {
-    encode_as(batch, records, len, None)
+    common::encode(batch, records, len, None)
 }
 
 /// A batch, from the idempotent producer 7 with this base sequence if any.
 fn encode_as(batch: u64, records: u64, len: usize, sequence: Option<i32>) -> BytesMut {
-    let mut builder = BatchBuilder::new(Limits::default());
-    for r in 0..records {
-        builder
-            .push(&NewRecord::value(1_700_000_000_000, &value(batch, r, len)))
-            .unwrap();
-    }
-    if let Some(base_sequence) = sequence {
-        builder.set_producer(ProducerInfo {
-            producer_id: 7,
-            producer_epoch: 0,
-            base_sequence,
-        });
-    }
-    BytesMut::from(&builder.finish().unwrap()[..])
+    common::encode(batch, records, len, sequence.map(|s| (7, s)))
 }
 
 /// What the workload sent: for each offset, the value sent there and
@@ -118,21 +86,20 @@ fn open(fs: &SimFs) -> Result<(Store, Arc<Log>), log_storage::Error> {
 /// Runs one seed; returns how many producer retries it checked.
 fn run_seed(seed: u64) -> usize {
     let fs = SimFs::new();
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let mut sent = Sent::default();
 
     // Phase 1: a first life that ends at an injected failure, then power loss.
     let fail_at = rng.below(400);
-    fs.fail_nth(fail_at, FaultKind::Eio);
-    if let Ok((store, log)) = open(&fs) {
-        workload(&store, &log, &mut rng, &mut sent, 0);
-    }
-    fs.disarm();
-    let report = fs.crash(seed);
+    let ((), report) = common::crash_after(&fs, seed, |fs| {
+        fs.fail_nth(fail_at, FaultKind::Eio);
+        if let Ok((store, log)) = open(fs) {
+            workload(&store, &log, &mut rng, &mut sent, 0);
+        }
+    });
 
     // Phase 2: reopen and check.
-    let (store, log) =
-        open(&fs).unwrap_or_else(|err| panic!("seed {seed}: reopen failed: {err} ({report})"));
+    let (store, log) = common::reopen(format_args!("seed {seed}"), Some(&report), open(&fs));
     let marks = log.watermarks();
     let found = read_everything(&log, seed, &report);
     check(seed, &report, &sent, &found, marks.log_start, marks.log_end);
@@ -150,10 +117,11 @@ fn run_seed(seed: u64) -> usize {
         ack.base_offset, end,
         "seed {seed}: continues at the recovered end ({report})"
     );
-    drop(log);
-    drop(store);
-    fs.crash(seed ^ 0xA5A5);
-    let (_store, log) = open(&fs).unwrap();
+    let ((), report) = common::crash_after(&fs, seed ^ 0xA5A5, |_| {
+        drop(log);
+        drop(store);
+    });
+    let (_store, log) = common::reopen(format_args!("seed {seed}"), Some(&report), open(&fs));
     assert_eq!(
         log.watermarks().log_end,
         end + 2,
@@ -260,34 +228,18 @@ fn workload(store: &Store, log: &Log, rng: &mut Rng, sent: &mut Sent, first_batc
     }
 }
 
+/// Every record from the log start to its end, byte for byte (a record
+/// without a value reads as empty).
 fn read_everything(
     log: &Log,
     seed: u64,
     report: &log_storage::CrashReport,
 ) -> BTreeMap<u64, Vec<u8>> {
     let mut found = BTreeMap::new();
-    let marks = log.watermarks();
-    let mut offset = marks.log_start;
-    while offset < marks.log_end {
-        let result = log
-            .read(offset, 1 << 16, Isolation::Written)
-            .unwrap_or_else(|err| panic!("seed {seed}: read at {offset} failed: {err} ({report})"));
-        assert!(
-            result.batch_count > 0,
-            "seed {seed}: no batch at {offset} below the end ({report})"
-        );
-        for scanned in BytesScanner::new(result.batches, 0, Limits::unlimited()) {
-            let Scanned::Batch(batch) = scanned else {
-                panic!("seed {seed}: served a bad batch ({report})");
-            };
-            for record in batch.records() {
-                if record.offset() >= offset {
-                    found.insert(record.offset(), record.value().unwrap_or_default().to_vec());
-                }
-            }
-        }
-        offset = result.next_offset;
-    }
+    let ctx = format!("seed {seed} ({report})");
+    common::read_written(log, Keep::FromReadOffset, ctx, |offset, value| {
+        found.insert(offset, value.unwrap_or_default().to_vec());
+    });
     found
 }
 
@@ -408,16 +360,13 @@ fn retry_producer_batches(
 
 #[test]
 fn every_durable_ack_survives_ten_thousand_crashes() {
-    if let Some(seed) = std::env::var("CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-    {
-        run_seed(seed);
-        return;
+    // `CRASH_SEED=n` reruns seed n alone, without the count below.
+    let seeds = common::seeds("CRASH_SEED", SEEDS);
+    let retried: usize = seeds.iter().map(|&seed| run_seed(seed)).sum();
+    if seeds.len() as u64 == SEEDS {
+        assert!(
+            retried > SEEDS as usize,
+            "only {retried} producer retries were checked"
+        );
     }
-    let retried: usize = (0..SEEDS).map(run_seed).sum();
-    assert!(
-        retried > SEEDS as usize,
-        "only {retried} producer retries were checked"
-    );
 }

@@ -5,12 +5,13 @@
 //! a restart.
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use log_format::{BatchBuilder, Limits, NewRecord};
 use log_storage::{AppendOptions, Error, Isolation, Log, LogConfig, RealFs};
 
 struct Mount(PathBuf);
@@ -35,11 +36,7 @@ fn mount_tmpfs(dir: &Path) -> Result<Mount, String> {
 }
 
 fn batch(records: usize) -> BytesMut {
-    let mut builder = BatchBuilder::new(Limits::default());
-    for _ in 0..records {
-        builder.push(&NewRecord::value(0, &[0x42; 1000])).unwrap();
-    }
-    BytesMut::from(&builder.finish().unwrap()[..])
+    common::batch_of(0, std::iter::repeat_n([0x42; 1000], records), None)
 }
 
 #[test]

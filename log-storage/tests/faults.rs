@@ -6,13 +6,16 @@
 //! poisoned (a failed sync) until reopened, which recovers it.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use log_format::{BatchBuilder, BytesScanner, Limits, NewRecord, Scanned};
 use log_storage::{Ack, AppendOptions, Error, FaultKind, Isolation, Log, LogConfig, SimFs};
+
+use common::Keep;
 
 fn config() -> LogConfig {
     let mut config = LogConfig::default();
@@ -23,17 +26,14 @@ fn config() -> LogConfig {
 }
 
 fn encode(batch: u64, records: u64) -> (BytesMut, Vec<Vec<u8>>) {
-    let mut builder = BatchBuilder::new(Limits::default());
-    let mut values = Vec::new();
-    for r in 0..records {
-        let mut value = format!("b{batch}r{r}").into_bytes();
-        value.resize(40 + (batch as usize * 37) % 200, b'x');
-        builder
-            .push(&NewRecord::value(1_700_000_000_000, &value))
-            .unwrap();
-        values.push(value);
-    }
-    (BytesMut::from(&builder.finish().unwrap()[..]), values)
+    let values: Vec<Vec<u8>> = (0..records)
+        .map(|r| {
+            let mut value = format!("b{batch}r{r}").into_bytes();
+            value.resize(40 + (batch as usize * 37) % 200, b'x');
+            value
+        })
+        .collect();
+    (common::batch_of(1_700_000_000_000, &values, None), values)
 }
 
 /// Runs the workload; returns the acknowledged records (offset -> value)
@@ -69,24 +69,9 @@ fn workload(log: &Log, acked: &mut BTreeMap<u64, Vec<u8>>) -> Option<Error> {
     None
 }
 
+/// Every record the log serves, from its start to its end.
 fn read_all(log: &Log) -> BTreeMap<u64, Vec<u8>> {
-    let mut found = BTreeMap::new();
-    let marks = log.watermarks();
-    let mut offset = marks.log_start;
-    while offset < marks.log_end {
-        let result = log.read(offset, 1 << 16, Isolation::Written).unwrap();
-        assert!(result.batch_count > 0);
-        for scanned in BytesScanner::new(result.batches, 0, Limits::unlimited()) {
-            let Scanned::Batch(batch) = scanned else {
-                panic!("served a bad batch: {scanned:?}");
-            };
-            for record in batch.records() {
-                found.insert(record.offset(), record.value().unwrap().to_vec());
-            }
-        }
-        offset = result.next_offset;
-    }
-    found
+    common::read_values(log, Keep::All, "reading the whole log")
 }
 
 fn check_errors_are_typed(err: &Error) {
@@ -101,54 +86,60 @@ fn check_errors_are_typed(err: &Error) {
 
 fn run(kind: FaultKind, n: u64, dir: &Path) {
     let fs = SimFs::new();
-    fs.fail_nth(n, kind);
     let mut acked = BTreeMap::new();
     // A poisoned partition keeps only what its last successful sync made
     // durable: WRITTEN acks past it are cut on reopen (with the epoch).
     let mut trusted_end = None;
-    let failure = match Log::open(Arc::new(fs.clone()), dir, config()) {
-        Ok(log) => {
-            let failure = workload(&log, &mut acked);
-            if let Some(err) = &failure {
-                check_errors_are_typed(err);
-                // After the failure the log either goes on or is poisoned.
-                let (bytes, values) = encode(99, 2);
-                match log.append(bytes, AppendOptions::default()) {
-                    Ok(appended) => {
-                        for (i, value) in values.into_iter().enumerate() {
-                            acked.insert(appended.base_offset + i as u64, value);
+    let failure = common::restart_after(&fs, |fs| {
+        fs.fail_nth(n, kind);
+        match Log::open(Arc::new(fs.clone()), dir, config()) {
+            Ok(log) => {
+                let failure = workload(&log, &mut acked);
+                if let Some(err) = &failure {
+                    check_errors_are_typed(err);
+                    // After the failure the log either goes on or is poisoned.
+                    let (bytes, values) = encode(99, 2);
+                    match log.append(bytes, AppendOptions::default()) {
+                        Ok(appended) => {
+                            for (i, value) in values.into_iter().enumerate() {
+                                acked.insert(appended.base_offset + i as u64, value);
+                            }
+                        }
+                        Err(Error::Poisoned { .. }) => {
+                            trusted_end = Some(log.watermarks().durable_end);
+                        }
+                        Err(Error::ReadOnly { .. }) => {}
+                        Err(other) => {
+                            panic!(
+                                "{kind:?} at op {n}: unexpected error after the fault: {other:?}"
+                            )
                         }
                     }
-                    Err(Error::Poisoned { .. }) => {
-                        trusted_end = Some(log.watermarks().durable_end);
-                    }
-                    Err(Error::ReadOnly { .. }) => {}
-                    Err(other) => {
-                        panic!("{kind:?} at op {n}: unexpected error after the fault: {other:?}")
+                    // What the log serves now holds every ack, nothing partial.
+                    let now = read_all(&log);
+                    for (offset, value) in &acked {
+                        assert_eq!(
+                            now.get(offset),
+                            Some(value),
+                            "{kind:?} at op {n}: ack {offset} not served"
+                        );
                     }
                 }
-                // What the log serves now holds every ack, nothing partial.
-                let now = read_all(&log);
-                for (offset, value) in &acked {
-                    assert_eq!(
-                        now.get(offset),
-                        Some(value),
-                        "{kind:?} at op {n}: ack {offset} not served"
-                    );
-                }
+                failure
             }
-            failure
+            Err(err) => {
+                check_errors_are_typed(&err);
+                Some(err)
+            }
         }
-        Err(err) => {
-            check_errors_are_typed(&err);
-            Some(err)
-        }
-    };
+    });
     let _ = failure;
-    fs.disarm();
     // A reopen recovers the partition, with every ack byte for byte.
-    let log = Log::open(Arc::new(fs.clone()), dir, config())
-        .unwrap_or_else(|err| panic!("{kind:?} at op {n}: reopen failed: {err}"));
+    let log = common::reopen(
+        format_args!("{kind:?} at op {n}"),
+        None,
+        Log::open(Arc::new(fs.clone()), dir, config()),
+    );
     let found = read_all(&log);
     let marks = log.watermarks();
     let offsets: Vec<u64> = found.keys().copied().collect();

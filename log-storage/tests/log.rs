@@ -3,11 +3,13 @@
 //! bad input, and group commit under concurrent writers.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use log_format::{Batch, BatchBuilder, BytesScanner, Limits, NewRecord, Scanned};
+use log_format::{Batch, BytesScanner, Limits, Scanned};
 use log_storage::{Ack, AppendOptions, Error, Isolation, Log, LogConfig, RealFs};
 use tempfile::TempDir;
 
@@ -20,14 +22,11 @@ fn small_segments() -> LogConfig {
 }
 
 fn batch(first: u64, records: usize) -> BytesMut {
-    let mut builder = BatchBuilder::new(Limits::default());
-    for i in 0..records {
-        let value = format!("record {}", first + i as u64);
-        builder
-            .push(&NewRecord::value(1_700_000_000_000, value.as_bytes()))
-            .unwrap();
-    }
-    BytesMut::from(&builder.finish().unwrap()[..])
+    common::batch_of(
+        1_700_000_000_000,
+        (0..records).map(|i| format!("record {}", first + i as u64)),
+        None,
+    )
 }
 
 fn open(dir: &Path, config: LogConfig) -> Log {

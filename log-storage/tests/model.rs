@@ -4,14 +4,17 @@
 //! model, which must agree after every step.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use bytes::BytesMut;
-use log_format::{BatchBuilder, BytesScanner, Limits, NewRecord, Scanned};
+use log_format::{BytesScanner, Limits, Scanned};
 use log_storage::{Ack, AppendOptions, Isolation, Log, LogConfig, SimFs};
 use proptest::prelude::*;
+
+use common::Keep;
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -70,25 +73,12 @@ fn value(n: u64, len: u16) -> Vec<u8> {
     v
 }
 
+/// The log start and every record from it to the log end.
 fn read_all(log: &Log) -> (u64, BTreeMap<u64, Vec<u8>>) {
-    let marks = log.watermarks();
     let mut found = BTreeMap::new();
-    let mut offset = marks.log_start;
-    while offset < marks.log_end {
-        let result = log.read(offset, 1 << 16, Isolation::Written).unwrap();
-        assert!(result.batch_count > 0);
-        for scanned in BytesScanner::new(result.batches, 0, Limits::unlimited()) {
-            let Scanned::Batch(batch) = scanned else {
-                panic!("bad batch served")
-            };
-            for record in batch.records() {
-                if record.offset() >= marks.log_start {
-                    found.insert(record.offset(), record.value().unwrap().to_vec());
-                }
-            }
-        }
-        offset = result.next_offset;
-    }
+    let marks = common::read_written(log, Keep::FromLogStart, "reading the whole log", |o, v| {
+        found.insert(o, v.unwrap().to_vec());
+    });
     (marks.log_start, found)
 }
 
@@ -109,16 +99,13 @@ fn run(ops: &[Op]) {
                 len,
                 durable,
             } => {
-                let mut builder = BatchBuilder::new(Limits::default());
                 let mut values = Vec::new();
                 for _ in 0..records {
                     counter += 1;
-                    let v = value(counter, len);
-                    builder.push(&NewRecord::value(0, &v)).unwrap();
-                    values.push(v);
+                    values.push(value(counter, len));
                 }
                 let ack = if durable { Ack::Durable } else { Ack::Written };
-                let bytes = BytesMut::from(&builder.finish().unwrap()[..]);
+                let bytes = common::batch_of(0, &values, None);
                 let appended = l
                     .append(
                         bytes,

@@ -7,8 +7,9 @@
 //! (`/proc/self/fd`) is meaningful.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use bytes::BytesMut;
-use log_format::{BatchBuilder, Limits, NewRecord};
 use log_storage::{Ack, AppendOptions, Isolation, Store, TopicConfig};
 use tempfile::TempDir;
 
@@ -20,12 +21,8 @@ fn open_fds() -> usize {
 }
 
 fn batch(partition: u32, i: u64) -> BytesMut {
-    let mut builder = BatchBuilder::new(Limits::default());
     let value = format!("p{partition}-{i}-{}", "v".repeat(1000));
-    builder
-        .push(&NewRecord::value(0, value.as_bytes()))
-        .unwrap();
-    BytesMut::from(&builder.finish().unwrap()[..])
+    common::batch_of(0, [value], None)
 }
 
 fn config() -> TopicConfig {

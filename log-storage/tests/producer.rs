@@ -3,11 +3,13 @@
 //! refused; the state survives clean and unclean restarts and rolls.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use log_format::{BatchBuilder, Limits, NewRecord, ProducerInfo};
+use log_format::ProducerInfo;
 use log_storage::{AppendOptions, Appended, Error, Log, LogConfig, RealFs};
 use tempfile::TempDir;
 
@@ -20,21 +22,15 @@ fn config() -> LogConfig {
 }
 
 fn batch(producer_id: i64, epoch: i16, sequence: i32, records: u32) -> BytesMut {
-    let mut builder = BatchBuilder::new(Limits::default());
-    for i in 0..records {
-        builder
-            .push(&NewRecord::value(
-                0,
-                format!("p{producer_id} s{} ", sequence + i as i32).as_bytes(),
-            ))
-            .unwrap();
-    }
-    builder.set_producer(ProducerInfo {
-        producer_id,
-        producer_epoch: epoch,
-        base_sequence: sequence,
-    });
-    BytesMut::from(&builder.finish().unwrap()[..])
+    common::batch_of(
+        0,
+        (0..records).map(|i| format!("p{producer_id} s{} ", sequence + i as i32)),
+        Some(ProducerInfo {
+            producer_id,
+            producer_epoch: epoch,
+            base_sequence: sequence,
+        }),
+    )
 }
 
 fn open(dir: &Path) -> Log {

@@ -4,15 +4,19 @@
 //! simulated file system, then reopens and checks what is served.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use log_format::{BatchBuilder, Limits, NewRecord, ProducerInfo};
+use log_format::{BatchBuilder, Limits, NewRecord};
 use log_storage::{
     Ack, AppendOptions, Appended, Committer, Error, FaultKind, Fs, Isolation, Log, LogConfig,
     OpenMode, SimFs, Store, TopicConfig,
 };
+
+use common::{Gate, GatedFs};
 
 fn config() -> LogConfig {
     let mut config = LogConfig::default();
@@ -22,23 +26,10 @@ fn config() -> LogConfig {
     config
 }
 
+/// Batch `batch` of `records` 60-byte values, from `(producer_id,
+/// base_sequence)` if any.
 fn encode(batch: u64, records: u64, producer: Option<(i64, i32)>) -> BytesMut {
-    let mut builder = BatchBuilder::new(Limits::default());
-    for r in 0..records {
-        let mut value = format!("b{batch}r{r}:").into_bytes();
-        value.resize(60, b'a' + (batch % 26) as u8);
-        builder
-            .push(&NewRecord::value(1_700_000_000_000, &value))
-            .unwrap();
-    }
-    if let Some((producer_id, base_sequence)) = producer {
-        builder.set_producer(ProducerInfo {
-            producer_id,
-            producer_epoch: 0,
-            base_sequence,
-        });
-    }
-    BytesMut::from(&builder.finish().unwrap()[..])
+    common::encode(batch, records, 60, producer)
 }
 
 fn written() -> AppendOptions {
@@ -91,25 +82,28 @@ fn a_crash_at_every_step_of_a_roll_keeps_the_producer_state() {
         let mut roll_done = false;
         for seed in 0..6u64 {
             let fs = SimFs::new();
-            let log = Log::open(Arc::new(fs.clone()), dir, config()).unwrap();
-            // A first roll, so a snapshot from an older segment exists.
-            let mut acks: Vec<(BytesMut, Appended)> = Vec::new();
-            for batch in 0..12u64 {
-                if batch == 4 {
-                    log.roll_now().unwrap();
+            let (acks, report) = common::crash_after(&fs, seed.wrapping_mul(7919) + step, |fs| {
+                let log = Log::open(Arc::new(fs.clone()), dir, config()).unwrap();
+                // A first roll, so a snapshot from an older segment exists.
+                let mut acks: Vec<(BytesMut, Appended)> = Vec::new();
+                for batch in 0..12u64 {
+                    if batch == 4 {
+                        log.roll_now().unwrap();
+                    }
+                    let bytes = encode(batch, 3, Some((7, batch as i32 * 3)));
+                    let ack = log.append(bytes.clone(), AppendOptions::default()).unwrap();
+                    acks.push((bytes, ack));
                 }
-                let bytes = encode(batch, 3, Some((7, batch as i32 * 3)));
-                let ack = log.append(bytes.clone(), AppendOptions::default()).unwrap();
-                acks.push((bytes, ack));
-            }
-            fs.fail_nth(step, FaultKind::Eio);
-            let rolled = log.roll_now();
-            roll_done = rolled.is_ok() && fs.is_fault_armed();
-            fs.disarm();
-            drop(log);
-            let report = fs.crash(seed.wrapping_mul(7919) + step);
-            let log = Log::open(Arc::new(fs.clone()), dir, config())
-                .unwrap_or_else(|err| panic!("step {step}: reopen failed: {err} ({report})"));
+                fs.fail_nth(step, FaultKind::Eio);
+                let rolled = log.roll_now();
+                roll_done = rolled.is_ok() && fs.is_fault_armed();
+                acks
+            });
+            let log = common::reopen(
+                format_args!("step {step}"),
+                Some(&report),
+                Log::open(Arc::new(fs.clone()), dir, config()),
+            );
             for (bytes, ack) in &acks[acks.len() - 5..] {
                 let retry = log
                     .append(bytes.clone(), AppendOptions::default())
@@ -294,11 +288,11 @@ fn an_interrupted_delete_records_is_finished_by_recovery_and_by_a_repeat() {
             log.append(encode(batch, 2, None), AppendOptions::default())
                 .unwrap();
         }
-        fs.fail_nth(step, FaultKind::Eio);
-        let _ = log.delete_records(13);
-        fs.disarm();
-        drop(log);
-        fs.crash(step);
+        common::crash_after(&fs, step, |fs| {
+            fs.fail_nth(step, FaultKind::Eio);
+            let _ = log.delete_records(13);
+            drop(log);
+        });
         let log = Log::open(Arc::new(fs.clone()), dir, config()).unwrap();
         let start = log.watermarks().log_start;
         let kept: Vec<u64> = segment_logs(&fs, dir);
@@ -329,16 +323,15 @@ fn a_committed_offset_never_points_past_the_recovered_end() {
     for seed in 0..20u64 {
         let data = PathBuf::from("/data");
         let fs = SimFs::new();
-        let store = Store::open(Arc::new(fs.clone()), &data, None).unwrap();
-        store.create_topic("t", 1, TopicConfig::default()).unwrap();
-        let log = store.partition("t", 0).unwrap();
-        log.append(encode(0, 10, None), AppendOptions::default())
-            .unwrap();
-        log.append(encode(1, 10, None), written()).unwrap();
-        store.commit_offset("group", "t", 0, 20, b"").unwrap();
-        drop(log);
-        drop(store);
-        let report = fs.crash(seed);
+        let ((), report) = common::crash_after(&fs, seed, |fs| {
+            let store = Store::open(Arc::new(fs.clone()), &data, None).unwrap();
+            store.create_topic("t", 1, TopicConfig::default()).unwrap();
+            let log = store.partition("t", 0).unwrap();
+            log.append(encode(0, 10, None), AppendOptions::default())
+                .unwrap();
+            log.append(encode(1, 10, None), written()).unwrap();
+            store.commit_offset("group", "t", 0, 20, b"").unwrap();
+        });
         let store = Store::open(Arc::new(fs.clone()), &data, None).unwrap();
         let log = store.partition("t", 0).unwrap();
         let committed = store
@@ -449,66 +442,26 @@ fn an_append_that_rolls_runs_no_fsync() {
     ));
 }
 
-/// A file system that blocks whole-file reads of index files while armed
-/// (what loading a sealed index does), to show who waits for them.
-#[derive(Debug, Clone)]
-struct GateFs {
-    inner: SimFs,
-    gate: Arc<(std::sync::Mutex<(bool, usize)>, std::sync::Condvar)>,
-}
+/// A gate that blocks whole-file reads of index files while armed (what
+/// loading a sealed index does), to show who waits for them.
+#[derive(Debug, Clone, Default)]
+struct IndexReadGate(Arc<(std::sync::Mutex<(bool, usize)>, std::sync::Condvar)>);
 
-impl GateFs {
+impl IndexReadGate {
     fn set(&self, armed: bool) {
-        let (lock, wake) = &*self.gate;
+        let (lock, wake) = &*self.0;
         lock.lock().unwrap().0 = armed;
         wake.notify_all();
     }
     fn blocked(&self) -> usize {
-        self.gate.0.lock().unwrap().1
+        self.0.0.lock().unwrap().1
     }
 }
 
-impl Fs for GateFs {
-    fn create_dir_all(&self, path: &Path) -> std::io::Result<()> {
-        self.inner.create_dir_all(path)
-    }
-    fn create_new(&self, path: &Path) -> std::io::Result<Arc<dyn log_storage::FileHandle>> {
-        self.inner.create_new(path)
-    }
-    fn open(
-        &self,
-        path: &Path,
-        mode: OpenMode,
-    ) -> std::io::Result<Arc<dyn log_storage::FileHandle>> {
-        self.inner.open(path, mode)
-    }
-    fn read_dir(&self, path: &Path) -> std::io::Result<Vec<log_storage::DirEntry>> {
-        self.inner.read_dir(path)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
-        self.inner.rename(from, to)
-    }
-    fn remove_file(&self, path: &Path) -> std::io::Result<()> {
-        self.inner.remove_file(path)
-    }
-    fn remove_dir(&self, path: &Path) -> std::io::Result<()> {
-        self.inner.remove_dir(path)
-    }
-    fn sync_dir(&self, path: &Path) -> std::io::Result<()> {
-        self.inner.sync_dir(path)
-    }
-    fn exists(&self, path: &Path) -> std::io::Result<bool> {
-        self.inner.exists(path)
-    }
-    fn available_space(&self, path: &Path) -> std::io::Result<u64> {
-        self.inner.available_space(path)
-    }
-    fn boot_id(&self) -> Option<[u8; 16]> {
-        self.inner.boot_id()
-    }
-    fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+impl Gate for IndexReadGate {
+    fn before_read(&self, path: &Path) {
         if path.extension().is_some_and(|e| e == "index") {
-            let (lock, wake) = &*self.gate;
+            let (lock, wake) = &*self.0;
             let mut gate = lock.lock().unwrap();
             gate.1 += 1;
             while gate.0 {
@@ -516,7 +469,6 @@ impl Fs for GateFs {
             }
             gate.1 -= 1;
         }
-        self.inner.read(path)
     }
 }
 
@@ -526,9 +478,9 @@ impl Fs for GateFs {
 #[test]
 fn loading_a_sealed_index_holds_no_partition_lock() {
     let dir = Path::new("/data/t/0");
-    let fs = GateFs {
+    let fs = GatedFs {
         inner: SimFs::new(),
-        gate: Arc::default(),
+        gate: IndexReadGate::default(),
     };
     let log = Log::open(Arc::new(fs.clone()), dir, config()).unwrap();
     for batch in 0..60 {
@@ -538,12 +490,12 @@ fn loading_a_sealed_index_holds_no_partition_lock() {
     log.close().unwrap();
     drop(log);
     let log = Arc::new(Log::open(Arc::new(fs.clone()), dir, config()).unwrap());
-    fs.set(true);
+    fs.gate.set(true);
     let reader = {
         let log = Arc::clone(&log);
         std::thread::spawn(move || read_all(&log, Isolation::Durable))
     };
-    while fs.blocked() == 0 {
+    while fs.gate.blocked() == 0 {
         std::thread::yield_now();
     }
     let (tx, rx) = std::sync::mpsc::channel();
@@ -559,7 +511,7 @@ fn loading_a_sealed_index_holds_no_partition_lock() {
         });
     }
     let answered = rx.recv_timeout(std::time::Duration::from_secs(20));
-    fs.set(false);
+    fs.gate.set(false);
     let (marks, tail) = answered.expect("the partition stayed locked while an index was read");
     assert_eq!((marks.log_end, tail), (180, 1));
     assert_eq!(reader.join().unwrap(), 180);

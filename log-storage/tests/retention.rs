@@ -2,12 +2,13 @@
 //! waiting for offsets.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use log_format::{BatchBuilder, Limits, NewRecord};
 use log_storage::{AppendOptions, Error, Isolation, Log, LogConfig, RealFs};
 use tempfile::TempDir;
 
@@ -20,11 +21,7 @@ fn config() -> LogConfig {
 }
 
 fn batch(records: usize) -> BytesMut {
-    let mut builder = BatchBuilder::new(Limits::default());
-    for _ in 0..records {
-        builder.push(&NewRecord::value(0, &[7u8; 100])).unwrap();
-    }
-    BytesMut::from(&builder.finish().unwrap()[..])
+    common::batch_of(0, std::iter::repeat_n([7u8; 100], records), None)
 }
 
 fn open(dir: &Path, config: LogConfig) -> Log {

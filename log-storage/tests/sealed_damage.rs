@@ -3,26 +3,18 @@
 //! and never served, and the rest of the log is still served.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use log_format::{BatchBuilder, Limits, NewRecord};
 use log_storage::{AppendOptions, Error, Isolation, Log, LogConfig, RealFs};
 use tempfile::TempDir;
 
 fn batch(n: u64) -> BytesMut {
-    let mut builder = BatchBuilder::new(Limits::default());
-    for i in 0..3 {
-        builder
-            .push(&NewRecord::value(
-                0,
-                format!("batch {n} record {i}").as_bytes(),
-            ))
-            .unwrap();
-    }
-    BytesMut::from(&builder.finish().unwrap()[..])
+    common::batch_of(0, (0..3).map(|i| format!("batch {n} record {i}")), None)
 }
 
 #[test]

@@ -3,6 +3,8 @@
 //! after a crash, injected faults, capacity and unlink semantics.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::io;
 use std::path::Path;
@@ -40,8 +42,7 @@ fn durable_file(fs: &SimFs, path: &str, data: &[u8]) -> Arc<dyn FileHandle> {
 /// Runs `workload` on a fresh file system, then crashes it with `seed`.
 fn crashed(seed: u64, workload: impl Fn(&SimFs)) -> (SimFs, CrashReport) {
     let fs = fs_with_dir();
-    workload(&fs);
-    let report = fs.crash(seed);
+    let ((), report) = common::crash_after(&fs, seed, workload);
     (fs, report)
 }
 

@@ -8,19 +8,22 @@
 //! names its seed and the crash report. Rerun one with `STORE_CRASH_SEED=n`.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use log_format::{BatchBuilder, BytesScanner, Limits, NewRecord, Scanned};
+use log_format::{BytesScanner, Limits, Scanned};
 use log_storage::{
-    Ack, AppendOptions, Error, FaultKind, Isolation, Log, MAX_NAME_BYTES,
-    MAX_OFFSET_METADATA_BYTES, MAX_PARTITIONS, NameKind, RealFs, SimFs, Store, TopicConfig,
-    lock_data_dir,
+    Ack, AppendOptions, Error, Isolation, Log, MAX_NAME_BYTES, MAX_OFFSET_METADATA_BYTES,
+    MAX_PARTITIONS, NameKind, RealFs, SimFs, Store, TopicConfig, lock_data_dir,
 };
 use tempfile::TempDir;
+
+use common::Rng;
 
 const CRASH_SEEDS: u64 = 200;
 
@@ -39,14 +42,11 @@ fn config() -> TopicConfig {
 }
 
 fn batch(tag: &str, records: usize) -> BytesMut {
-    let mut builder = BatchBuilder::new(Limits::default());
-    for i in 0..records {
-        let value = format!("{tag}/{i}");
-        builder
-            .push(&NewRecord::value(1_700_000_000_000, value.as_bytes()))
-            .unwrap();
-    }
-    BytesMut::from(&builder.finish().unwrap()[..])
+    common::batch_of(
+        1_700_000_000_000,
+        (0..records).map(|i| format!("{tag}/{i}")),
+        None,
+    )
 }
 
 fn append(log: &Log, tag: &str, records: usize) -> u64 {
@@ -104,31 +104,7 @@ fn sim_store(fs: &SimFs) -> Result<Store, Error> {
 }
 
 fn seeds() -> Vec<u64> {
-    match std::env::var("STORE_CRASH_SEED") {
-        Ok(seed) => vec![seed.parse().unwrap()],
-        Err(_) => (0..CRASH_SEEDS).collect(),
-    }
-}
-
-/// splitmix64, for seeded choices.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    fn fault(&mut self) -> FaultKind {
-        [FaultKind::Eio, FaultKind::Enospc, FaultKind::ShortWrite][self.below(3) as usize]
-    }
+    common::seeds("STORE_CRASH_SEED", CRASH_SEEDS)
 }
 
 // ---------------------------------------------------------------------------
@@ -732,17 +708,17 @@ fn a_crash_after_create_topic_or_commit_offset_returned_never_loses_them() {
 
     for seed in seeds() {
         let fs = SimFs::new();
-        let mut rng = Rng(seed);
+        let mut rng = Rng::new(seed);
         let mut ledger = Ledger::default();
-        // Seed 0 runs to the end without a fault.
-        if seed != 0 {
-            fs.fail_nth(rng.below(span), rng.fault());
-        }
-        if let Ok(store) = sim_store(&fs) {
-            let _ = create_commit_workload(&store, &mut ledger);
-        }
-        fs.disarm();
-        let report = fs.crash(seed);
+        let ((), report) = common::crash_after(&fs, seed, |fs| {
+            // Seed 0 runs to the end without a fault.
+            if seed != 0 {
+                fs.fail_nth(rng.below(span), rng.fault());
+            }
+            if let Ok(store) = sim_store(fs) {
+                let _ = create_commit_workload(&store, &mut ledger);
+            }
+        });
         let ctx = format!("seed {seed} ({report}); ledger {ledger:?}");
 
         let store = sim_store(&fs).unwrap_or_else(|e| panic!("reopen failed: {e}; {ctx}"));
@@ -847,21 +823,22 @@ fn a_crash_during_delete_topic_leaves_the_whole_topic_or_none_of_it() {
     let mut outcomes = [0usize; 3]; // deleted (ok), deleted (err), kept (err)
     for seed in seeds() {
         let fs = SimFs::new();
-        let mut rng = Rng(seed ^ 0xDE1E7E);
-        let store = sim_store(&fs).unwrap();
-        let ledger = delete_setup(&store);
-        let doomed_files: Vec<_> = fs
-            .live_snapshot()
-            .into_iter()
-            .filter(|(p, _)| p.starts_with("/data/topics/doomed"))
-            .collect();
-        if seed != 0 {
-            fs.fail_nth(rng.below(span), rng.fault());
-        }
-        let result = store.delete_topic("doomed");
-        drop(store);
-        fs.disarm();
-        let report = fs.crash(seed);
+        let mut rng = Rng::new(seed ^ 0xDE1E7E);
+        let ((ledger, doomed_files, result), report) = common::crash_after(&fs, seed, |fs| {
+            let store = sim_store(fs).unwrap();
+            let ledger = delete_setup(&store);
+            let doomed_files: Vec<_> = fs
+                .live_snapshot()
+                .into_iter()
+                .filter(|(p, _)| p.starts_with("/data/topics/doomed"))
+                .collect();
+            if seed != 0 {
+                fs.fail_nth(rng.below(span), rng.fault());
+            }
+            let result = store.delete_topic("doomed");
+            drop(store);
+            (ledger, doomed_files, result)
+        });
         let ctx = format!("seed {seed} ({report}); delete returned {result:?}");
 
         let store = sim_store(&fs).unwrap_or_else(|e| panic!("reopen failed: {e}; {ctx}"));
