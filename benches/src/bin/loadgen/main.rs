@@ -32,10 +32,12 @@
 //! own deployment.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod common;
 mod criterion;
 mod report;
 mod scale;
 mod scenarios;
+mod writers;
 
 use std::path::PathBuf;
 

@@ -15,7 +15,7 @@ use log_client::proto;
 use log_client::{Client, FetchOptions, Isolation, Position, TopicConfig};
 
 use crate::Args;
-use crate::scenarios::{BoxError, builder, encode, request};
+use crate::common::{BoxError, builder, encode, request};
 
 /// The topic both scenarios use.
 const TOPIC: &str = "scale";
