@@ -9,56 +9,88 @@
 //! the ack arrives through a callback — at once for WRITTEN, from the
 //! committer's threads after the shared `fdatasync` for DURABLE. No task
 //! ever waits for an fsync on a runtime thread.
+//!
+//! A unary `Produce` awaits its callback through a oneshot. A
+//! `ProduceStream` does not: each callback builds its response and hands
+//! it to the stream's response channel itself ([`StreamAcks`]), in request
+//! order, so an ack costs no wake-up of the stream's task — the task only
+//! reads requests and appends them. The stream also keeps the partition it
+//! last wrote by number: the next request naming the same topic and
+//! partition looks nothing up (no topic info, no name check, no map lock)
+//! until the topic is deleted.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::BytesMut;
 use log_client::proto;
 use log_format::{BatchBuilder, Limits, NewRecord, ProducerInfo, RecordHeader};
 use log_storage::{Ack, AppendOptions, Appended};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{Notify, mpsc, oneshot};
 use tonic::{Status, Streaming};
 
 use crate::state::{Partition, Shared, now_ms, timestamp, timestamp_ms, watermarks};
 use crate::status;
 
-/// Most batches of one `ProduceStream` appended and not yet answered.
+/// Most requests of one `ProduceStream` held at once: appended and not
+/// answered, or answered and waiting for room in the response channel.
+/// Past it the stream reads no more requests until one is sent.
 const MAX_IN_FLIGHT_PER_STREAM: usize = 64;
 
-/// A produce handed to the storage, waiting for its ack.
-pub(crate) struct Pending {
+/// Where a produce goes, and what its topic asks of it.
+#[derive(Debug, Clone)]
+struct Target {
     partition: u32,
     part: Arc<Partition>,
-    bytes: u64,
-    ack: AckState,
+    max_batch_bytes: u32,
+    default_ack: Ack,
 }
 
-/// Whether the ack already came (WRITTEN, or durable already) or is
-/// awaited from the committer.
-enum AckState {
-    Ready(Appended),
-    Waiting(oneshot::Receiver<Result<Appended, log_storage::Error>>),
+/// The partition a `ProduceStream` last wrote by number, reused while its
+/// requests name the same topic and partition and the topic is not
+/// deleted. Sound because a topic's config never changes and partitions
+/// are only added: what held for the topic id the partition belongs to
+/// holds until [`Partition::is_gone`].
+#[derive(Debug, Default)]
+struct LastTarget {
+    topic: String,
+    target: Option<Target>,
 }
 
-impl Pending {
-    async fn wait(&mut self) -> AckResult {
-        match &mut self.ack {
-            AckState::Ready(appended) => Ok(Ok(*appended)),
-            AckState::Waiting(rx) => rx.await,
-        }
+impl LastTarget {
+    fn get(&self, request: &proto::ProduceRequest) -> Option<&Target> {
+        let target = self.target.as_ref()?;
+        (request.partition == Some(target.partition)
+            && request.topic == self.topic
+            && !target.part.is_gone())
+        .then_some(target)
     }
 }
 
-/// What the storage answered for a [`Pending`] produce.
-type AckResult = Result<Result<Appended, log_storage::Error>, oneshot::error::RecvError>;
+/// A request checked and encoded, ready to append.
+struct Prepared {
+    target: Target,
+    batch: BytesMut,
+    options: AppendOptions,
+}
 
-/// Checks a request, encodes its batch and appends it; the ack comes
-/// through the returned [`Pending`].
-pub(crate) fn submit(shared: &Shared, request: proto::ProduceRequest) -> Result<Pending, Status> {
+/// The partition a request goes to: the stream's last one when it names
+/// it, else looked up (the topic name checked once, by the store).
+fn target(
+    shared: &Shared,
+    request: &mut proto::ProduceRequest,
+    last: Option<&mut LastTarget>,
+) -> Result<Target, Status> {
     shared.check_running()?;
-    let topic = shared.topic(&request.topic)?;
+    if let Some(target) = last.as_ref().and_then(|last| last.get(request)) {
+        return Ok(target.clone());
+    }
+    let topic = shared
+        .store
+        .topic(&request.topic)
+        .map_err(|e| status::storage(&e))?;
     let partition = match request.partition {
         Some(p) => p,
         None if !request.partition_key.is_empty() => {
@@ -66,9 +98,31 @@ pub(crate) fn submit(shared: &Shared, request: proto::ProduceRequest) -> Result<
         }
         None => shared.next_round_robin(topic.partitions),
     };
-    let part = shared.partition(&request.topic, partition)?;
-    let limits = Limits {
+    let target = Target {
+        partition,
+        part: shared.partition_of(&topic, partition)?,
         max_batch_bytes: topic.config.max_batch_bytes,
+        default_ack: topic.config.default_ack,
+    };
+    if let Some(last) = last
+        && request.partition.is_some()
+    {
+        // The request's name becomes the key: nothing allocated.
+        std::mem::swap(&mut last.topic, &mut request.topic);
+        last.target = Some(target.clone());
+    }
+    Ok(target)
+}
+
+/// Checks a request and encodes its batch.
+fn prepare(
+    shared: &Shared,
+    mut request: proto::ProduceRequest,
+    last: Option<&mut LastTarget>,
+) -> Result<Prepared, Status> {
+    let target = target(shared, &mut request, last)?;
+    let limits = Limits {
+        max_batch_bytes: target.max_batch_bytes,
         ..Limits::default()
     };
     let batch = match (request.records.is_empty(), request.encoded_batch.is_empty()) {
@@ -96,7 +150,7 @@ pub(crate) fn submit(shared: &Shared, request: proto::ProduceRequest) -> Result<
         }
     };
     let ack = match proto::Ack::try_from(request.ack) {
-        Ok(proto::Ack::Unspecified) => topic.config.default_ack,
+        Ok(proto::Ack::Unspecified) => target.default_ack,
         Ok(proto::Ack::Written) => Ack::Written,
         Ok(proto::Ack::Durable) => Ack::Durable,
         Err(_) => {
@@ -106,31 +160,62 @@ pub(crate) fn submit(shared: &Shared, request: proto::ProduceRequest) -> Result<
             ));
         }
     };
-    let options = AppendOptions {
-        ack,
-        expected_end_offset: request.expected_log_end_offset,
-    };
-    let bytes = batch.len() as u64;
     shared
         .counters
         .produce_requests
         .fetch_add(1, Ordering::Relaxed);
+    Ok(Prepared {
+        target,
+        batch,
+        options: AppendOptions {
+            ack,
+            expected_end_offset: request.expected_log_end_offset,
+        },
+    })
+}
+
+/// A unary produce handed to the storage, waiting for its ack.
+pub(crate) struct Pending {
+    partition: u32,
+    part: Arc<Partition>,
+    bytes: u64,
+    ack: AckState,
+}
+
+/// Whether the ack already came (WRITTEN, or durable already) or is
+/// awaited from the committer.
+enum AckState {
+    Ready(Appended),
+    Waiting(oneshot::Receiver<Result<Appended, log_storage::Error>>),
+}
+
+/// Checks a request, encodes its batch and appends it; the ack comes
+/// through the returned [`Pending`].
+pub(crate) fn submit(shared: &Shared, request: proto::ProduceRequest) -> Result<Pending, Status> {
+    let Prepared {
+        target,
+        batch,
+        options,
+    } = prepare(shared, request, None)?;
+    let bytes = batch.len() as u64;
     let (tx, mut rx) = oneshot::channel();
-    part.log
+    target
+        .part
+        .log
         .append_then(&shared.committer, batch, options, move |result| {
             let _ = tx.send(result);
         });
     // Checks and the write happen in append_then: an error there is known
-    // now, and must stop a stream before its next request is appended.
+    // now.
     let ack = match rx.try_recv() {
         Ok(Ok(appended)) => AckState::Ready(appended),
-        Ok(Err(err)) => return Err(status::storage(&err)),
+        Ok(Err(err)) => return Err(append_error(shared, &target.part, &err)),
         Err(oneshot::error::TryRecvError::Empty) => AckState::Waiting(rx),
         Err(oneshot::error::TryRecvError::Closed) => return Err(status::shutting_down()),
     };
     Ok(Pending {
-        partition,
-        part,
+        partition: target.partition,
+        part: target.part,
         bytes,
         ack,
     })
@@ -139,23 +224,47 @@ pub(crate) fn submit(shared: &Shared, request: proto::ProduceRequest) -> Result<
 /// Waits for the ack of a submitted produce.
 pub(crate) async fn finish(
     shared: &Shared,
-    mut pending: Pending,
+    pending: Pending,
 ) -> Result<proto::ProduceResponse, Status> {
-    let result = pending.wait().await;
-    answer(shared, &pending, result)
+    let result = match pending.ack {
+        AckState::Ready(appended) => Ok(appended),
+        AckState::Waiting(rx) => match rx.await {
+            Ok(result) => result,
+            Err(_) => return Err(status::shutting_down()),
+        },
+    };
+    answer(
+        shared,
+        pending.partition,
+        &pending.part,
+        pending.bytes,
+        result,
+    )
+}
+
+/// The status of a failed append. A partition closed under the append
+/// because its topic was deleted (the store closes the logs before the
+/// server forgets them) is NOT_FOUND, as an append a moment later is.
+fn append_error(shared: &Shared, part: &Partition, err: &log_storage::Error) -> Status {
+    if let log_storage::Error::Closed { .. } = err {
+        match shared.store.topic(&part.topic) {
+            Ok(topic) if topic.id != part.topic_id => return part.gone(),
+            Err(log_storage::Error::TopicNotFound { .. }) => return part.gone(),
+            _ => {}
+        }
+    }
+    status::storage(err)
 }
 
 /// The response (or error) for a produce the storage answered.
 fn answer(
     shared: &Shared,
-    pending: &Pending,
-    result: AckResult,
+    partition: u32,
+    part: &Partition,
+    bytes: u64,
+    result: Result<Appended, log_storage::Error>,
 ) -> Result<proto::ProduceResponse, Status> {
-    let appended = match result {
-        Ok(Ok(appended)) => appended,
-        Ok(Err(err)) => return Err(status::storage(&err)),
-        Err(_) => return Err(status::shutting_down()),
-    };
+    let appended = result.map_err(|err| append_error(shared, part, &err))?;
     // An idempotent retry wrote nothing: it counts as a request only.
     if !appended.duplicate {
         let records = appended.last_offset - appended.base_offset + 1;
@@ -166,14 +275,14 @@ fn answer(
         shared
             .counters
             .bytes_appended
-            .fetch_add(pending.bytes, Ordering::Relaxed);
+            .fetch_add(bytes, Ordering::Relaxed);
     }
-    let mut marks = pending.part.log.watermarks();
+    let mut marks = part.log.watermarks();
     marks.durable_end = marks
         .durable_end
         .max(appended.durable_end.min(marks.log_end));
     Ok(proto::ProduceResponse {
-        partition: pending.partition,
+        partition,
         base_offset: appended.base_offset,
         last_offset: appended.last_offset,
         append_time: Some(timestamp(appended.append_time)),
@@ -226,97 +335,221 @@ fn encode_records(request: &proto::ProduceRequest, limits: Limits) -> Result<Byt
     Ok(BytesMut::from(builder.finish().map_err(build)?))
 }
 
+/// What a `ProduceStream` sends: a response, or the error that ends it.
+type StreamItem = Result<proto::ProduceStreamResponse, Status>;
+
+/// The answering side of one `ProduceStream`, shared by its task and the
+/// storage callbacks of its appends. Each request gets a slot, in order,
+/// before it is appended; its callback fills the slot and sends every
+/// answer at the front that is complete, straight into the response
+/// channel. Only when that channel is full do answers wait, in order, in
+/// `overflow`, for the task to send them as room appears. After an error
+/// nothing more is appended or sent.
+struct StreamAcks {
+    shared: Arc<Shared>,
+    out: mpsc::Sender<StreamItem>,
+    queue: Mutex<AckQueue>,
+    /// Wakes the task: answers in `overflow`, an error, or a change it
+    /// waits for (`AckQueue::task_waits`).
+    wake: Notify,
+}
+
+#[derive(Debug, Default)]
+struct AckQueue {
+    /// Sequence number of `pending[0]`.
+    front: u64,
+    /// The answers of the requests taken, in request order (`None`: not
+    /// answered yet).
+    pending: VecDeque<Option<StreamItem>>,
+    /// Answers, in order, the response channel had no room for.
+    overflow: VecDeque<StreamItem>,
+    /// An answer is an error: nothing more is appended, and nothing after
+    /// it is sent.
+    stopping: bool,
+    /// The error was sent, or the client is gone: nothing more to send.
+    ended: bool,
+    /// The task waits for room or for the end, not for a request:
+    /// answers wake it.
+    task_waits: bool,
+}
+
+impl StreamAcks {
+    fn lock(&self) -> MutexGuard<'_, AckQueue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes the next slot.
+    fn take_slot(&self) -> u64 {
+        let mut queue = self.lock();
+        queue.pending.push_back(None);
+        queue.front + queue.pending.len() as u64 - 1
+    }
+
+    /// Answers the request of slot `seq`, then sends what is complete at
+    /// the front.
+    fn complete(&self, seq: u64, item: StreamItem) {
+        let mut queue = self.lock();
+        let mut wake = std::mem::take(&mut queue.task_waits);
+        let index = seq
+            .checked_sub(queue.front)
+            .and_then(|i| usize::try_from(i).ok())
+            .filter(|&i| i < queue.pending.len());
+        let Some(index) = index else {
+            // Cleared after an earlier error (or the client left).
+            drop(queue);
+            if wake {
+                self.wake.notify_one();
+            }
+            return;
+        };
+        if item.is_err() {
+            queue.stopping = true;
+            wake = true;
+        }
+        queue.pending[index] = Some(item);
+        while let Some(Some(_)) = queue.pending.front() {
+            let Some(Some(item)) = queue.pending.pop_front() else {
+                break;
+            };
+            queue.front += 1;
+            let failed = item.is_err();
+            if queue.overflow.is_empty() {
+                match self.out.try_send(item) {
+                    Ok(()) => queue.ended |= failed,
+                    Err(TrySendError::Full(item)) => {
+                        queue.overflow.push_back(item);
+                        wake = true;
+                    }
+                    Err(TrySendError::Closed(_)) => {
+                        queue.ended = true;
+                        wake = true;
+                    }
+                }
+            } else {
+                queue.overflow.push_back(item);
+            }
+            if failed || queue.ended {
+                // Nothing after an error is sent.
+                queue.front += queue.pending.len() as u64;
+                queue.pending.clear();
+                queue.stopping = true;
+                wake = true;
+                break;
+            }
+        }
+        drop(queue);
+        if wake {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Ends the stream with `status` once the requests taken before are
+    /// answered.
+    fn fail(&self, status: Status) {
+        let seq = self.take_slot();
+        self.complete(seq, Err(status));
+    }
+
+    /// Checks a request, appends it, and has its callback answer it.
+    fn submit(self: &Arc<Self>, last: &mut LastTarget, request: proto::ProduceRequest) {
+        let Prepared {
+            target,
+            batch,
+            options,
+        } = match prepare(&self.shared, request, Some(last)) {
+            Ok(prepared) => prepared,
+            Err(status) => return self.fail(status),
+        };
+        // Taken before the append: the callback may run at once.
+        let seq = self.take_slot();
+        let bytes = batch.len() as u64;
+        let acks = Arc::clone(self);
+        let Target {
+            partition, part, ..
+        } = target;
+        let log = Arc::clone(&part.log);
+        log.append_then(&self.shared.committer, batch, options, move |result| {
+            let item = answer(&acks.shared, partition, &part, bytes, result).map(|response| {
+                proto::ProduceStreamResponse {
+                    response: Some(response),
+                }
+            });
+            acks.complete(seq, item);
+        });
+    }
+}
+
 /// Serves one `ProduceStream`: appends requests in order as they arrive
-/// (at most [`MAX_IN_FLIGHT_PER_STREAM`] unanswered), answers them in
-/// order, and ends with the first error — no request after a failed one is
-/// appended.
+/// (at most [`MAX_IN_FLIGHT_PER_STREAM`] held), has them answered in order
+/// by their callbacks, and ends with the first error — no request after a
+/// failed one is appended. The task returns once every request taken is
+/// answered (the callbacks send the last answers), or at once when the
+/// client goes away.
 pub(crate) async fn serve_stream(
     shared: Arc<Shared>,
     mut inbound: Streaming<proto::ProduceStreamRequest>,
     out: mpsc::Sender<Result<proto::ProduceStreamResponse, Status>>,
 ) {
-    let mut queue: VecDeque<Pending> = VecDeque::new();
-    let mut head: Option<Pending> = None;
+    let acks = Arc::new(StreamAcks {
+        shared: Arc::clone(&shared),
+        out,
+        queue: Mutex::new(AckQueue::default()),
+        wake: Notify::new(),
+    });
+    let mut last = LastTarget::default();
     let mut input_done = false;
+    let shutdown = shared.shutdown.cancelled();
+    tokio::pin!(shutdown);
     loop {
-        if head.is_none() {
-            head = queue.pop_front();
-        }
-        if input_done && head.is_none() {
-            return;
-        }
-        let room = queue.len() + usize::from(head.is_some()) < MAX_IN_FLIGHT_PER_STREAM;
-        tokio::select! {
-            biased;
-            result = async {
-                match head.as_mut() {
-                    Some(pending) => pending.wait().await,
-                    None => std::future::pending().await,
-                }
-            }, if head.is_some() => {
-                let Some(pending) = head.take() else { continue };
-                let answer = answer(&shared, &pending, result);
-                let failed = answer.is_err();
-                let message = answer.map(|response| proto::ProduceStreamResponse { response: Some(response) });
-                if out.send(message).await.is_err() || failed {
-                    return;
-                }
-            }
-            next = inbound.message(), if room && !input_done => match next {
-                Ok(Some(request)) => {
-                    let Some(request) = request.request else {
-                        let _ = out.send(Err(status::invalid("request", "empty ProduceStreamRequest"))).await;
-                        input_done = true;
-                        continue;
-                    };
-                    match submit(&shared, request) {
-                        Ok(pending) => queue.push_back(pending),
-                        Err(status) => {
-                            fail_after(&shared, head.take(), queue, &out, status).await;
-                            return;
-                        }
-                    }
-                }
-                Ok(None) => input_done = true,
-                Err(status) => {
-                    // tonic refuses a message over the decode limit with
-                    // OUT_OF_RANGE; say what it is. Anything else: the
-                    // client went away.
-                    if status.code() == tonic::Code::OutOfRange && status.message().contains("too large") {
-                        let too_large = status::request_too_large(shared.config.max_request_bytes, "decode limit");
-                        fail_after(&shared, head.take(), queue, &out, too_large).await;
-                    }
-                    return;
-                }
-            },
-            () = shared.shutdown.cancelled(), if head.is_none() && queue.is_empty() => {
-                let _ = out.send(Err(status::shutting_down())).await;
+        let (room, drain, stopping) = {
+            let mut queue = acks.lock();
+            let held = queue.pending.len() + queue.overflow.len();
+            if queue.overflow.is_empty()
+                && (queue.ended || held == 0 && (queue.stopping || input_done))
+            {
                 return;
             }
+            let room = !queue.stopping && !input_done && held < MAX_IN_FLIGHT_PER_STREAM;
+            queue.task_waits = !room;
+            (room, !queue.overflow.is_empty(), queue.stopping)
+        };
+        tokio::select! {
+            biased;
+            permit = acks.out.reserve(), if drain => {
+                let Ok(permit) = permit else { return };
+                let mut queue = acks.lock();
+                if let Some(item) = queue.overflow.pop_front() {
+                    queue.ended |= item.is_err();
+                    permit.send(item);
+                }
+            }
+            () = acks.wake.notified() => {}
+            () = &mut shutdown, if !stopping => acks.fail(status::shutting_down()),
+            next = inbound.message(), if room => match next {
+                Ok(Some(request)) => match request.request {
+                    Some(request) => acks.submit(&mut last, request),
+                    None => acks.fail(status::invalid("request", "empty ProduceStreamRequest")),
+                },
+                Ok(None) => input_done = true,
+                Err(status) => {
+                    // A message over the limit: answered as is when the
+                    // server's length-prefix check refused it; tonic's own
+                    // decode limit says OUT_OF_RANGE, which is turned into
+                    // the same. Anything else: the client went away.
+                    if status::is_request_too_large(&status) {
+                        acks.fail(status);
+                    } else if status.code() == tonic::Code::OutOfRange
+                        && status.message().contains("too large")
+                    {
+                        acks.fail(status::request_too_large(
+                            shared.config.max_request_bytes,
+                            "decode limit",
+                        ));
+                    } else {
+                        return;
+                    }
+                }
+            },
         }
     }
-}
-
-/// Answers the produces appended before a failure, in order, then sends
-/// the failure (the stream then ends).
-async fn fail_after(
-    shared: &Shared,
-    head: Option<Pending>,
-    mut queue: VecDeque<Pending>,
-    out: &mpsc::Sender<Result<proto::ProduceStreamResponse, Status>>,
-    failure: Status,
-) {
-    let mut head = head;
-    while let Some(pending) = head.take().or_else(|| queue.pop_front()) {
-        let answer = finish(shared, pending)
-            .await
-            .map(|response| proto::ProduceStreamResponse {
-                response: Some(response),
-            });
-        let failed = answer.is_err();
-        if out.send(answer).await.is_err() || failed {
-            return;
-        }
-    }
-    let _ = out.send(Err(failure)).await;
 }

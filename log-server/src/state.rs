@@ -11,9 +11,15 @@
 //! subscriptions then end at once with NOT_FOUND and drop their handle on
 //! the partition's files. A topic created again under the same name has a
 //! new id and new partitions: nothing opened on the old one reads the new.
+//!
+//! The open partitions are found by topic name (a `&str`, no key built)
+//! and number under one lock; a caller that holds the topic's info already
+//! ([`Shared::partition_of`]) looks nothing up in the store for a partition
+//! open before. A `Partition` handle stays valid until [`Partition::is_gone`]
+//! says otherwise, so a `ProduceStream` keeps the one it last wrote.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -37,9 +43,25 @@ pub(crate) struct Partition {
     pub(crate) topic_id: u64,
     /// Cancelled when the topic is deleted.
     pub(crate) deleted: CancellationToken,
+    /// Set just before `deleted` is cancelled: the same fact, readable
+    /// without the token's lock (checked on every produce to a partition a
+    /// stream kept).
+    gone: AtomicBool,
 }
 
 impl Partition {
+    /// Whether the topic was deleted (or created again): this handle is
+    /// never handed out again, and appends through it must not go on.
+    pub(crate) fn is_gone(&self) -> bool {
+        self.gone.load(Ordering::Acquire)
+    }
+
+    /// Marks the partition deleted and ends its readers.
+    fn forget(&self) {
+        self.gone.store(true, Ordering::Release);
+        self.deleted.cancel();
+    }
+
     /// NOT_FOUND (`TOPIC_NOT_FOUND`): what readers of a deleted topic get.
     pub(crate) fn gone(&self) -> Status {
         status::storage(&log_storage::Error::TopicNotFound {
@@ -117,7 +139,8 @@ pub(crate) struct Shared {
     pub(crate) store: Arc<Store>,
     pub(crate) committer: Committer,
     pub(crate) config: Config,
-    partitions: Mutex<HashMap<(String, u32), Arc<Partition>>>,
+    /// Open partitions by topic name, then number.
+    partitions: Mutex<HashMap<String, HashMap<u32, Arc<Partition>>>>,
     pub(crate) subscriptions: Arc<Semaphore>,
     pub(crate) counters: Counters,
     /// Cancelled at the start of shutdown: streams end with UNAVAILABLE.
@@ -168,17 +191,32 @@ impl Shared {
 
     /// An open partition (opened on first use), with its change signal.
     pub(crate) fn partition(&self, topic: &str, partition: u32) -> Result<Arc<Partition>, Status> {
-        let storage = |e| status::storage(&e);
-        let id = self.store.topic(topic).map_err(storage)?.id;
-        let log = self.store.partition(topic, partition).map_err(storage)?;
-        let mut partitions = self
-            .partitions
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let key = (topic.to_owned(), partition);
-        if let Some(open) = partitions.get(&key)
+        let info = self.store.topic(topic).map_err(|e| status::storage(&e))?;
+        self.partition_of(&info, partition)
+    }
+
+    /// An open partition of a topic whose info the caller just read
+    /// (opened on first use): a partition open before costs one lock and
+    /// no store lookup.
+    pub(crate) fn partition_of(
+        &self,
+        topic: &TopicInfo,
+        partition: u32,
+    ) -> Result<Arc<Partition>, Status> {
+        if let Some(open) = self.open_partition(topic, partition) {
+            return Ok(open);
+        }
+        let log = self
+            .store
+            .partition(&topic.name, partition)
+            .map_err(|e| status::storage(&e))?;
+        let mut partitions = self.lock_partitions();
+        let open = partitions
+            .get(topic.name.as_str())
+            .and_then(|p| p.get(&partition));
+        if let Some(open) = open
             && Arc::ptr_eq(&open.log, &log)
-            && !open.deleted.is_cancelled()
+            && !open.is_gone()
         {
             return Ok(Arc::clone(open));
         }
@@ -187,9 +225,9 @@ impl Shared {
         // the store deleted the topic: either the topic is still the one
         // `log` belongs to, or this partition is never handed out (a
         // forgotten one can never be put back).
-        if self.store.topic(topic).map(|t| t.id).ok() != Some(id) {
+        if self.store.topic(&topic.name).map(|t| t.id).ok() != Some(topic.id) {
             return Err(status::storage(&log_storage::Error::TopicNotFound {
-                topic: topic.to_owned(),
+                topic: topic.name.clone(),
             }));
         }
         let (changed, _) = watch::channel(0u64);
@@ -200,34 +238,58 @@ impl Shared {
         let open = Arc::new(Partition {
             log,
             changed,
-            topic: topic.to_owned(),
-            topic_id: id,
+            topic: topic.name.clone(),
+            topic_id: topic.id,
             deleted: CancellationToken::new(),
+            gone: AtomicBool::new(false),
         });
-        if let Some(stale) = partitions.insert(key, Arc::clone(&open))
-            && stale.topic_id != id
+        if let Some(stale) = partitions
+            .entry(topic.name.clone())
+            .or_default()
+            .insert(partition, Arc::clone(&open))
+            && stale.topic_id != topic.id
         {
-            stale.deleted.cancel();
+            stale.forget();
         }
         Ok(open)
+    }
+
+    /// The open partition of `topic` (as the store just described it), if
+    /// one is.
+    fn open_partition(&self, topic: &TopicInfo, partition: u32) -> Option<Arc<Partition>> {
+        let partitions = self.lock_partitions();
+        let open = partitions.get(topic.name.as_str())?.get(&partition)?;
+        // Same id: the same topic, whose logs the store never replaces.
+        (open.topic_id == topic.id && !open.is_gone()).then(|| Arc::clone(open))
+    }
+
+    fn lock_partitions(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, HashMap<u32, Arc<Partition>>>> {
+        self.partitions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Forgets the open partitions of `topic` that belong to no topic of
     /// the store any more (deleted, or created again with a new id), and
     /// ends their readers (NOT_FOUND). Call after the store deleted it.
     pub(crate) fn forget_topic(&self, topic: &str) {
-        let mut partitions = self
-            .partitions
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut partitions = self.lock_partitions();
         let current = self.store.topic(topic).map(|t| t.id).ok();
-        partitions.retain(|(name, _), open| {
-            if name != topic || Some(open.topic_id) == current {
+        let Some(open) = partitions.get_mut(topic) else {
+            return;
+        };
+        open.retain(|_, open| {
+            if Some(open.topic_id) == current {
                 return true;
             }
-            open.deleted.cancel();
+            open.forget();
             false
         });
+        if open.is_empty() {
+            partitions.remove(topic);
+        }
     }
 
     /// Takes a slot of `kind` on the connection a request came on (none to

@@ -5,7 +5,8 @@
 # Usage: run.sh [SERVER_BIN]     (default: $REPO/target/debug/log-server)
 #
 # Creates (or reuses) a venv at $REPO/target/python-venv, generates the stubs
-# into a temp dir, starts the server on a free loopback port with a fresh data
+# into a temp dir, starts the server on a free loopback port (--listen
+# 127.0.0.1:0; the port read from its "listening on" line) with a fresh data
 # dir, runs test_generated_client.py, then stops the server with SIGTERM and
 # requires exit status 0 within 30 s. The last line printed is
 # "python: N passed, M failed" (the clean shutdown counts as one test).
@@ -89,12 +90,27 @@ mkdir -p "$GEN" "$DATA_DIR"
     --grpc_python_out="$GEN" log/v1/log.proto
 touch "$GEN/log/__init__.py" "$GEN/log/v1/__init__.py"
 
-# ---- server ----
-PORT="$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
-ADDR="127.0.0.1:$PORT"
-log "starting $SERVER_BIN --listen $ADDR --data-dir $DATA_DIR"
-"$SERVER_BIN" --listen "$ADDR" --data-dir "$DATA_DIR" >"$SERVER_LOG" 2>&1 &
+is_running() { # the child is running (not exited, not a zombie waiting to be reaped)
+    local state
+    state="$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" || return 1
+    [[ -n "$state" && "$state" != Z ]]
+}
+
+# ---- server: on a port the kernel picks, read back from its stderr ----
+log "starting $SERVER_BIN --listen 127.0.0.1:0 --data-dir $DATA_DIR"
+"$SERVER_BIN" --listen 127.0.0.1:0 --data-dir "$DATA_DIR" >"$SERVER_LOG" 2>&1 &
 SERVER_PID=$!
+ADDR=""
+deadline=$((SECONDS + 30))
+while [[ -z "$ADDR" ]] && is_running "$SERVER_PID" && ((SECONDS < deadline)); do
+    ADDR="$(sed -n 's/^log-server: listening on //p' "$SERVER_LOG" | head -n 1)"
+    [[ -n "$ADDR" ]] || sleep 0.05
+done
+if [[ -z "$ADDR" ]]; then
+    log "the server did not say where it listens ('log-server: listening on ADDR' on stderr)"
+    exit 1
+fi
+log "server listening on $ADDR"
 
 # ---- tests ----
 SUMMARY_FILE="$WORK/summary"
@@ -111,11 +127,6 @@ if (( test_rc != 0 && FAILED == 0 )); then
 fi
 
 # ---- clean shutdown on SIGTERM: exit 0 within SHUTDOWN_TIMEOUT seconds ----
-is_running() { # the child is running (not exited, not a zombie waiting to be reaped)
-    local state
-    state="$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" || return 1
-    [[ -n "$state" && "$state" != Z ]]
-}
 shutdown_ok=0
 if ! is_running "$SERVER_PID"; then
     server_rc=0

@@ -11,7 +11,7 @@
 //! with `apt-get`; when that is not possible the step is skipped and the
 //! reason printed and recorded.
 
-use std::io::{BufRead as _, BufReader, Write as _};
+use std::io::{BufRead, BufReader, Write as _};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -137,7 +137,8 @@ impl Server {
     /// flattened: a simple string, integer or bulk string as one item, an
     /// array of those as its items; an error reply is an `Err`.
     fn command(&self, args: &[&str]) -> Result<Vec<String>, String> {
-        let io = |e: std::io::Error| format!("redis {}: {e}", args.join(" "));
+        let what = args.join(" ");
+        let io = |e: std::io::Error| format!("redis {what}: {e}");
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).map_err(io)?;
         stream
             .set_read_timeout(Some(Duration::from_secs(5)))
@@ -147,35 +148,7 @@ impl Server {
             request.push_str(&format!("${}\r\n{a}\r\n", a.len()));
         }
         stream.write_all(request.as_bytes()).map_err(io)?;
-        let mut reader = BufReader::new(stream);
-        let mut next = || -> Result<String, String> {
-            let mut line = String::new();
-            reader.read_line(&mut line).map_err(io)?;
-            Ok(line.trim_end().to_owned())
-        };
-        let first = next()?;
-        let mut items = Vec::new();
-        let count = match first.strip_prefix('*') {
-            Some(k) => k.parse::<usize>().unwrap_or(0),
-            None => {
-                items.push(first.clone());
-                0
-            }
-        };
-        for _ in 0..count {
-            items.push(next()?);
-        }
-        let mut out = Vec::new();
-        for item in items {
-            if let Some(e) = item.strip_prefix('-') {
-                return Err(format!("redis {}: {e}", args.join(" ")));
-            } else if item.starts_with('$') {
-                out.push(next()?);
-            } else {
-                out.push(item.get(1..).unwrap_or_default().to_owned());
-            }
-        }
-        Ok(out)
+        read_reply(&mut BufReader::new(stream)).map_err(|e| format!("redis {what}: {e}"))
     }
 
     fn wait_ready(&mut self) -> Result<(), String> {
@@ -213,6 +186,41 @@ impl Server {
                 }
             }
         }
+    }
+}
+
+/// One reply, flattened (see [`Server::command`]).
+fn read_reply(reader: &mut impl BufRead) -> Result<Vec<String>, String> {
+    let first = read_line(reader).map_err(|e| e.to_string())?;
+    match first.strip_prefix('*') {
+        Some(count) => {
+            let count: usize = count.parse().map_err(|_| format!("bad array `{first}`"))?;
+            (0..count)
+                .map(|_| {
+                    let header = read_line(reader).map_err(|e| e.to_string())?;
+                    read_value(reader, header)
+                })
+                .collect()
+        }
+        None => Ok(vec![read_value(reader, first)?]),
+    }
+}
+
+/// One reply line, without its CRLF.
+fn read_line(reader: &mut impl BufRead) -> std::io::Result<String> {
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    Ok(line.trim_end().to_owned())
+}
+
+/// One value whose first line is `header`: `+text`, `:integer`, `$len`
+/// then the bytes on the next line, or `-error`.
+fn read_value(reader: &mut impl BufRead, header: String) -> Result<String, String> {
+    match header.split_at_checked(1) {
+        Some(("+" | ":", rest)) => Ok(rest.to_owned()),
+        Some(("$", _)) => read_line(reader).map_err(|e| e.to_string()),
+        Some(("-", e)) => Err(e.to_owned()),
+        _ => Err(format!("unexpected reply `{header}`")),
     }
 }
 
@@ -332,7 +340,22 @@ pub(super) fn run(
 
 #[cfg(test)]
 mod tests {
-    use super::parse_csv;
+    use super::{parse_csv, read_reply};
+
+    #[test]
+    fn reads_redis_replies() {
+        let mut array: &[u8] = b"*2\r\n$11\r\nappendfsync\r\n$6\r\nalways\r\n";
+        assert_eq!(
+            read_reply(&mut array),
+            Ok(vec!["appendfsync".to_owned(), "always".to_owned()])
+        );
+        let mut int: &[u8] = b":2000\r\n";
+        assert_eq!(read_reply(&mut int), Ok(vec!["2000".to_owned()]));
+        let mut pong: &[u8] = b"+PONG\r\n";
+        assert_eq!(read_reply(&mut pong), Ok(vec!["PONG".to_owned()]));
+        let mut err: &[u8] = b"-ERR unknown command\r\n";
+        assert!(read_reply(&mut err).is_err());
+    }
 
     #[test]
     fn reads_redis_benchmark_csv() {

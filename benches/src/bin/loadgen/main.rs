@@ -25,8 +25,11 @@
 //! segments, for the open-files and restart figures; see `scale.rs`).
 //!
 //! `log-loadgen report DIR` turns `DIR/results.txt` (the lines above, as
-//! collected by `cargo xtask bench`) into `report.md`, `results.json` and
-//! SVG plots.
+//! collected by `cargo xtask bench`, which appends the server's CPU time
+//! over the run to each `RESULT` line, `server_cpu_ticks=… clk_tck=…
+//! server_cpu_us_per_record=…`, and `round=R` to the `small-writers` runs
+//! it alternates with its `RESULT system=redis scenario=redis-always`
+//! runs) into `report.md`, `results.json` and SVG plots.
 //!
 //! It starts no server: `cargo xtask bench` does, or point `--addr` at your
 //! own deployment.
