@@ -43,6 +43,8 @@
 #![forbid(unsafe_code)]
 
 mod config;
+mod limit;
+mod listener;
 mod produce;
 mod read;
 mod server;
