@@ -1,0 +1,84 @@
+//! The real `log-server` a bench step runs against: started on a free
+//! loopback port with its own data directory, waited for until it serves,
+//! stopped (SIGTERM, then kill) when dropped.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A `log-server` child process.
+pub(super) struct Server {
+    pub(super) child: Child,
+    pub(super) port: u16,
+}
+
+impl Server {
+    pub(super) fn start(bin: &Path, data: &Path) -> Result<Server, String> {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("no free port: {e}"))?
+            .port();
+        Self::start_on(bin, data, port)
+    }
+
+    pub(super) fn start_on(bin: &Path, data: &Path, port: u16) -> Result<Server, String> {
+        let child = Command::new(bin)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--data-dir")
+            .arg(data)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+        Ok(Server { child, port })
+    }
+
+    pub(super) fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub(super) fn wait_ready(&mut self, loadgen: &Path) -> Result<(), String> {
+        let status = Command::new(loadgen)
+            .args(["--addr", &self.url(), "--scenario", "ready"])
+            .stdout(Stdio::null())
+            .status()
+            .map_err(|e| format!("cannot run {}: {e}", loadgen.display()))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err("the server did not become ready".into())
+        }
+    }
+
+    /// SIGTERM, then wait (SIGKILL after 30 s).
+    pub(super) fn stop(&mut self) -> Result<(), String> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) if status.success() => return Ok(()),
+                Ok(Some(status)) => return Err(format!("log-server exited with {status}")),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                _ => {
+                    let _ = self.child.kill();
+                    return Err("log-server did not stop within 30 s of SIGTERM".into());
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
