@@ -212,7 +212,6 @@ impl Log {
         };
         let position = active.len;
         let file = Arc::clone(&active.file);
-        let log_path = active.log_path.clone();
         // The write itself runs without the state lock (the append lock
         // keeps other appends, rolls and close out): readers and the sync
         // leader only ever see the length published below.
@@ -220,6 +219,12 @@ impl Log {
         let written = file.write_all_at(&batch, position);
         let mut state = lock(&self.state);
         if let Err(err) = written {
+            // The append lock kept the active segment in place: its path.
+            let log_path = state
+                .segments
+                .last()
+                .map(|s| s.log_path.clone())
+                .unwrap_or_default();
             // Cut back to the last whole batch so no partial batch is ever
             // visible; if even that fails, the file can't be trusted.
             let cut = file.set_len(position);
@@ -256,14 +261,16 @@ impl Log {
         state.last_append_time = append_time;
         let epoch = state.epoch;
         drop(state);
-        {
+        let (durable_end, sleepers) = {
             let mut sync = lock(&self.sync);
             sync.written_end = sync.written_end.max(last_offset + 1);
+            (sync.durable_end, sync.sleeping_on_appended)
+        };
+        if sleepers > 0 {
+            self.appended.notify_all();
         }
-        self.appended.notify_all();
         self.changed();
 
-        let durable_end = lock(&self.sync).durable_end;
         Ok(Appended {
             base_offset,
             last_offset,

@@ -11,7 +11,7 @@
 //! reports a writeback error to only one of two concurrent callers).
 
 use std::path::Path;
-use std::sync::{Arc, MutexGuard, PoisonError};
+use std::sync::{Arc, MutexGuard};
 
 use super::segment::SegmentIndex;
 use super::{Log, SyncState};
@@ -105,10 +105,7 @@ impl Log {
                 return Ok(sync.durable_end);
             }
             if sync.in_flight {
-                sync = self
-                    .synced
-                    .wait(sync)
-                    .unwrap_or_else(PoisonError::into_inner);
+                sync = SyncState::sleep(sync, &self.synced, |s| &mut s.sleeping_on_synced, None);
                 continue;
             }
             sync = self.lead_sync(sync);
@@ -144,7 +141,9 @@ impl Log {
         if let Ok(end) = result {
             sync.durable_end = sync.durable_end.max(end);
         }
-        self.synced.notify_all();
+        if sync.sleeping_on_synced > 0 {
+            self.synced.notify_all();
+        }
         self.changed();
         sync
     }
@@ -193,10 +192,7 @@ impl Log {
             }
             if sync.in_flight {
                 // Another leader's sync is running; its end is our next look.
-                sync = self
-                    .synced
-                    .wait(sync)
-                    .unwrap_or_else(PoisonError::into_inner);
+                sync = SyncState::sleep(sync, &self.synced, |s| &mut s.sleeping_on_synced, None);
                 continue;
             }
             sync = self.lead_sync(sync);

@@ -22,6 +22,9 @@ pub struct Committer {
 struct CommitQueue {
     logs: std::collections::VecDeque<Arc<Log>>,
     stopping: bool,
+    /// Threads asleep waiting for work: a request wakes one only if there
+    /// is one (a notify is a `futex` call even with nobody asleep).
+    sleeping: usize,
 }
 
 impl Committer {
@@ -55,7 +58,6 @@ impl Committer {
             return;
         }
         queue.logs.push_back(log);
-        wake.notify_one();
         if self.threads.is_empty() {
             // No thread could be started: do the work here rather than never.
             let log = queue.logs.pop_back();
@@ -63,6 +65,14 @@ impl Committer {
             if let Some(log) = log {
                 log.drive_waiters();
             }
+            return;
+        }
+        let wake_one = queue.sleeping > 0;
+        // Woken after the lock is released, so the thread does not wake
+        // only to wait for it.
+        drop(queue);
+        if wake_one {
+            wake.notify_one();
         }
     }
 }
@@ -97,7 +107,9 @@ fn committer_loop(queue: &(Mutex<CommitQueue>, Condvar)) {
                 if guard.stopping {
                     return;
                 }
+                guard.sleeping += 1;
                 guard = wake.wait(guard).unwrap_or_else(PoisonError::into_inner);
+                guard.sleeping -= 1;
             }
         };
         log.drive_waiters();

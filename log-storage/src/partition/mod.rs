@@ -238,6 +238,34 @@ pub(crate) struct SyncState {
     pub(crate) checkpoint: Checkpoint,
     /// Async appends waiting for their batch to become durable.
     waiters: Vec<Waiter>,
+    /// Threads asleep on `Log::synced` and on `Log::appended`: a notify
+    /// with nobody asleep is skipped (std's condvar makes a `futex` call
+    /// for every notify, sleepers or not).
+    pub(crate) sleeping_on_synced: usize,
+    pub(crate) sleeping_on_appended: usize,
+}
+
+impl SyncState {
+    /// Sleeps on `condvar` (one of `log`'s), counted in `sleepers`.
+    pub(crate) fn sleep<'a>(
+        mut guard: std::sync::MutexGuard<'a, SyncState>,
+        condvar: &Condvar,
+        sleepers: fn(&mut SyncState) -> &mut usize,
+        timeout: Option<std::time::Duration>,
+    ) -> std::sync::MutexGuard<'a, SyncState> {
+        *sleepers(&mut guard) += 1;
+        let mut guard = match timeout {
+            Some(timeout) => {
+                condvar
+                    .wait_timeout(guard, timeout)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0
+            }
+            None => condvar.wait(guard).unwrap_or_else(PoisonError::into_inner),
+        };
+        *sleepers(&mut guard) -= 1;
+        guard
+    }
 }
 
 /// Callbacks told that a partition's watermarks moved.
@@ -319,6 +347,8 @@ impl Log {
                 in_flight: false,
                 checkpoint,
                 waiters: Vec::new(),
+                sleeping_on_synced: 0,
+                sleeping_on_appended: 0,
             }),
             synced: Condvar::new(),
             appended: Condvar::new(),

@@ -5,7 +5,6 @@
 //! on. Readers take the state lock only to look up the index and snapshot
 //! what they read, then hop headers and copy without it.
 
-use std::sync::PoisonError;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -13,7 +12,7 @@ use log_format::DecodeError;
 
 use super::prepare::find;
 use super::segment::SegmentIndex;
-use super::{Isolation, Log, ReadResult, Watermarks, watermarks};
+use super::{Isolation, Log, ReadResult, SyncState, Watermarks, watermarks};
 use crate::error::{Error, io_error};
 use crate::util::lock;
 
@@ -336,14 +335,20 @@ impl Log {
             if end > offset || now >= deadline {
                 break;
             }
-            let condvar = match isolation {
-                Isolation::Durable => &self.synced,
-                Isolation::Written => &self.appended,
+            sync = match isolation {
+                Isolation::Durable => SyncState::sleep(
+                    sync,
+                    &self.synced,
+                    |s| &mut s.sleeping_on_synced,
+                    Some(deadline - now),
+                ),
+                Isolation::Written => SyncState::sleep(
+                    sync,
+                    &self.appended,
+                    |s| &mut s.sleeping_on_appended,
+                    Some(deadline - now),
+                ),
             };
-            sync = condvar
-                .wait_timeout(sync, deadline - now)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
         }
         drop(sync);
         self.watermarks()
