@@ -7,7 +7,8 @@
 
 use std::sync::Arc;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
+use log_format::HEADER_LEN;
 use log_format::{BatchView, DecodeError};
 
 use super::commit::Waiter;
@@ -15,6 +16,7 @@ use super::producer::{SequenceError, Verdict};
 use super::segment::SegmentIndex;
 use super::{Ack, AppendOptions, Appended, Committer, Log};
 use crate::error::{Error, io_error};
+use crate::io::FileHandle;
 use crate::util::{lock, now_ms};
 
 impl Log {
@@ -22,8 +24,17 @@ impl Log {
     /// it): checks it, stamps its base offset and append time, writes it and
     /// acknowledges it as `options.ack` asks. On any error nothing is
     /// visible and nothing will be after a restart.
-    pub fn append(&self, batch: BytesMut, options: AppendOptions) -> Result<Appended, Error> {
-        let mut appended = self.write_batch(batch, options)?;
+    ///
+    /// `batch` is written as given: a buffer the caller owns alone (a
+    /// `BytesMut`, or `Bytes` nothing else shares) is stamped in place; a
+    /// shared one (a slice of a request buffer) is not copied when large:
+    /// its stamped header and its body go out in two writes.
+    pub fn append(
+        &self,
+        batch: impl Into<Bytes>,
+        options: AppendOptions,
+    ) -> Result<Appended, Error> {
+        let mut appended = self.write_batch(batch.into(), options)?;
         if options.ack == Ack::Durable {
             appended.durable_end = self.wait_durable(appended.last_offset + 1)?;
         }
@@ -40,11 +51,11 @@ impl Log {
     pub fn append_then(
         self: &Arc<Self>,
         committer: &Committer,
-        batch: BytesMut,
+        batch: impl Into<Bytes>,
         options: AppendOptions,
         done: impl FnOnce(Result<Appended, Error>) + Send + 'static,
     ) {
-        let appended = match self.write_batch(batch, options) {
+        let appended = match self.write_batch(batch.into(), options) {
             Ok(appended) => appended,
             Err(err) => return done(Err(err)),
         };
@@ -78,7 +89,7 @@ impl Log {
 
     /// Checks, stamps and writes a batch (or recognises a producer retry);
     /// the returned ack's `durable_end` is the one known now.
-    fn write_batch(&self, batch: BytesMut, options: AppendOptions) -> Result<Appended, Error> {
+    fn write_batch(&self, batch: Bytes, options: AppendOptions) -> Result<Appended, Error> {
         use std::sync::atomic::Ordering;
         if options.ack == Ack::Written {
             return self.write_batch_inner(batch, options);
@@ -89,11 +100,7 @@ impl Log {
         result
     }
 
-    fn write_batch_inner(
-        &self,
-        mut batch: BytesMut,
-        options: AppendOptions,
-    ) -> Result<Appended, Error> {
+    fn write_batch_inner(&self, batch: Bytes, options: AppendOptions) -> Result<Appended, Error> {
         let header = match BatchView::decode(&batch, 0, &self.config.limits) {
             Ok(view) if view.len() == batch.len() => *view.header(),
             Ok(view) => {
@@ -201,7 +208,7 @@ impl Log {
             state = self.roll(state)?;
         }
         let base_offset = state.next_offset;
-        log_format::stamp(&mut batch, base_offset, append_time).map_err(|err| match err {
+        let batch = Stamped::new(batch, base_offset, append_time).map_err(|err| match err {
             DecodeError::Corrupt(source) => Error::InvalidBatch { source },
             DecodeError::Incomplete { needed } => Error::IncompleteBatch { needed },
         })?;
@@ -216,7 +223,7 @@ impl Log {
         // keeps other appends, rolls and close out): readers and the sync
         // leader only ever see the length published below.
         drop(state);
-        let written = file.write_all_at(&batch, position);
+        let written = batch.write_at(&*file, position);
         let mut state = lock(&self.state);
         if let Err(err) = written {
             // The append lock kept the active segment in place: its path.
@@ -280,5 +287,64 @@ impl Log {
             epoch,
             duplicate: false,
         })
+    }
+}
+
+/// Shared batches at least this long are written as two pieces (stamped
+/// header, then body) rather than copied whole to be stamped.
+const SPLIT_WRITE_BYTES: usize = 4096;
+
+/// A batch stamped with its offset and append time, ready to write.
+enum Stamped {
+    /// Stamped in place: the caller's buffer was its own, or small enough
+    /// to copy.
+    Whole(BytesMut),
+    /// The stamped header apart from the shared buffer it came in.
+    Split {
+        header: [u8; HEADER_LEN],
+        batch: Bytes,
+    },
+}
+
+impl Stamped {
+    fn new(batch: Bytes, base_offset: u64, append_time: i64) -> Result<Stamped, DecodeError> {
+        let mut stamped = match batch.try_into_mut() {
+            Ok(owned) => Stamped::Whole(owned),
+            Err(shared) if shared.len() < SPLIT_WRITE_BYTES || shared.len() < HEADER_LEN => {
+                Stamped::Whole(BytesMut::from(&shared[..]))
+            }
+            Err(shared) => {
+                let mut header = [0u8; HEADER_LEN];
+                header.copy_from_slice(&shared[..HEADER_LEN]);
+                Stamped::Split {
+                    header,
+                    batch: shared,
+                }
+            }
+        };
+        match &mut stamped {
+            Stamped::Whole(buf) => log_format::stamp(buf, base_offset, append_time)?,
+            Stamped::Split { header, .. } => log_format::stamp(header, base_offset, append_time)?,
+        }
+        Ok(stamped)
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Stamped::Whole(buf) => buf.len(),
+            Stamped::Split { batch, .. } => batch.len(),
+        }
+    }
+
+    /// Writes the batch at `position` (on error, any prefix may be
+    /// written: the caller cuts it back).
+    fn write_at(&self, file: &dyn FileHandle, position: u64) -> std::io::Result<()> {
+        match self {
+            Stamped::Whole(buf) => file.write_all_at(buf, position),
+            Stamped::Split { header, batch } => {
+                file.write_all_at(header, position)?;
+                file.write_all_at(&batch[HEADER_LEN..], position + HEADER_LEN as u64)
+            }
+        }
     }
 }
