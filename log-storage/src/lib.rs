@@ -48,7 +48,8 @@ pub use error::{Error, NameKind};
 #[cfg(feature = "sim")]
 pub use io::{CrashReport, FaultKind, SimFs, TearKind, TornSector};
 pub use io::{
-    DEFAULT_OPEN_FILES_BUDGET, DirEntry, FileHandle, Fs, IndexFile, OpenMode, PooledFs, RealFs,
+    DEFAULT_OPEN_FILES_BUDGET, DirEntry, FileHandle, Fs, FsLayer, IndexFile, OpenMode, PooledFs,
+    RealFs,
 };
 pub use layout::{MAX_NAME_BYTES, RESERVED_SUFFIXES, validate_consumer_id, validate_topic_name};
 pub use partition::{

@@ -21,21 +21,24 @@ fn batch() -> BytesMut {
     BytesMut::from(&builder.finish().expect("batch builds")[..])
 }
 
-fn started(fs: &SimFs) -> Arc<Store> {
+/// A started store on `fs` with a topic `t` of `partitions` partitions.
+fn started(fs: &SimFs, partitions: u32) -> Arc<Store> {
     let config = StoreConfig::default()
         .with_min_free_bytes(None)
         .with_flush_interval(Duration::from_millis(20))
         .with_committer_threads(1);
-    Store::start(Arc::new(fs.clone()), Path::new("/data"), None, config).expect("store starts")
+    let store =
+        Store::start(Arc::new(fs.clone()), Path::new("/data"), None, config).expect("store starts");
+    store
+        .create_topic("t", partitions, TopicConfig::default())
+        .expect("topic");
+    store
 }
 
 #[test]
 fn a_started_store_flushes_written_data_by_itself_and_stops_at_close() {
     let fs = SimFs::new();
-    let store = started(&fs);
-    store
-        .create_topic("t", 1, TopicConfig::default())
-        .expect("topic");
+    let store = started(&fs, 1);
     let log = store.partition("t", 0).expect("partition");
     let written = AppendOptions {
         ack: Ack::Written,
@@ -66,10 +69,7 @@ fn a_started_store_flushes_written_data_by_itself_and_stops_at_close() {
 #[test]
 fn async_appends_complete_through_the_stores_committer() {
     let fs = SimFs::new();
-    let store = started(&fs);
-    store
-        .create_topic("t", 1, TopicConfig::default())
-        .expect("topic");
+    let store = started(&fs, 1);
     let log = store.partition("t", 0).expect("partition");
     let (tx, rx) = mpsc::channel();
     for _ in 0..10 {
@@ -96,10 +96,7 @@ fn async_appends_complete_through_the_stores_committer() {
 #[test]
 fn an_attachment_is_made_once_per_partition_and_found_through_the_store() {
     let fs = SimFs::new();
-    let store = started(&fs);
-    store
-        .create_topic("t", 2, TopicConfig::default())
-        .expect("topic");
+    let store = started(&fs, 2);
     let made = AtomicU64::new(0);
     let make = || {
         made.fetch_add(1, Ordering::SeqCst);

@@ -142,16 +142,7 @@ fn producer_state_survives_restarts_and_rolls() {
         // Dropped without close: a crash.
     }
     let log = open(tmp.path());
-    let segments = std::fs::read_dir(tmp.path())
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .ends_with(".log")
-        })
-        .count();
+    let segments = common::segment_files(tmp.path());
     assert!(segments >= 2, "the log rolled");
     let retry = send(&log, 3, 1, 118, 2).unwrap();
     assert_eq!(

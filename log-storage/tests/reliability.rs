@@ -169,16 +169,22 @@ fn a_failed_sync_during_a_roll_poisons_every_sync_path() {
     assert_eq!(log.watermarks().durable_end, durable.last_offset + 1);
 }
 
+/// A log on `fs` in `dir` holding one durable batch of two records.
+fn opened_with_a_durable_batch(fs: &SimFs, dir: &Path) -> (Log, Appended) {
+    let log = Log::open(Arc::new(fs.clone()), dir, config()).unwrap();
+    let first = log
+        .append(encode(0, 2, None), AppendOptions::default())
+        .unwrap();
+    (log, first)
+}
+
 /// Issue 10, item 3: recovery verifies every byte past the recovery point,
 /// even where the index file (which reached the disk) claims to cover it.
 #[test]
 fn recovery_verifies_every_byte_past_the_recovery_point_whatever_the_index_says() {
     let dir = Path::new("/data/t/0");
     let fs = SimFs::new();
-    let log = Log::open(Arc::new(fs.clone()), dir, config()).unwrap();
-    let first = log
-        .append(encode(0, 2, None), AppendOptions::default())
-        .unwrap();
+    let (log, first) = opened_with_a_durable_batch(&fs, dir);
     let point = fs.live_file(&dir.join("recovery-point")).unwrap();
     let log_path = dir.join("00000000000000000000.log");
     let synced_len = fs.live_file(&log_path).unwrap().len() as u64;
@@ -223,10 +229,7 @@ fn recovery_verifies_every_byte_past_the_recovery_point_whatever_the_index_says(
 fn a_poisoned_partition_reopens_without_what_its_failed_sync_covered() {
     let dir = Path::new("/data/t/0");
     let fs = SimFs::new();
-    let log = Log::open(Arc::new(fs.clone()), dir, config()).unwrap();
-    let first = log
-        .append(encode(0, 2, None), AppendOptions::default())
-        .unwrap();
+    let (log, first) = opened_with_a_durable_batch(&fs, dir);
     log.append(encode(1, 2, None), written()).unwrap();
     fs.fail_syncs(true);
     assert!(matches!(log.sync(), Err(Error::Poisoned { .. })));
@@ -249,6 +252,20 @@ fn a_poisoned_partition_reopens_without_what_its_failed_sync_covered() {
 }
 
 /// Issue 10, item 6: a crash (or an error) in the middle of
+/// A log on `fs` in `dir` of nine durable batches in three segments
+/// (bases 0, 6 and 12).
+fn three_segments(fs: &SimFs, dir: &Path) -> Log {
+    let log = Log::open(Arc::new(fs.clone()), dir, config()).unwrap();
+    for batch in 0..9u64 {
+        if batch % 3 == 0 && batch > 0 {
+            log.roll_now().unwrap();
+        }
+        log.append(encode(batch, 2, None), AppendOptions::default())
+            .unwrap();
+    }
+    log
+}
+
 /// `delete_records` never leaks a segment below the persisted log start:
 /// recovery and the next call finish the deletion.
 #[test]
@@ -257,14 +274,7 @@ fn an_interrupted_delete_records_is_finished_by_recovery_and_by_a_repeat() {
     let mut leaked_cases = 0;
     for step in 0..40 {
         let fs = SimFs::new();
-        let log = Log::open(Arc::new(fs.clone()), dir, config()).unwrap();
-        for batch in 0..9u64 {
-            if batch % 3 == 0 && batch > 0 {
-                log.roll_now().unwrap();
-            }
-            log.append(encode(batch, 2, None), AppendOptions::default())
-                .unwrap();
-        }
+        let log = three_segments(&fs, dir);
         assert_eq!(segment_logs(&fs, dir), vec![0, 6, 12]);
         fs.fail_nth(step, FaultKind::Eio);
         let first = log.delete_records(13);
@@ -280,14 +290,7 @@ fn an_interrupted_delete_records_is_finished_by_recovery_and_by_a_repeat() {
 
         // The same interruption, then a crash: recovery finishes it.
         let fs = SimFs::new();
-        let log = Log::open(Arc::new(fs.clone()), dir, config()).unwrap();
-        for batch in 0..9u64 {
-            if batch % 3 == 0 && batch > 0 {
-                log.roll_now().unwrap();
-            }
-            log.append(encode(batch, 2, None), AppendOptions::default())
-                .unwrap();
-        }
+        let log = three_segments(&fs, dir);
         common::crash_after(&fs, step, |fs| {
             fs.fail_nth(step, FaultKind::Eio);
             let _ = log.delete_records(13);

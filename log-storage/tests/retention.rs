@@ -29,16 +29,7 @@ fn open(dir: &Path, config: LogConfig) -> Log {
 }
 
 fn segments(dir: &Path) -> usize {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .ends_with(".log")
-        })
-        .count()
+    common::segment_files(dir)
 }
 
 fn fill(log: &Log, batches: usize) {

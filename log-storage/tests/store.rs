@@ -99,6 +99,21 @@ fn listing(dir: &Path) -> Vec<(PathBuf, u64)> {
     out
 }
 
+/// The names of the store's topics, in order.
+fn topic_names(store: &Store) -> Vec<String> {
+    store
+        .list_topics()
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name)
+        .collect()
+}
+
+/// The committed offset and metadata of `consumer` on `topic`/`partition`.
+fn committed(store: &Store, consumer: &str, topic: &str, partition: u32) -> Option<(u64, Vec<u8>)> {
+    store.committed_offset(consumer, topic, partition).unwrap()
+}
+
 fn sim_store(fs: &SimFs) -> Result<Store, Error> {
     Store::open(Arc::new(fs.clone()), "/data", None)
 }
@@ -129,13 +144,7 @@ fn topics_lifecycle_create_grow_list_delete_recreate() {
     store
         .create_topic("audit", 1, TopicConfig::default())
         .unwrap();
-    let names: Vec<_> = store
-        .list_topics()
-        .unwrap()
-        .into_iter()
-        .map(|t| t.name)
-        .collect();
-    assert_eq!(names, ["audit", "orders"]);
+    assert_eq!(topic_names(&store), ["audit", "orders"]);
     assert_eq!(store.topic("orders").unwrap(), info);
 
     for bad in [0, MAX_PARTITIONS + 1] {
@@ -216,13 +225,7 @@ fn topics_lifecycle_create_grow_list_delete_recreate() {
     ));
     drop(store);
     let store = Store::open_locked(tmp.path()).unwrap();
-    let names: Vec<_> = store
-        .list_topics()
-        .unwrap()
-        .into_iter()
-        .map(|t| t.name)
-        .collect();
-    assert_eq!(names, ["audit", "orders"]);
+    assert_eq!(topic_names(&store), ["audit", "orders"]);
 }
 
 #[test]
@@ -532,10 +535,7 @@ fn a_damaged_offset_file_is_reported_never_read_as_no_offset() {
     }
     // A new commit replaces it.
     store.commit_offset("c", "t", 0, 1, b"").unwrap();
-    assert_eq!(
-        store.committed_offset("c", "t", 0).unwrap(),
-        Some((1, vec![]))
-    );
+    assert_eq!(committed(&store, "c", "t", 0), Some((1, vec![])));
 }
 
 #[test]
@@ -571,10 +571,7 @@ fn leftovers_of_crashed_creations_and_deletions_are_removed_on_open() {
     }
     assert!(!all.iter().any(|p| p.ends_with("0.offset.tmp")), "{all:?}");
     assert!(all.contains(&PathBuf::from("/data/topics/notes.txt")));
-    assert_eq!(
-        store.committed_offset("c", "kept", 0).unwrap(),
-        Some((0, vec![]))
-    );
+    assert_eq!(committed(&store, "c", "kept", 0), Some((0, vec![])));
 }
 
 #[test]

@@ -164,3 +164,69 @@ pub trait Fs: Send + Sync + fmt::Debug {
         Ok(buf)
     }
 }
+
+/// A file system over another that changes only how files are created
+/// and opened (a pool of open files, a test's fault gate, metrics): every
+/// other operation goes to [`inner`](FsLayer::inner) as is. Implement
+/// this, not [`Fs`]: every `FsLayer` is an `Fs`.
+pub trait FsLayer: Send + Sync + fmt::Debug {
+    /// The file system below.
+    fn inner(&self) -> &dyn Fs;
+
+    /// As [`Fs::create_new`]; the default passes it down.
+    fn create_new(&self, path: &Path) -> io::Result<Arc<dyn FileHandle>> {
+        self.inner().create_new(path)
+    }
+
+    /// As [`Fs::open`]; the default passes it down.
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn FileHandle>> {
+        self.inner().open(path, mode)
+    }
+
+    /// As [`Fs::read`]; the default passes it down.
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        self.inner().read(path)
+    }
+}
+
+impl<L: FsLayer> Fs for L {
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        self.inner().create_dir_all(path)
+    }
+    fn create_new(&self, path: &Path) -> io::Result<Arc<dyn FileHandle>> {
+        FsLayer::create_new(self, path)
+    }
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn FileHandle>> {
+        FsLayer::open(self, path, mode)
+    }
+    fn read_dir(&self, path: &Path) -> io::Result<Vec<DirEntry>> {
+        self.inner().read_dir(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.inner().rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        self.inner().remove_file(path)
+    }
+    fn remove_dir(&self, path: &Path) -> io::Result<()> {
+        self.inner().remove_dir(path)
+    }
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        self.inner().sync_dir(path)
+    }
+    fn exists(&self, path: &Path) -> io::Result<bool> {
+        self.inner().exists(path)
+    }
+    fn available_space(&self, path: &Path) -> io::Result<u64> {
+        self.inner().available_space(path)
+    }
+    fn boot_id(&self) -> Option<[u8; 16]> {
+        self.inner().boot_id()
+    }
+    fn file_len(&self, path: &Path) -> io::Result<u64> {
+        self.inner().file_len(path)
+    }
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        FsLayer::read(self, path)
+    }
+}

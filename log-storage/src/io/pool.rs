@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
-use super::{DirEntry, FileHandle, Fs, IndexFile, OpenMode};
+use super::{FileHandle, Fs, FsLayer, IndexFile, OpenMode};
 use crate::util::lock;
 
 /// Default number of files a pool keeps open.
@@ -94,9 +94,9 @@ impl PooledFs {
     }
 }
 
-impl Fs for PooledFs {
-    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-        self.inner.create_dir_all(path)
+impl FsLayer for PooledFs {
+    fn inner(&self) -> &dyn Fs {
+        &*self.inner
     }
 
     fn create_new(&self, path: &Path) -> io::Result<Arc<dyn FileHandle>> {
@@ -115,46 +115,6 @@ impl Fs for PooledFs {
             Some(self.inner.open(path, mode)?)
         };
         Ok(self.wrap(path, mode, file))
-    }
-
-    fn read_dir(&self, path: &Path) -> io::Result<Vec<DirEntry>> {
-        self.inner.read_dir(path)
-    }
-
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.inner.rename(from, to)
-    }
-
-    fn remove_file(&self, path: &Path) -> io::Result<()> {
-        self.inner.remove_file(path)
-    }
-
-    fn remove_dir(&self, path: &Path) -> io::Result<()> {
-        self.inner.remove_dir(path)
-    }
-
-    fn sync_dir(&self, path: &Path) -> io::Result<()> {
-        self.inner.sync_dir(path)
-    }
-
-    fn exists(&self, path: &Path) -> io::Result<bool> {
-        self.inner.exists(path)
-    }
-
-    fn available_space(&self, path: &Path) -> io::Result<u64> {
-        self.inner.available_space(path)
-    }
-
-    fn boot_id(&self) -> Option<[u8; 16]> {
-        self.inner.boot_id()
-    }
-
-    fn file_len(&self, path: &Path) -> io::Result<u64> {
-        self.inner.file_len(path)
-    }
-
-    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
-        self.inner.read(path)
     }
 }
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use log_format::{BatchBuilder, BytesScanner, Limits, NewRecord, ProducerInfo, Scanned};
 use log_storage::{
-    CrashReport, DirEntry, FaultKind, FileHandle, Fs, Isolation, Log, OpenMode, SimFs, Watermarks,
+    CrashReport, FaultKind, FileHandle, Fs, FsLayer, Isolation, Log, OpenMode, SimFs, Watermarks,
 };
 
 // ---------------------------------------------------------------------------
@@ -233,9 +233,9 @@ pub(crate) struct GatedFs<G> {
     pub(crate) gate: G,
 }
 
-impl<G: Gate> Fs for GatedFs<G> {
-    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-        self.inner.create_dir_all(path)
+impl<G: Gate> FsLayer for GatedFs<G> {
+    fn inner(&self) -> &dyn Fs {
+        &self.inner
     }
     fn create_new(&self, path: &Path) -> io::Result<Arc<dyn FileHandle>> {
         Ok(self.gate.file(self.inner.create_new(path)?))
@@ -243,32 +243,23 @@ impl<G: Gate> Fs for GatedFs<G> {
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn FileHandle>> {
         Ok(self.gate.file(self.inner.open(path, mode)?))
     }
-    fn read_dir(&self, path: &Path) -> io::Result<Vec<DirEntry>> {
-        self.inner.read_dir(path)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.inner.rename(from, to)
-    }
-    fn remove_file(&self, path: &Path) -> io::Result<()> {
-        self.inner.remove_file(path)
-    }
-    fn remove_dir(&self, path: &Path) -> io::Result<()> {
-        self.inner.remove_dir(path)
-    }
-    fn sync_dir(&self, path: &Path) -> io::Result<()> {
-        self.inner.sync_dir(path)
-    }
-    fn exists(&self, path: &Path) -> io::Result<bool> {
-        self.inner.exists(path)
-    }
-    fn available_space(&self, path: &Path) -> io::Result<u64> {
-        self.inner.available_space(path)
-    }
-    fn boot_id(&self) -> Option<[u8; 16]> {
-        self.inner.boot_id()
-    }
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         self.gate.before_read(path);
         self.inner.read(path)
     }
+}
+
+/// How many segment log files (`*.log`) a partition directory on the real
+/// file system holds.
+pub(crate) fn segment_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .expect("list the partition directory")
+        .filter(|e| {
+            e.as_ref()
+                .expect("a directory entry")
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".log")
+        })
+        .count()
 }

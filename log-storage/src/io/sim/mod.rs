@@ -437,34 +437,17 @@ impl Fs for SimFs {
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         let mut state = self.lock();
-        if let Some(kind) = state.tick() {
-            return Err(fault_error(kind, "remove_file", path));
-        }
-        let (dir, name) = state.resolve_parent(path)?;
-        let ino = state
-            .child(dir, &name)
-            .ok_or_else(|| error(io::ErrorKind::NotFound, "no such file", path))?;
+        let (dir, name, ino) = state.entry_to_remove("remove_file", "no such file", path)?;
         if state.dir(ino).is_some() {
             return Err(error(io::ErrorKind::IsADirectory, "is a directory", path));
         }
-        state.record(vec![Change {
-            dir,
-            name,
-            target: None,
-        }]);
-        state.collect_garbage();
+        state.unlink(dir, name);
         Ok(())
     }
 
     fn remove_dir(&self, path: &Path) -> io::Result<()> {
         let mut state = self.lock();
-        if let Some(kind) = state.tick() {
-            return Err(fault_error(kind, "remove_dir", path));
-        }
-        let (dir, name) = state.resolve_parent(path)?;
-        let ino = state
-            .child(dir, &name)
-            .ok_or_else(|| error(io::ErrorKind::NotFound, "no such directory", path))?;
+        let (dir, name, ino) = state.entry_to_remove("remove_dir", "no such directory", path)?;
         let node = state
             .dir(ino)
             .ok_or_else(|| error(io::ErrorKind::NotADirectory, "not a directory", path))?;
@@ -475,12 +458,7 @@ impl Fs for SimFs {
                 path,
             ));
         }
-        state.record(vec![Change {
-            dir,
-            name,
-            target: None,
-        }]);
-        state.collect_garbage();
+        state.unlink(dir, name);
         Ok(())
     }
 

@@ -427,6 +427,35 @@ impl State {
 
     /// Drops every node that nothing can reach any more: not through live
     /// or durable entries, nor the journal, nor an open handle.
+    /// The parent, name and inode of what a removal of `path` removes,
+    /// after counting the operation (`op`) for faults.
+    pub(super) fn entry_to_remove(
+        &mut self,
+        op: &str,
+        missing: &str,
+        path: &Path,
+    ) -> io::Result<(Ino, OsString, Ino)> {
+        if let Some(kind) = self.tick() {
+            return Err(fault_error(kind, op, path));
+        }
+        let (dir, name) = self.resolve_parent(path)?;
+        let ino = self
+            .child(dir, &name)
+            .ok_or_else(|| error(io::ErrorKind::NotFound, missing, path))?;
+        Ok((dir, name, ino))
+    }
+
+    /// Removes `name` from `dir` (journaled, not durable until the
+    /// directory is synced) and frees what nothing reaches any more.
+    pub(super) fn unlink(&mut self, dir: Ino, name: OsString) {
+        self.record(vec![Change {
+            dir,
+            name,
+            target: None,
+        }]);
+        self.collect_garbage();
+    }
+
     pub(super) fn collect_garbage(&mut self) {
         let mut work = vec![REL_ROOT, ABS_ROOT];
         for (ino, node) in &self.nodes {
