@@ -29,6 +29,7 @@ use log_format::{BatchBuilder, Limits, NewRecord, ProducerInfo, RecordHeader};
 use log_storage::{Ack, AppendOptions, Appended};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{Notify, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 use tonic::{Status, Streaming};
 
 use crate::state::{Partition, Shared, now_ms, timestamp, timestamp_ms, watermarks};
@@ -80,10 +81,11 @@ struct Prepared {
 /// it, else looked up (the topic name checked once, by the store).
 fn target(
     shared: &Shared,
+    shutdown: &CancellationToken,
     request: &mut proto::ProduceRequest,
     last: Option<&mut LastTarget>,
 ) -> Result<Target, Status> {
-    shared.check_running()?;
+    shared.check_running_on(shutdown)?;
     if let Some(target) = last.as_ref().and_then(|last| last.get(request)) {
         return Ok(target.clone());
     }
@@ -114,13 +116,15 @@ fn target(
     Ok(target)
 }
 
-/// Checks a request and encodes its batch.
+/// Checks a request and encodes its batch; `shutdown` is
+/// [`Shared::shutdown`] or a child of it.
 fn prepare(
     shared: &Shared,
+    shutdown: &CancellationToken,
     mut request: proto::ProduceRequest,
     last: Option<&mut LastTarget>,
 ) -> Result<Prepared, Status> {
-    let target = target(shared, &mut request, last)?;
+    let target = target(shared, shutdown, &mut request, last)?;
     let limits = Limits {
         max_batch_bytes: target.max_batch_bytes,
         ..Limits::default()
@@ -196,7 +200,7 @@ pub(crate) fn submit(shared: &Shared, request: proto::ProduceRequest) -> Result<
         target,
         batch,
         options,
-    } = prepare(shared, request, None)?;
+    } = prepare(shared, &shared.shutdown, request, None)?;
     let bytes = batch.len() as u64;
     let (tx, mut rx) = oneshot::channel();
     target
@@ -347,6 +351,9 @@ type StreamItem = Result<proto::ProduceStreamResponse, Status>;
 /// nothing more is appended or sent.
 struct StreamAcks {
     shared: Arc<Shared>,
+    /// A child of [`Shared::shutdown`], this stream's own: checked on every
+    /// request without the lock every other stream takes.
+    shutdown: CancellationToken,
     out: mpsc::Sender<StreamItem>,
     queue: Mutex<AckQueue>,
     /// Wakes the task: answers in `overflow`, an error, or a change it
@@ -456,7 +463,7 @@ impl StreamAcks {
             target,
             batch,
             options,
-        } = match prepare(&self.shared, request, Some(last)) {
+        } = match prepare(&self.shared, &self.shutdown, request, Some(last)) {
             Ok(prepared) => prepared,
             Err(status) => return self.fail(status),
         };
@@ -492,13 +499,14 @@ pub(crate) async fn serve_stream(
 ) {
     let acks = Arc::new(StreamAcks {
         shared: Arc::clone(&shared),
+        shutdown: shared.shutdown.child_token(),
         out,
         queue: Mutex::new(AckQueue::default()),
         wake: Notify::new(),
     });
     let mut last = LastTarget::default();
     let mut input_done = false;
-    let shutdown = shared.shutdown.cancelled();
+    let shutdown = acks.shutdown.cancelled();
     tokio::pin!(shutdown);
     loop {
         let (room, drain, stopping) = {

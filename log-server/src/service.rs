@@ -85,9 +85,11 @@ impl LogService for Services {
             request.into_inner(),
             tx,
         ));
+        // A child token: the response stream polls it on every message,
+        // and the shared token's lock would be every stream's.
         Ok(Response::new(UntilShutdown::new(
             rx,
-            self.shared.shutdown.clone(),
+            self.shared.shutdown.child_token(),
         )))
     }
 

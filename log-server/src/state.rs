@@ -169,7 +169,14 @@ impl Shared {
 
     /// Fails with UNAVAILABLE while recovering and once shutdown started.
     pub(crate) fn check_running(&self) -> Result<(), Status> {
-        if self.shutdown.is_cancelled() {
+        self.check_running_on(&self.shutdown)
+    }
+
+    /// [`check_running`](Self::check_running), with `shutdown` a child of
+    /// [`Shared::shutdown`]: a long-lived stream checks its own token, whose
+    /// lock no other stream takes.
+    pub(crate) fn check_running_on(&self, shutdown: &CancellationToken) -> Result<(), Status> {
+        if shutdown.is_cancelled() {
             return Err(status::shutting_down());
         }
         if !self.ready.load(Ordering::Acquire) {
@@ -233,7 +240,13 @@ impl Shared {
         let (changed, _) = watch::channel(0u64);
         let signal = changed.clone();
         log.on_change(Arc::new(move || {
-            signal.send_modify(|tick| *tick = tick.wrapping_add(1));
+            // No reader waits: nothing to wake, and the signal's locks are
+            // not taken on every append of a partition nobody reads. A
+            // reader subscribes before it reads the log, so one that
+            // subscribes now still sees what just moved.
+            if signal.receiver_count() > 0 {
+                signal.send_modify(|tick| *tick = tick.wrapping_add(1));
+            }
         }));
         let open = Arc::new(Partition {
             log,
