@@ -20,7 +20,7 @@
 //! until the topic is deleted.
 
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::BytesMut;
@@ -29,7 +29,6 @@ use log_format::{BatchBuilder, Limits, NewRecord, ProducerInfo, RecordHeader};
 use log_storage::{Ack, AppendOptions, Appended};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{Notify, mpsc, oneshot};
-use tokio_util::sync::CancellationToken;
 use tonic::{Status, Streaming};
 
 use crate::state::{Partition, Shared, now_ms, timestamp, timestamp_ms, watermarks};
@@ -81,11 +80,14 @@ struct Prepared {
 /// it, else looked up (the topic name checked once, by the store).
 fn target(
     shared: &Shared,
-    shutdown: &CancellationToken,
+    shutting_down: bool,
     request: &mut proto::ProduceRequest,
     last: Option<&mut LastTarget>,
 ) -> Result<Target, Status> {
-    shared.check_running_on(shutdown)?;
+    if shutting_down {
+        return Err(status::shutting_down());
+    }
+    shared.check_recovered()?;
     if let Some(target) = last.as_ref().and_then(|last| last.get(request)) {
         return Ok(target.clone());
     }
@@ -116,15 +118,15 @@ fn target(
     Ok(target)
 }
 
-/// Checks a request and encodes its batch; `shutdown` is
-/// [`Shared::shutdown`] or a child of it.
+/// Checks a request (UNAVAILABLE when `shutting_down`) and encodes its
+/// batch.
 fn prepare(
     shared: &Shared,
-    shutdown: &CancellationToken,
+    shutting_down: bool,
     mut request: proto::ProduceRequest,
     last: Option<&mut LastTarget>,
 ) -> Result<Prepared, Status> {
-    let target = target(shared, shutdown, &mut request, last)?;
+    let target = target(shared, shutting_down, &mut request, last)?;
     let limits = Limits {
         max_batch_bytes: target.max_batch_bytes,
         ..Limits::default()
@@ -200,7 +202,7 @@ pub(crate) fn submit(shared: &Shared, request: proto::ProduceRequest) -> Result<
         target,
         batch,
         options,
-    } = prepare(shared, &shared.shutdown, request, None)?;
+    } = prepare(shared, shared.shutdown.is_cancelled(), request, None)?;
     let bytes = batch.len() as u64;
     let (tx, mut rx) = oneshot::channel();
     target
@@ -351,14 +353,21 @@ type StreamItem = Result<proto::ProduceStreamResponse, Status>;
 /// nothing more is appended or sent.
 struct StreamAcks {
     shared: Arc<Shared>,
-    /// A child of [`Shared::shutdown`], this stream's own: checked on every
-    /// request without the lock every other stream takes.
-    shutdown: CancellationToken,
     out: mpsc::Sender<StreamItem>,
     queue: Mutex<AckQueue>,
-    /// Wakes the task: answers in `overflow`, an error, or a change it
-    /// waits for (`AckQueue::task_waits`).
+    signal: Arc<StreamSignal>,
+}
+
+/// How a `ProduceStream`'s task is woken other than by a request.
+#[derive(Debug, Default)]
+struct StreamSignal {
+    /// Answers in `overflow`, an error, a change the task waits for
+    /// (`AckQueue::task_waits`), or shutdown.
     wake: Notify,
+    /// Set (then `wake` notified) by the stream's shutdown watcher: the
+    /// task and every request read this flag, not the shutdown token,
+    /// whose checks take its lock.
+    shut_down: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -405,7 +414,7 @@ impl StreamAcks {
             // Cleared after an earlier error (or the client left).
             drop(queue);
             if wake {
-                self.wake.notify_one();
+                self.signal.wake.notify_one();
             }
             return;
         };
@@ -446,7 +455,7 @@ impl StreamAcks {
         }
         drop(queue);
         if wake {
-            self.wake.notify_one();
+            self.signal.wake.notify_one();
         }
     }
 
@@ -459,11 +468,12 @@ impl StreamAcks {
 
     /// Checks a request, appends it, and has its callback answer it.
     fn submit(self: &Arc<Self>, last: &mut LastTarget, request: proto::ProduceRequest) {
+        let shutting_down = self.signal.shut_down.load(Ordering::Acquire);
         let Prepared {
             target,
             batch,
             options,
-        } = match prepare(&self.shared, &self.shutdown, request, Some(last)) {
+        } = match prepare(&self.shared, shutting_down, request, Some(last)) {
             Ok(prepared) => prepared,
             Err(status) => return self.fail(status),
         };
@@ -486,30 +496,61 @@ impl StreamAcks {
     }
 }
 
+/// The response side of a `ProduceStream`: the answers its task and
+/// callbacks send, in order, ending with the first error.
+pub(crate) type ResponseStream = tokio_stream::wrappers::ReceiverStream<StreamItem>;
+
+/// Responses buffered in a `ProduceStream`'s channel; answers past it wait
+/// in the stream's overflow (bounded by [`MAX_IN_FLIGHT_PER_STREAM`]).
+const RESPONSE_CHANNEL: usize = 16;
+
+/// Starts serving a `ProduceStream` on its own task.
+pub(crate) fn open_stream(
+    shared: Arc<Shared>,
+    inbound: Streaming<proto::ProduceStreamRequest>,
+) -> ResponseStream {
+    let (tx, rx) = mpsc::channel(RESPONSE_CHANNEL);
+    tokio::spawn(serve_stream(shared, inbound, tx));
+    ResponseStream::new(rx)
+}
+
 /// Serves one `ProduceStream`: appends requests in order as they arrive
 /// (at most [`MAX_IN_FLIGHT_PER_STREAM`] held), has them answered in order
 /// by their callbacks, and ends with the first error — no request after a
-/// failed one is appended. The task returns once every request taken is
-/// answered (the callbacks send the last answers), or at once when the
-/// client goes away.
-pub(crate) async fn serve_stream(
+/// failed one is appended. At shutdown nothing more is appended, and the
+/// stream ends with UNAVAILABLE after the answers of what was. The task
+/// returns once every request taken is answered (the callbacks send the
+/// last answers), or at once when the client goes away.
+async fn serve_stream(
     shared: Arc<Shared>,
     mut inbound: Streaming<proto::ProduceStreamRequest>,
-    out: mpsc::Sender<Result<proto::ProduceStreamResponse, Status>>,
+    out: mpsc::Sender<StreamItem>,
 ) {
+    let signal = Arc::new(StreamSignal::default());
+    // Shutdown is watched by a task of its own, once, rather than polled
+    // (a lock or two) every time this task wakes. Its token, a child of
+    // the server's, is cancelled when this task returns, ending it.
+    let watched = shared.shutdown.child_token();
+    let _unwatch = watched.clone().drop_guard();
+    tokio::spawn({
+        let signal = Arc::clone(&signal);
+        async move {
+            watched.cancelled().await;
+            signal.shut_down.store(true, Ordering::Release);
+            signal.wake.notify_one();
+        }
+    });
     let acks = Arc::new(StreamAcks {
         shared: Arc::clone(&shared),
-        shutdown: shared.shutdown.child_token(),
         out,
         queue: Mutex::new(AckQueue::default()),
-        wake: Notify::new(),
+        signal,
     });
     let mut last = LastTarget::default();
     let mut input_done = false;
-    let shutdown = acks.shutdown.cancelled();
-    tokio::pin!(shutdown);
     loop {
-        let (room, drain, stopping) = {
+        let shutting_down = acks.signal.shut_down.load(Ordering::Acquire);
+        let (room, drain) = {
             let mut queue = acks.lock();
             let held = queue.pending.len() + queue.overflow.len();
             if queue.overflow.is_empty()
@@ -517,9 +558,14 @@ pub(crate) async fn serve_stream(
             {
                 return;
             }
+            if shutting_down && !queue.stopping {
+                drop(queue);
+                acks.fail(status::shutting_down());
+                continue;
+            }
             let room = !queue.stopping && !input_done && held < MAX_IN_FLIGHT_PER_STREAM;
             queue.task_waits = !room;
-            (room, !queue.overflow.is_empty(), queue.stopping)
+            (room, !queue.overflow.is_empty())
         };
         tokio::select! {
             biased;
@@ -531,8 +577,7 @@ pub(crate) async fn serve_stream(
                     permit.send(item);
                 }
             }
-            () = acks.wake.notified() => {}
-            () = &mut shutdown, if !stopping => acks.fail(status::shutting_down()),
+            () = acks.signal.wake.notified() => {}
             next = inbound.message(), if room => match next {
                 Ok(Some(request)) => match request.request {
                     Some(request) => acks.submit(&mut last, request),

@@ -169,16 +169,17 @@ impl Shared {
 
     /// Fails with UNAVAILABLE while recovering and once shutdown started.
     pub(crate) fn check_running(&self) -> Result<(), Status> {
-        self.check_running_on(&self.shutdown)
-    }
-
-    /// [`check_running`](Self::check_running), with `shutdown` a child of
-    /// [`Shared::shutdown`]: a long-lived stream checks its own token, whose
-    /// lock no other stream takes.
-    pub(crate) fn check_running_on(&self, shutdown: &CancellationToken) -> Result<(), Status> {
-        if shutdown.is_cancelled() {
+        if self.shutdown.is_cancelled() {
             return Err(status::shutting_down());
         }
+        self.check_recovered()
+    }
+
+    /// Fails with UNAVAILABLE while recovering (the half of
+    /// [`check_running`](Self::check_running) for a caller that learns of
+    /// shutdown another way: the token's check takes a lock every caller
+    /// shares).
+    pub(crate) fn check_recovered(&self) -> Result<(), Status> {
         if !self.ready.load(Ordering::Acquire) {
             return Err(status::status(
                 tonic::Code::Unavailable,
