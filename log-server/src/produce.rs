@@ -606,3 +606,98 @@ async fn serve_stream(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stream's answering side over a store in a temp dir, its response
+    /// channel holding `capacity`.
+    fn acks(
+        capacity: usize,
+    ) -> (
+        Arc<StreamAcks>,
+        mpsc::Receiver<StreamItem>,
+        tempfile::TempDir,
+    ) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = log_storage::Store::open_locked(dir.path()).expect("store");
+        let shared = Arc::new(Shared::new(
+            Arc::new(store),
+            crate::config::Config::default(),
+            tokio_util::sync::CancellationToken::new(),
+        ));
+        let (out, rx) = mpsc::channel(capacity);
+        let acks = Arc::new(StreamAcks {
+            shared,
+            out,
+            queue: Mutex::new(AckQueue::default()),
+            signal: Arc::default(),
+        });
+        (acks, rx, dir)
+    }
+
+    fn ok(base_offset: u64) -> StreamItem {
+        Ok(proto::ProduceStreamResponse {
+            response: Some(proto::ProduceResponse {
+                base_offset,
+                ..Default::default()
+            }),
+        })
+    }
+
+    fn offsets(rx: &mut mpsc::Receiver<StreamItem>) -> Vec<Result<u64, tonic::Code>> {
+        std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|item| match item {
+                Ok(r) => Ok(r.response.map_or(u64::MAX, |r| r.base_offset)),
+                Err(status) => Err(status.code()),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn answers_go_out_in_request_order_whatever_order_they_come_in() {
+        let (acks, mut rx, _dir) = acks(16);
+        let slots: Vec<u64> = (0..4).map(|_| acks.take_slot()).collect();
+        acks.complete(slots[2], ok(2));
+        acks.complete(slots[1], ok(1));
+        assert_eq!(offsets(&mut rx), []);
+        acks.complete(slots[0], ok(0));
+        assert_eq!(offsets(&mut rx), [Ok(0), Ok(1), Ok(2)]);
+        acks.complete(slots[3], ok(3));
+        assert_eq!(offsets(&mut rx), [Ok(3)]);
+        let queue = acks.lock();
+        assert!(queue.pending.is_empty() && queue.overflow.is_empty() && !queue.stopping);
+    }
+
+    #[test]
+    fn nothing_after_an_error_is_sent_and_the_stream_stops() {
+        let (acks, mut rx, _dir) = acks(16);
+        let slots: Vec<u64> = (0..4).map(|_| acks.take_slot()).collect();
+        acks.complete(slots[3], ok(3));
+        acks.complete(slots[1], Err(Status::aborted("no")));
+        // Known at once: nothing more is appended.
+        assert!(acks.lock().stopping);
+        assert_eq!(offsets(&mut rx), []);
+        acks.complete(slots[0], ok(0));
+        assert_eq!(offsets(&mut rx), [Ok(0), Err(tonic::Code::Aborted)]);
+        acks.complete(slots[2], ok(2));
+        assert_eq!(offsets(&mut rx), []);
+        let queue = acks.lock();
+        assert!(queue.ended && queue.pending.is_empty());
+    }
+
+    #[test]
+    fn answers_the_channel_has_no_room_for_wait_in_order() {
+        let (acks, mut rx, _dir) = acks(1);
+        let slots: Vec<u64> = (0..3).map(|_| acks.take_slot()).collect();
+        acks.complete(slots[0], ok(0));
+        acks.complete(slots[1], ok(1));
+        acks.complete(slots[2], ok(2));
+        assert_eq!(offsets(&mut rx), [Ok(0)]);
+        // Later answers queue behind the waiting ones, for the task.
+        let queue = acks.lock();
+        assert_eq!(queue.overflow.len(), 2);
+        assert!(queue.pending.is_empty());
+    }
+}
