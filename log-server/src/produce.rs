@@ -20,7 +20,7 @@
 //! until the topic is deleted.
 
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::BytesMut;
@@ -80,10 +80,14 @@ struct Prepared {
 /// it, else looked up (the topic name checked once, by the store).
 fn target(
     shared: &Shared,
+    shutting_down: bool,
     request: &mut proto::ProduceRequest,
     last: Option<&mut LastTarget>,
 ) -> Result<Target, Status> {
-    shared.check_running()?;
+    if shutting_down {
+        return Err(status::shutting_down());
+    }
+    shared.check_recovered()?;
     if let Some(target) = last.as_ref().and_then(|last| last.get(request)) {
         return Ok(target.clone());
     }
@@ -114,13 +118,15 @@ fn target(
     Ok(target)
 }
 
-/// Checks a request and encodes its batch.
+/// Checks a request (UNAVAILABLE when `shutting_down`) and encodes its
+/// batch.
 fn prepare(
     shared: &Shared,
+    shutting_down: bool,
     mut request: proto::ProduceRequest,
     last: Option<&mut LastTarget>,
 ) -> Result<Prepared, Status> {
-    let target = target(shared, &mut request, last)?;
+    let target = target(shared, shutting_down, &mut request, last)?;
     let limits = Limits {
         max_batch_bytes: target.max_batch_bytes,
         ..Limits::default()
@@ -196,7 +202,7 @@ pub(crate) fn submit(shared: &Shared, request: proto::ProduceRequest) -> Result<
         target,
         batch,
         options,
-    } = prepare(shared, request, None)?;
+    } = prepare(shared, shared.shutdown.is_cancelled(), request, None)?;
     let bytes = batch.len() as u64;
     let (tx, mut rx) = oneshot::channel();
     target
@@ -349,9 +355,19 @@ struct StreamAcks {
     shared: Arc<Shared>,
     out: mpsc::Sender<StreamItem>,
     queue: Mutex<AckQueue>,
-    /// Wakes the task: answers in `overflow`, an error, or a change it
-    /// waits for (`AckQueue::task_waits`).
+    signal: Arc<StreamSignal>,
+}
+
+/// How a `ProduceStream`'s task is woken other than by a request.
+#[derive(Debug, Default)]
+struct StreamSignal {
+    /// Answers in `overflow`, an error, a change the task waits for
+    /// (`AckQueue::task_waits`), or shutdown.
     wake: Notify,
+    /// Set (then `wake` notified) by the stream's shutdown watcher: the
+    /// task and every request read this flag, not the shutdown token,
+    /// whose checks take its lock.
+    shut_down: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -398,7 +414,7 @@ impl StreamAcks {
             // Cleared after an earlier error (or the client left).
             drop(queue);
             if wake {
-                self.wake.notify_one();
+                self.signal.wake.notify_one();
             }
             return;
         };
@@ -439,7 +455,7 @@ impl StreamAcks {
         }
         drop(queue);
         if wake {
-            self.wake.notify_one();
+            self.signal.wake.notify_one();
         }
     }
 
@@ -452,11 +468,12 @@ impl StreamAcks {
 
     /// Checks a request, appends it, and has its callback answer it.
     fn submit(self: &Arc<Self>, last: &mut LastTarget, request: proto::ProduceRequest) {
+        let shutting_down = self.signal.shut_down.load(Ordering::Acquire);
         let Prepared {
             target,
             batch,
             options,
-        } = match prepare(&self.shared, request, Some(last)) {
+        } = match prepare(&self.shared, shutting_down, request, Some(last)) {
             Ok(prepared) => prepared,
             Err(status) => return self.fail(status),
         };
@@ -479,29 +496,61 @@ impl StreamAcks {
     }
 }
 
+/// The response side of a `ProduceStream`: the answers its task and
+/// callbacks send, in order, ending with the first error.
+pub(crate) type ResponseStream = tokio_stream::wrappers::ReceiverStream<StreamItem>;
+
+/// Responses buffered in a `ProduceStream`'s channel; answers past it wait
+/// in the stream's overflow (bounded by [`MAX_IN_FLIGHT_PER_STREAM`]).
+const RESPONSE_CHANNEL: usize = 16;
+
+/// Starts serving a `ProduceStream` on its own task.
+pub(crate) fn open_stream(
+    shared: Arc<Shared>,
+    inbound: Streaming<proto::ProduceStreamRequest>,
+) -> ResponseStream {
+    let (tx, rx) = mpsc::channel(RESPONSE_CHANNEL);
+    tokio::spawn(serve_stream(shared, inbound, tx));
+    ResponseStream::new(rx)
+}
+
 /// Serves one `ProduceStream`: appends requests in order as they arrive
 /// (at most [`MAX_IN_FLIGHT_PER_STREAM`] held), has them answered in order
 /// by their callbacks, and ends with the first error — no request after a
-/// failed one is appended. The task returns once every request taken is
-/// answered (the callbacks send the last answers), or at once when the
-/// client goes away.
-pub(crate) async fn serve_stream(
+/// failed one is appended. At shutdown nothing more is appended, and the
+/// stream ends with UNAVAILABLE after the answers of what was. The task
+/// returns once every request taken is answered (the callbacks send the
+/// last answers), or at once when the client goes away.
+async fn serve_stream(
     shared: Arc<Shared>,
     mut inbound: Streaming<proto::ProduceStreamRequest>,
-    out: mpsc::Sender<Result<proto::ProduceStreamResponse, Status>>,
+    out: mpsc::Sender<StreamItem>,
 ) {
+    let signal = Arc::new(StreamSignal::default());
+    // Shutdown is watched by a task of its own, once, rather than polled
+    // (a lock or two) every time this task wakes. Its token, a child of
+    // the server's, is cancelled when this task returns, ending it.
+    let watched = shared.shutdown.child_token();
+    let _unwatch = watched.clone().drop_guard();
+    tokio::spawn({
+        let signal = Arc::clone(&signal);
+        async move {
+            watched.cancelled().await;
+            signal.shut_down.store(true, Ordering::Release);
+            signal.wake.notify_one();
+        }
+    });
     let acks = Arc::new(StreamAcks {
         shared: Arc::clone(&shared),
         out,
         queue: Mutex::new(AckQueue::default()),
-        wake: Notify::new(),
+        signal,
     });
     let mut last = LastTarget::default();
     let mut input_done = false;
-    let shutdown = shared.shutdown.cancelled();
-    tokio::pin!(shutdown);
     loop {
-        let (room, drain, stopping) = {
+        let shutting_down = acks.signal.shut_down.load(Ordering::Acquire);
+        let (room, drain) = {
             let mut queue = acks.lock();
             let held = queue.pending.len() + queue.overflow.len();
             if queue.overflow.is_empty()
@@ -509,9 +558,14 @@ pub(crate) async fn serve_stream(
             {
                 return;
             }
+            if shutting_down && !queue.stopping {
+                drop(queue);
+                acks.fail(status::shutting_down());
+                continue;
+            }
             let room = !queue.stopping && !input_done && held < MAX_IN_FLIGHT_PER_STREAM;
             queue.task_waits = !room;
-            (room, !queue.overflow.is_empty(), queue.stopping)
+            (room, !queue.overflow.is_empty())
         };
         tokio::select! {
             biased;
@@ -523,8 +577,7 @@ pub(crate) async fn serve_stream(
                     permit.send(item);
                 }
             }
-            () = acks.wake.notified() => {}
-            () = &mut shutdown, if !stopping => acks.fail(status::shutting_down()),
+            () = acks.signal.wake.notified() => {}
             next = inbound.message(), if room => match next {
                 Ok(Some(request)) => match request.request {
                     Some(request) => acks.submit(&mut last, request),
@@ -551,5 +604,100 @@ pub(crate) async fn serve_stream(
                 }
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stream's answering side over a store in a temp dir, its response
+    /// channel holding `capacity`.
+    fn acks(
+        capacity: usize,
+    ) -> (
+        Arc<StreamAcks>,
+        mpsc::Receiver<StreamItem>,
+        tempfile::TempDir,
+    ) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = log_storage::Store::open_locked(dir.path()).expect("store");
+        let shared = Arc::new(Shared::new(
+            Arc::new(store),
+            crate::config::Config::default(),
+            tokio_util::sync::CancellationToken::new(),
+        ));
+        let (out, rx) = mpsc::channel(capacity);
+        let acks = Arc::new(StreamAcks {
+            shared,
+            out,
+            queue: Mutex::new(AckQueue::default()),
+            signal: Arc::default(),
+        });
+        (acks, rx, dir)
+    }
+
+    fn ok(base_offset: u64) -> StreamItem {
+        Ok(proto::ProduceStreamResponse {
+            response: Some(proto::ProduceResponse {
+                base_offset,
+                ..Default::default()
+            }),
+        })
+    }
+
+    fn offsets(rx: &mut mpsc::Receiver<StreamItem>) -> Vec<Result<u64, tonic::Code>> {
+        std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|item| match item {
+                Ok(r) => Ok(r.response.map_or(u64::MAX, |r| r.base_offset)),
+                Err(status) => Err(status.code()),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn answers_go_out_in_request_order_whatever_order_they_come_in() {
+        let (acks, mut rx, _dir) = acks(16);
+        let slots: Vec<u64> = (0..4).map(|_| acks.take_slot()).collect();
+        acks.complete(slots[2], ok(2));
+        acks.complete(slots[1], ok(1));
+        assert_eq!(offsets(&mut rx), []);
+        acks.complete(slots[0], ok(0));
+        assert_eq!(offsets(&mut rx), [Ok(0), Ok(1), Ok(2)]);
+        acks.complete(slots[3], ok(3));
+        assert_eq!(offsets(&mut rx), [Ok(3)]);
+        let queue = acks.lock();
+        assert!(queue.pending.is_empty() && queue.overflow.is_empty() && !queue.stopping);
+    }
+
+    #[test]
+    fn nothing_after_an_error_is_sent_and_the_stream_stops() {
+        let (acks, mut rx, _dir) = acks(16);
+        let slots: Vec<u64> = (0..4).map(|_| acks.take_slot()).collect();
+        acks.complete(slots[3], ok(3));
+        acks.complete(slots[1], Err(Status::aborted("no")));
+        // Known at once: nothing more is appended.
+        assert!(acks.lock().stopping);
+        assert_eq!(offsets(&mut rx), []);
+        acks.complete(slots[0], ok(0));
+        assert_eq!(offsets(&mut rx), [Ok(0), Err(tonic::Code::Aborted)]);
+        acks.complete(slots[2], ok(2));
+        assert_eq!(offsets(&mut rx), []);
+        let queue = acks.lock();
+        assert!(queue.ended && queue.pending.is_empty());
+    }
+
+    #[test]
+    fn answers_the_channel_has_no_room_for_wait_in_order() {
+        let (acks, mut rx, _dir) = acks(1);
+        let slots: Vec<u64> = (0..3).map(|_| acks.take_slot()).collect();
+        acks.complete(slots[0], ok(0));
+        acks.complete(slots[1], ok(1));
+        acks.complete(slots[2], ok(2));
+        assert_eq!(offsets(&mut rx), [Ok(0)]);
+        // Later answers queue behind the waiting ones, for the task.
+        let queue = acks.lock();
+        assert_eq!(queue.overflow.len(), 2);
+        assert!(queue.pending.is_empty());
     }
 }

@@ -11,7 +11,6 @@ use log_client::proto;
 use log_client::proto::admin_service_server::AdminService;
 use log_client::proto::log_service_server::LogService;
 use log_storage::{Ack, TopicConfig, TopicInfo};
-use tokio::sync::mpsc;
 use tonic::{Code, Request, Response, Status, Streaming};
 
 use crate::produce;
@@ -72,22 +71,16 @@ impl LogService for Services {
         Ok(Response::new(produce::finish(&self.shared, pending).await?))
     }
 
-    type ProduceStreamStream = UntilShutdown<proto::ProduceStreamResponse>;
+    type ProduceStreamStream = produce::ResponseStream;
 
     async fn produce_stream(
         &self,
         request: Request<Streaming<proto::ProduceStreamRequest>>,
     ) -> Result<Response<Self::ProduceStreamStream>, Status> {
         self.shared.check_running()?;
-        let (tx, rx) = mpsc::channel(16);
-        tokio::spawn(produce::serve_stream(
+        Ok(Response::new(produce::open_stream(
             Arc::clone(&self.shared),
             request.into_inner(),
-            tx,
-        ));
-        Ok(Response::new(UntilShutdown::new(
-            rx,
-            self.shared.shutdown.clone(),
         )))
     }
 

@@ -172,6 +172,14 @@ impl Shared {
         if self.shutdown.is_cancelled() {
             return Err(status::shutting_down());
         }
+        self.check_recovered()
+    }
+
+    /// Fails with UNAVAILABLE while recovering (the half of
+    /// [`check_running`](Self::check_running) for a caller that learns of
+    /// shutdown another way: the token's check takes a lock every caller
+    /// shares).
+    pub(crate) fn check_recovered(&self) -> Result<(), Status> {
         if !self.ready.load(Ordering::Acquire) {
             return Err(status::status(
                 tonic::Code::Unavailable,
@@ -233,7 +241,13 @@ impl Shared {
         let (changed, _) = watch::channel(0u64);
         let signal = changed.clone();
         log.on_change(Arc::new(move || {
-            signal.send_modify(|tick| *tick = tick.wrapping_add(1));
+            // No reader waits: nothing to wake, and the signal's locks are
+            // not taken on every append of a partition nobody reads. A
+            // reader subscribes before it reads the log, so one that
+            // subscribes now still sees what just moved.
+            if signal.receiver_count() > 0 {
+                signal.send_modify(|tick| *tick = tick.wrapping_add(1));
+            }
         }));
         let open = Arc::new(Partition {
             log,
