@@ -9,12 +9,6 @@
 use crate::state::Slot;
 use crate::status;
 
-/// The one streaming call whose inbound messages tonic's own decode
-/// limit still measures: its handler (`produce.rs`) turns tonic's error
-/// into REQUEST_TOO_LARGE itself. Once it answers
-/// [`status::is_request_too_large`] statuses as they are, this goes.
-const TONIC_LIMITED: &str = "/log.v1.LogService/ProduceStream";
-
 /// Wraps the body of a call to the log or admin service in [`Limited`],
 /// which refuses a message over `limit` (`max_request_bytes`) by its
 /// length prefix, before tonic reads or decodes it. tonic's own limit
@@ -26,7 +20,7 @@ pub(crate) fn limit_request(
 ) -> http::Request<tonic::body::Body> {
     let path = request.uri().path();
     let ours = path.starts_with("/log.v1.LogService/") || path.starts_with("/log.v1.AdminService/");
-    if !ours || path == TONIC_LIMITED {
+    if !ours {
         return request;
     }
     request.map(|body| tonic::body::Body::new(Limited::new(body, limit)))
@@ -39,8 +33,9 @@ const PREFIX_LEN: usize = 5;
 /// A request body that reads the length prefix of every gRPC message
 /// going through it and fails with RESOURCE_EXHAUSTED `REQUEST_TOO_LARGE`
 /// (a status whose source is [`status::MessageTooLarge`]) instead of
-/// passing on the data frame that completes a prefix over the limit: the
-/// decoder behind it never sees that prefix, and the handler (or tonic,
+/// passing on the prefix over the limit: the messages before it in the
+/// same data frame go through (a stream's earlier requests are answered),
+/// the decoder never sees that prefix whole, and the handler (or tonic,
 /// for a unary call) gets this status as the body's error.
 struct Limited {
     body: tonic::body::Body,
@@ -51,6 +46,8 @@ struct Limited {
     /// Bytes of the current message still to come.
     rest: u64,
     failed: bool,
+    /// The error to answer once the bytes before it went through.
+    pending: Option<status::MessageTooLarge>,
 }
 
 impl Limited {
@@ -62,12 +59,17 @@ impl Limited {
             have: 0,
             rest: 0,
             failed: false,
+            pending: None,
         }
     }
 
     /// Follows the framing through `data`; the first message over the
-    /// limit is the error.
-    fn measure(&mut self, mut data: &[u8]) -> Result<(), status::MessageTooLarge> {
+    /// limit is the error, with the index in `data` where its prefix
+    /// starts (0 if it started in an earlier frame).
+    fn measure(&mut self, data: &[u8]) -> Result<(), (usize, status::MessageTooLarge)> {
+        let whole = data.len();
+        let mut data = data;
+        let mut prefix_at = 0;
         while !data.is_empty() {
             if self.rest > 0 {
                 let n = data
@@ -76,6 +78,9 @@ impl Limited {
                 self.rest -= n as u64;
                 data = &data[n..];
                 continue;
+            }
+            if self.have == 0 {
+                prefix_at = whole - data.len();
             }
             let n = (PREFIX_LEN - self.have).min(data.len());
             self.prefix[self.have..self.have + n].copy_from_slice(&data[..n]);
@@ -86,10 +91,13 @@ impl Limited {
                 let [_, a, b, c, d] = self.prefix;
                 let len = u32::from_be_bytes([a, b, c, d]);
                 if len > self.limit {
-                    return Err(status::MessageTooLarge {
-                        len,
-                        limit: self.limit,
-                    });
+                    return Err((
+                        prefix_at,
+                        status::MessageTooLarge {
+                            len,
+                            limit: self.limit,
+                        },
+                    ));
                 }
                 self.rest = u64::from(len);
             }
@@ -110,17 +118,27 @@ impl http_body::Body for Limited {
         if self.failed {
             return Poll::Ready(None);
         }
+        if let Some(too_large) = self.pending.take() {
+            self.failed = true;
+            return Poll::Ready(Some(Err(status::message_too_large(too_large))));
+        }
         let polled = std::pin::Pin::new(&mut self.body).poll_frame(cx);
         if let Poll::Ready(Some(Ok(frame))) = &polled
             && let Some(data) = frame.data_ref()
-            && let Err(too_large) = self.measure(data)
+            && let Err((at, too_large)) = self.measure(data)
         {
-            self.failed = true;
             tracing::debug!(
                 len = too_large.len,
                 limit = too_large.limit,
                 "request message over the limit"
             );
+            if at > 0 {
+                // The messages before it go through first.
+                let before = data.slice(..at);
+                self.pending = Some(too_large);
+                return Poll::Ready(Some(Ok(http_body::Frame::data(before))));
+            }
+            self.failed = true;
             return Poll::Ready(Some(Err(status::message_too_large(too_large))));
         }
         polled
@@ -216,12 +234,12 @@ mod tests {
             let mut seen = 0;
             for piece in bytes.chunks(chunk) {
                 seen += piece.len();
-                if let Err(e) = body.measure(piece) {
-                    failed = Some((e, seen));
+                if let Err((at, e)) = body.measure(piece) {
+                    failed = Some((e, seen, (seen - piece.len(), at)));
                     break;
                 }
             }
-            let (err, seen) = failed.unwrap();
+            let (err, seen, (piece_start, at)) = failed.unwrap();
             assert_eq!(
                 err,
                 status::MessageTooLarge {
@@ -229,12 +247,30 @@ mod tests {
                     limit: 100
                 }
             );
-            // The chunk that completed the second prefix (bytes 105..110).
+            // The chunk that completed the second prefix (bytes 105..110),
+            // which started at byte 105 (or in an earlier chunk: then 0 in
+            // this one).
             assert!(seen >= 110 && seen < 110 + chunk, "chunk {chunk}: {seen}");
+            assert_eq!(piece_start + at, 105.max(piece_start), "chunk {chunk}");
         }
         // A length beyond any u32 limit cannot pass either.
         let mut body = limited(u32::MAX - 1);
         let prefix = [0, 0xff, 0xff, 0xff, 0xff];
         assert!(body.measure(&prefix).is_err());
+    }
+
+    /// Two messages in one data frame, the second over the limit: the
+    /// first goes through whole, then the error.
+    #[tokio::test]
+    async fn the_messages_before_one_over_the_limit_go_through() {
+        use http_body_util::BodyExt;
+        let bytes = framed(&[3, 101]);
+        let body = tonic::body::Body::new(http_body_util::Full::new(bytes::Bytes::from(bytes)));
+        let mut body = Limited::new(body, 100);
+        let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(&first[..], &framed(&[3])[..]);
+        let err = body.frame().await.unwrap().unwrap_err();
+        assert!(status::is_request_too_large(&err), "{err:?}");
+        assert!(body.frame().await.is_none());
     }
 }

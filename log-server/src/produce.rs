@@ -23,7 +23,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use bytes::BytesMut;
+use bytes::Bytes;
 use log_client::proto;
 use log_format::{BatchBuilder, Limits, NewRecord, ProducerInfo, RecordHeader};
 use log_storage::{Ack, AppendOptions, Appended};
@@ -43,7 +43,7 @@ const MAX_IN_FLIGHT_PER_STREAM: usize = 64;
 #[derive(Debug, Clone)]
 struct Target {
     partition: u32,
-    part: Arc<Partition>,
+    part: Partition,
     max_batch_bytes: u32,
     default_ack: Ack,
 }
@@ -72,7 +72,7 @@ impl LastTarget {
 /// A request checked and encoded, ready to append.
 struct Prepared {
     target: Target,
-    batch: BytesMut,
+    batch: Bytes,
     options: AppendOptions,
 }
 
@@ -140,7 +140,9 @@ fn prepare(
                     "an encoded batch carries its producer id, epoch and sequence in its header",
                 ));
             }
-            BytesMut::from(request.encoded_batch)
+            // Passed as it came: the log stores a large shared batch
+            // without copying it.
+            request.encoded_batch
         }
         (true, true) => {
             return Err(status::invalid(
@@ -183,7 +185,7 @@ fn prepare(
 /// A unary produce handed to the storage, waiting for its ack.
 pub(crate) struct Pending {
     partition: u32,
-    part: Arc<Partition>,
+    part: Partition,
     bytes: u64,
     ack: AckState,
 }
@@ -208,7 +210,7 @@ pub(crate) fn submit(shared: &Shared, request: proto::ProduceRequest) -> Result<
     target
         .part
         .log
-        .append_then(&shared.committer, batch, options, move |result| {
+        .append_then(shared.store.committer(), batch, options, move |result| {
             let _ = tx.send(result);
         });
     // Checks and the write happen in append_then: an error there is known
@@ -301,7 +303,7 @@ fn answer(
 }
 
 /// Encodes structured records as one batch.
-fn encode_records(request: &proto::ProduceRequest, limits: Limits) -> Result<BytesMut, Status> {
+fn encode_records(request: &proto::ProduceRequest, limits: Limits) -> Result<Bytes, Status> {
     let build = |e: log_format::BuildError| status::build(&e);
     let now = now_ms();
     let mut builder = BatchBuilder::new(limits);
@@ -338,7 +340,7 @@ fn encode_records(request: &proto::ProduceRequest, limits: Limits) -> Result<Byt
             base_sequence,
         });
     }
-    Ok(BytesMut::from(builder.finish().map_err(build)?))
+    builder.finish().map_err(build)
 }
 
 /// What a `ProduceStream` sends: a response, or the error that ends it.
@@ -485,14 +487,19 @@ impl StreamAcks {
             partition, part, ..
         } = target;
         let log = Arc::clone(&part.log);
-        log.append_then(&self.shared.committer, batch, options, move |result| {
-            let item = answer(&acks.shared, partition, &part, bytes, result).map(|response| {
-                proto::ProduceStreamResponse {
-                    response: Some(response),
-                }
-            });
-            acks.complete(seq, item);
-        });
+        log.append_then(
+            self.shared.store.committer(),
+            batch,
+            options,
+            move |result| {
+                let item = answer(&acks.shared, partition, &part, bytes, result).map(|response| {
+                    proto::ProduceStreamResponse {
+                        response: Some(response),
+                    }
+                });
+                acks.complete(seq, item);
+            },
+        );
     }
 }
 
@@ -585,19 +592,11 @@ async fn serve_stream(
                 },
                 Ok(None) => input_done = true,
                 Err(status) => {
-                    // A message over the limit: answered as is when the
-                    // server's length-prefix check refused it; tonic's own
-                    // decode limit says OUT_OF_RANGE, which is turned into
-                    // the same. Anything else: the client went away.
+                    // A message over the limit (the server's length-prefix
+                    // check refused it, with a typed status): answered as
+                    // is. Anything else: the client went away.
                     if status::is_request_too_large(&status) {
                         acks.fail(status);
-                    } else if status.code() == tonic::Code::OutOfRange
-                        && status.message().contains("too large")
-                    {
-                        acks.fail(status::request_too_large(
-                            shared.config.max_request_bytes,
-                            "decode limit",
-                        ));
                     } else {
                         return;
                     }

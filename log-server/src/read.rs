@@ -168,7 +168,7 @@ pub(crate) fn resolve(
 /// after the newest record starts at the log end).
 async fn start(
     shared: &Arc<Shared>,
-    part: &Arc<Partition>,
+    part: &Partition,
     topic: &str,
     partition: u32,
     position: Option<&proto::Position>,
@@ -424,7 +424,7 @@ pub(crate) async fn subscribe(
 /// One subscription's task.
 struct Subscription {
     shared: Arc<Shared>,
-    part: Arc<Partition>,
+    part: Partition,
     tx: mpsc::Sender<Result<proto::SubscribeResponse, Status>>,
     max_bytes: usize,
     remaining: u64,

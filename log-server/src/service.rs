@@ -372,7 +372,6 @@ impl AdminService for Services {
                 if let Err(err) = shared.store.delete_topic(&info.name) {
                     tracing::error!(topic = %info.name, error = %err, "cannot remove a topic whose creation failed");
                 }
-                shared.forget_topic(&info.name);
                 return Err(status);
             }
             Ok(topic_message(&info))
@@ -455,9 +454,9 @@ impl AdminService for Services {
                 Err(log_storage::Error::TopicNotFound { .. }) if request.allow_missing => {}
                 Err(e) => return Err(status::storage(&e)),
             }
-            // Ends the topic's subscriptions and long polls (NOT_FOUND),
-            // which releases their hold on its files.
-            shared.forget_topic(&request.name);
+            // The store closed the topic's logs: their signals ended the
+            // topic's subscriptions and long polls (NOT_FOUND), which
+            // releases their hold on its files.
             Ok(())
         })
         .await?;

@@ -1,29 +1,25 @@
-//! What every RPC shares: the store, the committer, the open partitions
+//! What every RPC shares: the store (and its committer), the open partitions
 //! with their change signal, the limits and the counters.
 //!
-//! Each open partition has a `tokio::sync::watch` channel bumped by the
-//! storage's change listener ([`log_storage::Log::on_change`]) after every
-//! append, sync, delete and close: long polls and subscriptions await it
-//! instead of polling the storage.
-//!
-//! Each open partition also carries the id of its topic and a token
-//! cancelled when the topic is deleted: the topic's long polls and
-//! subscriptions then end at once with NOT_FOUND and drop their handle on
-//! the partition's files. A topic created again under the same name has a
-//! new id and new partitions: nothing opened on the old one reads the new.
-//!
-//! The open partitions are found by topic name (a `&str`, no key built)
-//! and number under one lock; a caller that holds the topic's info already
-//! ([`Shared::partition_of`]) looks nothing up in the store for a partition
-//! open before. A `Partition` handle stays valid until [`Partition::is_gone`]
-//! says otherwise, so a `ProduceStream` keeps the one it last wrote.
+//! The open partitions are the store's ([`Store::partition`]: one
+//! registry, no second map here). To each the server attaches, once
+//! ([`log_storage::Log::attachment`]), a [`Signal`]: a `tokio::sync::watch`
+//! channel bumped by the storage's change listener
+//! ([`log_storage::Log::on_change`]) after every append, sync, delete and
+//! close, so long polls and subscriptions await it instead of polling the
+//! storage; and a token cancelled when the partition's log is closed (its
+//! topic deleted): the topic's long polls and subscriptions then end at
+//! once with NOT_FOUND and drop their handle on the partition's files. A
+//! topic created again under the same name has new logs, so new signals:
+//! nothing opened on the old one reads the new. A [`Partition`] handle
+//! stays valid until [`Partition::is_gone`] says otherwise, so a
+//! `ProduceStream` keeps the one it last wrote.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use log_storage::{Committer, Log, Store, TopicInfo, Watermarks};
+use log_storage::{Log, Store, TopicInfo, Watermarks};
 use tokio::sync::{Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
@@ -31,17 +27,23 @@ use tonic::Status;
 use crate::config::Config;
 use crate::status;
 
-/// An open partition and its change signal.
-#[derive(Debug)]
+/// An open partition (the store's log) and the server's signal on it.
+#[derive(Debug, Clone)]
 pub(crate) struct Partition {
     pub(crate) log: Arc<Log>,
+    signal: Arc<Signal>,
+}
+
+/// What the server attaches to each open partition's log.
+#[derive(Debug)]
+pub(crate) struct Signal {
     /// Bumped whenever the partition's watermarks may have moved.
     pub(crate) changed: watch::Sender<u64>,
     /// The topic's name and id ([`TopicInfo::id`], new for a topic
     /// created again under the same name).
     pub(crate) topic: String,
     pub(crate) topic_id: u64,
-    /// Cancelled when the topic is deleted.
+    /// Cancelled when the log is closed (its topic deleted).
     pub(crate) deleted: CancellationToken,
     /// Set just before `deleted` is cancelled: the same fact, readable
     /// without the token's lock (checked on every produce to a partition a
@@ -49,11 +51,25 @@ pub(crate) struct Partition {
     gone: AtomicBool,
 }
 
-impl Partition {
-    /// Whether the topic was deleted (or created again): this handle is
-    /// never handed out again, and appends through it must not go on.
-    pub(crate) fn is_gone(&self) -> bool {
-        self.gone.load(Ordering::Acquire)
+impl std::ops::Deref for Partition {
+    type Target = Signal;
+
+    fn deref(&self) -> &Signal {
+        &self.signal
+    }
+}
+
+impl Signal {
+    /// The signal of a partition of `topic`.
+    fn new(topic: &TopicInfo) -> Signal {
+        let (changed, _) = watch::channel(0u64);
+        Signal {
+            changed,
+            topic: topic.name.clone(),
+            topic_id: topic.id,
+            deleted: CancellationToken::new(),
+            gone: AtomicBool::new(false),
+        }
     }
 
     /// Marks the partition deleted and ends its readers.
@@ -61,11 +77,20 @@ impl Partition {
         self.gone.store(true, Ordering::Release);
         self.deleted.cancel();
     }
+}
+
+impl Partition {
+    /// Whether the partition's log was closed (its topic deleted, or the
+    /// store closed): this handle is never handed out again, and appends
+    /// through it must not go on.
+    pub(crate) fn is_gone(&self) -> bool {
+        self.signal.gone.load(Ordering::Acquire)
+    }
 
     /// NOT_FOUND (`TOPIC_NOT_FOUND`): what readers of a deleted topic get.
     pub(crate) fn gone(&self) -> Status {
         status::storage(&log_storage::Error::TopicNotFound {
-            topic: self.topic.clone(),
+            topic: self.signal.topic.clone(),
         })
     }
 }
@@ -137,10 +162,7 @@ pub(crate) struct Counters {
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) store: Arc<Store>,
-    pub(crate) committer: Committer,
     pub(crate) config: Config,
-    /// Open partitions by topic name, then number.
-    partitions: Mutex<HashMap<String, HashMap<u32, Arc<Partition>>>>,
     pub(crate) subscriptions: Arc<Semaphore>,
     pub(crate) counters: Counters,
     /// Cancelled at the start of shutdown: streams end with UNAVAILABLE.
@@ -155,10 +177,8 @@ impl Shared {
     pub(crate) fn new(store: Arc<Store>, config: Config, shutdown: CancellationToken) -> Shared {
         Shared {
             store,
-            committer: Committer::start(config.committer_threads as usize),
             subscriptions: Arc::new(Semaphore::new(config.max_subscriptions as usize)),
             config,
-            partitions: Mutex::new(HashMap::new()),
             counters: Counters::default(),
             shutdown,
             start_time: SystemTime::now(),
@@ -183,7 +203,7 @@ impl Shared {
         if !self.ready.load(Ordering::Acquire) {
             return Err(status::status(
                 tonic::Code::Unavailable,
-                "RECOVERING",
+                status::reason::RECOVERING,
                 "server is recovering its partitions",
                 &[],
             ));
@@ -198,112 +218,57 @@ impl Shared {
     }
 
     /// An open partition (opened on first use), with its change signal.
-    pub(crate) fn partition(&self, topic: &str, partition: u32) -> Result<Arc<Partition>, Status> {
+    pub(crate) fn partition(&self, topic: &str, partition: u32) -> Result<Partition, Status> {
         let info = self.store.topic(topic).map_err(|e| status::storage(&e))?;
         self.partition_of(&info, partition)
     }
 
     /// An open partition of a topic whose info the caller just read
-    /// (opened on first use): a partition open before costs one lock and
-    /// no store lookup.
+    /// (opened on first use): the store's log, and the server's signal
+    /// attached to it the first time.
     pub(crate) fn partition_of(
         &self,
         topic: &TopicInfo,
         partition: u32,
-    ) -> Result<Arc<Partition>, Status> {
-        if let Some(open) = self.open_partition(topic, partition) {
-            return Ok(open);
-        }
+    ) -> Result<Partition, Status> {
         let log = self
             .store
             .partition(&topic.name, partition)
             .map_err(|e| status::storage(&e))?;
-        let mut partitions = self.lock_partitions();
-        let open = partitions
-            .get(topic.name.as_str())
-            .and_then(|p| p.get(&partition));
-        if let Some(open) = open
-            && Arc::ptr_eq(&open.log, &log)
-            && !open.is_gone()
-        {
-            return Ok(Arc::clone(open));
-        }
-        // First use, or the topic was deleted (and maybe created again).
-        // Checked under the map's lock, which `forget_topic` takes after
-        // the store deleted the topic: either the topic is still the one
-        // `log` belongs to, or this partition is never handed out (a
-        // forgotten one can never be put back).
-        if self.store.topic(&topic.name).map(|t| t.id).ok() != Some(topic.id) {
-            return Err(status::storage(&log_storage::Error::TopicNotFound {
-                topic: topic.name.clone(),
-            }));
-        }
-        let (changed, _) = watch::channel(0u64);
-        let signal = changed.clone();
-        log.on_change(Arc::new(move || {
-            // No reader waits: nothing to wake, and the signal's locks are
-            // not taken on every append of a partition nobody reads. A
-            // reader subscribes before it reads the log, so one that
-            // subscribes now still sees what just moved.
-            if signal.receiver_count() > 0 {
-                signal.send_modify(|tick| *tick = tick.wrapping_add(1));
-            }
-        }));
-        let open = Arc::new(Partition {
-            log,
-            changed,
-            topic: topic.name.clone(),
-            topic_id: topic.id,
-            deleted: CancellationToken::new(),
-            gone: AtomicBool::new(false),
-        });
-        if let Some(stale) = partitions
-            .entry(topic.name.clone())
-            .or_default()
-            .insert(partition, Arc::clone(&open))
-            && stale.topic_id != topic.id
-        {
-            stale.forget();
+        let signal = log
+            .attachment(|| {
+                let signal = Arc::new(Signal::new(topic));
+                let listener = Arc::clone(&signal);
+                let weak = Arc::downgrade(&log);
+                log.on_change(Arc::new(move || {
+                    // Closed: the topic was deleted (or the store closed).
+                    if weak.upgrade().is_some_and(|log| log.is_closed()) {
+                        listener.forget();
+                    }
+                    // No reader waits: nothing to wake, and the signal's
+                    // locks are not taken on every append of a partition
+                    // nobody reads. A reader subscribes before it reads the
+                    // log, so one that subscribes now still sees what just
+                    // moved.
+                    if listener.changed.receiver_count() > 0 {
+                        listener
+                            .changed
+                            .send_modify(|tick| *tick = tick.wrapping_add(1));
+                    }
+                }));
+                // Closed before the listener was in place: no change will
+                // tell it any more.
+                if log.is_closed() {
+                    signal.forget();
+                }
+                signal
+            })
+            .ok_or_else(|| Status::internal("a partition carries another attachment"))?;
+        let open = Partition { log, signal };
+        if open.is_gone() {
+            return Err(open.gone());
         }
         Ok(open)
-    }
-
-    /// The open partition of `topic` (as the store just described it), if
-    /// one is.
-    fn open_partition(&self, topic: &TopicInfo, partition: u32) -> Option<Arc<Partition>> {
-        let partitions = self.lock_partitions();
-        let open = partitions.get(topic.name.as_str())?.get(&partition)?;
-        // Same id: the same topic, whose logs the store never replaces.
-        (open.topic_id == topic.id && !open.is_gone()).then(|| Arc::clone(open))
-    }
-
-    fn lock_partitions(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<String, HashMap<u32, Arc<Partition>>>> {
-        self.partitions
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Forgets the open partitions of `topic` that belong to no topic of
-    /// the store any more (deleted, or created again with a new id), and
-    /// ends their readers (NOT_FOUND). Call after the store deleted it.
-    pub(crate) fn forget_topic(&self, topic: &str) {
-        let mut partitions = self.lock_partitions();
-        let current = self.store.topic(topic).map(|t| t.id).ok();
-        let Some(open) = partitions.get_mut(topic) else {
-            return;
-        };
-        open.retain(|_, open| {
-            if Some(open.topic_id) == current {
-                return true;
-            }
-            open.forget();
-            false
-        });
-        if open.is_empty() {
-            partitions.remove(topic);
-        }
     }
 
     /// Takes a slot of `kind` on the connection a request came on (none to
@@ -320,13 +285,13 @@ impl Shared {
         let (limit, reason, what, setting) = match kind {
             SlotKind::Subscription => (
                 self.config.max_subscriptions_per_connection,
-                "TOO_MANY_SUBSCRIPTIONS_ON_CONNECTION",
+                status::reason::TOO_MANY_SUBSCRIPTIONS_ON_CONNECTION,
                 "open subscriptions",
                 "max_subscriptions_per_connection",
             ),
             SlotKind::Fetch => (
                 self.config.max_fetches_per_connection,
-                "TOO_MANY_FETCHES_ON_CONNECTION",
+                status::reason::TOO_MANY_FETCHES_ON_CONNECTION,
                 "fetches in flight",
                 "max_fetches_per_connection",
             ),

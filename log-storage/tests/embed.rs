@@ -100,7 +100,7 @@ fn an_attachment_is_made_once_per_partition_and_found_through_the_store() {
     let made = AtomicU64::new(0);
     let make = || {
         made.fetch_add(1, Ordering::SeqCst);
-        String::from("signal")
+        Arc::new(String::from("signal"))
     };
     let first = store
         .partition("t", 0)
@@ -126,7 +126,7 @@ fn an_attachment_is_made_once_per_partition_and_found_through_the_store() {
         store
             .partition("t", 0)
             .unwrap()
-            .attachment(|| 5u32)
+            .attachment(|| Arc::new(5u32))
             .is_none()
     );
     // Deleting the topic closes its partitions: a holder can tell.

@@ -197,6 +197,9 @@ pub struct Log {
     dir_debt: std::sync::atomic::AtomicBool,
     /// What an embedder attached to this partition ([`Log::attachment`]).
     attachment: std::sync::OnceLock<Arc<dyn std::any::Any + Send + Sync>>,
+    /// `State::closed`, readable without the state lock; set before the
+    /// listeners hear of the close.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug)]
@@ -362,6 +365,7 @@ impl Log {
             roll_debt: std::sync::atomic::AtomicBool::new(false),
             dir_debt: std::sync::atomic::AtomicBool::new(dir_debt),
             attachment: std::sync::OnceLock::new(),
+            closed: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -370,17 +374,21 @@ impl Log {
     /// server's change channel, say) found through the store's one registry
     /// of open partitions, with no second map to keep in step. One
     /// attachment per partition: `None` if one of another type is attached.
-    pub fn attachment<T: Send + Sync + 'static>(&self, init: impl FnOnce() -> T) -> Option<Arc<T>> {
+    pub fn attachment<T: Send + Sync + 'static>(
+        &self,
+        init: impl FnOnce() -> Arc<T>,
+    ) -> Option<Arc<T>> {
         let any = self
             .attachment
-            .get_or_init(|| Arc::new(init()) as Arc<dyn std::any::Any + Send + Sync>);
+            .get_or_init(|| init() as Arc<dyn std::any::Any + Send + Sync>);
         Arc::clone(any).downcast::<T>().ok()
     }
 
     /// Whether the partition was closed ([`Log::close`]; the store closes
-    /// the partitions of a deleted topic).
+    /// the partitions of a deleted topic). Takes no lock: a change listener
+    /// may ask.
     pub fn is_closed(&self) -> bool {
-        lock(&self.state).closed
+        self.closed.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Registers `listener`, called after every append (the log end moved),
@@ -447,6 +455,7 @@ impl Log {
             }
             if self.poison.get().is_some() || state.read_only.is_some() {
                 state.closed = true;
+                self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
                 return Ok(());
             }
         }
@@ -491,6 +500,7 @@ impl Log {
             .map_err(io_error("sync partition directory", &self.dir))?;
         let mut state = lock(&self.state);
         state.closed = true;
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
         let mut sync = lock(&self.sync);
         sync.durable_end = sync.durable_end.max(state.next_offset);
         tracing::info!(dir = %self.dir.display(), next_offset = state.next_offset, "partition closed cleanly");
