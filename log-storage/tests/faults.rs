@@ -332,3 +332,52 @@ fn a_clean_reopen_trusts_the_marker_and_reads_still_refuse_damage() {
     let err = log.read(149, 1 << 20, Isolation::Durable).unwrap_err();
     assert!(matches!(err, Error::Corruption { .. }), "{err:?}");
 }
+
+/// With `free_space_check_interval` set, a free-space reading stands for
+/// that long (less what the partition wrote since): a floor crossed by
+/// someone else meanwhile is seen at the next reading, and a reading that
+/// says the floor would be crossed is always taken again.
+#[test]
+fn a_free_space_reading_stands_for_its_interval_then_is_taken_again() {
+    let fs = SimFs::new();
+    let open = |dir: &str, interval_ms: u64| {
+        let mut config = config();
+        config.min_free_bytes = Some(10_000);
+        config.free_space_check_interval = std::time::Duration::from_millis(interval_ms);
+        Log::open(Arc::new(fs.clone()), Path::new(dir), config).unwrap()
+    };
+    // A reading that stands for a minute: another writer fills the disk,
+    // and this append is not refused (it fits on the disk).
+    let standing = open("/data/t/0", 60_000);
+    standing
+        .append(encode(0, 2).0, AppendOptions::default())
+        .unwrap();
+    fs.set_capacity(Some(fs.used_bytes() + 10_100));
+    standing
+        .append(encode(1, 1).0, AppendOptions::default())
+        .unwrap();
+    fs.set_capacity(None);
+    // A reading that stands 50 ms: past it the space is read again, and
+    // the append is refused with nothing written.
+    let short = open("/data/t/1", 50);
+    short
+        .append(encode(0, 2).0, AppendOptions::default())
+        .unwrap();
+    fs.set_capacity(Some(fs.used_bytes() + 10_100));
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let used = fs.used_bytes();
+    let err = short
+        .append(encode(1, 3).0, AppendOptions::default())
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::DiskFull { floor: 10_000, .. }),
+        "{err:?}"
+    );
+    assert_eq!(fs.used_bytes(), used, "nothing written");
+    // A reading below the floor is never trusted: with room again, appends
+    // go on at once.
+    fs.set_capacity(None);
+    short
+        .append(encode(1, 1).0, AppendOptions::default())
+        .unwrap();
+}

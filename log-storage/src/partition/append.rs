@@ -6,6 +6,7 @@
 //! commit's (`commit.rs`).
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use log_format::HEADER_LEN;
@@ -191,16 +192,27 @@ impl Log {
             });
         }
         if let Some(floor) = self.config.min_free_bytes {
-            let available = self
-                .fs
-                .available_space(&self.dir)
-                .map_err(io_error("check free space", &self.dir))?;
-            if available < floor.saturating_add(batch.len() as u64) {
-                return Err(Error::DiskFull {
-                    dir: self.dir.clone(),
+            let need = floor.saturating_add(batch.len() as u64);
+            let interval = self.config.free_space_check_interval;
+            let trusted = state
+                .free_space
+                .is_some_and(|space| space.available >= need && space.read_at.elapsed() < interval);
+            if !trusted {
+                let available = self
+                    .fs
+                    .available_space(&self.dir)
+                    .map_err(io_error("check free space", &self.dir))?;
+                state.free_space = Some(FreeSpace {
                     available,
-                    floor,
+                    read_at: Instant::now(),
                 });
+                if available < need {
+                    return Err(Error::DiskFull {
+                        dir: self.dir.clone(),
+                        available,
+                        floor,
+                    });
+                }
             }
         }
         let append_time = state.last_append_time.max(now_ms());
@@ -266,6 +278,9 @@ impl Log {
         state.producers.record(&stamped);
         state.next_offset = last_offset + 1;
         state.last_append_time = append_time;
+        if let Some(space) = &mut state.free_space {
+            space.available = space.available.saturating_sub(batch.len() as u64);
+        }
         let epoch = state.epoch;
         drop(state);
         let (durable_end, sleepers) = {
@@ -347,4 +362,12 @@ impl Stamped {
             }
         }
     }
+}
+
+/// The last free-space reading of the partition's file system, less what
+/// the partition wrote since ([`LogConfig::free_space_check_interval`](crate::LogConfig::free_space_check_interval)).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FreeSpace {
+    available: u64,
+    read_at: Instant,
 }

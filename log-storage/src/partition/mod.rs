@@ -228,6 +228,8 @@ pub(crate) struct State {
     pub(crate) pending_rolls: Vec<PendingRoll>,
     /// Recovery left a directory change unsynced (moved to `Log::dir_debt`).
     pub(crate) dir_unsynced: bool,
+    /// The free-space reading the floor check trusts for a moment.
+    pub(crate) free_space: Option<append::FreeSpace>,
 }
 
 #[derive(Debug)]

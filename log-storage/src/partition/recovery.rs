@@ -190,6 +190,7 @@ pub(crate) fn recover(
             undeleted: Vec::new(),
             pending_rolls: Vec::new(),
             dir_unsynced: marker_present,
+            free_space: None,
         });
     }
     remove_segments_below_start(fs, dir, &mut logs, log_start)?;
@@ -353,6 +354,7 @@ pub(crate) fn recover(
         undeleted: Vec::new(),
         pending_rolls: Vec::new(),
         dir_unsynced: marker_present,
+        free_space: None,
     })
 }
 

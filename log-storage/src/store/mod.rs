@@ -97,6 +97,8 @@ pub struct Store {
     /// The free-space floor given to every partition opened
     /// ([`LogConfig::min_free_bytes`]); see [`Store::with_min_free_bytes`].
     min_free_bytes: Option<u64>,
+    /// Given to every partition opened ([`LogConfig::free_space_check_interval`]).
+    free_space_check_interval: std::time::Duration,
     /// The index spacing given to every partition opened, if not the
     /// default ([`Store::with_index_interval_bytes`]).
     index_interval_bytes: Option<u32>,
@@ -205,6 +207,7 @@ impl Store {
             offsets,
             closed: AtomicBool::new(false),
             min_free_bytes: None,
+            free_space_check_interval: std::time::Duration::ZERO,
             index_interval_bytes: None,
             pool,
             committer: OnceLock::new(),
@@ -236,6 +239,7 @@ impl Store {
             store = store.with_index_interval_bytes(interval);
         }
         store.committer_threads = config.committer_threads.max(1);
+        store.free_space_check_interval = config.free_space_check_interval;
         let store = Arc::new(store);
         let background = Background::start_weak(
             Arc::downgrade(&store),
@@ -359,6 +363,7 @@ impl Store {
         }
         let mut config = read(&topic.meta).config.log_config();
         config.min_free_bytes = self.min_free_bytes;
+        config.free_space_check_interval = self.free_space_check_interval;
         if let Some(interval) = self.index_interval_bytes {
             config.index_interval_bytes = interval;
         }
