@@ -27,7 +27,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use log_format::{BatchBuilder, Limits, ProducerInfo, RecordHeader};
+use log_format::{BatchBuilder, Limits, ProducerInfo, RecordHeader, now_ms};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -653,10 +653,4 @@ impl Task {
         // Open batches get their producer fields when sealed.
         self.next_sequence.iter_mut().for_each(|s| *s = 0);
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }

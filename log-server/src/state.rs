@@ -383,9 +383,6 @@ pub(crate) fn duration(field: &str, d: &prost_types::Duration) -> Result<Duratio
     Ok(Duration::new(d.seconds as u64, d.nanos as u32))
 }
 
-/// The time now, ms since the Unix epoch.
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
+/// The time now, ms since the Unix epoch (the workspace's one clock
+/// reading, [`log_format::now_ms`]).
+pub(crate) use log_format::now_ms;

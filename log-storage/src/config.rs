@@ -12,7 +12,16 @@ use log_format::Limits;
 
 use crate::error::Error;
 
-/// Settings of a partition [`Log`](crate::Log).
+/// Settings of a partition [`Log`](crate::Log). `#[non_exhaustive]`:
+/// start from [`LogConfig::default`] and set the fields you need, so that
+/// a setting added later keeps its default in your code.
+///
+/// ```
+/// let mut config = log_storage::LogConfig::default();
+/// config.segment_max_bytes = 64 << 20;
+/// config.min_free_bytes = Some(1 << 30);
+/// assert!(config.validate().is_ok());
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct LogConfig {

@@ -30,6 +30,32 @@
 //! - `layout.rs`: every file name and path of the data directory, and the
 //!   validation of user-chosen names.
 //! - `config.rs` ([`LogConfig`]), `error.rs` ([`Error`]), `util.rs`.
+//!
+//! # Embedding
+//!
+//! [`Store::start_locked`] is all an embedder calls: it locks the data
+//! directory, opens the store and starts what runs beside it (the
+//! committer of async appends, the background flush and retention).
+//!
+//! ```
+//! use log_format::{BatchBuilder, Limits, NewRecord};
+//! use log_storage::{AppendOptions, Isolation, Store, StoreConfig, TopicConfig};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let tmp = tempfile::tempdir()?;
+//! # let data_dir = tmp.path();
+//! let store = Store::start_locked(data_dir, StoreConfig::default().with_min_free_bytes(None))?;
+//! store.create_topic("events", 1, TopicConfig::default())?;
+//! let log = store.partition("events", 0)?;
+//! let mut batch = BatchBuilder::new(Limits::default());
+//! batch.push(&NewRecord::value(0, b"hello"))?;
+//! // Acknowledged once fdatasync'd (the default ack).
+//! let appended = log.append(batch.finish()?, AppendOptions::default())?;
+//! let read = log.read(appended.base_offset, 1 << 20, Isolation::Durable)?;
+//! assert_eq!(read.batch_count, 1);
+//! store.close()?;
+//! # Ok(())
+//! # }
+//! ```
 #![forbid(unsafe_code)]
 
 mod config;

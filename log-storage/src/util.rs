@@ -32,10 +32,8 @@ pub(crate) fn duration_ms(duration: Duration) -> i64 {
 }
 
 /// The wall clock in ms since the Unix epoch (the unit of batch
-/// timestamps); 0 before 1970.
-pub(crate) fn now_ms() -> i64 {
-    log_format::now_ms()
-}
+/// timestamps): the workspace's one clock reading, `log-format`'s.
+pub(crate) use log_format::now_ms;
 
 /// CRC-32 (IEEE) of a small file's body.
 pub(crate) fn crc32(bytes: &[u8]) -> u32 {

@@ -152,24 +152,24 @@ pub struct Watermarks {
 /// A partition log.
 #[derive(Debug)]
 pub struct Log {
-    pub(crate) fs: Arc<dyn Fs>,
-    pub(crate) dir: PathBuf,
-    pub(crate) config: LogConfig,
-    pub(crate) state: Mutex<State>,
-    pub(crate) sync: Mutex<SyncState>,
+    fs: Arc<dyn Fs>,
+    dir: PathBuf,
+    config: LogConfig,
+    state: Mutex<State>,
+    sync: Mutex<SyncState>,
     /// Notified after every sync (durable end moved): durable waiters and
     /// `wait_for(Durable)` sleep on it (with the `sync` mutex).
-    pub(crate) synced: Condvar,
+    synced: Condvar,
     /// Notified after every append (log end moved): only
     /// `wait_for(Written)` sleeps on it (with the `sync` mutex), so appends
     /// never wake durable waiters.
-    pub(crate) appended: Condvar,
+    appended: Condvar,
     /// Called after the log end or the durable end moved (see
     /// [`Log::on_change`]).
     listeners: Listeners,
     /// `fdatasync`s of the active segment led since open (benchmarks
     /// report them next to throughput).
-    pub(crate) syncs: std::sync::atomic::AtomicU64,
+    syncs: std::sync::atomic::AtomicU64,
     /// Serialises appends (and rolls and close) so that the write(2) of a
     /// batch can happen outside the state lock: readers and syncs never
     /// wait for a write, only for the short bookkeeping around it.
@@ -187,11 +187,11 @@ pub struct Log {
     /// of two concurrent callers, and the other must not ack.
     fsync_lock: Mutex<()>,
     /// The boot this partition was opened in (see [`Fs::boot_id`]).
-    pub(crate) boot_id: Option<[u8; 16]>,
+    boot_id: Option<[u8; 16]>,
     /// Whether `State::pending_rolls` holds a roll whose syncs have not
     /// run (readable without the state lock, so `wait_durable` knows to
     /// lead a sync even when every record is durable already).
-    pub(crate) roll_debt: std::sync::atomic::AtomicBool,
+    roll_debt: std::sync::atomic::AtomicBool,
     /// The directory has a change not synced yet (the clean-shutdown
     /// marker's removal at open): the next sync leader syncs it.
     dir_debt: std::sync::atomic::AtomicBool,
@@ -203,51 +203,51 @@ pub struct Log {
 }
 
 #[derive(Debug)]
-pub(crate) struct State {
+struct State {
     /// Sealed segments, by base offset, then the active one last.
-    pub(crate) segments: Vec<Segment>,
+    segments: Vec<Segment>,
     /// Offset of the next record.
-    pub(crate) next_offset: u64,
+    next_offset: u64,
     /// First offset readers may see (`delete_records` moves it inside a
     /// segment; otherwise it is the first segment's base offset).
-    pub(crate) log_start: u64,
+    log_start: u64,
     /// Largest append time stamped so far (append times never go back).
-    pub(crate) last_append_time: i64,
+    last_append_time: i64,
     /// Why the partition takes no writes (damage found by recovery), if it
     /// does not. A poisoned partition is told apart by `Log::poison`.
-    pub(crate) read_only: Option<Arc<Error>>,
-    pub(crate) epoch: u64,
-    pub(crate) closed: bool,
+    read_only: Option<Arc<Error>>,
+    epoch: u64,
+    closed: bool,
     /// Idempotent producer state.
-    pub(crate) producers: ProducerStates,
+    producers: ProducerStates,
     /// Segments taken out of `segments` by retention or delete-records
     /// whose files a failed call could not delete yet (the next call
     /// retries them).
-    pub(crate) undeleted: Vec<Segment>,
+    undeleted: Vec<Segment>,
     /// Rolls whose syncs the next sync leader runs (`roll.rs`).
-    pub(crate) pending_rolls: Vec<PendingRoll>,
+    pending_rolls: Vec<PendingRoll>,
     /// Recovery left a directory change unsynced (moved to `Log::dir_debt`).
-    pub(crate) dir_unsynced: bool,
+    dir_unsynced: bool,
     /// The free-space reading the floor check trusts for a moment.
-    pub(crate) free_space: Option<append::FreeSpace>,
+    free_space: Option<append::FreeSpace>,
 }
 
 #[derive(Debug)]
-pub(crate) struct SyncState {
-    pub(crate) durable_end: u64,
+struct SyncState {
+    durable_end: u64,
     /// The log end as of the last append (a mirror of `State::next_offset`
     /// that waiters can read without the state lock).
-    pub(crate) written_end: u64,
+    written_end: u64,
     in_flight: bool,
     /// The recovery-point file, rewritten (not synced) after every sync.
-    pub(crate) checkpoint: Checkpoint,
+    checkpoint: Checkpoint,
     /// Async appends waiting for their batch to become durable.
     waiters: Vec<Waiter>,
     /// Threads asleep on `Log::synced` and on `Log::appended`: a notify
     /// with nobody asleep is skipped (std's condvar makes a `futex` call
     /// for every notify, sleepers or not).
-    pub(crate) sleeping_on_synced: usize,
-    pub(crate) sleeping_on_appended: usize,
+    sleeping_on_synced: usize,
+    sleeping_on_appended: usize,
 }
 
 impl SyncState {
@@ -510,7 +510,7 @@ impl Log {
     }
 }
 
-pub(crate) fn watermarks(state: &State, durable_end: u64) -> Watermarks {
+fn watermarks(state: &State, durable_end: u64) -> Watermarks {
     Watermarks {
         log_start: state
             .segments

@@ -48,7 +48,7 @@ pub(crate) struct PendingRoll {
 
 impl Log {
     /// Whether the batch about to be appended must go to a new segment.
-    pub(crate) fn needs_roll(
+    pub(super) fn needs_roll(
         &self,
         state: &State,
         batch_len: u32,
@@ -73,7 +73,7 @@ impl Log {
     /// without any `fdatasync` (the debt goes to the next sync leader).
     /// Called with the append lock held (no other append, roll or close
     /// runs); the files are created with the state lock released.
-    pub(crate) fn roll<'a>(
+    pub(super) fn roll<'a>(
         &'a self,
         mut state: std::sync::MutexGuard<'a, State>,
     ) -> Result<std::sync::MutexGuard<'a, State>, Error> {

@@ -38,7 +38,14 @@ use crate::partition::Ack;
 pub const MAX_PARTITIONS: u32 = 10_000;
 
 /// The persisted settings of a topic, applied to each of its partitions.
-/// Durations are stored in whole milliseconds.
+/// Durations are stored in whole milliseconds. `#[non_exhaustive]`: start
+/// from [`TopicConfig::default`] and set the fields you need.
+///
+/// ```
+/// let mut config = log_storage::TopicConfig::default();
+/// config.retention_max_bytes = Some(10 << 30);
+/// assert!(config.validate().is_ok());
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TopicConfig {

@@ -11,7 +11,7 @@ use log_client::proto;
 use log_client::{Client, FetchOptions, Isolation, Position, RecordFormat};
 use log_format::{BatchBuilder, BytesScanner, Limits, NewRecord, Scanned};
 use std::collections::VecDeque;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 pub(crate) type BoxError = Box<dyn std::error::Error>;
@@ -69,7 +69,7 @@ pub(crate) fn encode(
     count: u64,
     value: &[u8],
 ) -> Result<Bytes, BoxError> {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as i64;
+    let now = log_format::now_ms();
     for _ in 0..count {
         builder.push(&NewRecord::value(now, value))?;
     }

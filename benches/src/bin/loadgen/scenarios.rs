@@ -1,7 +1,7 @@
 //! The scenarios: each creates its own topic, measures, prints its
 //! `RESULT` (and `EXTRA`) line, and deletes the topic.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use log_client::{Client, ClientConfig};
 
@@ -31,7 +31,7 @@ pub(crate) async fn run(args: Args) -> Result<(), BoxError> {
         "bench-{}-{}-{}",
         args.scenario.name(),
         std::process::id(),
-        SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis()
+        log_format::now_ms()
     );
     let partitions = match args.scenario {
         Scenario::Producers => args.producers.max(1),
