@@ -250,6 +250,20 @@ fn a_full_disk_refuses_appends_and_they_resume_when_space_returns() {
     );
 }
 
+/// An append of batch 1 (3 records) to `log` is refused by the 10,000-byte
+/// free-space floor, with nothing written.
+fn assert_refused_below_the_floor(fs: &SimFs, log: &Log) {
+    let used = fs.used_bytes();
+    let err = log
+        .append(encode(1, 3).0, AppendOptions::default())
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::DiskFull { floor: 10_000, .. }),
+        "{err:?}"
+    );
+    assert_eq!(fs.used_bytes(), used, "nothing written");
+}
+
 #[test]
 fn the_free_space_floor_refuses_appends_early_and_lets_them_resume() {
     let dir = Path::new("/data/t/0");
@@ -261,15 +275,7 @@ fn the_free_space_floor_refuses_appends_early_and_lets_them_resume() {
         .unwrap();
     fs.set_capacity(Some(fs.used_bytes() + 10_100));
     let before = log.watermarks().log_end;
-    let used = fs.used_bytes();
-    let err = log
-        .append(encode(1, 3).0, AppendOptions::default())
-        .unwrap_err();
-    assert!(
-        matches!(err, Error::DiskFull { floor: 10_000, .. }),
-        "{err:?}"
-    );
-    assert_eq!(fs.used_bytes(), used, "nothing written");
+    assert_refused_below_the_floor(&fs, &log);
     assert_eq!(log.watermarks().log_end, before);
     fs.set_capacity(None);
     assert_eq!(
@@ -365,15 +371,7 @@ fn a_free_space_reading_stands_for_its_interval_then_is_taken_again() {
         .unwrap();
     fs.set_capacity(Some(fs.used_bytes() + 10_100));
     std::thread::sleep(std::time::Duration::from_millis(100));
-    let used = fs.used_bytes();
-    let err = short
-        .append(encode(1, 3).0, AppendOptions::default())
-        .unwrap_err();
-    assert!(
-        matches!(err, Error::DiskFull { floor: 10_000, .. }),
-        "{err:?}"
-    );
-    assert_eq!(fs.used_bytes(), used, "nothing written");
+    assert_refused_below_the_floor(&fs, &short);
     // A reading below the floor is never trusted: with room again, appends
     // go on at once.
     fs.set_capacity(None);

@@ -29,6 +29,25 @@ pub(crate) struct Outcome {
     pub(crate) extra: Vec<(&'static str, String)>,
 }
 
+impl Outcome {
+    /// What an append phase measured: `n` records in `append_secs`, with
+    /// the latencies in `latency` and the scenario's `extra` fields.
+    pub(crate) fn appended(
+        n: u64,
+        append_secs: f64,
+        latency: Histogram<u64>,
+        extra: Vec<(&'static str, String)>,
+    ) -> Outcome {
+        Outcome {
+            n,
+            append_secs,
+            latency: Some(latency),
+            extra,
+            ..Outcome::default()
+        }
+    }
+}
+
 pub(crate) fn ack(args: &Args) -> proto::Ack {
     match args.ack {
         AckArg::Durable => proto::Ack::Durable,

@@ -73,12 +73,7 @@ async fn peer(client: &Client, topic: &str, args: &Args) -> Result<Outcome, BoxE
     let h = produce_serial(client, topic, 0, args.n, args, &bar).await?;
     let append_secs = started.elapsed().as_secs_f64();
     bar.finish_and_clear();
-    let mut outcome = Outcome {
-        n: args.n,
-        append_secs,
-        latency: Some(h),
-        ..Outcome::default()
-    };
+    let mut outcome = Outcome::appended(args.n, append_secs, h, Vec::new());
     read_back(client, topic, 1, &[args.n], args, &mut outcome).await?;
     Ok(outcome)
 }
@@ -89,13 +84,12 @@ async fn pipelined(client: &Client, topic: &str, args: &Args) -> Result<Outcome,
     let h = produce_pipelined(client, topic, args, &bar).await?;
     let append_secs = started.elapsed().as_secs_f64();
     bar.finish_and_clear();
-    let mut outcome = Outcome {
-        n: args.n,
+    let mut outcome = Outcome::appended(
+        args.n,
         append_secs,
-        latency: Some(h),
-        extra: vec![("in_flight", args.in_flight.to_string())],
-        ..Outcome::default()
-    };
+        h,
+        vec![("in_flight", args.in_flight.to_string())],
+    );
     read_back(client, topic, 1, &[args.n], args, &mut outcome).await?;
     Ok(outcome)
 }
@@ -124,13 +118,7 @@ async fn producers(client: &Client, topic: &str, args: &Args) -> Result<Outcome,
     }
     let append_secs = started.elapsed().as_secs_f64();
     bar.finish_and_clear();
-    let mut outcome = Outcome {
-        n: args.n,
-        append_secs,
-        latency: Some(h),
-        extra: vec![("producers", p.to_string())],
-        ..Outcome::default()
-    };
+    let mut outcome = Outcome::appended(args.n, append_secs, h, vec![("producers", p.to_string())]);
     read_back(client, topic, p, &per, args, &mut outcome).await?;
     Ok(outcome)
 }

@@ -192,13 +192,12 @@ pub(crate) async fn fanout(client: &Client, topic: &str, args: &Args) -> Result<
     let h = produce_pipelined(client, topic, args, &bar).await?;
     let append_secs = started.elapsed().as_secs_f64();
     bar.finish_and_clear();
-    let mut outcome = Outcome {
-        n: args.n,
+    let mut outcome = Outcome::appended(
+        args.n,
         append_secs,
-        latency: Some(h),
-        extra: vec![("subscribers", subscribers.to_string())],
-        ..Outcome::default()
-    };
+        h,
+        vec![("subscribers", subscribers.to_string())],
+    );
     for task in tasks {
         let (seen, payload) = task.await.map_err(|e| e.to_string())??;
         outcome.read_records += seen;
