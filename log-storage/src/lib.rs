@@ -26,7 +26,7 @@
 //! - `io/`: the [`Fs`] / [`FileHandle`] seam with [`RealFs`] (`real.rs`),
 //!   [`PooledFs`] (`pool.rs`), the durable steps every layer above uses
 //!   (`durable.rs`: atomic replace, directory sync chains, the small-file
-//!   codec) and, behind the `sim` feature, [`SimFs`] (`sim/`).
+//!   codec) and, behind the `sim` feature, `SimFs` (`sim/`).
 //! - `layout.rs`: every file name and path of the data directory, and the
 //!   validation of user-chosen names.
 //! - `config.rs` ([`LogConfig`]), `error.rs` ([`Error`]), `util.rs`.

@@ -10,7 +10,7 @@
 //! Implementations: [`RealFs`] over `std::fs` (`real.rs`: positioned reads
 //! and writes, `fdatasync`, directory `fsync`), [`PooledFs`] (`pool.rs`: a
 //! bounded pool of open files over any `Fs`), and, behind the `sim`
-//! feature, [`SimFs`] (`sim/`), which keeps what is durable apart from what
+//! feature, `SimFs` (`sim/`), which keeps what is durable apart from what
 //! is only written so that tests can play power loss and failing
 //! operations. `durable.rs` holds the durable steps built on the seam
 //! (atomic replace, directory sync chains, the small-file codec). Nothing
@@ -104,7 +104,7 @@ pub struct DirEntry {
 /// A file system: the only way this crate touches the disk.
 ///
 /// Durability contract, which the simulated file system enforces: data
-/// written to a file is durable only after [`FileHandle::sync_data`] on it,
+/// written to a file is durable only after [`IndexFile::sync_data`] on it,
 /// and a create, rename or removal is durable only after
 /// [`sync_dir`](Fs::sync_dir) on the directory (both directories for a
 /// rename across directories).

@@ -18,7 +18,7 @@ use crate::util::{lock, nonce, read, write};
 
 impl Store {
     /// Creates a topic of `partitions` partitions (1 to
-    /// [`MAX_PARTITIONS`]), durably: once this returns the topic survives
+    /// [`MAX_PARTITIONS`](crate::MAX_PARTITIONS)), durably: once this returns the topic survives
     /// a crash, and a crash before leaves no trace of it.
     pub fn create_topic(
         &self,
@@ -170,7 +170,7 @@ impl Store {
     }
 
     /// Grows a topic to `new_total` partitions (at most
-    /// [`MAX_PARTITIONS`]); asking for the current count changes nothing,
+    /// [`MAX_PARTITIONS`](crate::MAX_PARTITIONS)); asking for the current count changes nothing,
     /// asking for fewer fails with [`Error::InvalidConfig`]. Durable on
     /// return.
     pub fn create_partitions(&self, name: &str, new_total: u32) -> Result<TopicInfo, Error> {

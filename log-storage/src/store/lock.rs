@@ -31,7 +31,7 @@ use crate::layout;
 
 /// The exclusive lock of a data directory, taken by [`lock_data_dir`]: an
 /// OS lock on its `LOCK` file, released when this guard is dropped (or the
-/// process dies). Keep it, inside the [`Store`], for as long as anything of
+/// process dies). Keep it, inside the [`Store`](crate::Store), for as long as anything of
 /// the store is in use: partition logs given out keep working after the
 /// store is dropped, but the directory is no longer locked then.
 #[derive(Debug)]

@@ -270,7 +270,7 @@ impl Store {
     }
 
     /// Sets the free-space floor of every partition this store opens
-    /// ([`LogConfig::min_free_bytes`]: appends that would leave less space
+    /// ([`LogConfig::min_free_bytes`](crate::LogConfig::min_free_bytes): appends that would leave less space
     /// available fail with [`Error::DiskFull`]). A store setting, not a
     /// topic one; call it right after opening, before partitions are used.
     /// Default `None` (no floor).
@@ -282,7 +282,7 @@ impl Store {
     /// Sets the index spacing of every partition opened from now on (one
     /// entry per this many bytes of log; at least 1). A store setting, as
     /// the free-space floor. Default
-    /// [`LogConfig::default`]'s (4096).
+    /// [`LogConfig::default`](crate::LogConfig::default)'s (4096).
     pub fn with_index_interval_bytes(mut self, interval: u32) -> Store {
         self.index_interval_bytes = Some(interval.max(1));
         self
