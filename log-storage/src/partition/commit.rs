@@ -94,27 +94,45 @@ impl Log {
     /// Waits until offsets below `target` are durable, leading a sync when
     /// none is in flight. Returns the durable end.
     pub(super) fn wait_durable(&self, target: u64) -> Result<u64, Error> {
+        self.sync_until(|sync| {
+            if let Some(err) = self.poisoned() {
+                return Some(Err(err));
+            }
+            (sync.durable_end >= target
+                && !self.roll_debt.load(std::sync::atomic::Ordering::SeqCst))
+            .then_some(Ok(sync.durable_end))
+        })
+    }
+
+    /// The committer's work for this partition: sync until no async waiter
+    /// is left, completing them as their batches become durable.
+    pub(super) fn drive_waiters(&self) {
+        self.sync_until(|sync| sync.waiters.is_empty().then_some(()));
+    }
+
+    /// The one sync loop, for a blocking append and for the committer
+    /// alike: complete the async waiters whose batches are durable (outside
+    /// the lock), return once `done` says so, else sleep while another
+    /// leader's sync runs or lead the next one.
+    fn sync_until<R>(&self, mut done: impl FnMut(&SyncState) -> Option<R>) -> R {
         let mut sync = lock(&self.sync);
         loop {
-            if let Some(err) = self.poisoned() {
-                return Err(err);
-            }
-            if sync.durable_end >= target
-                && !self.roll_debt.load(std::sync::atomic::Ordering::SeqCst)
-            {
-                return Ok(sync.durable_end);
-            }
-            if sync.in_flight {
-                sync = SyncState::sleep(sync, &self.synced, |s| &mut s.sleeping_on_synced, None);
-                continue;
-            }
-            sync = self.lead_sync(sync);
             let ready = self.take_ready_waiters(&mut sync);
             if !ready.is_empty() {
                 drop(sync);
                 complete(ready);
                 sync = lock(&self.sync);
+                continue;
             }
+            if let Some(result) = done(&sync) {
+                return result;
+            }
+            if sync.in_flight {
+                // Another leader's sync is running; its end is our next look.
+                sync = SyncState::sleep(sync, &self.synced, |s| &mut s.sleeping_on_synced, None);
+                continue;
+            }
+            sync = self.lead_sync(sync);
         }
     }
 
@@ -173,30 +191,6 @@ impl Log {
                 (waiter, result)
             })
             .collect()
-    }
-
-    /// The committer's work for this partition: sync until no async waiter
-    /// is left, completing them as their batches become durable.
-    pub(super) fn drive_waiters(&self) {
-        let mut sync = lock(&self.sync);
-        loop {
-            let ready = self.take_ready_waiters(&mut sync);
-            if !ready.is_empty() {
-                drop(sync);
-                complete(ready);
-                sync = lock(&self.sync);
-                continue;
-            }
-            if sync.waiters.is_empty() {
-                return;
-            }
-            if sync.in_flight {
-                // Another leader's sync is running; its end is our next look.
-                sync = SyncState::sleep(sync, &self.synced, |s| &mut s.sleeping_on_synced, None);
-                continue;
-            }
-            sync = self.lead_sync(sync);
-        }
     }
 
     /// The leader's sync: snapshot the active file and the written end,
