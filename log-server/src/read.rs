@@ -164,6 +164,27 @@ pub(crate) fn resolve(
     }
 }
 
+/// How many times a fetch follows a log start that moved under it before
+/// it answers OFFSET_OUT_OF_RANGE (each move is a retention pass or a
+/// DeleteRecords racing the read).
+const MAX_START_MOVES: u32 = 8;
+
+/// Whether a read from `position` means "from the log start, wherever it
+/// is": no position, the earliest boundary, or any position whose reset
+/// policy is earliest.
+fn follows_log_start(position: Option<&proto::Position>) -> bool {
+    let Some(position) = position else {
+        return true;
+    };
+    let earliest = proto::Boundary::Earliest as i32;
+    position.reset_policy == proto::ResetPolicy::Earliest as i32
+        || match position.position {
+            None => true,
+            Some(proto::position::Position::Boundary(b)) => b == earliest,
+            Some(_) => false,
+        }
+}
+
 /// Where a read starts: the position resolved off the runtime (a time
 /// after the newest record starts at the log end).
 async fn start(
@@ -308,20 +329,33 @@ pub(crate) async fn fetch(
         request.position.as_ref(),
     )
     .await?;
+    let mut offset = offset;
+    let follows_start = follows_log_start(request.position.as_ref());
+    let mut moved = 0;
     let mut changed = part.changed.subscribe();
     loop {
         changed.borrow_and_update();
         let log = Arc::clone(&part.log);
-        let read = blocking(move || {
-            log.read(offset, max_bytes, isolation)
-                .map_err(|e| status::storage(&e))
-        })
-        .await;
+        let read = blocking(move || Ok(log.read(offset, max_bytes, isolation))).await;
         // A read racing the topic's deletion answers what it is.
         if part.deleted.is_cancelled() {
             return Err(part.gone());
         }
-        let read = read?;
+        let read = match read? {
+            Ok(read) => read,
+            // Retention or DeleteRecords moved the log start past where
+            // this read was resolved to start: a position that follows the
+            // log start (earliest, or reset to earliest) starts again from
+            // the new one, as it would have a moment later.
+            Err(log_storage::Error::OffsetOutOfRange { log_start, .. })
+                if follows_start && offset < log_start && moved < MAX_START_MOVES =>
+            {
+                offset = log_start;
+                moved += 1;
+                continue;
+            }
+            Err(e) => return Err(status::storage(&e)),
+        };
         let enough = read.batches.len() >= min_bytes.min(max_bytes);
         if enough || Instant::now() >= until || shared.shutdown.is_cancelled() {
             let chunk = cut(&read, offset, max_records, max_bytes, format);
@@ -613,5 +647,49 @@ impl<T> tokio_stream::Stream for UntilShutdown<T> {
             }
             other => other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn position(kind: proto::position::Position, reset: proto::ResetPolicy) -> proto::Position {
+        proto::Position {
+            position: Some(kind),
+            reset_policy: reset as i32,
+        }
+    }
+
+    #[test]
+    fn reads_from_the_log_start_follow_it_and_others_do_not() {
+        use proto::position::Position as P;
+        assert!(follows_log_start(None));
+        let earliest = P::Boundary(proto::Boundary::Earliest as i32);
+        assert!(follows_log_start(Some(&position(
+            earliest,
+            proto::ResetPolicy::Error
+        ))));
+        let latest = P::Boundary(proto::Boundary::Latest as i32);
+        assert!(!follows_log_start(Some(&position(
+            latest.clone(),
+            proto::ResetPolicy::Error
+        ))));
+        assert!(follows_log_start(Some(&position(
+            latest,
+            proto::ResetPolicy::Earliest
+        ))));
+        assert!(!follows_log_start(Some(&position(
+            P::Offset(7),
+            proto::ResetPolicy::Error
+        ))));
+        assert!(!follows_log_start(Some(&position(
+            P::Offset(7),
+            proto::ResetPolicy::Latest
+        ))));
+        assert!(follows_log_start(Some(&position(
+            P::Offset(7),
+            proto::ResetPolicy::Earliest
+        ))));
     }
 }
