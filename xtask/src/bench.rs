@@ -531,3 +531,27 @@ fn loadgen_run(loadgen: &Path, args: &[String]) -> Result<Vec<String>, String> {
         .map(str::to_owned)
         .collect())
 }
+
+/// Stops `child` (named `what` in errors) with SIGTERM and waits for it;
+/// SIGKILL if it has not exited 30 s later.
+fn terminate(
+    child: &mut std::process::Child,
+    what: &str,
+) -> Result<std::process::ExitStatus, String> {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Ok(status),
+            Ok(None) if Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            _ => {
+                let _ = child.kill();
+                return Err(format!("{what} did not stop within 30 s of SIGTERM"));
+            }
+        }
+    }
+}

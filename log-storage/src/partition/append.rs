@@ -325,7 +325,7 @@ impl Stamped {
     fn new(batch: Bytes, base_offset: u64, append_time: i64) -> Result<Stamped, DecodeError> {
         let mut stamped = match batch.try_into_mut() {
             Ok(owned) => Stamped::Whole(owned),
-            Err(shared) if shared.len() < SPLIT_WRITE_BYTES || shared.len() < HEADER_LEN => {
+            Err(shared) if shared.len() < SPLIT_WRITE_BYTES => {
                 Stamped::Whole(BytesMut::from(&shared[..]))
             }
             Err(shared) => {

@@ -170,22 +170,7 @@ impl Server {
     /// SIGTERM (Redis fsyncs the AOF and exits), then wait (SIGKILL after
     /// 30 s).
     fn stop(&mut self) -> Result<(), String> {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            match self.child.try_wait() {
-                Ok(Some(_)) => return Ok(()),
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20))
-                }
-                _ => {
-                    let _ = self.child.kill();
-                    return Err("redis-server did not stop within 30 s of SIGTERM".into());
-                }
-            }
-        }
+        super::terminate(&mut self.child, "redis-server").map(drop)
     }
 }
 

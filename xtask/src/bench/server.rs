@@ -5,7 +5,6 @@
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 /// A `log-server` child process.
 pub(super) struct Server {
@@ -54,22 +53,11 @@ impl Server {
 
     /// SIGTERM, then wait (SIGKILL after 30 s).
     pub(super) fn stop(&mut self) -> Result<(), String> {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            match self.child.try_wait() {
-                Ok(Some(status)) if status.success() => return Ok(()),
-                Ok(Some(status)) => return Err(format!("log-server exited with {status}")),
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20))
-                }
-                _ => {
-                    let _ = self.child.kill();
-                    return Err("log-server did not stop within 30 s of SIGTERM".into());
-                }
-            }
+        let status = super::terminate(&mut self.child, "log-server")?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("log-server exited with {status}"))
         }
     }
 }
