@@ -26,6 +26,9 @@ pub(crate) struct Outcome {
     pub(crate) read_payload: u64,
     pub(crate) read_secs: f64,
     pub(crate) fsyncs: u64,
+    /// This load generator's own CPU time over the scenario (user +
+    /// system, clock ticks), when `/proc/self/stat` can be read.
+    pub(crate) loadgen_cpu_ticks: Option<u64>,
     pub(crate) extra: Vec<(&'static str, String)>,
 }
 
@@ -312,4 +315,16 @@ pub(crate) fn process_stats(pid: u32) -> Option<(u64, u64)> {
             .ok()
     };
     Some((field("Threads:")?, field("RssAnon:")? * 1024))
+}
+
+/// This process's CPU time so far (user + system, in clock ticks), from
+/// fields 14 and 15 of `/proc/self/stat`; `None` where there is no `/proc`.
+pub(crate) fn own_cpu_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
 }

@@ -3,13 +3,14 @@
 //! prints a human line and one machine-readable line:
 //!
 //! ```text
-//! RESULT system=log-server scenario=peer size=100 batch=1000 ack=durable n=1000000 append_rps=… append_mbps=… lat_p50_us=… lat_p99_us=… read_rps=… read_mbps=… fsyncs=…
+//! RESULT system=log-server scenario=peer size=100 batch=1000 ack=durable n=1000000 append_rps=… append_mbps=… lat_p50_us=… lat_p99_us=… read_rps=… read_mbps=… fsyncs=… loadgen_cpu_ticks=…
 //! ```
 //!
 //! (rates over the wall time of the phase; MB = 10^6 bytes of record
 //! payload; latency per batch from first send to ack, from an HDR
 //! histogram; `fsyncs` = the server's group-commit fdatasyncs for the
-//! scenario's topic), plus an `EXTRA scenario=… key=value …` line for
+//! scenario's topic; `loadgen_cpu_ticks` = this process's own CPU over the
+//! scenario, user + system), plus an `EXTRA scenario=… key=value …` line for
 //! figures of that scenario alone.
 //!
 //! Scenarios (`--scenario`): `peer` (one producer, one batch in flight,

@@ -16,6 +16,7 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
+mod bounds;
 mod targets;
 
 use targets::{Cpu, Row, TARGETS, derived_rows, find};
@@ -189,7 +190,8 @@ pub(crate) fn write(dir: &Path) -> Result<(), BoxError> {
          to just after it ends, over the records of the run (it includes the read-back of the \
          scenarios that read).\n\n",
     );
-    md.push_str("## Scenarios\n\n| system | scenario | size | batch | ack | n | append rec/s | append MB/s | p50 µs | p99 µs | read rec/s | read MB/s | fsyncs | records/fsync | server CPU µs/record |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    md.push_str(&bounds::section(&lines));
+    md.push_str("\n## Scenarios\n\n| system | scenario | size | batch | ack | n | append rec/s | append MB/s | p50 µs | p99 µs | read rec/s | read MB/s | fsyncs | records/fsync | server CPU µs/record |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for r in &results {
         let fsyncs = r.num("fsyncs");
         let scenario = match r.get("round") {
@@ -408,5 +410,47 @@ mod tests {
         assert!(cpu.measured.contains("too coarse"), "{}", cpu.measured);
         let grpc = row(&rows, "gRPC peer DURABLE 1 KiB MB/s ÷");
         assert_eq!(grpc.measured, "not run");
+    }
+
+    #[test]
+    fn bounds_compare_the_written_twin_the_disk_and_the_cores() {
+        let lines = parse(
+            "MACHINE cpus=2\n\
+             NOTE fdatasync_100b_p50_us=250\n\
+             RESULT system=log-server scenario=small-writers size=100 ack=durable n=100000 append_rps=50000 fsyncs=4000 server_cpu_ticks=150 loadgen_cpu_ticks=50 clk_tck=100 round=1\n\
+             RESULT system=log-server scenario=small-writers size=100 ack=written n=100000 append_rps=100000 fsyncs=0 server_cpu_ticks=100 clk_tck=100\n\
+             RESULT system=log-server scenario=peer size=1024 ack=durable n=5000 append_mbps=250.0\n\
+             RESULT system=log-server scenario=peer size=1024 ack=written n=5000 append_mbps=500.0\n\
+             CRITERION id=append/durable/1024 mean_ns=1 rps=1 mbps=500.0\n\
+             CRITERION id=append/written/1024 mean_ns=1 rps=1 mbps=1000.0\n",
+        );
+        // The WRITTEN twin is not a round of the Redis comparison.
+        let rows = derived_rows(&lines);
+        let acks = row(&rows, "small-writers DURABLE acks/s (");
+        assert!(
+            acks.measured.starts_with("50.0 K (1 run)"),
+            "{}",
+            acks.measured
+        );
+        let bounds = super::bounds::bounds(&lines);
+        let find = |starts: &str| {
+            bounds
+                .iter()
+                .find(|b| b.what.starts_with(starts))
+                .expect("the bound is there")
+        };
+        let twin = find("small-writers WRITTEN");
+        assert!(twin.reading.contains("50 %"), "{}", twin.reading);
+        // 2 s over 4000 syncs: 500 µs a cycle, twice the probe.
+        let cycle = find("small-writers DURABLE: acks per fdatasync");
+        assert_eq!(cycle.figure, "25.0 acks, 500 µs");
+        assert!(cycle.reading.contains("busy 50 %"), "{}", cycle.reading);
+        // 2 s of server and 0.5 s of loadgen CPU over 100,000 acks in 2 s.
+        let cpu = find("small-writers DURABLE: CPU");
+        assert_eq!(cpu.figure, "15.0 + 5.0 = 20.0 µs; 1.00 of 2 cores");
+        assert!(cpu.reading.contains("not saturated"), "{}", cpu.reading);
+        // Per MB: 2 ms of request path + (2 - 1) ms of sync = 333 MB/s.
+        let model = find("gRPC peer DURABLE 1 KiB: measured");
+        assert_eq!(model.figure, "250 MB/s measured, 333 MB/s predicted");
     }
 }

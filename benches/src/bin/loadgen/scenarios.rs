@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use log_client::{Client, ClientConfig};
 
 use crate::common::{
-    BoxError, Outcome, ack_name, histogram, process_stats, produce_pipelined, produce_serial,
-    progress, read_back,
+    BoxError, Outcome, ack_name, histogram, own_cpu_ticks, process_stats, produce_pipelined,
+    produce_serial, progress, read_back,
 };
 use crate::writers::{fanout, many_partitions, small_writers};
 use crate::{Args, Scenario};
@@ -43,6 +43,7 @@ pub(crate) async fn run(args: Args) -> Result<(), BoxError> {
     client
         .create_topic(&topic, partitions, Default::default())
         .await?;
+    let cpu_before = own_cpu_ticks();
     let outcome = match args.scenario {
         Scenario::Peer => peer(&client, &topic, &args).await?,
         Scenario::Pipelined => pipelined(&client, &topic, &args).await?,
@@ -60,7 +61,17 @@ pub(crate) async fn run(args: Args) -> Result<(), BoxError> {
         .iter()
         .map(|p| p.fsyncs)
         .sum();
-    print(&args, &Outcome { fsyncs, ..outcome });
+    let loadgen_cpu_ticks = cpu_before
+        .zip(own_cpu_ticks())
+        .map(|(before, after)| after.saturating_sub(before));
+    print(
+        &args,
+        &Outcome {
+            fsyncs,
+            loadgen_cpu_ticks,
+            ..outcome
+        },
+    );
     if !args.keep {
         client.delete_topic(&topic).await?;
     }
@@ -180,8 +191,11 @@ fn print(args: &Args, o: &Outcome) {
         "{scenario}: {} records of {} B, batches of {}, ack {ack}: append {append_rps:.0} rec/s ({append_mbps:.1} MB/s), p50 {p50} us, p99 {p99} us; read {read_rps:.0} rec/s ({read_mbps:.1} MB/s); {} fsyncs",
         o.n, args.size, batch, o.fsyncs
     );
+    let loadgen_cpu = o
+        .loadgen_cpu_ticks
+        .map_or(String::new(), |t| format!(" loadgen_cpu_ticks={t}"));
     println!(
-        "RESULT system=log-server scenario={scenario} size={} batch={} ack={ack} n={} append_rps={append_rps:.0} append_mbps={append_mbps:.1} lat_p50_us={p50} lat_p99_us={p99} read_rps={read_rps:.0} read_mbps={read_mbps:.1} fsyncs={}",
+        "RESULT system=log-server scenario={scenario} size={} batch={} ack={ack} n={} append_rps={append_rps:.0} append_mbps={append_mbps:.1} lat_p50_us={p50} lat_p99_us={p99} read_rps={read_rps:.0} read_mbps={read_mbps:.1} fsyncs={}{loadgen_cpu}",
         args.size, batch, o.n, o.fsyncs
     );
     if !o.extra.is_empty() {

@@ -1,0 +1,189 @@
+//! What bounds the produce-path figures, from measurements of the same run:
+//! for `small-writers`, its WRITTEN twin (the request path without the
+//! fdatasync), the sync cycle against the disk's fdatasync, and the CPU of
+//! both processes against the machine's cores; for the gRPC 1 KiB ratio,
+//! the gRPC WRITTEN twin and the in-process figures, with what one batch in
+//! flight predicts when the transfer and the sync run in series.
+//!
+//! It judges nothing: the targets table does. It shows the figures that say
+//! why a target is or is not met, so a reader can tell the disk, the CPU and
+//! the request path apart without rerunning anything.
+
+use super::Line;
+use super::targets::{Cpu, mean, rounds};
+use std::fmt::Write as _;
+
+/// One measurement and how to read it.
+pub(super) struct Bound {
+    pub(super) what: String,
+    pub(super) figure: String,
+    pub(super) reading: String,
+}
+
+/// The `small-writers` rounds acked with `ack`.
+fn small_writers<'a>(lines: &'a [Line], ack: &str) -> Vec<&'a Line> {
+    rounds(lines, "small-writers")
+        .into_iter()
+        .filter(|l| l.get("ack") == Some(ack))
+        .collect()
+}
+
+fn peer<'a>(lines: &'a [Line], size: &str, ack: &str) -> Option<&'a Line> {
+    lines.iter().find(|l| {
+        l.kind == "RESULT"
+            && l.get("scenario") == Some("peer")
+            && l.get("size") == Some(size)
+            && l.get("ack") == Some(ack)
+    })
+}
+
+fn criterion<'a>(lines: &'a [Line], id: &str) -> Option<&'a Line> {
+    lines
+        .iter()
+        .find(|l| l.kind == "CRITERION" && l.get("id") == Some(id))
+}
+
+/// The bounds this run can show; a figure that was not measured leaves its
+/// rows out.
+pub(super) fn bounds(lines: &[Line]) -> Vec<Bound> {
+    let mut out = Vec::new();
+    let durable = small_writers(lines, "durable");
+    let written = small_writers(lines, "written");
+    let d = (!durable.is_empty()).then(|| mean(&durable, "append_rps"));
+    let w = (!written.is_empty()).then(|| mean(&written, "append_rps"));
+    if let (Some(d), Some(w)) = (d, w)
+        && w > 0.0
+    {
+        out.push(Bound {
+            what: "small-writers WRITTEN acks/s (the same 64 writers, acked after write(2), no fdatasync wait)".into(),
+            figure: format!("{:.1} K", w / 1e3),
+            reading: format!(
+                "DURABLE reaches {:.0} % of it: the request path alone caps small-writers at this rate, whatever the disk does",
+                100.0 * d / w
+            ),
+        });
+    }
+    let probe = lines
+        .iter()
+        .find_map(|l| l.get("fdatasync_100b_p50_us"))
+        .and_then(|v| v.parse::<f64>().ok());
+    let fsyncs: f64 = durable.iter().map(|l| l.num("fsyncs")).sum();
+    let acks: f64 = durable.iter().map(|l| l.num("n")).sum();
+    let wall: f64 = durable
+        .iter()
+        .filter(|l| l.num("append_rps") > 0.0)
+        .map(|l| l.num("n") / l.num("append_rps"))
+        .sum();
+    if fsyncs > 0.0 && wall > 0.0 {
+        let cycle_us = wall * 1e6 / fsyncs;
+        let mut reading = format!(
+            "{:.1} acks share each fdatasync; one sync cycle every {cycle_us:.0} µs",
+            acks / fsyncs
+        );
+        if let Some(p50) = probe.filter(|p| *p > 0.0) {
+            let _ = write!(
+                reading,
+                ", {:.1}× the disk's fdatasync p50 ({p50:.0} µs): the disk is busy {:.0} % of the time",
+                cycle_us / p50,
+                (100.0 * p50 / cycle_us).min(100.0)
+            );
+        }
+        out.push(Bound {
+            what: "small-writers DURABLE: acks per fdatasync, and the sync cycle against the disk"
+                .into(),
+            figure: format!("{:.1} acks, {cycle_us:.0} µs", acks / fsyncs),
+            reading,
+        });
+    }
+    let cpus = lines
+        .iter()
+        .find(|l| l.kind == "MACHINE")
+        .map_or(0.0, |m| m.num("cpus"));
+    let loadgen_ticks: f64 = durable.iter().map(|l| l.num("loadgen_cpu_ticks")).sum();
+    if let (Some(server), true) = (Cpu::of(&durable), loadgen_ticks > 0.0 && wall > 0.0) {
+        let loadgen_us = loadgen_ticks * 1e6 / server.hz / acks;
+        let both_us = server.per_record_us + loadgen_us;
+        let busy = both_us * acks / 1e6 / wall;
+        out.push(Bound {
+            what: "small-writers DURABLE: CPU µs per ack, server + load generator, and cores busy"
+                .into(),
+            figure: format!(
+                "{:.1} + {loadgen_us:.1} = {both_us:.1} µs; {busy:.2} of {cpus:.0} cores",
+                server.per_record_us
+            ),
+            reading: if cpus > 0.0 && busy < 0.9 * cpus {
+                format!(
+                    "the CPU is not saturated ({:.0} % of the machine): the bound is the latency of each writer's round trip, not CPU work",
+                    100.0 * busy / cpus
+                )
+            } else {
+                "both processes together use the machine's cores: CPU work is the bound".into()
+            },
+        });
+    }
+    if let (Some(gw), Some(gd), Some(id), Some(iw)) = (
+        peer(lines, "1024", "written"),
+        peer(lines, "1024", "durable"),
+        criterion(lines, "append/durable/1024"),
+        criterion(lines, "append/written/1024"),
+    ) {
+        let (gw, gd, id, iw) = (
+            gw.num("append_mbps"),
+            gd.num("append_mbps"),
+            id.num("mbps"),
+            iw.num("mbps"),
+        );
+        if gw > 0.0 && gd > 0.0 && id > 0.0 && iw > 0.0 {
+            // One batch in flight: per MB, the request path's time plus the
+            // time the fdatasync adds in process.
+            let sync_part = (1.0 / id - 1.0 / iw).max(0.0);
+            let predicted = 1.0 / (1.0 / gw + sync_part);
+            out.push(Bound {
+                what: "gRPC peer 1 KiB: WRITTEN MB/s (no fdatasync) ÷ in-process DURABLE MB/s"
+                    .into(),
+                figure: format!("{:.2}× ({gw:.0} ÷ {id:.0} MB/s)", gw / id),
+                reading: "the request path alone (HTTP/2 transfer of 1 MB, decode, write) against the whole in-process append with its fdatasync".into(),
+            });
+            out.push(Bound {
+                what: "gRPC peer DURABLE 1 KiB: measured against the series model (request path + the fdatasync time in process)".into(),
+                figure: format!("{gd:.0} MB/s measured, {predicted:.0} MB/s predicted"),
+                reading: format!(
+                    "one batch in flight runs transfer and sync one after the other; the model explains {:.0} % of the measured rate",
+                    100.0 * gd / predicted
+                ),
+            });
+        }
+    }
+    if let (Some(inproc), Some(raw)) = (
+        criterion(lines, "append/durable/1024"),
+        criterion(lines, "append/raw_pwrite_fdatasync/1024"),
+    ) && raw.num("mbps") > 0.0
+    {
+        out.push(Bound {
+            what: "in-process Log DURABLE 1 KiB ÷ raw pwrite + fdatasync of the same batches (the disk's floor)".into(),
+            figure: format!(
+                "{:.2}× ({:.0} ÷ {:.0} MB/s)",
+                inproc.num("mbps") / raw.num("mbps"),
+                inproc.num("mbps"),
+                raw.num("mbps")
+            ),
+            reading: "how much of the disk's own rate the storage keeps".into(),
+        });
+    }
+    out
+}
+
+/// The section of `report.md`, or nothing when no bound was measured.
+pub(super) fn section(lines: &[Line]) -> String {
+    let bounds = bounds(lines);
+    if bounds.is_empty() {
+        return String::new();
+    }
+    let mut md = String::from(
+        "\n## What bounds the produce path\n\nMeasured in this run, to tell the disk, the CPU and the request path apart.\n\n| measurement | figure | reading |\n|---|---|---|\n",
+    );
+    for b in bounds {
+        let _ = writeln!(md, "| {} | {} | {} |", b.what, b.figure, b.reading);
+    }
+    md
+}
