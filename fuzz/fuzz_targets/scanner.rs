@@ -15,6 +15,7 @@ fuzz_target!(|data: &[u8]| {
     let limits = Limits {
         max_batch_bytes: 1 << 20,
         max_records: 1 << 16,
+        max_uncompressed_bytes: 4 << 20,
     };
     let mut borrowed = Vec::new();
     let mut scanner = Scanner::new(data, 0, limits);

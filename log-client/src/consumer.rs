@@ -144,8 +144,8 @@ pub struct ReceivedRecord {
     pub key: Option<Bytes>,
     /// The value (`None`: a tombstone).
     pub value: Option<Bytes>,
-    /// Headers, in order.
-    pub headers: Vec<(String, Bytes)>,
+    /// Headers, in order; a `None` value is a null one.
+    pub headers: Vec<(String, Option<Bytes>)>,
 }
 
 /// Reads one partition. See the module docs.
@@ -378,7 +378,7 @@ impl Consumer {
                     value: record.value().map(share),
                     headers: record
                         .headers()
-                        .map(|(k, v)| (k.to_owned(), share(v)))
+                        .map(|(k, v)| (k.to_owned(), v.map(share)))
                         .collect(),
                 });
             }

@@ -75,6 +75,9 @@ mod types;
 pub use client::{Client, ClientConfig, FetchOptions};
 pub use consumer::{Consumer, ConsumerConfig, ConsumerMode, ReceivedRecord};
 pub use error::{Error, ErrorKind};
+/// The compression codecs of a producer's batches (Kafka's: none, gzip, snappy,
+/// lz4, zstd), from `log-format`.
+pub use log_format::Codec;
 pub use producer::{Delivery, NewRecord, Producer, ProducerConfig, RecordAck};
 pub use types::{
     Ack, CommittedOffset, Isolation, PartitionInfo, PartitionOffset, Position, RecordFormat,

@@ -27,7 +27,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use log_format::{BatchBuilder, Limits, ProducerInfo, RecordHeader, now_ms};
+use log_format::{BatchBuilder, Codec, Limits, ProducerInfo, RecordHeader, now_ms};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -76,6 +76,10 @@ pub struct ProducerConfig {
     /// Records accepted by [`Producer::send`] and not yet in a batch; when
     /// full, `send` waits. Default 100000.
     pub buffer_records: usize,
+    /// How each batch's records are compressed (Kafka's codecs; default
+    /// [`Codec::None`]). The server stores and serves batches as sent, so
+    /// this also saves disk and consumers' bandwidth.
+    pub compression: Codec,
 }
 
 impl Default for ProducerConfig {
@@ -88,6 +92,7 @@ impl Default for ProducerConfig {
             retries: 10,
             retry_backoff: Duration::from_millis(100),
             buffer_records: 100_000,
+            compression: Codec::None,
         }
     }
 }
@@ -134,6 +139,12 @@ impl ProducerConfig {
         self.buffer_records = records;
         self
     }
+
+    /// Sets [`compression`](Self::compression).
+    pub fn with_compression(mut self, codec: Codec) -> Self {
+        self.compression = codec;
+        self
+    }
 }
 
 /// A record to produce.
@@ -146,8 +157,8 @@ pub struct NewRecord {
     pub key: Option<Bytes>,
     /// The value (`None`: a tombstone).
     pub value: Option<Bytes>,
-    /// Headers, in order.
-    pub headers: Vec<(String, Bytes)>,
+    /// Headers, in order; a `None` value is a null one.
+    pub headers: Vec<(String, Option<Bytes>)>,
     /// Event time, ms since the Unix epoch (`None`: now).
     pub timestamp: Option<i64>,
 }
@@ -178,7 +189,13 @@ impl NewRecord {
 
     /// The same record with one more header.
     pub fn with_header(mut self, key: impl Into<String>, value: impl Into<Bytes>) -> NewRecord {
-        self.headers.push((key.into(), value.into()));
+        self.headers.push((key.into(), Some(value.into())));
+        self
+    }
+
+    /// The same record with one more header, whose value is null.
+    pub fn with_null_header(mut self, key: impl Into<String>) -> NewRecord {
+        self.headers.push((key.into(), None));
         self
     }
 }
@@ -443,7 +460,10 @@ impl Task {
         let headers: Vec<RecordHeader<'_>> = record
             .headers
             .iter()
-            .map(|(k, v)| RecordHeader { key: k, value: v })
+            .map(|(k, v)| RecordHeader {
+                key: k,
+                value: v.as_deref(),
+            })
             .collect();
         let new = log_format::NewRecord {
             timestamp: record.timestamp.unwrap_or_else(now_ms),
@@ -454,7 +474,11 @@ impl Task {
         for attempt in 0..2 {
             let limits = self.limits;
             let open = self.open[partition as usize].get_or_insert_with(|| Open {
-                builder: BatchBuilder::new(limits),
+                builder: {
+                    let mut builder = BatchBuilder::new(limits);
+                    builder.set_codec(self.config.compression);
+                    builder
+                },
                 waiters: Vec::new(),
                 since: Instant::now(),
             });

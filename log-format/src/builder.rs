@@ -1,29 +1,34 @@
-//! Encoding records into a batch.
+//! Encoding records into a v2 frame: a Kafka RecordBatch v2 inside our
+//! frame header.
 //!
 //! [`BatchBuilder`] writes each record straight into one reusable
-//! [`BytesMut`]: sizes are computed before anything is written, so there is
-//! no per-record allocation and a refused record leaves the builder as it
-//! was. It produces unstamped batches (base offset 0, no append time); the
-//! log stamps them with [`stamp`](crate::stamp). It does no I/O.
+//! [`BytesMut`] (or, for a compressed batch, into a second reusable buffer
+//! that is compressed at [`finish`](BatchBuilder::finish)): sizes are
+//! computed before anything is written, so there is no per-record
+//! allocation and a refused record leaves the builder as it was. It
+//! produces unstamped frames (base offset 0, no leader epoch, no append
+//! time); the log stamps them with [`stamp`](crate::stamp). It does no I/O.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use crate::codec::{Codec, compress};
 use crate::error::BuildError;
 use crate::header::{
-    FORMAT_VERSION, HEADER_LEN, NO_PRODUCER_ID, NO_SEQUENCE, NO_TIMESTAMP, UNSTAMPED_OFFSET, field,
-    seal_header,
+    FRAME_HEADER_LEN, HEADER_LEN, KAFKA_LOG_OVERHEAD, KAFKA_MAGIC, NO_LEADER_EPOCH, NO_PRODUCER_ID,
+    NO_SEQUENCE, UNSTAMPED_OFFSET, field, put, write_frame_header,
 };
 use crate::limits::Limits;
 use crate::record::NULL_LEN;
 use crate::varint;
 
-/// A record header to encode: a UTF-8 key and a byte value.
+/// A record header to encode: a UTF-8 key and a byte value that may be
+/// null, as Kafka's headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordHeader<'a> {
     /// The header's name.
     pub key: &'a str,
-    /// The header's value.
-    pub value: &'a [u8],
+    /// The header's value, or `None` for a null value.
+    pub value: Option<&'a [u8]>,
 }
 
 /// A record to encode. Borrowed: the builder copies the bytes into the batch.
@@ -87,7 +92,7 @@ impl Default for ProducerInfo {
     }
 }
 
-/// Encodes records into batches, reusing one buffer.
+/// Encodes records into frames, reusing its buffers.
 ///
 /// ```
 /// use log_format::{BatchBuilder, Batch, Limits, NewRecord};
@@ -104,7 +109,12 @@ impl Default for ProducerInfo {
 /// ```
 #[derive(Debug)]
 pub struct BatchBuilder {
+    /// The frame: headers, then the records (uncompressed batches) or,
+    /// once finished, the compressed records.
     buf: BytesMut,
+    /// The records of a compressed batch, before compression.
+    plain: BytesMut,
+    codec: Codec,
     limits: Limits,
     producer: ProducerInfo,
     record_count: u32,
@@ -124,12 +134,45 @@ impl BatchBuilder {
         buf.clear();
         BatchBuilder {
             buf,
+            plain: BytesMut::new(),
+            codec: Codec::None,
             limits,
             producer: ProducerInfo::NONE,
             record_count: 0,
             base_timestamp: 0,
             max_timestamp: i64::MIN,
         }
+    }
+
+    /// Sets the compression codec of the batch being built and of every
+    /// following one (default [`Codec::None`]). Records already added are
+    /// kept.
+    pub fn set_codec(&mut self, codec: Codec) {
+        if codec == self.codec {
+            return;
+        }
+        if self.record_count > 0 {
+            match (self.codec, codec) {
+                (Codec::None, _) => {
+                    self.plain.clear();
+                    self.plain.extend_from_slice(&self.buf[HEADER_LEN..]);
+                    self.buf.clear();
+                }
+                (_, Codec::None) => {
+                    self.buf.clear();
+                    self.buf.put_bytes(0, HEADER_LEN);
+                    self.buf.extend_from_slice(&self.plain);
+                    self.plain.clear();
+                }
+                _ => {}
+            }
+        }
+        self.codec = codec;
+    }
+
+    /// The compression codec of the batch being built.
+    pub fn codec(&self) -> Codec {
+        self.codec
     }
 
     /// Sets the idempotent producer fields of the batch being built. They
@@ -148,9 +191,14 @@ impl BatchBuilder {
         self.record_count == 0
     }
 
-    /// Length in bytes the batch would have if finished now (0 when empty).
+    /// Length in bytes the frame would have if finished now without
+    /// compression (0 when empty); a compressed batch is usually shorter.
     pub fn encoded_len(&self) -> usize {
-        self.buf.len()
+        match (self.record_count, self.codec) {
+            (0, _) => 0,
+            (_, Codec::None) => self.buf.len(),
+            _ => HEADER_LEN + self.plain.len(),
+        }
     }
 
     /// Length in bytes that `record` takes in a batch whose base timestamp
@@ -162,16 +210,18 @@ impl BatchBuilder {
         offset_delta: u32,
     ) -> Result<usize, BuildError> {
         let inner = record_inner_len(record, base_timestamp, offset_delta)?;
-        Ok(varint::len_u64(inner as u64) + inner)
+        Ok(varint::len_i64(inner as i64) + inner)
     }
 
     /// Appends a record. On error nothing is written and the builder is
-    /// unchanged.
+    /// unchanged. The batch is held to [`Limits::max_batch_bytes`] before
+    /// compression (and to [`Limits::max_uncompressed_bytes`] when it is
+    /// compressed), so a finished batch fits its limit whatever its codec
+    /// achieves.
     pub fn push(&mut self, record: &NewRecord<'_>) -> Result<(), BuildError> {
-        if self.record_count >= self.limits.max_records {
-            return Err(BuildError::TooManyRecords {
-                limit: self.limits.max_records,
-            });
+        let max_records = self.limits.max_records.min(i32::MAX as u32);
+        if self.record_count >= max_records {
+            return Err(BuildError::TooManyRecords { limit: max_records });
         }
         let base_timestamp = if self.record_count == 0 {
             record.timestamp
@@ -180,14 +230,12 @@ impl BatchBuilder {
         };
         let offset_delta = self.record_count;
         let inner = record_inner_len(record, base_timestamp, offset_delta)?;
-        let record_len = varint::len_u64(inner as u64) + inner;
-        let current = if self.record_count == 0 {
-            HEADER_LEN
-        } else {
-            self.buf.len()
-        };
-        let would_be = (current as u64).saturating_add(record_len as u64);
-        if would_be > u64::from(self.limits.max_batch_bytes) {
+        let record_len = varint::len_i64(inner as i64) + inner;
+        let would_be =
+            (self.encoded_len().max(HEADER_LEN) as u64).saturating_add(record_len as u64);
+        let limit = u64::from(self.limits.max_batch_bytes);
+        let uncompressed_limit = u64::from(self.limits.max_uncompressed_bytes) + HEADER_LEN as u64;
+        if would_be > limit || (self.codec != Codec::None && would_be > uncompressed_limit) {
             return Err(BuildError::BatchFull {
                 would_be,
                 limit: self.limits.max_batch_bytes,
@@ -196,107 +244,124 @@ impl BatchBuilder {
         // Every check passed: from here on nothing can fail.
         if self.record_count == 0 {
             self.buf.clear();
-            self.buf.reserve(HEADER_LEN + record_len);
-            self.buf.put_bytes(0, HEADER_LEN);
+            self.plain.clear();
+            if self.codec == Codec::None {
+                self.buf.reserve(HEADER_LEN + record_len);
+                self.buf.put_bytes(0, HEADER_LEN);
+            }
             self.base_timestamp = record.timestamp;
             self.max_timestamp = record.timestamp;
-        } else {
-            self.buf.reserve(record_len);
         }
-        let start_len = self.buf.len();
-        let buf = &mut self.buf;
-        varint::put_u64(buf, inner as u64);
-        buf.put_u8(0); // record attributes, reserved
+        let buf = if self.codec == Codec::None {
+            &mut self.buf
+        } else {
+            &mut self.plain
+        };
+        buf.reserve(record_len);
+        let start_len = buf.len();
+        varint::put_i64(buf, inner as i64);
+        buf.put_u8(0); // record attributes, unused
         varint::put_i64(buf, record.timestamp.wrapping_sub(base_timestamp));
-        varint::put_u64(buf, offset_delta.into());
+        varint::put_i64(buf, offset_delta.into());
         put_nullable(buf, record.key);
         put_nullable(buf, record.value);
-        varint::put_u64(buf, record.headers.len() as u64);
+        varint::put_i64(buf, record.headers.len() as i64);
         for header in record.headers {
-            varint::put_u64(buf, header.key.len() as u64);
-            buf.put_slice(header.key.as_bytes());
-            varint::put_u64(buf, header.value.len() as u64);
-            buf.put_slice(header.value);
+            put_nullable(buf, Some(header.key.as_bytes()));
+            put_nullable(buf, header.value);
         }
-        debug_assert_eq!(self.buf.len() - start_len, record_len);
+        debug_assert_eq!(buf.len() - start_len, record_len);
         self.record_count += 1;
         self.max_timestamp = self.max_timestamp.max(record.timestamp);
         Ok(())
     }
 
-    /// Finishes the batch: fills in the header and both checksums and hands
-    /// the bytes out. The builder is then empty and ready for the next
-    /// batch; its buffer's spare capacity is reused.
+    /// Finishes the batch: compresses the records if a codec is set, fills
+    /// in Kafka's header and CRC-32C and our frame header, and hands the
+    /// frame out. The builder is then empty and ready for the next batch;
+    /// its buffers' spare capacity is reused. On error the records are
+    /// kept.
     pub fn finish(&mut self) -> Result<Bytes, BuildError> {
         if self.record_count == 0 {
             return Err(BuildError::Empty);
         }
-        let length = self.buf.len() as u32; // <= max_batch_bytes, checked in push
+        if self.codec != Codec::None {
+            self.buf.clear();
+            self.buf.put_bytes(0, HEADER_LEN);
+            compress(self.codec, &self.plain, &mut self.buf).map_err(BuildError::Compression)?;
+            let length = self.buf.len() as u64;
+            if length > u64::from(self.limits.max_batch_bytes) {
+                return Err(BuildError::BatchFull {
+                    would_be: length,
+                    limit: self.limits.max_batch_bytes,
+                });
+            }
+        }
+        // <= max_batch_bytes <= u32::MAX, checked in push (and above).
+        let length = self.buf.len() as u32;
         let producer = self.producer;
+        let attributes = self.codec.id();
+        let batch_length = length - (FRAME_HEADER_LEN + KAFKA_LOG_OVERHEAD) as u32;
         let header = &mut self.buf[..HEADER_LEN];
-        put_at(header, field::LENGTH, &length.to_le_bytes());
-        header[field::MAGIC] = FORMAT_VERSION;
-        header[field::RESERVED] = 0;
-        put_at(header, field::FLAGS, &0u16.to_le_bytes());
-        put_at(header, field::BASE_OFFSET, &UNSTAMPED_OFFSET.to_le_bytes());
-        put_at(header, field::APPEND_TIME, &NO_TIMESTAMP.to_le_bytes());
-        put_at(header, field::ATTRIBUTES, &0u16.to_le_bytes());
-        put_at(
-            header,
-            field::PRODUCER_EPOCH,
-            &producer.producer_epoch.to_le_bytes(),
-        );
-        put_at(
-            header,
-            field::RECORD_COUNT,
-            &self.record_count.to_le_bytes(),
-        );
-        put_at(
+        put(header, field::BASE_OFFSET, &UNSTAMPED_OFFSET.to_be_bytes());
+        put(header, field::BATCH_LENGTH, &batch_length.to_be_bytes());
+        put(header, field::LEADER_EPOCH, &NO_LEADER_EPOCH.to_be_bytes());
+        header[field::KAFKA_MAGIC] = KAFKA_MAGIC;
+        put(header, field::ATTRIBUTES, &attributes.to_be_bytes());
+        let last_offset_delta = self.record_count - 1;
+        put(
             header,
             field::LAST_OFFSET_DELTA,
-            &(self.record_count - 1).to_le_bytes(),
+            &last_offset_delta.to_be_bytes(),
         );
-        put_at(
-            header,
-            field::BASE_SEQUENCE,
-            &producer.base_sequence.to_le_bytes(),
-        );
-        put_at(
+        put(
             header,
             field::BASE_TIMESTAMP,
-            &self.base_timestamp.to_le_bytes(),
+            &self.base_timestamp.to_be_bytes(),
         );
-        put_at(
+        put(
             header,
             field::MAX_TIMESTAMP,
-            &self.max_timestamp.to_le_bytes(),
+            &self.max_timestamp.to_be_bytes(),
         );
-        put_at(
+        put(
             header,
             field::PRODUCER_ID,
-            &producer.producer_id.to_le_bytes(),
+            &producer.producer_id.to_be_bytes(),
         );
-        let body_crc = crc32fast::hash(&self.buf[field::BODY_START..]);
-        put_at(&mut self.buf, field::BODY_CRC, &body_crc.to_le_bytes());
-        seal_header(&mut self.buf);
+        put(
+            header,
+            field::PRODUCER_EPOCH,
+            &producer.producer_epoch.to_be_bytes(),
+        );
+        put(
+            header,
+            field::BASE_SEQUENCE,
+            &producer.base_sequence.to_be_bytes(),
+        );
+        put(
+            header,
+            field::RECORD_COUNT,
+            &self.record_count.to_be_bytes(),
+        );
+        let crc = crc32c::crc32c(&self.buf[field::KAFKA_CRC_START..]);
+        put(&mut self.buf, field::KAFKA_CRC, &crc.to_be_bytes());
+        write_frame_header(&mut self.buf, length);
         self.record_count = 0;
         self.producer = ProducerInfo::NONE;
         self.max_timestamp = i64::MIN;
+        self.plain.clear();
         Ok(self.buf.split().freeze())
     }
 
     /// Drops the records added since the last `finish`.
     pub fn clear(&mut self) {
         self.buf.clear();
+        self.plain.clear();
         self.record_count = 0;
         self.producer = ProducerInfo::NONE;
         self.max_timestamp = i64::MIN;
     }
-}
-
-#[inline]
-fn put_at(buf: &mut [u8], at: usize, bytes: &[u8]) {
-    buf[at..at + bytes.len()].copy_from_slice(bytes);
 }
 
 #[inline]
@@ -311,7 +376,7 @@ fn put_nullable(buf: &mut BytesMut, field: Option<&[u8]>) {
 }
 
 /// Length of a record after its own length prefix, with every field length
-/// checked against what the format can describe.
+/// checked against what the format can describe (`i32::MAX`).
 fn record_inner_len(
     record: &NewRecord<'_>,
     base_timestamp: i64,
@@ -323,20 +388,20 @@ fn record_inner_len(
             timestamp: record.timestamp,
         });
     };
-    let mut len = 1 + varint::len_i64(timestamp_delta) + varint::len_u64(offset_delta.into());
+    let mut len = 1 + varint::len_i64(timestamp_delta) + varint::len_i64(offset_delta.into());
     len += nullable_len(record.key, "key")?;
     len += nullable_len(record.value, "value")?;
     let header_count =
-        u32::try_from(record.headers.len()).map_err(|_too_many| BuildError::FieldTooLong {
+        i32::try_from(record.headers.len()).map_err(|_too_many| BuildError::FieldTooLong {
             field: "header count",
             len: record.headers.len(),
         })?;
-    len += varint::len_u64(header_count.into());
+    len += varint::len_i64(header_count.into());
     for header in record.headers {
-        len += sized_len(header.key.len(), "header key")?;
-        len += sized_len(header.value.len(), "header value")?;
+        len += nullable_len(Some(header.key.as_bytes()), "header key")?;
+        len += nullable_len(header.value, "header value")?;
     }
-    if len > u32::MAX as usize {
+    if len > i32::MAX as usize {
         return Err(BuildError::FieldTooLong {
             field: "record",
             len,
@@ -356,11 +421,4 @@ fn nullable_len(field: Option<&[u8]>, name: &'static str) -> Result<usize, Build
             len: bytes.len(),
         }),
     }
-}
-
-fn sized_len(len: usize, name: &'static str) -> Result<usize, BuildError> {
-    if len > u32::MAX as usize {
-        return Err(BuildError::FieldTooLong { field: name, len });
-    }
-    Ok(varint::len_u64(len as u64) + len)
 }

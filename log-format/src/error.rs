@@ -16,15 +16,22 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Defect {
-    /// The format version (magic byte) is not one this crate reads.
-    /// expected: the newest supported version; found: the byte.
+    /// The frame version (magic byte) is not one this crate reads: version
+    /// 1 frames of earlier builds, for one. expected: the version this crate
+    /// reads; found: the byte.
     Version,
-    /// The header checksum does not match the header.
-    /// expected: the stored CRC; found: the CRC computed over the header.
+    /// The frame checksum does not match the headers (ours and Kafka's).
+    /// expected: the stored CRC; found: the CRC computed over the headers.
     HeaderChecksum,
-    /// The batch length field is smaller than a header.
-    /// expected: the header length; found: the length field.
+    /// A length field disagrees with the format: the frame is no longer
+    /// than its headers, or Kafka's batchLength is not the frame length
+    /// less the frame header and 12 bytes, or a Kafka batch is not the
+    /// length of its buffer. expected: the length the format requires;
+    /// found: the field.
     BatchLength,
+    /// Kafka's magic byte is not 2 (RecordBatch v2): an older Kafka
+    /// message format. expected: 2; found: the byte.
+    KafkaMagic,
     /// The batch is longer than [`Limits::max_batch_bytes`](crate::Limits).
     /// expected: the limit; found: the batch length.
     BatchTooLarge,
@@ -36,18 +43,35 @@ pub enum Defect {
     /// The attributes name a compression codec this crate does not know.
     /// expected: the highest known codec id; found: the codec id.
     UnknownCodec,
+    /// The batch is compressed with a codec whose cargo feature is off in
+    /// this build. expected: 0; found: the codec id.
+    UnsupportedCodec,
+    /// The batch belongs to a transaction (attribute bit 4), which this
+    /// log does not support yet. expected: 0; found: the bit, 4.
+    Transactional,
+    /// The batch is a control batch (attribute bit 5: transaction markers),
+    /// which this log does not support yet. expected: 0; found: the bit, 5.
+    ControlBatch,
+    /// The compressed records are not a valid stream of their codec.
+    /// expected: 0; found: the codec id.
+    Decompression,
+    /// The records decompress to more than
+    /// [`Limits::max_uncompressed_bytes`](crate::Limits). expected: the
+    /// limit; found: the limit + 1 (decoding stops there).
+    UncompressedTooLarge,
     /// A reserved bit or byte is not zero. expected: 0; found: the bits.
     ReservedBits,
-    /// The body checksum does not match the body.
-    /// expected: the stored CRC; found: the CRC computed over the body.
+    /// Kafka's CRC-32C does not match the batch (attributes to the end).
+    /// expected: the stored CRC; found: the CRC computed over the bytes.
     BodyChecksum,
     /// A record is malformed: a varint is truncated or overlong, or a length
     /// runs past the record. expected: the bytes the record declares;
     /// found: the bytes actually available or consumed.
     RecordFraming,
     /// A record's offset delta does not grow, or passes the batch's last
-    /// offset delta. expected: the smallest (or largest) allowed delta;
-    /// found: the delta.
+    /// offset delta, or (in a batch from a producer) is not its index.
+    /// expected: the smallest (or largest, or only) allowed delta; found:
+    /// the delta.
     OffsetDelta,
     /// A record's timestamp overflows `i64` when added to the base timestamp.
     /// expected: 0; found: the delta as stored (two's complement).
@@ -74,15 +98,21 @@ impl Defect {
     /// A short lowercase description, used in messages.
     pub fn as_str(self) -> &'static str {
         match self {
-            Defect::Version => "unsupported format version",
-            Defect::HeaderChecksum => "header checksum mismatch",
-            Defect::BatchLength => "batch length shorter than its header",
+            Defect::Version => "unsupported frame version",
+            Defect::HeaderChecksum => "frame checksum mismatch",
+            Defect::BatchLength => "batch length inconsistent",
+            Defect::KafkaMagic => "not a kafka record batch v2",
             Defect::BatchTooLarge => "batch larger than the limit",
             Defect::TooManyRecords => "more records than the limit",
             Defect::EmptyBatch => "batch without records",
             Defect::UnknownCodec => "unknown compression codec",
+            Defect::UnsupportedCodec => "compression codec not built in",
+            Defect::Transactional => "transactional batch (attribute bit 4) not supported",
+            Defect::ControlBatch => "control batch (attribute bit 5) not supported",
+            Defect::Decompression => "compressed records are malformed",
+            Defect::UncompressedTooLarge => "records decompress past the limit",
             Defect::ReservedBits => "reserved bits set",
-            Defect::BodyChecksum => "body checksum mismatch",
+            Defect::BodyChecksum => "kafka crc-32c mismatch",
             Defect::RecordFraming => "malformed record",
             Defect::OffsetDelta => "record offset delta out of order",
             Defect::TimestampDelta => "record timestamp overflows",
@@ -121,6 +151,13 @@ pub struct Corrupt {
 
 impl fmt::Display for Corrupt {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.what == Defect::Version {
+            return write!(
+                f,
+                "frame version {} in batch at byte {} is not supported: this build reads version {}",
+                self.found, self.position, self.expected
+            );
+        }
         write!(
             f,
             "{} in batch at byte {} (at byte {}): expected {:#x}, found {:#x}",
@@ -229,6 +266,9 @@ pub enum BuildError {
     /// `finish` was called on a batch with no records; the format has no
     /// empty batches.
     Empty,
+    /// The records could not be compressed with the builder's codec (its
+    /// cargo feature is off, for one).
+    Compression(crate::codec::CodecError),
 }
 
 impl fmt::Display for BuildError {
@@ -249,8 +289,16 @@ impl fmt::Display for BuildError {
                 "record timestamp {timestamp} is too far from the batch base timestamp {base}"
             ),
             BuildError::Empty => f.write_str("cannot finish a batch without records"),
+            BuildError::Compression(e) => write!(f, "cannot compress the batch: {e}"),
         }
     }
 }
 
-impl std::error::Error for BuildError {}
+impl std::error::Error for BuildError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            BuildError::Compression(e) => Some(e),
+            _ => None,
+        }
+    }
+}

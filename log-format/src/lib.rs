@@ -1,5 +1,7 @@
 //! The record batch format of the commit log: the unit that is written,
-//! stored, checksummed and sent over the wire.
+//! stored, checksummed and sent over the wire. Since version 2 every batch
+//! is a Kafka RecordBatch v2 (magic 2), byte for byte as Kafka producers
+//! send it and consumers expect it, inside a small checked frame of ours.
 //!
 //! This crate encodes and decodes batches in memory. It does **no I/O**: it
 //! never opens a file or a socket, and it knows nothing of segments,
@@ -7,97 +9,112 @@
 //!
 //! # Layout
 //!
-//! - [`BatchBuilder`] encodes records into a reusable buffer.
-//! - [`BatchView`] and [`Batch`] are verified, zero-copy views of one batch;
-//!   their [`Record`]s borrow keys and values from it.
-//! - [`Scanner`] and [`BytesScanner`] walk a buffer of many batches and stop
+//! - [`BatchBuilder`] encodes records into a reusable buffer, compressed
+//!   with a [`Codec`] or not.
+//! - [`BatchView`] and [`Batch`] are verified, zero-copy views of one frame;
+//!   their [`Record`]s borrow keys and values from it (or from its
+//!   decompressed records); [`Batch::kafka_batch`] is the Kafka part.
+//! - [`frame_kafka`] checks a Kafka batch from a producer and frames it.
+//! - [`Scanner`] and [`BytesScanner`] walk a buffer of many frames and stop
 //!   at a torn tail ([`Scanned::Incomplete`]) or damage ([`Scanned::Corrupt`]).
-//! - [`check_checksums`] checks stored batches by their CRCs alone.
+//! - [`check_checksums`] checks stored frames by their checksums alone.
 //! - [`stamp`] sets the log-assigned fields in place.
-//! - [`Limits`] bounds what a decoder accepts.
+//! - [`Limits`] bounds what a decoder accepts and decompresses.
 //!
-//! # Format specification, version 1
+//! # Format specification, version 2
 //!
-//! All integers are **little-endian**. A batch is a 72-byte header followed
-//! by its records, back to back; a segment file is batches back to back.
+//! A frame is our 16-byte frame header, **little-endian**, followed by one
+//! Kafka RecordBatch v2, **big-endian** as Kafka defines it (Kafka's
+//! `DefaultRecordBatch`); a segment file is frames back to back. Offsets
+//! in the table are from the start of the frame; the Kafka batch starts at
+//! byte 16.
 //!
 //! ## Batch header
 //!
 //! | offset | size | field               | type | meaning |
 //! |-------:|-----:|---------------------|------|---------|
-//! |      0 |    4 | `header_crc`        | u32  | CRC-32 of header bytes 4..72 |
-//! |      4 |    4 | `length`            | u32  | batch length in bytes, header included (≥ 72) |
-//! |      8 |    1 | `magic`             | u8   | format version, 1 |
-//! |      9 |    1 | `reserved`          | u8   | 0 |
-//! |     10 |    2 | `flags`             | u16  | reserved, 0 |
-//! |     12 |    4 | `body_crc`          | u32  | CRC-32 of bytes 32..length |
-//! |     16 |    8 | `base_offset`       | u64  | offset of the first record; stamped by the log |
-//! |     24 |    8 | `append_time`       | i64  | server append time, ms since the Unix epoch; stamped by the log, -1 before |
-//! |     32 |    2 | `attributes`        | u16  | bits 0–2: codec (0 = none); other bits reserved, 0 |
-//! |     34 |    2 | `producer_epoch`    | i16  | idempotent producer epoch, -1 if none |
-//! |     36 |    4 | `record_count`      | u32  | number of records, ≥ 1 |
-//! |     40 |    4 | `last_offset_delta` | u32  | offset delta of the last record (≥ record_count − 1) |
-//! |     44 |    4 | `base_sequence`     | i32  | idempotent producer sequence of the first record, -1 if none |
-//! |     48 |    8 | `base_timestamp`    | i64  | producer timestamp of the first record, ms since the Unix epoch |
-//! |     56 |    8 | `max_timestamp`     | i64  | largest producer timestamp in the batch |
-//! |     64 |    8 | `producer_id`       | i64  | idempotent producer id, -1 if none |
-//! |     72 |      | records             |      | `record_count` records |
+//! |      0 |    4 | `frame_crc`         | u32  | CRC-32 (IEEE) of bytes 4..77: the rest of our header and all of Kafka's |
+//! |      4 |    4 | `length`            | u32  | frame length in bytes, headers included (= 28 + `batch_length`) |
+//! |      8 |    1 | `magic`             | u8   | frame version, 2 |
+//! |      9 |    1 | `flags`             | u8   | reserved, 0 |
+//! |     10 |    6 | `append_time`       | u48  | server append time, ms since the Unix epoch; stamped by the log, all ones before |
+//! |     16 |    8 | `base_offset`       | i64  | Kafka baseOffset: offset of the first record; stamped by the log |
+//! |     24 |    4 | `batch_length`      | i32  | Kafka batchLength: bytes of the Kafka batch after this field |
+//! |     28 |    4 | `leader_epoch`      | i32  | Kafka partitionLeaderEpoch: the log's epoch at append; stamped by the log, -1 before |
+//! |     32 |    1 | `kafka_magic`       | i8   | Kafka magic, 2 |
+//! |     33 |    4 | `kafka_crc`         | u32  | Kafka CRC-32C (Castagnoli) of bytes 37..`length` |
+//! |     37 |    2 | `attributes`        | i16  | bits 0–2 codec (0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd); bit 3 timestamp type (1 = log append time); bit 4 transactional, bit 5 control (both refused); others 0 |
+//! |     39 |    4 | `last_offset_delta` | i32  | offset delta of the last record (≥ `record_count` − 1) |
+//! |     43 |    8 | `base_timestamp`    | i64  | timestamp of the first record, ms since the Unix epoch |
+//! |     51 |    8 | `max_timestamp`     | i64  | largest timestamp in the batch |
+//! |     59 |    8 | `producer_id`       | i64  | idempotent producer id, -1 if none |
+//! |     67 |    2 | `producer_epoch`    | i16  | idempotent producer epoch, -1 if none |
+//! |     69 |    4 | `base_sequence`     | i32  | sequence of the first record, -1 if none |
+//! |     73 |    4 | `record_count`      | i32  | number of records, ≥ 1 |
+//! |     77 |      | records             |      | `record_count` records, compressed as a whole by the codec if one is set |
 //!
 //! ## Record
 //!
+//! Kafka's `DefaultRecord`; every integer is a zig-zag varint (`varint` for
+//! 32-bit fields, `varlong` for 64-bit ones, as protobuf's `sint32` and
+//! `sint64`).
+//!
 //! | field             | encoding | meaning |
 //! |-------------------|----------|---------|
-//! | `length`          | uvarint  | bytes of the record after this field |
-//! | `attributes`      | u8       | reserved, 0 |
-//! | `timestamp_delta` | varint   | producer timestamp minus `base_timestamp` |
-//! | `offset_delta`    | uvarint  | offset minus `base_offset`; strictly increasing within a batch |
+//! | `length`          | varint   | bytes of the record after this field |
+//! | `attributes`      | i8       | unused, 0 |
+//! | `timestamp_delta` | varlong  | timestamp minus `base_timestamp` |
+//! | `offset_delta`    | varint   | offset minus `base_offset`; strictly increasing within a batch, 0, 1, 2, … as a producer sends it |
 //! | `key_length`      | varint   | -1 for a null key |
 //! | `key`             | bytes    | |
 //! | `value_length`    | varint   | -1 for a null value (a tombstone) |
 //! | `value`           | bytes    | |
-//! | `header_count`    | uvarint  | |
-//! | headers           |          | `header_count` × (uvarint key length, UTF-8 key, uvarint value length, value) |
+//! | `header_count`    | varint   | |
+//! | headers           |          | `header_count` × (varint key length, UTF-8 key, varint value length (-1 = null), value) |
 //!
-//! `uvarint` is unsigned LEB128 (at most 5 bytes for 32-bit fields, 10 for
-//! 64-bit); `varint` is zig-zag then LEB128, as in protobuf. Overlong
-//! encodings are rejected.
+//! Overlong varint encodings are rejected.
 //!
 //! ## Checksums
 //!
-//! Both are CRC-32 (IEEE, as computed by `crc32fast`).
+//! - **Kafka's CRC-32C** covers bytes 37 to the end: every field the
+//!   producer sets and the records (compressed, if they are). The producer
+//!   computes it and it is never recomputed, so it checks the batch end to
+//!   end, from the producer's client to every consumer's.
+//! - **The frame checksum** (CRC-32, IEEE, `crc32fast`) covers bytes 4..77:
+//!   our fields and Kafka's whole header, including the fields the log
+//!   stamps (`append_time`, `base_offset`, `leader_epoch`), which Kafka's
+//!   CRC leaves out. A reader checks it before trusting any length, so a
+//!   torn or damaged header is caught before its length sends the reader
+//!   astray, and a reader can hop from header to header on verified fields.
+//!   Stamping rewrites only the stamped fields and this checksum, never
+//!   Kafka's.
 //!
-//! - The **body checksum** covers bytes 32 to the end: every field the
-//!   producer sets (attributes, producer fields, counts, timestamps) and the
-//!   records. The producer computes it and it is never recomputed, so it
-//!   checks the batch end to end, from the producer to every reader.
-//! - The **header checksum** covers bytes 4..72, including the body checksum
-//!   and the fields the log stamps (`base_offset`, `append_time`). A reader
-//!   checks it before trusting `length`, so a torn or damaged header is
-//!   caught before its length sends the reader astray. Stamping rewrites
-//!   only those two fields and this 60-byte checksum, never the body's.
-//!
-//! Decoding checks, in order: the version byte, the header checksum, the
-//! length (≥ 72 and within [`Limits::max_batch_bytes`]), the reserved bits,
-//! the codec, the record count (≥ 1, within [`Limits::max_records`]), that
-//! the whole batch is present (otherwise [`DecodeError::Incomplete`]), the
-//! body checksum, then the structure of every record (lengths in bounds,
-//! offset deltas strictly increasing up to `last_offset_delta`, exactly
-//! `record_count` records, UTF-8 header keys). A single flipped bit anywhere
-//! in a batch is always detected.
+//! Decoding checks, in order: the frame version, the frame checksum, the
+//! lengths (`length` > 77 and within [`Limits::max_batch_bytes`], and
+//! `length` = 28 + `batch_length`), the flags, Kafka's magic, the
+//! attributes (a known codec; no transaction or control bit; no unknown
+//! bit), the record count (≥ 1, within [`Limits::max_records`]), the last
+//! offset delta, that the whole frame is present (otherwise
+//! [`DecodeError::Incomplete`]), Kafka's CRC-32C, then decompression
+//! (bounded by [`Limits::max_uncompressed_bytes`]) and the structure of
+//! every record (lengths in bounds, offset deltas strictly increasing up to
+//! `last_offset_delta`, exactly `record_count` records, UTF-8 header
+//! keys). A single flipped bit anywhere in a frame is always detected.
 //!
 //! ## Version policy
 //!
-//! The positions and meanings of `header_crc`, `length` and `magic` are
+//! The positions and meanings of `frame_crc`, `length` and `magic` are
 //! fixed for every version. A reader checks `magic` first and refuses a
-//! version it does not know ([`Defect::Version`]). A new layout gets a new
-//! version number; readers keep reading every older version, and golden
-//! files of each version (`tests/data/v1/`) are read back by the tests.
-//! Compression codecs take the reserved attribute values 1–7 without a new
-//! version; an unknown codec is refused ([`Defect::UnknownCodec`]).
+//! version it does not know ([`Defect::Version`], whose message names the
+//! version found): version 1 (our own little-endian batch of earlier
+//! builds) is refused; no data of it was ever deployed. A new layout gets a
+//! new version number, and golden files of each version (`tests/data/v2/`)
+//! are read back by the tests.
 #![forbid(unsafe_code)]
-#![deny(clippy::host_endian_bytes, clippy::big_endian_bytes)]
+#![deny(clippy::host_endian_bytes)]
 
 mod builder;
+mod codec;
 mod error;
 mod header;
 mod limits;
@@ -107,15 +124,20 @@ mod varint;
 mod view;
 
 pub use builder::{BatchBuilder, NewRecord, ProducerInfo, RecordHeader};
+pub use codec::{ATTR_CODEC_MASK, Codec, CodecError};
 pub use error::{BuildError, Corrupt, DecodeError, Defect};
 pub use header::{
-    ATTR_CODEC_MASK, BatchHeader, Codec, FORMAT_VERSION, HEADER_LEN, NO_PRODUCER_ID, NO_SEQUENCE,
-    NO_TIMESTAMP, UNSTAMPED_OFFSET, field, stamp,
+    ATTR_CONTROL, ATTR_LOG_APPEND_TIME, ATTR_TRANSACTIONAL, BatchHeader, FORMAT_VERSION,
+    FRAME_HEADER_LEN, HEADER_LEN, KAFKA_HEADER_LEN, KAFKA_LOG_OVERHEAD, KAFKA_MAGIC,
+    MAX_APPEND_TIME, NO_LEADER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE, NO_TIMESTAMP, TimestampType,
+    UNSTAMPED_OFFSET, field, stamp,
 };
-pub use limits::{DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_RECORDS, Limits};
+pub use limits::{
+    DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_RECORDS, DEFAULT_MAX_UNCOMPRESSED_BYTES, Limits,
+};
 pub use record::{Headers, Record};
 pub use scan::{BytesScanner, Scanned, Scanner};
-pub use view::{Batch, BatchView, Records, check_checksums};
+pub use view::{Batch, BatchView, Records, check_checksums, frame_kafka};
 
 /// The wall clock in the unit of every timestamp of a batch: milliseconds
 /// since the Unix epoch (0 before 1970, saturating far in the future). The

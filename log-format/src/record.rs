@@ -1,8 +1,10 @@
-//! One record inside a batch: its byte layout, the parser shared by
-//! validation and iteration, and the borrowed [`Record`] view.
+//! One record inside a batch, in Kafka's `DefaultRecord` layout: the parser
+//! shared by validation and iteration, and the borrowed [`Record`] view.
 //!
+//! Every integer of a record is a zig-zag varint, as Kafka writes them.
 //! Parsing checks every bound and never allocates; keys, values and header
-//! fields are slices of the batch. Encoding lives in `builder.rs`.
+//! fields are slices of the records area (the batch's bytes, or their
+//! decompressed form). Encoding lives in `builder.rs`.
 
 use crate::error::Defect;
 use crate::varint::{self, VarintError};
@@ -60,7 +62,8 @@ impl<'a> Record<'a> {
         self.header_count
     }
 
-    /// The headers, in the order they were written.
+    /// The headers, in the order they were written: a UTF-8 name and a
+    /// value that may be null, as Kafka's headers.
     pub fn headers(&self) -> Headers<'a> {
         Headers {
             buf: self.headers,
@@ -70,7 +73,8 @@ impl<'a> Record<'a> {
     }
 }
 
-/// Iterator over the `(key, value)` headers of a [`Record`].
+/// Iterator over the `(key, value)` headers of a [`Record`]; a null value
+/// is `None`.
 #[derive(Debug, Clone)]
 pub struct Headers<'a> {
     buf: &'a [u8],
@@ -79,7 +83,7 @@ pub struct Headers<'a> {
 }
 
 impl<'a> Iterator for Headers<'a> {
-    type Item = (&'a str, &'a [u8]);
+    type Item = (&'a str, Option<&'a [u8]>);
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.remaining == 0 {
@@ -131,8 +135,11 @@ pub(crate) fn parse_record<'a>(
 ) -> Result<Record<'a>, RecordDefect> {
     let start = *pos;
     let mut cursor = start;
-    let length = varint::get_u32(records, &mut cursor)
-        .map_err(|err| varint_defect(err, start, records.len() - start))? as usize;
+    let length = varint::get_i32(records, &mut cursor)
+        .map_err(|err| varint_defect(err, start, records.len() - start))?;
+    let Ok(length) = usize::try_from(length) else {
+        return Err(RecordDefect::framing(start, 0, length as u32 as u64));
+    };
     let available = records.len() - cursor;
     if length > available {
         return Err(RecordDefect::framing(
@@ -167,12 +174,29 @@ pub(crate) fn parse_record<'a>(
             found: timestamp_delta as u64,
         });
     };
+    let offset_at = p;
     let offset_delta =
-        varint::get_u32(body, &mut p).map_err(|err| varint_defect(err, at(p), length - p))?;
+        varint::get_i32(body, &mut p).map_err(|err| varint_defect(err, at(p), length - p))?;
+    let Ok(offset_delta) = u32::try_from(offset_delta) else {
+        return Err(RecordDefect {
+            what: Defect::OffsetDelta,
+            at: at(offset_at),
+            expected: 0,
+            found: offset_delta as u32 as u64,
+        });
+    };
     let key = nullable_bytes(body, &mut p, body_start)?;
     let value = nullable_bytes(body, &mut p, body_start)?;
+    let count_at = p;
     let header_count =
-        varint::get_u32(body, &mut p).map_err(|err| varint_defect(err, at(p), length - p))?;
+        varint::get_i32(body, &mut p).map_err(|err| varint_defect(err, at(p), length - p))?;
+    let Ok(header_count) = u32::try_from(header_count) else {
+        return Err(RecordDefect::framing(
+            at(count_at),
+            0,
+            header_count as u32 as u64,
+        ));
+    };
     let headers_start = p;
     for _ in 0..header_count {
         let header_at = p;
@@ -229,24 +253,31 @@ fn nullable_bytes<'a>(
     Ok(Some(bytes))
 }
 
-/// Reads one header: varint key length, key, varint value length, value.
-/// On failure returns the number of bytes that were available.
+/// Reads one header: varint key length (never null), key, varint value
+/// length (`-1` = null), value. On failure returns the number of bytes that
+/// were available.
 #[inline]
-fn parse_header<'a>(buf: &'a [u8], p: &mut usize) -> Result<(&'a [u8], &'a [u8]), u64> {
+fn parse_header<'a>(buf: &'a [u8], p: &mut usize) -> Result<(&'a [u8], Option<&'a [u8]>), u64> {
     let available = buf.len().saturating_sub(*p) as u64;
     let mut cursor = *p;
-    let key = sized(buf, &mut cursor).ok_or(available)?;
+    let key = sized(buf, &mut cursor).ok_or(available)?.ok_or(available)?;
     let value = sized(buf, &mut cursor).ok_or(available)?;
     *p = cursor;
     Ok((key, value))
 }
 
+/// A zig-zag length and that many bytes: `Some(None)` for a null (`-1`),
+/// `None` when malformed.
 #[inline]
-fn sized<'a>(buf: &'a [u8], p: &mut usize) -> Option<&'a [u8]> {
-    let len = varint::get_u32(buf, p).ok()? as usize;
+fn sized<'a>(buf: &'a [u8], p: &mut usize) -> Option<Option<&'a [u8]>> {
+    let len = varint::get_i32(buf, p).ok()?;
+    if len == NULL_LEN {
+        return Some(None);
+    }
+    let len = usize::try_from(len).ok()?;
     let bytes = buf.get(*p..)?.get(..len)?;
     *p += len;
-    Some(bytes)
+    Some(Some(bytes))
 }
 
 fn varint_defect(err: VarintError, at: usize, available: usize) -> RecordDefect {

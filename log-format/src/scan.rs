@@ -12,7 +12,7 @@ use bytes::Bytes;
 
 use crate::error::{Corrupt, DecodeError};
 use crate::limits::Limits;
-use crate::view::{Batch, BatchView, verify};
+use crate::view::{Batch, BatchView, Verified, verify};
 
 /// One step of a scan.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,7 +67,7 @@ impl<'a> Iterator for Scanner<'a> {
     type Item = Scanned<BatchView<'a>>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let (header, length) = match step(
+        let (verified, length) = match step(
             self.buf,
             &mut self.pos,
             self.base_position,
@@ -78,7 +78,7 @@ impl<'a> Iterator for Scanner<'a> {
             Err(stop) => return Some(stop),
         };
         let start = self.pos - length;
-        let view = BatchView::from_verified(&self.buf[start..self.pos], header);
+        let view = BatchView::from_verified(&self.buf[start..self.pos], verified);
         Some(Scanned::Batch(view))
     }
 }
@@ -116,7 +116,7 @@ impl Iterator for BytesScanner {
     type Item = Scanned<Batch>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let (header, length) = match step(
+        let (verified, length) = match step(
             &self.buf,
             &mut self.pos,
             self.base_position,
@@ -129,13 +129,13 @@ impl Iterator for BytesScanner {
         let start = self.pos - length;
         Some(Scanned::Batch(Batch::from_verified(
             self.buf.slice(start..self.pos),
-            header,
+            verified,
         )))
     }
 }
 
 /// One scan step shared by both scanners: `None` at the end, `Ok` with the
-/// verified header and length (and `pos` advanced past the batch), or `Err`
+/// verified header (and decompressed records) and length (and `pos` advanced past the batch), or `Err`
 /// with the stop to report (and the scanner marked stopped).
 #[allow(clippy::type_complexity)]
 fn step<B>(
@@ -144,16 +144,16 @@ fn step<B>(
     base_position: u64,
     limits: &Limits,
     stopped: &mut bool,
-) -> Option<Result<(crate::header::BatchHeader, usize), Scanned<B>>> {
+) -> Option<Result<(Verified, usize), Scanned<B>>> {
     if *stopped || *pos >= buf.len() {
         return None;
     }
     let position = base_position + *pos as u64;
-    match verify(&buf[*pos..], position, limits) {
-        Ok(header) => {
-            let length = header.length as usize;
+    match verify(&buf[*pos..], position, limits, false) {
+        Ok(verified) => {
+            let length = verified.0.length as usize;
             *pos += length;
-            Some(Ok((header, length)))
+            Some(Ok((verified, length)))
         }
         Err(DecodeError::Incomplete { needed }) => {
             *stopped = true;

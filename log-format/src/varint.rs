@@ -1,5 +1,6 @@
 //! Variable-length integers: unsigned LEB128 and zig-zag signed, as in
-//! protobuf and Kafka's record v2.
+//! protobuf and Kafka's record v2 (which writes every integer of a record
+//! zig-zag).
 //!
 //! Decoding works on a byte slice and a cursor, checks every bound before
 //! reading, and rejects encodings longer than the type allows (so a run of
@@ -88,23 +89,6 @@ fn get(buf: &[u8], pos: &mut usize, max_len: usize) -> Result<u64, VarintError> 
     }
 }
 
-/// Reads an unsigned varint that must fit a `u32`.
-#[inline]
-pub(crate) fn get_u32(buf: &[u8], pos: &mut usize) -> Result<u32, VarintError> {
-    // Fast path: one byte, the common case for lengths and small deltas.
-    if let Some(&byte) = buf.get(*pos)
-        && byte < 0x80
-    {
-        *pos += 1;
-        return Ok(u32::from(byte));
-    }
-    let mut cursor = *pos;
-    let value = get(buf, &mut cursor, MAX_LEN_U32)?;
-    let value = u32::try_from(value).map_err(|_overflow| VarintError::Overflow)?;
-    *pos = cursor;
-    Ok(value)
-}
-
 /// Reads a zig-zag varint (`i64`).
 #[inline]
 pub(crate) fn get_i64(buf: &[u8], pos: &mut usize) -> Result<i64, VarintError> {
@@ -117,14 +101,23 @@ pub(crate) fn get_i64(buf: &[u8], pos: &mut usize) -> Result<i64, VarintError> {
     get(buf, pos, MAX_LEN_U64).map(unzigzag)
 }
 
-/// Reads a zig-zag varint that must fit an `i32`.
+/// Reads a zig-zag varint of at most 5 bytes that must fit an `i32`, as
+/// Kafka's `readVarint`.
 #[inline]
 pub(crate) fn get_i32(buf: &[u8], pos: &mut usize) -> Result<i32, VarintError> {
+    // Fast path: one byte, the common case for lengths and small deltas.
+    if let Some(&byte) = buf.get(*pos)
+        && byte < 0x80
+    {
+        *pos += 1;
+        return Ok(unzigzag(u64::from(byte)) as i32);
+    }
     let mut cursor = *pos;
-    let value = get_i64(buf, &mut cursor)?;
-    let value = i32::try_from(value).map_err(|_overflow| VarintError::Overflow)?;
+    let value = get(buf, &mut cursor, MAX_LEN_U32)?;
+    let value = u32::try_from(value).map_err(|_overflow| VarintError::Overflow)?;
     *pos = cursor;
-    Ok(value)
+    // Zig-zag over 32 bits: the low bit is the sign.
+    Ok(((value >> 1) as i32) ^ -((value & 1) as i32))
 }
 
 #[cfg(test)]
@@ -154,9 +147,17 @@ mod tests {
         }
 
         #[test]
-        fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..16)) {
+        fn i32_roundtrips_as_kafka_writes_it(value in any::<i32>()) {
+            let mut buf = Vec::new();
+            put_i64(&mut buf, value.into());
+            prop_assert!(buf.len() <= MAX_LEN_U32);
             let mut pos = 0;
-            let _ = get_u32(&bytes, &mut pos);
+            prop_assert_eq!(get_i32(&buf, &mut pos), Ok(value));
+            prop_assert_eq!(pos, buf.len());
+        }
+
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..16)) {
             let mut pos = 0;
             let _ = get_i64(&bytes, &mut pos);
             let mut pos = 0;
@@ -167,20 +168,31 @@ mod tests {
     #[test]
     fn rejects_overlong_and_truncated_encodings() {
         let mut pos = 0;
-        assert_eq!(get_u32(&[0x80; 6], &mut pos), Err(VarintError::Overflow));
+        // Six bytes for a 32-bit field is overlong, even if the value fits.
+        assert_eq!(get_i32(&[0x80; 6], &mut pos), Err(VarintError::Overflow));
+        assert_eq!(
+            get_i32(&[0x82, 0x80, 0x80, 0x80, 0x80, 0x00], &mut pos),
+            Err(VarintError::Overflow)
+        );
         assert_eq!(pos, 0);
         assert_eq!(
-            get_u32(&[0xff, 0xff, 0xff, 0xff, 0x1f], &mut pos),
+            get_i32(&[0xff, 0xff, 0xff, 0xff, 0x1f], &mut pos),
             Err(VarintError::Overflow)
         );
         assert_eq!(
-            get_u32(&[0x80, 0x80], &mut pos),
+            get_i32(&[0x80, 0x80], &mut pos),
             Err(VarintError::Truncated)
         );
         assert_eq!(get_i64(&[0xff; 10], &mut pos), Err(VarintError::Overflow));
+        // u32::MAX zig-zag decodes to i32::MIN; u32::MAX - 1 to i32::MAX.
         assert_eq!(
-            get_u32(&[0xff, 0xff, 0xff, 0xff, 0x0f], &mut pos),
-            Ok(u32::MAX)
+            get_i32(&[0xff, 0xff, 0xff, 0xff, 0x0f], &mut pos),
+            Ok(i32::MIN)
+        );
+        pos = 0;
+        assert_eq!(
+            get_i32(&[0xfe, 0xff, 0xff, 0xff, 0x0f], &mut pos),
+            Ok(i32::MAX)
         );
     }
 }

@@ -2,25 +2,39 @@
 //! slice, [`Batch`] owns a [`Bytes`] handle; both hand out [`Record`]s that
 //! borrow from the batch.
 //!
-//! A view only exists for bytes that passed every check (header checksum,
-//! limits, body checksum, record structure), so iterating its records never
-//! fails. This module does not scan buffers of many batches (`scan.rs`) and
-//! does not build batches (`builder.rs`).
+//! A view only exists for bytes that passed every check (frame checksum,
+//! limits, Kafka's CRC-32C, record structure), so iterating its records
+//! never fails. The records of a compressed batch are decompressed once,
+//! when it is verified, into a buffer the view owns; the stored bytes stay
+//! as they are. Also here: [`frame_kafka`], which checks a Kafka batch from
+//! a producer and frames it. This module does not scan buffers of many
+//! batches (`scan.rs`) and does not build batches (`builder.rs`).
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
+use crate::codec::{Codec, CodecError, decompress};
 use crate::error::{Corrupt, DecodeError, Defect};
-use crate::header::{BatchHeader, Codec, HEADER_LEN, field};
+use crate::header::{
+    BatchHeader, FRAME_HEADER_LEN, KAFKA_HEADER_LEN, KAFKA_LOG_OVERHEAD, field, read_be_u32,
+    write_frame_header,
+};
 use crate::limits::Limits;
 use crate::record::{Record, parse_record};
 
-/// Checks the batch at the start of `buf` completely and returns its header.
-/// `position` is where `buf` starts in the caller's coordinates.
+/// What [`verify`] found: the header, and the decompressed records of a
+/// compressed batch (`None` when the records are stored as they are).
+pub(crate) type Verified = (BatchHeader, Option<Bytes>);
+
+/// Checks the frame at the start of `buf` completely and returns its header
+/// (and its decompressed records, if compressed). `position` is where `buf`
+/// starts in the caller's coordinates. `dense`: the offset deltas must be
+/// exactly 0, 1, 2, … (a batch from a producer, before any compaction).
 pub(crate) fn verify(
     buf: &[u8],
     position: u64,
     limits: &Limits,
-) -> Result<BatchHeader, DecodeError> {
+    dense: bool,
+) -> Result<Verified, DecodeError> {
     let header = BatchHeader::parse(buf, position, limits)?;
     let length = header.length as usize;
     let Some(batch) = buf.get(..length) else {
@@ -31,19 +45,46 @@ pub(crate) fn verify(
     let corrupt = |at: usize, what: Defect, expected: u64, found: u64| {
         DecodeError::corrupt(position, at, what, expected, found)
     };
-    let actual_crc = crc32fast::hash(&batch[field::BODY_START..]);
-    if actual_crc != header.body_crc {
+    let actual_crc = crc32c::crc32c(&batch[field::KAFKA_CRC_START..]);
+    if actual_crc != header.kafka_crc {
         return Err(corrupt(
-            field::BODY_CRC,
+            field::KAFKA_CRC,
             Defect::BodyChecksum,
-            header.body_crc.into(),
+            header.kafka_crc.into(),
             actual_crc.into(),
         ));
     }
-    match header.codec {
-        Codec::None => {}
-    }
-    let records = &batch[HEADER_LEN..];
+    let stored = &batch[field::RECORDS..];
+    let decompressed = match header.codec {
+        Codec::None => None,
+        codec => {
+            let limit = limits.max_uncompressed_bytes as usize;
+            let mut out = Vec::new();
+            decompress(codec, stored, limit, &mut out).map_err(|e| match e {
+                CodecError::TooLarge { limit } => corrupt(
+                    field::RECORDS,
+                    Defect::UncompressedTooLarge,
+                    limit as u64,
+                    limit as u64 + 1,
+                ),
+                CodecError::Unsupported { codec } => corrupt(
+                    field::ATTRIBUTES,
+                    Defect::UnsupportedCodec,
+                    0,
+                    codec.id().into(),
+                ),
+                _ => corrupt(field::RECORDS, Defect::Decompression, 0, codec.id().into()),
+            })?;
+            Some(Bytes::from(out))
+        }
+    };
+    // Positions inside decompressed records cannot be mapped to stored
+    // bytes: their defects point at the start of the records.
+    let (records, at_base) = match &decompressed {
+        None => (stored, Some(field::RECORDS)),
+        Some(bytes) => (&bytes[..], None),
+    };
+    let at = |p: usize| at_base.map_or(field::RECORDS, |base| base + p);
     let mut pos = 0usize;
     let mut count: u32 = 0;
     let mut last_delta: Option<u32> = None;
@@ -56,11 +97,11 @@ pub(crate) fn verify(
             header.base_timestamp,
             true,
         )
-        .map_err(|d| corrupt(HEADER_LEN + d.at, d.what, d.expected, d.found))?;
+        .map_err(|d| corrupt(at(d.at), d.what, d.expected, d.found))?;
         count += 1;
         if count > header.record_count {
             return Err(corrupt(
-                HEADER_LEN + record_at,
+                at(record_at),
                 Defect::RecordCount,
                 header.record_count.into(),
                 count.into(),
@@ -68,9 +109,10 @@ pub(crate) fn verify(
         }
         let delta = record.offset_delta();
         let min_delta = last_delta.map_or(0, |last| u64::from(last) + 1);
-        if u64::from(delta) < min_delta {
+        let out_of_order = u64::from(delta) < min_delta;
+        if out_of_order || (dense && u64::from(delta) != min_delta) {
             return Err(corrupt(
-                HEADER_LEN + record_at,
+                at(record_at),
                 Defect::OffsetDelta,
                 min_delta,
                 delta.into(),
@@ -78,7 +120,7 @@ pub(crate) fn verify(
         }
         if delta > header.last_offset_delta {
             return Err(corrupt(
-                HEADER_LEN + record_at,
+                at(record_at),
                 Defect::OffsetDelta,
                 header.last_offset_delta.into(),
                 delta.into(),
@@ -102,15 +144,16 @@ pub(crate) fn verify(
             last_delta.map_or(0, u64::from),
         ));
     }
-    Ok(header)
+    Ok((header, decompressed))
 }
 
-/// Checks the batches back to back in `buf` by their checksums only: the
-/// header rules and both CRCs, without walking the records. For data whose
-/// structure was verified when it was written (a log's own segments): a
-/// CRC match proves the bytes are those that passed. Returns the number of
-/// batches; a buffer ending inside a batch is [`DecodeError::Incomplete`].
-/// `position` is where `buf` starts in the caller's coordinates.
+/// Checks the frames back to back in `buf` by their checksums only: the
+/// header rules, the frame checksum and Kafka's CRC-32C, without walking
+/// (or decompressing) the records. For data whose structure was verified
+/// when it was written (a log's own segments): a CRC match proves the bytes
+/// are those that passed. Returns the number of batches; a buffer ending
+/// inside a batch is [`DecodeError::Incomplete`]. `position` is where `buf`
+/// starts in the caller's coordinates.
 pub fn check_checksums(buf: &[u8], position: u64) -> Result<usize, DecodeError> {
     let limits = Limits::unlimited();
     let mut pos = 0usize;
@@ -124,13 +167,13 @@ pub fn check_checksums(buf: &[u8], position: u64) -> Result<usize, DecodeError> 
                 needed: length - (buf.len() - pos),
             });
         };
-        let actual = crc32fast::hash(&batch[field::BODY_START..]);
-        if actual != header.body_crc {
+        let actual = crc32c::crc32c(&batch[field::KAFKA_CRC_START..]);
+        if actual != header.kafka_crc {
             return Err(DecodeError::corrupt(
                 at,
-                field::BODY_CRC,
+                field::KAFKA_CRC,
                 Defect::BodyChecksum,
-                header.body_crc.into(),
+                header.kafka_crc.into(),
                 actual.into(),
             ));
         }
@@ -140,28 +183,88 @@ pub fn check_checksums(buf: &[u8], position: u64) -> Result<usize, DecodeError> 
     Ok(count)
 }
 
+/// Checks a Kafka RecordBatch v2 as a producer sends it — exactly one
+/// batch filling `kafka`: its lengths, magic, attributes, CRC-32C, limits,
+/// and records whose offset deltas are 0, 1, 2, … — and frames it: the
+/// unstamped v2 frame around a copy of the bytes, ready for the log to
+/// stamp. Positions in an error are relative to `kafka`.
+pub fn frame_kafka(kafka: &[u8], limits: &Limits) -> Result<Bytes, DecodeError> {
+    let shift = |e: DecodeError| match e {
+        DecodeError::Corrupt(c) => DecodeError::Corrupt(Corrupt {
+            position: c.position.saturating_sub(FRAME_HEADER_LEN as u64),
+            field_position: c.field_position.saturating_sub(FRAME_HEADER_LEN as u64),
+            ..c
+        }),
+        incomplete => incomplete,
+    };
+    let Some(prefix) = kafka.get(..KAFKA_HEADER_LEN) else {
+        return Err(DecodeError::Incomplete {
+            needed: KAFKA_HEADER_LEN - kafka.len(),
+        });
+    };
+    let batch_length = u64::from(read_be_u32(prefix, field::BATCH_LENGTH - field::KAFKA));
+    let declared = batch_length + KAFKA_LOG_OVERHEAD as u64;
+    if declared != kafka.len() as u64 {
+        let what = if declared > kafka.len() as u64 {
+            Defect::BatchLength
+        } else {
+            Defect::TrailingBytes
+        };
+        return Err(DecodeError::corrupt(
+            0,
+            field::BATCH_LENGTH - field::KAFKA,
+            what,
+            kafka.len() as u64 - KAFKA_LOG_OVERHEAD.min(kafka.len()) as u64,
+            batch_length,
+        ));
+    }
+    let length = kafka.len() as u64 + FRAME_HEADER_LEN as u64;
+    if length > u64::from(limits.max_batch_bytes) {
+        return Err(DecodeError::corrupt(
+            0,
+            0,
+            Defect::BatchTooLarge,
+            limits.max_batch_bytes.into(),
+            length,
+        ));
+    }
+    let mut frame = BytesMut::with_capacity(length as usize);
+    frame.resize(FRAME_HEADER_LEN, 0);
+    frame.extend_from_slice(kafka);
+    write_frame_header(&mut frame, length as u32);
+    verify(&frame, 0, limits, true).map_err(shift)?;
+    Ok(frame.freeze())
+}
+
 /// A verified batch borrowed from a byte slice.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct BatchView<'a> {
     bytes: &'a [u8],
     header: BatchHeader,
+    /// The decompressed records of a compressed batch.
+    decompressed: Option<Bytes>,
 }
 
 impl<'a> BatchView<'a> {
-    /// Verifies the batch at the start of `buf` (which may hold more after
-    /// it) and returns a view of exactly that batch. `position` is where
+    /// Verifies the frame at the start of `buf` (which may hold more after
+    /// it) and returns a view of exactly that frame. `position` is where
     /// `buf` starts in the caller's coordinates, used in errors.
     pub fn decode(buf: &'a [u8], position: u64, limits: &Limits) -> Result<Self, DecodeError> {
-        let header = verify(buf, position, limits)?;
+        let (header, decompressed) = verify(buf, position, limits, false)?;
         Ok(BatchView {
             bytes: &buf[..header.length as usize],
             header,
+            decompressed,
         })
     }
 
-    /// Wraps bytes that [`verify`] accepted (exactly one batch).
-    pub(crate) fn from_verified(bytes: &'a [u8], header: BatchHeader) -> Self {
-        BatchView { bytes, header }
+    /// Wraps bytes that [`verify`] accepted (exactly one frame).
+    pub(crate) fn from_verified(bytes: &'a [u8], (header, decompressed): Verified) -> Self {
+        BatchView {
+            bytes,
+            header,
+            decompressed,
+        }
     }
 
     /// The decoded header.
@@ -169,17 +272,23 @@ impl<'a> BatchView<'a> {
         &self.header
     }
 
-    /// The batch's bytes, header included, exactly as stored.
+    /// The frame's bytes, headers included, exactly as stored.
     pub fn as_bytes(&self) -> &'a [u8] {
         self.bytes
     }
 
-    /// Length of the batch in bytes, header included.
+    /// The Kafka RecordBatch v2 inside the frame, exactly as stored: what a
+    /// Kafka Fetch response carries.
+    pub fn kafka_batch(&self) -> &'a [u8] {
+        &self.bytes[FRAME_HEADER_LEN..]
+    }
+
+    /// Length of the frame in bytes, headers included.
     pub fn len(&self) -> usize {
         self.bytes.len()
     }
 
-    /// Always false: a batch has a header and at least one record.
+    /// Always false: a batch has headers and at least one record.
     pub fn is_empty(&self) -> bool {
         false
     }
@@ -204,10 +313,14 @@ impl<'a> BatchView<'a> {
         self.header.append_time
     }
 
-    /// The records, in offset order.
-    pub fn records(&self) -> Records<'a> {
+    /// The records, in offset order (decompressed, for a compressed batch).
+    pub fn records(&self) -> Records<'_> {
+        let records = match &self.decompressed {
+            Some(bytes) => &bytes[..],
+            None => &self.bytes[field::RECORDS..],
+        };
         Records {
-            records: &self.bytes[HEADER_LEN..],
+            records,
             pos: 0,
             base_offset: self.header.base_offset,
             base_timestamp: self.header.base_timestamp,
@@ -251,12 +364,14 @@ impl<'a> Iterator for Records<'a> {
 pub struct Batch {
     bytes: Bytes,
     header: BatchHeader,
+    /// The decompressed records of a compressed batch.
+    decompressed: Option<Bytes>,
 }
 
 impl Batch {
-    /// Verifies that `bytes` hold exactly one batch.
+    /// Verifies that `bytes` hold exactly one frame.
     pub fn decode(bytes: Bytes, limits: &Limits) -> Result<Batch, DecodeError> {
-        let header = verify(&bytes, 0, limits)?;
+        let (header, decompressed) = verify(&bytes, 0, limits, false)?;
         if bytes.len() != header.length as usize {
             return Err(DecodeError::Corrupt(Corrupt {
                 position: 0,
@@ -266,12 +381,20 @@ impl Batch {
                 found: bytes.len() as u64,
             }));
         }
-        Ok(Batch { bytes, header })
+        Ok(Batch {
+            bytes,
+            header,
+            decompressed,
+        })
     }
 
-    /// Wraps bytes that [`verify`] accepted, with their header.
-    pub(crate) fn from_verified(bytes: Bytes, header: BatchHeader) -> Batch {
-        Batch { bytes, header }
+    /// Wraps bytes that [`verify`] accepted, with what it found.
+    pub(crate) fn from_verified(bytes: Bytes, (header, decompressed): Verified) -> Batch {
+        Batch {
+            bytes,
+            header,
+            decompressed,
+        }
     }
 
     /// A borrowed view of this batch.
@@ -279,6 +402,7 @@ impl Batch {
         BatchView {
             bytes: &self.bytes,
             header: self.header,
+            decompressed: self.decompressed.clone(),
         }
     }
 
@@ -287,9 +411,14 @@ impl Batch {
         &self.header
     }
 
-    /// The batch's bytes, header included, exactly as stored.
+    /// The frame's bytes, headers included, exactly as stored.
     pub fn bytes(&self) -> &Bytes {
         &self.bytes
+    }
+
+    /// The Kafka RecordBatch v2 inside the frame, exactly as stored.
+    pub fn kafka_batch(&self) -> &[u8] {
+        &self.bytes[FRAME_HEADER_LEN..]
     }
 
     /// Gives the bytes back.
@@ -297,24 +426,38 @@ impl Batch {
         self.bytes
     }
 
-    /// The records, in offset order.
+    /// The records, in offset order (decompressed, for a compressed batch).
     pub fn records(&self) -> Records<'_> {
-        self.view().records()
+        let records = match &self.decompressed {
+            Some(bytes) => &bytes[..],
+            None => &self.bytes[field::RECORDS..],
+        };
+        Records {
+            records,
+            pos: 0,
+            base_offset: self.header.base_offset,
+            base_timestamp: self.header.base_timestamp,
+        }
     }
 
-    /// A [`Bytes`] sharing the memory of `part`, a slice of this batch (a
-    /// record's key or value), without copying; `None` if `part` does not
-    /// lie within this batch.
+    /// A [`Bytes`] sharing the memory of `part`, a slice of this batch or
+    /// of its decompressed records (a record's key or value), without
+    /// copying; `None` if `part` lies in neither.
     pub fn share(&self, part: &[u8]) -> Option<Bytes> {
-        let start = self.bytes.as_ptr() as usize;
-        let end = start + self.bytes.len();
-        let part_start = part.as_ptr() as usize;
         if part.is_empty() {
             return Some(Bytes::new());
         }
-        if part_start < start || part_start + part.len() > end {
-            return None;
+        let within = |buf: &Bytes| {
+            let start = buf.as_ptr() as usize;
+            let part_start = part.as_ptr() as usize;
+            part_start >= start && part_start + part.len() <= start + buf.len()
+        };
+        if within(&self.bytes) {
+            return Some(self.bytes.slice_ref(part));
         }
-        Some(self.bytes.slice_ref(part))
+        match &self.decompressed {
+            Some(d) if within(d) => Some(d.slice_ref(part)),
+            _ => None,
+        }
     }
 }

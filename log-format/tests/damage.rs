@@ -127,69 +127,115 @@ fn put_u32(buf: &mut [u8], at: usize, value: u32) {
     buf[at..at + 4].copy_from_slice(&value.to_le_bytes());
 }
 
+/// Kafka's fields are big-endian.
+fn put_be_u32(buf: &mut [u8], at: usize, value: u32) {
+    buf[at..at + 4].copy_from_slice(&value.to_be_bytes());
+}
+
 #[test]
 fn each_header_rule_has_its_own_defect() {
     let limits = Limits::default();
+    // The attributes are a big-endian i16: the codec and flag bits are in
+    // its second byte.
+    let attributes = field::ATTRIBUTES + 1;
     let cases: Vec<(&str, Vec<u8>, Defect)> = vec![
         (
             "unknown version",
-            edited(|b| b[field::MAGIC] = 2),
+            edited(|b| b[field::MAGIC] = 3),
             Defect::Version,
         ),
         (
-            "length below the header",
+            "version 1",
+            edited(|b| b[field::MAGIC] = 1),
+            Defect::Version,
+        ),
+        (
+            "length below the headers",
             edited(|b| put_u32(b, field::LENGTH, 40)),
             Defect::BatchLength,
         ),
         (
-            "reserved byte",
-            edited(|b| b[field::RESERVED] = 1),
-            Defect::ReservedBits,
+            "kafka batch length disagrees with the frame length",
+            edited(|b| {
+                let len = u32::from_be_bytes(b[field::BATCH_LENGTH..][..4].try_into().unwrap());
+                put_be_u32(b, field::BATCH_LENGTH, len + 1);
+            }),
+            Defect::BatchLength,
         ),
         (
             "flags",
-            edited(|b| b[field::FLAGS + 1] = 0x80),
+            edited(|b| b[field::FLAGS] = 0x80),
             Defect::ReservedBits,
         ),
         (
+            "kafka magic 1 (an older message format)",
+            edited(|b| b[field::KAFKA_MAGIC] = 1),
+            Defect::KafkaMagic,
+        ),
+        (
             "unknown codec",
-            edited(|b| b[field::ATTRIBUTES] = 3),
+            edited(|b| b[attributes] = 5),
             Defect::UnknownCodec,
         ),
         (
-            "reserved attribute bit",
-            edited(|b| b[field::ATTRIBUTES] = 0x08),
+            "transactional bit",
+            edited(|b| b[attributes] = 0x10),
+            Defect::Transactional,
+        ),
+        (
+            "control bit",
+            edited(|b| b[attributes] = 0x20),
+            Defect::ControlBatch,
+        ),
+        (
+            "unknown attribute bit",
+            edited(|b| b[attributes] = 0x40),
+            Defect::ReservedBits,
+        ),
+        (
+            "unknown high attribute bit",
+            edited(|b| b[field::ATTRIBUTES] = 0x01),
             Defect::ReservedBits,
         ),
         (
             "zero records",
-            edited(|b| put_u32(b, field::RECORD_COUNT, 0)),
+            edited(|b| put_be_u32(b, field::RECORD_COUNT, 0)),
+            Defect::EmptyBatch,
+        ),
+        (
+            "negative record count",
+            edited(|b| put_be_u32(b, field::RECORD_COUNT, u32::MAX)),
             Defect::EmptyBatch,
         ),
         (
             "more records declared than present",
             edited(|b| {
-                put_u32(b, field::RECORD_COUNT, 4);
-                put_u32(b, field::LAST_OFFSET_DELTA, 3);
+                put_be_u32(b, field::RECORD_COUNT, 4);
+                put_be_u32(b, field::LAST_OFFSET_DELTA, 3);
             }),
             Defect::RecordCount,
         ),
         (
             "fewer records declared than present",
             edited(|b| {
-                put_u32(b, field::RECORD_COUNT, 2);
-                put_u32(b, field::LAST_OFFSET_DELTA, 1);
+                put_be_u32(b, field::RECORD_COUNT, 2);
+                put_be_u32(b, field::LAST_OFFSET_DELTA, 1);
             }),
             Defect::RecordCount,
         ),
         (
             "last offset delta below the count",
-            edited(|b| put_u32(b, field::LAST_OFFSET_DELTA, 0)),
+            edited(|b| put_be_u32(b, field::LAST_OFFSET_DELTA, 0)),
+            Defect::RecordCount,
+        ),
+        (
+            "negative last offset delta",
+            edited(|b| put_be_u32(b, field::LAST_OFFSET_DELTA, u32::MAX)),
             Defect::RecordCount,
         ),
         (
             "last offset delta past the last record",
-            edited(|b| put_u32(b, field::LAST_OFFSET_DELTA, 7)),
+            edited(|b| put_be_u32(b, field::LAST_OFFSET_DELTA, 7)),
             Defect::RecordCount,
         ),
         (
@@ -199,8 +245,13 @@ fn each_header_rule_has_its_own_defect() {
             Defect::ReservedBits,
         ),
         (
-            "record length past the batch",
-            edited(|b| b[HEADER_LEN] = 0x7f),
+            "negative record length",
+            edited(|b| b[HEADER_LEN] = 0x01),
+            Defect::RecordFraming,
+        ),
+        (
+            "record length past its record",
+            edited(|b| b[HEADER_LEN] = 0x7e),
             Defect::RecordFraming,
         ),
     ];
@@ -214,11 +265,22 @@ fn each_header_rule_has_its_own_defect() {
 }
 
 #[test]
+fn the_log_append_time_bit_is_read_as_the_timestamp_type() {
+    let bytes = edited(|b| b[field::ATTRIBUTES + 1] = 0x08);
+    let view = BatchView::decode(&bytes, 0, &Limits::default()).unwrap();
+    assert_eq!(
+        view.header().timestamp_type,
+        log_format::TimestampType::LogAppendTime
+    );
+}
+
+#[test]
 fn limits_are_checked_from_the_header() {
     let batch = sample_batch();
     let small = Limits {
         max_batch_bytes: batch.len() as u32 - 1,
         max_records: 100,
+        ..Limits::default()
     };
     let err = BatchView::decode(&batch[..HEADER_LEN], 0, &small).unwrap_err();
     match err {
@@ -233,6 +295,7 @@ fn limits_are_checked_from_the_header() {
     let few = Limits {
         max_batch_bytes: 1 << 20,
         max_records: 2,
+        ..Limits::default()
     };
     assert_eq!(
         defect_of(BatchView::decode(&batch, 0, &few)),
@@ -244,6 +307,7 @@ fn limits_are_checked_from_the_header() {
 fn a_huge_declared_length_asks_for_bytes_instead_of_reserving_them() {
     let mut header = sample_batch()[..HEADER_LEN].to_vec();
     put_u32(&mut header, field::LENGTH, u32::MAX);
+    put_be_u32(&mut header, field::BATCH_LENGTH, u32::MAX - 28);
     reseal_header_only(&mut header);
     let err = BatchView::decode(&header, 0, &Limits::unlimited()).unwrap_err();
     assert_eq!(
@@ -276,12 +340,12 @@ fn stamping_refuses_a_damaged_header_and_changes_nothing() {
     let mut bytes = sample_batch().to_vec();
     bytes[field::PRODUCER_ID] ^= 1;
     let before = bytes.clone();
-    let err = stamp(&mut bytes, 5, 5).unwrap_err();
+    let err = stamp(&mut bytes, 5, 0, 5).unwrap_err();
     assert!(matches!(err, DecodeError::Corrupt(c) if c.what == Defect::HeaderChecksum));
     assert_eq!(bytes, before);
     let mut short = sample_batch()[..HEADER_LEN - 1].to_vec();
     assert!(matches!(
-        stamp(&mut short, 5, 5),
+        stamp(&mut short, 5, 0, 5),
         Err(DecodeError::Incomplete { needed: 1 })
     ));
 }

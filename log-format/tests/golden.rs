@@ -1,11 +1,14 @@
-//! Golden files of format version 1: bytes written by an earlier build must
+//! Golden files of format version 2: bytes written by an earlier build must
 //! read back the same forever. `cargo xtask fixtures` (which sets
 //! `LOG_UPDATE_FIXTURES=1`) rewrites them; otherwise they are only read.
 //!
-//! - `data/v1/batches.bin`: three stamped batches back to back, as in a
-//!   segment file, covering keys, null keys, tombstones, headers, the
-//!   idempotent producer fields and negative timestamp deltas.
-//! - `data/v1/batches.txt`: what a reader must see in them.
+//! - `data/v2/batches.bin`: three stamped frames back to back, as in a
+//!   segment file, covering keys, null keys, tombstones, headers (a null
+//!   header value among them), the idempotent producer fields, leader
+//!   epochs and negative timestamp deltas.
+//! - `data/v2/batches.txt`: what a reader must see in them.
+//! - `data/v1/batches.bin`: frames of version 1 (earlier builds), which
+//!   this build refuses with an error naming the version.
 #![allow(clippy::unwrap_used)]
 
 use std::fmt::Write as _;
@@ -17,7 +20,7 @@ use log_format::{
 };
 
 fn data_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/v1")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/v2")
 }
 
 fn updating() -> bool {
@@ -40,7 +43,7 @@ fn build_fixture() -> Vec<u8> {
         .push(&NewRecord::value(1_700_000_000_250, b"second, no key"))
         .unwrap();
     let mut first = builder.finish().unwrap().to_vec();
-    stamp(&mut first, 0, 1_700_000_001_000).unwrap();
+    stamp(&mut first, 0, 0, 1_700_000_001_000).unwrap();
     out.extend_from_slice(&first);
 
     builder.set_producer(ProducerInfo {
@@ -51,11 +54,15 @@ fn build_fixture() -> Vec<u8> {
     let headers = [
         RecordHeader {
             key: "content-type",
-            value: b"text/plain",
+            value: Some(b"text/plain"),
         },
         RecordHeader {
             key: "empty",
-            value: b"",
+            value: Some(b""),
+        },
+        RecordHeader {
+            key: "null",
+            value: None,
         },
     ];
     builder
@@ -83,13 +90,13 @@ fn build_fixture() -> Vec<u8> {
         })
         .unwrap();
     let mut second = builder.finish().unwrap().to_vec();
-    stamp(&mut second, 2, 1_700_000_003_000).unwrap();
+    stamp(&mut second, 2, 1, 1_700_000_003_000).unwrap();
     out.extend_from_slice(&second);
 
     let big = vec![0x5a; 1000];
     builder.push(&NewRecord::value(-5, &big)).unwrap();
     let mut third = builder.finish().unwrap().to_vec();
-    stamp(&mut third, 5, 1_700_000_003_000).unwrap();
+    stamp(&mut third, 5, 1, 1_700_000_003_000).unwrap();
     out.extend_from_slice(&third);
     out
 }
@@ -104,11 +111,12 @@ fn describe(bytes: &[u8]) -> String {
         let h = view.header();
         writeln!(
             out,
-            "batch length={} base_offset={} last_offset={} append_time={} records={} \
-             producer_id={} epoch={} base_sequence={} base_timestamp={} max_timestamp={} body_crc={:#010x}",
+            "batch length={} base_offset={} last_offset={} leader_epoch={} append_time={} records={} \
+             producer_id={} epoch={} base_sequence={} base_timestamp={} max_timestamp={} kafka_crc={:#010x}",
             h.length,
             h.base_offset,
             h.last_offset(),
+            h.leader_epoch,
             h.append_time,
             h.record_count,
             h.producer_id,
@@ -116,7 +124,7 @@ fn describe(bytes: &[u8]) -> String {
             h.base_sequence,
             h.base_timestamp,
             h.max_timestamp,
-            h.body_crc
+            h.kafka_crc
         )
         .unwrap();
         for record in view.records() {
@@ -135,7 +143,7 @@ fn describe(bytes: &[u8]) -> String {
             )
             .unwrap();
             for (key, value) in record.headers() {
-                write!(out, " header[{key:?}]={}", show(Some(value))).unwrap();
+                write!(out, " header[{key:?}]={}", show(value)).unwrap();
             }
             out.push('\n');
         }
@@ -158,7 +166,7 @@ fn prepare() {
 }
 
 #[test]
-fn v1_batches_read_back_as_written() {
+fn v2_batches_read_back_as_written() {
     prepare();
     let bin = data_dir().join("batches.bin");
     let txt = data_dir().join("batches.txt");
@@ -173,11 +181,26 @@ fn v1_batches_read_back_as_written() {
 }
 
 #[test]
-fn todays_encoder_writes_the_v1_bytes() {
+fn todays_encoder_writes_the_v2_bytes() {
     // Encoding is deterministic and unchanged: a difference here means the
     // format changed, which needs a new version, not new fixtures.
     prepare();
     let stored = std::fs::read(data_dir().join("batches.bin"))
         .expect("golden file missing: run `cargo xtask fixtures`");
     assert_eq!(build_fixture(), stored);
+}
+
+#[test]
+fn version_1_frames_are_refused_naming_the_version() {
+    let v1 = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/v1/batches.bin");
+    let stored = std::fs::read(&v1).unwrap();
+    let first = Scanner::new(&stored, 0, Limits::default()).next();
+    let Some(Scanned::Corrupt(corrupt)) = first else {
+        panic!("a v1 frame must be refused: {first:?}");
+    };
+    assert_eq!(corrupt.what, log_format::Defect::Version);
+    assert_eq!((corrupt.expected, corrupt.found), (2, 1));
+    let message = corrupt.to_string();
+    assert!(message.contains("version 1"), "{message}");
+    assert!(message.contains("reads version 2"), "{message}");
 }

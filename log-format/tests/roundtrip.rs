@@ -46,18 +46,21 @@ proptest! {
     fn stamping_sets_offsets_and_time_without_touching_the_body(
         records in proptest::collection::vec(record_strategy(), 1..20),
         base_offset in any::<u64>(),
+        leader_epoch in any::<i32>(),
         append_time in any::<i64>(),
     ) {
         let bytes = build(&records, ProducerInfo::NONE);
         let mut stamped = bytes.to_vec();
-        stamp(&mut stamped, base_offset, append_time).unwrap();
+        stamp(&mut stamped, base_offset, leader_epoch, append_time).unwrap();
         use log_format::field;
-        prop_assert_eq!(&stamped[field::BODY_CRC..field::BODY_CRC + 4], &bytes[field::BODY_CRC..field::BODY_CRC + 4]);
-        prop_assert_eq!(&stamped[field::BODY_START..], &bytes[field::BODY_START..]);
+        // Kafka's CRC and everything it covers are the producer's, untouched.
+        prop_assert_eq!(&stamped[field::KAFKA_CRC..field::KAFKA_CRC + 4], &bytes[field::KAFKA_CRC..field::KAFKA_CRC + 4]);
+        prop_assert_eq!(&stamped[field::KAFKA_CRC_START..], &bytes[field::KAFKA_CRC_START..]);
         let view = BatchView::decode(&stamped, 0, &Limits::default()).unwrap();
         prop_assert_eq!(view.base_offset(), base_offset);
-        prop_assert_eq!(view.append_time(), append_time);
-        prop_assert_eq!(view.header().body_crc, Batch::decode(bytes, &Limits::default()).unwrap().header().body_crc);
+        prop_assert_eq!(view.header().leader_epoch, leader_epoch);
+        prop_assert_eq!(view.append_time(), append_time.clamp(0, log_format::MAX_APPEND_TIME));
+        prop_assert_eq!(view.header().kafka_crc, Batch::decode(bytes, &Limits::default()).unwrap().header().kafka_crc);
         for (i, record) in view.records().enumerate() {
             prop_assert_eq!(record.offset(), base_offset.wrapping_add(i as u64));
         }
@@ -73,7 +76,7 @@ proptest! {
         let mut next_offset = 0u64;
         for records in &batches {
             let mut bytes = build(records, ProducerInfo::NONE).to_vec();
-            stamp(&mut bytes, next_offset, 7).unwrap();
+            stamp(&mut bytes, next_offset, 0, 7).unwrap();
             expected.push((buf.len() as u64 + start, next_offset, records.clone()));
             next_offset += records.len() as u64;
             buf.extend_from_slice(&bytes);
@@ -115,7 +118,7 @@ proptest! {
         let mut builder = BatchBuilder::new(Limits::default());
         let mut expected = HEADER_LEN;
         for (i, owned) in records.iter().enumerate() {
-            let headers: Vec<_> = owned.headers.iter().map(|(k, v)| log_format::RecordHeader { key: k, value: v }).collect();
+            let headers: Vec<_> = owned.headers.iter().map(|(k, v)| log_format::RecordHeader { key: k, value: v.as_deref() }).collect();
             let record = NewRecord { timestamp: owned.timestamp, key: owned.key.as_deref(), value: owned.value.as_deref(), headers: &headers };
             expected += BatchBuilder::record_len(&record, records[0].timestamp, i as u32).unwrap();
             builder.push(&record).unwrap();
@@ -159,6 +162,7 @@ fn refused_records_leave_the_builder_unchanged() {
     let limits = Limits {
         max_batch_bytes: 300,
         max_records: 3,
+        ..Limits::default()
     };
     let mut builder = BatchBuilder::new(limits);
     builder.push(&NewRecord::value(10, &[1; 100])).unwrap();
@@ -189,6 +193,7 @@ fn a_record_too_large_for_an_empty_batch_is_refused() {
     let limits = Limits {
         max_batch_bytes: 100,
         max_records: 10,
+        ..Limits::default()
     };
     let mut builder = BatchBuilder::new(limits);
     let err = builder.push(&NewRecord::value(0, &[0; 100])).unwrap_err();

@@ -5,26 +5,28 @@
 
 mod common;
 
-use log_format::{FORMAT_VERSION, HEADER_LEN, field};
+use log_format::{FORMAT_VERSION, FRAME_HEADER_LEN, HEADER_LEN, KAFKA_HEADER_LEN, field};
 
 /// `(name, offset, size)` of every field the code knows.
 const FIELDS: &[(&str, usize, usize)] = &[
-    ("header_crc", field::HEADER_CRC, 4),
+    ("frame_crc", field::FRAME_CRC, 4),
     ("length", field::LENGTH, 4),
     ("magic", field::MAGIC, 1),
-    ("reserved", field::RESERVED, 1),
-    ("flags", field::FLAGS, 2),
-    ("body_crc", field::BODY_CRC, 4),
+    ("flags", field::FLAGS, 1),
+    ("append_time", field::APPEND_TIME, 6),
     ("base_offset", field::BASE_OFFSET, 8),
-    ("append_time", field::APPEND_TIME, 8),
+    ("batch_length", field::BATCH_LENGTH, 4),
+    ("leader_epoch", field::LEADER_EPOCH, 4),
+    ("kafka_magic", field::KAFKA_MAGIC, 1),
+    ("kafka_crc", field::KAFKA_CRC, 4),
     ("attributes", field::ATTRIBUTES, 2),
-    ("producer_epoch", field::PRODUCER_EPOCH, 2),
-    ("record_count", field::RECORD_COUNT, 4),
     ("last_offset_delta", field::LAST_OFFSET_DELTA, 4),
-    ("base_sequence", field::BASE_SEQUENCE, 4),
     ("base_timestamp", field::BASE_TIMESTAMP, 8),
     ("max_timestamp", field::MAX_TIMESTAMP, 8),
     ("producer_id", field::PRODUCER_ID, 8),
+    ("producer_epoch", field::PRODUCER_EPOCH, 2),
+    ("base_sequence", field::BASE_SEQUENCE, 4),
+    ("record_count", field::RECORD_COUNT, 4),
 ];
 
 /// The rows of the "Batch header" table in the crate docs.
@@ -80,36 +82,45 @@ fn the_documented_table_matches_the_field_constants() {
     let (records_name, records_offset, _) = &rows[rows.len() - 1];
     assert_eq!(records_name, "records");
     assert_eq!(*records_offset, HEADER_LEN);
-    assert_eq!(HEADER_LEN, 72);
-    assert_eq!(field::BODY_START, field::ATTRIBUTES);
+    assert_eq!(HEADER_LEN, 77);
+    assert_eq!(field::KAFKA, FRAME_HEADER_LEN);
+    assert_eq!(HEADER_LEN - FRAME_HEADER_LEN, KAFKA_HEADER_LEN);
+    assert_eq!(field::KAFKA_CRC_START, field::ATTRIBUTES);
 }
 
 #[test]
 fn the_builder_writes_fields_where_the_table_says() {
     let batch = common::sample_batch();
-    let u32_at = |at: usize| u32::from_le_bytes(batch[at..at + 4].try_into().unwrap());
-    let i64_at = |at: usize| i64::from_le_bytes(batch[at..at + 8].try_into().unwrap());
-    assert_eq!(u32_at(field::LENGTH) as usize, batch.len());
+    let le_u32 = |at: usize| u32::from_le_bytes(batch[at..at + 4].try_into().unwrap());
+    let be_u32 = |at: usize| u32::from_be_bytes(batch[at..at + 4].try_into().unwrap());
+    let be_i64 = |at: usize| i64::from_be_bytes(batch[at..at + 8].try_into().unwrap());
+    let be_i16 = |at: usize| i16::from_be_bytes(batch[at..at + 2].try_into().unwrap());
+    assert_eq!(le_u32(field::LENGTH) as usize, batch.len());
     assert_eq!(batch[field::MAGIC], FORMAT_VERSION);
+    assert_eq!(FORMAT_VERSION, 2);
+    assert_eq!(batch[field::FLAGS], 0);
     assert_eq!(
-        u32_at(field::HEADER_CRC),
+        le_u32(field::FRAME_CRC),
         crc32fast::hash(&batch[4..HEADER_LEN])
     );
-    assert_eq!(u32_at(field::BODY_CRC), crc32fast::hash(&batch[32..]));
-    assert_eq!(i64_at(field::BASE_OFFSET), 1_000);
-    assert_eq!(i64_at(field::APPEND_TIME), 1_700_000_000_123);
-    assert_eq!(u32_at(field::RECORD_COUNT), 3);
-    assert_eq!(u32_at(field::LAST_OFFSET_DELTA), 2);
-    assert_eq!(u32_at(field::BASE_SEQUENCE), 100);
-    assert_eq!(i64_at(field::BASE_TIMESTAMP), 1_700_000_000_000);
-    assert_eq!(i64_at(field::MAX_TIMESTAMP), 1_700_000_000_005);
-    assert_eq!(i64_at(field::PRODUCER_ID), 42);
+    let mut time = [0u8; 8];
+    time[..6].copy_from_slice(&batch[field::APPEND_TIME..field::APPEND_TIME + 6]);
+    assert_eq!(i64::from_le_bytes(time), 1_700_000_000_123);
+    // Kafka's part, big-endian, as DefaultRecordBatch lays it out.
+    assert_eq!(be_i64(field::BASE_OFFSET), 1_000);
+    assert_eq!(be_u32(field::BATCH_LENGTH) as usize, batch.len() - 28);
+    assert_eq!(be_u32(field::LEADER_EPOCH), 7);
+    assert_eq!(batch[field::KAFKA_MAGIC], 2);
     assert_eq!(
-        i16::from_le_bytes(
-            batch[field::PRODUCER_EPOCH..field::PRODUCER_EPOCH + 2]
-                .try_into()
-                .unwrap()
-        ),
-        3
+        be_u32(field::KAFKA_CRC),
+        crc32c::crc32c(&batch[field::ATTRIBUTES..])
     );
+    assert_eq!(be_i16(field::ATTRIBUTES), 0);
+    assert_eq!(be_u32(field::LAST_OFFSET_DELTA), 2);
+    assert_eq!(be_i64(field::BASE_TIMESTAMP), 1_700_000_000_000);
+    assert_eq!(be_i64(field::MAX_TIMESTAMP), 1_700_000_000_005);
+    assert_eq!(be_i64(field::PRODUCER_ID), 42);
+    assert_eq!(be_i16(field::PRODUCER_EPOCH), 3);
+    assert_eq!(be_u32(field::BASE_SEQUENCE), 100);
+    assert_eq!(be_u32(field::RECORD_COUNT), 3);
 }

@@ -312,7 +312,7 @@ fn encode_records(request: &proto::ProduceRequest, limits: Limits) -> Result<Byt
         headers.clear();
         headers.extend(record.headers.iter().map(|h| RecordHeader {
             key: &h.key,
-            value: &h.value,
+            value: h.value.as_deref(),
         }));
         builder
             .push(&NewRecord {

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use log_client::proto;
-use log_format::{BatchHeader, BatchView, Limits};
+use log_format::{Batch, BatchHeader, Limits};
 use log_storage::{Isolation, Log, ReadResult};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -245,12 +245,26 @@ fn cut(read: &ReadResult, from: u64, max_records: u64, max_bytes: usize, format:
             }
             continue;
         }
-        let Ok(view) = BatchView::decode(&buf[pos..], pos as u64, &Limits::unlimited()) else {
+        // Records are decoded (and a compressed batch decompressed, once)
+        // from a handle on the read buffer, so keys and values are shared,
+        // not copied.
+        let Ok(header) = BatchHeader::parse(&buf[pos..], pos as u64, &Limits::unlimited()) else {
             break;
         };
-        let len = view.len();
-        let append_time = Some(timestamp(view.append_time()));
-        for record in view.records() {
+        let len = header.length as usize;
+        let Some(slice) = buf.get(pos..pos + len).map(|b| buf.slice_ref(b)) else {
+            break;
+        };
+        let Ok(batch) = Batch::decode(slice, &Limits::unlimited()) else {
+            break;
+        };
+        let share = |part: &[u8]| {
+            batch
+                .share(part)
+                .unwrap_or_else(|| Bytes::copy_from_slice(part))
+        };
+        let append_time = Some(timestamp(batch.header().append_time));
+        for record in batch.records() {
             if record.offset() < from {
                 continue;
             }
@@ -258,13 +272,13 @@ fn cut(read: &ReadResult, from: u64, max_records: u64, max_bytes: usize, format:
                 offset: record.offset(),
                 timestamp: Some(timestamp(record.timestamp())),
                 append_time,
-                key: record.key().map(|k| buf.slice_ref(k)),
-                value: record.value().map(|v| buf.slice_ref(v)),
+                key: record.key().map(share),
+                value: record.value().map(share),
                 headers: record
                     .headers()
                     .map(|(key, value)| proto::Header {
                         key: key.to_owned(),
-                        value: buf.slice_ref(value),
+                        value: value.map(share),
                     })
                     .collect(),
             };

@@ -138,7 +138,7 @@ async fn admin_calls_create_describe_list_grow_and_delete_topics() {
     assert_eq!(limits.max_batch_bytes, 8 << 20);
     assert!(limits.max_request_bytes > limits.max_batch_bytes);
     assert!(limits.max_fetch_bytes < 4 << 20);
-    assert_eq!(info.storage_format_version, 1);
+    assert_eq!(info.storage_format_version, 2);
 
     c.produce(produce_request("orders", 1, &["a", "b"]))
         .await
@@ -171,7 +171,7 @@ async fn produce_and_fetch_roundtrip_records_byte_for_byte() {
             value: Some(Bytes::from_static(b"v1")),
             headers: vec![proto::Header {
                 key: "h".into(),
-                value: Bytes::from_static(b"x"),
+                value: Some(Bytes::from_static(b"x")),
             }],
             timestamp: Some(prost_types::Timestamp {
                 seconds: 1_700_000_000,
@@ -798,7 +798,7 @@ async fn producer_and_consumer_move_records_and_commit_offsets() {
             assert_eq!(Some(record.offset), last.map(|l: u64| l + 1).or(Some(0)));
             assert_eq!(
                 record.headers,
-                vec![("n".to_owned(), Bytes::from_static(b"1"))]
+                vec![("n".to_owned(), Some(Bytes::from_static(b"1")))]
             );
             last = Some(record.offset);
             count += 1;

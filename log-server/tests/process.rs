@@ -172,10 +172,7 @@ async fn kill_9_under_four_producers_keeps_every_written_ack() {
 
 /// An encoded batch of one record whose total size is `size` bytes.
 fn batch_of_size(size: usize) -> Bytes {
-    let unlimited = log_format::Limits {
-        max_batch_bytes: u32::MAX,
-        max_records: u32::MAX,
-    };
+    let unlimited = log_format::Limits::unlimited();
     let mut value_len = size.saturating_sub(100);
     loop {
         let mut builder = log_format::BatchBuilder::new(unlimited);

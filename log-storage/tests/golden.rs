@@ -1,9 +1,12 @@
 //! A sample data directory written by an earlier build, which every later
-//! build must open and read the same: `data/v1/sample-store/` (a store
+//! build must open and read the same: `data/v2/sample-store/` (a store
 //! with topic `orders` of 2 partitions over several segments, a producer
-//! id, and a committed offset of group `billing`, closed cleanly).
-//! `cargo xtask fixtures` (which sets `LOG_UPDATE_FIXTURES=1`) rewrites
-//! it; otherwise it is only read (from a copy: opening writes the lock).
+//! id, and a committed offset of group `billing`, closed cleanly), in
+//! format v2. `cargo xtask fixtures` (which sets `LOG_UPDATE_FIXTURES=1`)
+//! rewrites it; otherwise it is only read (from a copy: opening writes the
+//! lock). `data/v1/sample-store/` is the same store in format v1, which
+//! this build refuses with an error naming the file, the position and the
+//! version found.
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
@@ -14,7 +17,7 @@ use log_format::{BatchBuilder, BytesScanner, Limits, NewRecord, ProducerInfo, Sc
 use log_storage::{AppendOptions, Isolation, RealFs, Store, TopicConfig};
 
 fn sample_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/v1/sample-store")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/v2/sample-store")
 }
 
 fn updating() -> bool {
@@ -149,4 +152,44 @@ fn the_sample_data_directory_opens_and_reads_the_same() {
         Some((12, b"m1".to_vec()))
     );
     store.close().unwrap();
+}
+
+#[test]
+fn a_version_1_data_directory_is_refused_naming_the_version() {
+    let tmp = tempfile::TempDir::new().unwrap();
+    let dir = tmp.path().join("data");
+    copy_dir(
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/v1/sample-store"),
+        &dir,
+    );
+    let before = std::fs::read(dir.join("topics/orders/0/00000000000000000000.log")).unwrap();
+    // A clean shutdown leaves sealed segments unscanned at open: the first
+    // read of one, or the open of the active segment, finds the version.
+    let err = Store::open_locked(&dir)
+        .and_then(|store| {
+            let log = store.partition("orders", 0)?;
+            log.read(0, 1 << 20, Isolation::Durable).map(|_| ())
+        })
+        .unwrap_err();
+    let log_storage::Error::Corruption {
+        path,
+        position,
+        source,
+    } = &err
+    else {
+        panic!("expected corruption, got {err}");
+    };
+    assert_eq!(path.extension().and_then(|e| e.to_str()), Some("log"));
+    assert_eq!(*position, 0);
+    assert_eq!(source.what, log_format::Defect::Version);
+    assert_eq!(source.found, 1);
+    // The cause, as `source()` gives it, names the version.
+    let cause = std::error::Error::source(&err).map(ToString::to_string);
+    assert!(
+        cause.as_deref().is_some_and(|c| c.contains("version 1")),
+        "{cause:?}"
+    );
+    // Nothing was cut or rewritten.
+    let after = std::fs::read(dir.join("topics/orders/0/00000000000000000000.log")).unwrap();
+    assert_eq!(before, after);
 }

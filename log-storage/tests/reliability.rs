@@ -361,19 +361,21 @@ fn a_batch_whose_offset_deltas_are_not_dense_is_refused() {
     log.append(encode(0, 2, None), AppendOptions::default())
         .unwrap();
     let before = fs.live_snapshot();
-    // One record whose offset delta is 2^32-2: header from the builder,
-    // the record written by hand, both checksums resealed.
+    // One record whose offset delta is 2^31-2: headers from the builder,
+    // the record written by hand (Kafka's zig-zag varints), both checksums
+    // resealed.
     let mut builder = BatchBuilder::new(Limits::default());
     builder.push(&NewRecord::value(0, b"x")).unwrap();
     let built = builder.finish().unwrap();
     let mut sparse = BytesMut::from(&built[..log_format::HEADER_LEN]);
-    let delta = u32::MAX - 1;
-    sparse.extend_from_slice(&[11, 0, 0, 0xFE, 0xFF, 0xFF, 0xFF, 0x0F, 0x01, 0x02, b'x', 0]);
+    let delta = i32::MAX as u32 - 1;
+    sparse.extend_from_slice(&[22, 0, 0, 0xFC, 0xFF, 0xFF, 0xFF, 0x0F, 0x01, 0x02, b'x', 0]);
     let len = sparse.len() as u32;
     sparse[log_format::field::LENGTH..][..4].copy_from_slice(&len.to_le_bytes());
-    sparse[log_format::field::LAST_OFFSET_DELTA..][..4].copy_from_slice(&delta.to_le_bytes());
-    let body = crc32fast::hash(&sparse[log_format::field::BODY_START..]);
-    sparse[log_format::field::BODY_CRC..][..4].copy_from_slice(&body.to_le_bytes());
+    sparse[log_format::field::BATCH_LENGTH..][..4].copy_from_slice(&(len - 28).to_be_bytes());
+    sparse[log_format::field::LAST_OFFSET_DELTA..][..4].copy_from_slice(&delta.to_be_bytes());
+    let kafka = crc32c::crc32c(&sparse[log_format::field::KAFKA_CRC_START..]);
+    sparse[log_format::field::KAFKA_CRC..][..4].copy_from_slice(&kafka.to_be_bytes());
     let crc = crc32fast::hash(&sparse[4..log_format::HEADER_LEN]);
     sparse[..4].copy_from_slice(&crc.to_le_bytes());
     assert!(log_format::BatchView::decode(&sparse, 0, &Limits::default()).is_ok());

@@ -24,7 +24,7 @@ commands:
   ci          cargo fmt --check, cargo clippy (all targets, -D warnings), cargo test
               (all targets, benches once in test mode, doctests), cargo doc
   fixtures    regenerate the golden files under */tests/data/ and the sample data
-              directory log-storage/tests/data/v1/sample-store (sets LOG_UPDATE_FIXTURES=1)
+              directory log-storage/tests/data/v2/sample-store (sets LOG_UPDATE_FIXTURES=1)
   bench       release build, criterion suites, end-to-end scenarios against a real
               log-server (peer, pipelined, producers, small-writers, fanout,
               partitions), Redis appendfsync always beside small-writers,

@@ -12,7 +12,7 @@ pub struct OwnedRecord {
     pub timestamp: i64,
     pub key: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
-    pub headers: Vec<(String, Vec<u8>)>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
 }
 
 impl OwnedRecord {
@@ -23,7 +23,7 @@ impl OwnedRecord {
             value: record.value().map(<[u8]>::to_vec),
             headers: record
                 .headers()
-                .map(|(k, v)| (k.to_owned(), v.to_vec()))
+                .map(|(k, v)| (k.to_owned(), v.map(<[u8]>::to_vec)))
                 .collect(),
         }
     }
@@ -43,7 +43,10 @@ pub fn push_all(builder: &mut BatchBuilder, records: &[OwnedRecord]) {
         let headers: Vec<RecordHeader<'_>> = record
             .headers
             .iter()
-            .map(|(key, value)| RecordHeader { key, value })
+            .map(|(key, value)| RecordHeader {
+                key,
+                value: value.as_deref(),
+            })
             .collect();
         builder
             .push(&NewRecord {
@@ -63,7 +66,7 @@ pub fn sample_batch() -> Bytes {
             timestamp: 1_700_000_000_000,
             key: Some(b"user-1".to_vec()),
             value: Some(b"hello".to_vec()),
-            headers: vec![("trace".into(), b"abc".to_vec())],
+            headers: vec![("trace".into(), Some(b"abc".to_vec()))],
         },
         OwnedRecord {
             timestamp: 1_700_000_000_005,
@@ -75,7 +78,11 @@ pub fn sample_batch() -> Bytes {
             timestamp: 1_699_999_999_990,
             key: Some(b"user-1".to_vec()),
             value: None,
-            headers: vec![("a".into(), vec![]), ("b".into(), b"2".to_vec())],
+            headers: vec![
+                ("a".into(), Some(vec![])),
+                ("b".into(), Some(b"2".to_vec())),
+                ("n".into(), None),
+            ],
         },
     ];
     let producer = ProducerInfo {
@@ -84,7 +91,7 @@ pub fn sample_batch() -> Bytes {
         base_sequence: 100,
     };
     let mut bytes = build(&records, producer).to_vec();
-    log_format::stamp(&mut bytes, 1_000, 1_700_000_000_123).unwrap();
+    log_format::stamp(&mut bytes, 1_000, 7, 1_700_000_000_123).unwrap();
     Bytes::from(bytes)
 }
 
@@ -102,7 +109,7 @@ pub fn record_strategy() -> impl Strategy<Value = OwnedRecord> {
         proptest::collection::vec(
             (
                 "[a-z\u{e9}\u{4e2d}]{0,12}",
-                proptest::collection::vec(any::<u8>(), 0..24),
+                proptest::option::of(proptest::collection::vec(any::<u8>(), 0..24)),
             ),
             0..4,
         ),
@@ -126,12 +133,13 @@ pub fn producer_strategy() -> impl Strategy<Value = ProducerInfo> {
     ]
 }
 
-/// Recomputes both checksums of the (possibly edited) batch in `buf`, so a
-/// test can reach the structural checks behind them.
+/// Recomputes both checksums of the (possibly edited) frame in `buf`:
+/// Kafka's CRC-32C, then the frame checksum over the headers, so a test can
+/// reach the structural checks behind them.
 pub fn reseal(buf: &mut [u8]) {
     use log_format::{HEADER_LEN, field};
-    let body = crc32fast::hash(&buf[field::BODY_START..]);
-    buf[field::BODY_CRC..field::BODY_CRC + 4].copy_from_slice(&body.to_le_bytes());
-    let header = crc32fast::hash(&buf[field::LENGTH..HEADER_LEN]);
-    buf[field::HEADER_CRC..field::HEADER_CRC + 4].copy_from_slice(&header.to_le_bytes());
+    let kafka = crc32c::crc32c(&buf[field::KAFKA_CRC_START..]);
+    buf[field::KAFKA_CRC..field::KAFKA_CRC + 4].copy_from_slice(&kafka.to_be_bytes());
+    let frame = crc32fast::hash(&buf[field::LENGTH..HEADER_LEN]);
+    buf[field::FRAME_CRC..field::FRAME_CRC + 4].copy_from_slice(&frame.to_le_bytes());
 }

@@ -14,7 +14,8 @@ Environment:
                            unset, the last line printed is
                            "python: N passed, M failed".
 
-Only the standard library and the pinned gRPC packages (requirements.txt) are used.
+Only the standard library, the pinned gRPC packages and kafka-python (for the
+Kafka RecordBatch inside our stored frames) are used (requirements.txt).
 """
 
 import os
@@ -36,6 +37,9 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
 from grpc_status import rpc_status
+
+from kafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
+from kafka.record.util import calc_crc32c as crc32c
 
 from log.v1 import log_pb2, log_pb2_grpc
 
@@ -157,133 +161,67 @@ def record_fields(r):
     return (
         r.key if r.HasField("key") else None,
         r.value if r.HasField("value") else None,
-        [(h.key, h.value) for h in r.headers],
+        [(h.key, h.value if h.HasField("value") else None) for h in r.headers],
     )
 
 
-# ---- the log-format v1 batch encoding (log-format/src/lib.rs), for encoded_batch
+# ---- log-format v2 frames (log-format/src/lib.rs), for encoded_batch
+#
+# A frame is our 16-byte header (little-endian: u32 CRC-32 of frame bytes
+# 4..77, u32 frame length, u8 version 2, u8 flags, u48 append time) around one
+# Kafka RecordBatch v2, which kafka-python builds and decodes: nothing of the
+# Kafka part is written by hand here.
+
+FRAME_HEADER_LEN = 16
+HEADER_LEN = 77  # our header + Kafka's 61-byte batch header
+_UNSTAMPED = b"\xff" * 6
 
 
-def _uvarint(n):
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
+def frame(kafka):
+    """Our unstamped v2 frame around a Kafka batch."""
+    head = struct.pack("<IBB", FRAME_HEADER_LEN + len(kafka), 2, 0) + _UNSTAMPED
+    return struct.pack("<I", zlib.crc32(head + kafka[:61])) + head + kafka
 
 
-def _varint(n):
-    return _uvarint((n << 1) if n >= 0 else ((-n) << 1) - 1)
-
-
-def _read_uvarint(buf, pos):
-    shift = result = 0
-    while True:
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return result, pos
-        shift += 7
-
-
-def _read_varint(buf, pos):
-    n, pos = _read_uvarint(buf, pos)
-    return (n >> 1) ^ -(n & 1), pos
-
-
-HEADER_LEN = 72
-_HDR_A = struct.Struct("<IIBBHIqq")  # bytes 0..32: crcs, length, magic, stamped fields
-_HDR_B = struct.Struct("<HhIIiqqq")  # bytes 32..72: covered by the body checksum
-
-
-def encode_batch(records, producer_id=-1, producer_epoch=-1, base_sequence=-1):
-    """One unstamped batch. records: (key|None, value|None, [(hkey, hval)], ts_ms)."""
-    base_ts = records[0][3]
-    body = bytearray()
+def encode_batch(records, producer_id=-1, producer_epoch=-1, base_sequence=-1, compression=0):
+    """One unstamped frame. records: (key|None, value|None, [(hkey, hval|None)], ts_ms)."""
+    builder = DefaultRecordBatchBuilder(
+        magic=2, compression_type=compression, is_transactional=False, producer_id=producer_id,
+        producer_epoch=producer_epoch, base_sequence=base_sequence, batch_size=64 << 20)
     for delta, (key, value, headers, ts) in enumerate(records):
-        rec = bytearray(b"\x00")
-        rec += _varint(ts - base_ts) + _uvarint(delta)
-        for field in (key, value):
-            rec += _varint(-1) if field is None else _varint(len(field)) + field
-        rec += _uvarint(len(headers))
-        for hk, hv in headers:
-            hk = hk.encode()
-            rec += _uvarint(len(hk)) + hk + _uvarint(len(hv)) + hv
-        body += _uvarint(len(rec)) + rec
-    tail = _HDR_B.pack(
-        0,
-        producer_epoch,
-        len(records),
-        len(records) - 1,
-        base_sequence,
-        base_ts,
-        max(r[3] for r in records),
-        producer_id,
-    ) + bytes(body)
-    length = HEADER_LEN + len(body)
-    head = _HDR_A.pack(0, length, 1, 0, 0, zlib.crc32(tail), 0, -1)
-    batch = bytearray(head + tail)
-    struct.pack_into("<I", batch, 0, zlib.crc32(bytes(batch[4:HEADER_LEN])))
-    return bytes(batch)
+        assert builder.append(delta, timestamp=ts, key=key, value=value, headers=headers) is not None
+    return frame(bytes(builder.build()))
 
 
 def reseal_header(batch):
-    """Recomputes the header checksum (only) of a batch."""
+    """Recomputes the frame checksum (only) of a frame."""
     batch = bytearray(batch)
     struct.pack_into("<I", batch, 0, zlib.crc32(bytes(batch[4:HEADER_LEN])))
     return bytes(batch)
 
 
 def decode_batches(buf):
-    """Batches back to back -> [(header dict, [(offset, key, value, headers, ts_ms)])].
+    """Frames back to back -> [(header dict, [(offset, key, value, headers, ts_ms)])].
 
-    Checks both checksums; raises AssertionError on any defect."""
+    Checks our frame checksum and, through kafka-python, Kafka's CRC-32C;
+    raises AssertionError on any defect."""
     out = []
     pos = 0
     while pos < len(buf):
         assert len(buf) - pos >= HEADER_LEN, f"torn header at {pos}"
-        hcrc, length, magic, reserved, flags, bcrc, base_offset, append_time = _HDR_A.unpack_from(buf, pos)
-        assert hcrc == zlib.crc32(buf[pos + 4 : pos + HEADER_LEN]), f"header crc at {pos}"
-        assert magic == 1 and reserved == 0 and flags == 0, f"bad magic/reserved at {pos}"
-        assert length >= HEADER_LEN and pos + length <= len(buf), f"bad length {length} at {pos}"
-        assert bcrc == zlib.crc32(buf[pos + 32 : pos + length]), f"body crc at {pos}"
-        attrs, epoch, count, last_delta, base_seq, base_ts, max_ts, pid = _HDR_B.unpack_from(buf, pos + 32)
-        header = dict(base_offset=base_offset, append_time=append_time, record_count=count,
-                      last_offset_delta=last_delta, producer_id=pid, producer_epoch=epoch,
-                      base_sequence=base_seq)
-        recs = []
-        p = pos + HEADER_LEN
-        for _ in range(count):
-            rlen, p = _read_uvarint(buf, p)
-            end = p + rlen
-            p += 1  # attributes
-            tsd, p = _read_varint(buf, p)
-            od, p = _read_uvarint(buf, p)
-            fields = []
-            for _f in range(2):
-                n, p = _read_varint(buf, p)
-                if n < 0:
-                    fields.append(None)
-                else:
-                    fields.append(bytes(buf[p : p + n]))
-                    p += n
-            hn, p = _read_uvarint(buf, p)
-            headers = []
-            for _h in range(hn):
-                kl, p = _read_uvarint(buf, p)
-                k = bytes(buf[p : p + kl]).decode()
-                p += kl
-                vl, p = _read_uvarint(buf, p)
-                headers.append((k, bytes(buf[p : p + vl])))
-                p += vl
-            assert p == end, f"record length mismatch in batch at {pos}"
-            recs.append((base_offset + od, fields[0], fields[1], headers, base_ts + tsd))
-        assert p == pos + length, f"batch at {pos}: records do not fill its length"
+        fcrc, length, version, flags = struct.unpack_from("<IIBB", buf, pos)
+        assert fcrc == zlib.crc32(buf[pos + 4 : pos + HEADER_LEN]), f"frame crc at {pos}"
+        assert version == 2 and flags == 0, f"bad version/flags at {pos}"
+        assert HEADER_LEN < length and pos + length <= len(buf), f"bad length {length} at {pos}"
+        append_time = int.from_bytes(buf[pos + 10 : pos + 16], "little")
+        batch = DefaultRecordBatch(bytes(buf[pos + FRAME_HEADER_LEN : pos + length]))
+        assert batch.validate_crc(), f"kafka crc at {pos}"
+        header = dict(base_offset=batch.base_offset, append_time=append_time,
+                      leader_epoch=struct.unpack_from(">i", buf, pos + 28)[0],
+                      record_count=batch.record_count if hasattr(batch, "record_count") else None,
+                      producer_id=batch.producer_id, producer_epoch=batch.producer_epoch,
+                      base_sequence=batch.base_sequence, compression=batch.compression_type)
+        recs = [(r.offset, r.key, r.value, [(k, v) for k, v in r.headers], r.timestamp) for r in batch]
         out.append((header, recs))
         pos += length
     return out
@@ -488,16 +426,43 @@ class ProduceTest(LogTestCase):
         self.assertEqual(self.log_end(t), 2, "the retried batch was appended twice")
 
     def test_encoded_batch_produce(self):
-        """A batch encoded here in Python (log-format v1) is appended as is."""
+        """A Kafka batch built by kafka-python, in our frame, is appended as is."""
         t = self.create_topic(prefix="encp")
         base = now_ms() - 1000
-        recs = [(b"a", b"1", [("x", b"y")], base), (None, b"2", [], base + 5), (b"c", None, [], base + 9)]
+        recs = [(b"a", b"1", [("x", b"y"), ("null", None)], base), (None, b"2", [], base + 5),
+                (b"c", None, [], base + 9)]
         resp = log_stub.Produce(pb.ProduceRequest(topic=t, partition=0, encoded_batch=encode_batch(recs)),
                                 timeout=TIMEOUT)
         self.assertEqual((resp.base_offset, resp.last_offset), (0, 2))
         got = self.fetch(t, 0).records
         self.assertEqual([record_fields(r) for r in got], [(k, v, h) for k, v, h, _ in recs])
         self.assertEqual([r.timestamp.ToMilliseconds() for r in got], [r[3] for r in recs])
+
+    def test_compressed_batches_are_stored_as_sent(self):
+        """gzip (and lz4/zstd when kafka-python has their modules): the records
+        come back decompressed, the stored batch exactly as sent."""
+        codecs = {"gzip": DefaultRecordBatch.CODEC_GZIP}
+        for name, attr in (("lz4", "CODEC_LZ4"), ("zstd", "CODEC_ZSTD"), ("snappy", "CODEC_SNAPPY")):
+            codecs[name] = getattr(DefaultRecordBatch, attr)
+        for name, codec in codecs.items():
+            with self.subTest(name):
+                t = self.create_topic(prefix="cmp" + name)
+                base = now_ms()
+                recs = [(b"k%d" % i, b'{"event":"ORDER_PLACED","orderId":%d}' % i, [], base + i) for i in range(50)]
+                try:
+                    sent = encode_batch(recs, compression=codec)
+                except Exception as e:  # the codec's Python module is missing
+                    self.skipTest(f"kafka-python cannot compress {name}: {e}")
+                log_stub.Produce(pb.ProduceRequest(topic=t, partition=0, encoded_batch=sent), timeout=TIMEOUT)
+                got = self.fetch(t, 0, max_records=1000).records
+                self.assertEqual([(r.key, r.value) for r in got], [(k, v) for k, v, _, _ in recs])
+                stored = self.fetch(t, 0, format=pb.RECORD_FORMAT_ENCODED_BATCHES).encoded_batches
+                # The Kafka part of the stored frame is the producer's batch, but for
+                # the fields the log stamps (baseOffset 0 here, leader epoch).
+                self.assertEqual(stored[32:], sent[32:])
+                (header, decoded), = decode_batches(stored)
+                self.assertEqual(header["compression"], codec)
+                self.assertEqual([(r[1], r[2]) for r in decoded], [(k, v) for k, v, _, _ in recs])
 
 
 # ---------------------------------------------------------------- fetch
@@ -535,7 +500,7 @@ class FetchTest(LogTestCase):
         self.assertGreater(len(resp.encoded_batches), 0)
         self.assertEqual(len(resp.records), 0)
         self.assertEqual(resp.next_offset, n)
-        batches = decode_batches(resp.encoded_batches)  # checks both CRCs
+        batches = decode_batches(resp.encoded_batches)  # checks both CRCs, with kafka-python
         decoded = [r for _, recs in batches for r in recs]
         self.assertEqual([r[0] for r in decoded], list(range(n)))
         self.assertEqual([r[1:4] for r in decoded], [record_fields(r) for r in STRUCTURED])
@@ -806,15 +771,23 @@ class ErrorTest(LogTestCase):
         self.produce(t, value_records(2))
         good = encode_batch([(b"k", b"v" * 50, [], now_ms())])
         bad_body = bytearray(good)
-        bad_body[-1] ^= 0xFF  # body checksum no longer matches; header (and length) intact
+        bad_body[-1] ^= 0xFF  # Kafka's CRC-32C no longer matches; headers (and length) intact
         bad_header = bytearray(good)
-        bad_header[0] ^= 0xFF  # header checksum wrong, length right
+        bad_header[0] ^= 0xFF  # frame checksum wrong, length right
+        transactional = bytearray(good)
+        transactional[16 + 22] |= 0x10  # attribute bit 4; both checksums resealed below
+        kafka = bytes(transactional[16:])
+        struct.pack_into(">I", transactional, 16 + 17, crc32c(kafka[21:]))
+        v1 = bytearray(good)
+        v1[8] = 1  # a frame of format version 1
         overlong = bytearray(good)
         struct.pack_into("<I", overlong, 4, len(good) + 100)  # length past the bytes sent, header resealed
         cases = {
             "100 bytes of garbage": bytes((i * 37 + 11) & 0xFF for i in range(100)),
             "bad body checksum": bytes(bad_body),
             "bad header checksum": bytes(bad_header),
+            "transactional batch": reseal_header(transactional),
+            "format version 1": reseal_header(v1),
             "length past the end": reseal_header(overlong),
             "truncated": good[: len(good) - 10],
         }

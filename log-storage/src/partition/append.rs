@@ -220,10 +220,16 @@ impl Log {
             state = self.roll(state)?;
         }
         let base_offset = state.next_offset;
-        let batch = Stamped::new(batch, base_offset, append_time).map_err(|err| match err {
-            DecodeError::Corrupt(source) => Error::InvalidBatch { source },
-            DecodeError::Incomplete { needed } => Error::IncompleteBatch { needed },
-        })?;
+        // Kafka's partitionLeaderEpoch carries our crash-truncation epoch:
+        // clients detect reused offsets with it (KIP-320).
+        let leader_epoch = i32::try_from(state.epoch).unwrap_or(i32::MAX);
+        let batch =
+            Stamped::new(batch, base_offset, leader_epoch, append_time).map_err(
+                |err| match err {
+                    DecodeError::Corrupt(source) => Error::InvalidBatch { source },
+                    DecodeError::Incomplete { needed } => Error::IncompleteBatch { needed },
+                },
+            )?;
         let Some(active) = state.segments.last() else {
             return Err(Error::Closed {
                 dir: self.dir.clone(),
@@ -274,6 +280,7 @@ impl Log {
         }
         let mut stamped = header;
         stamped.base_offset = base_offset;
+        stamped.leader_epoch = leader_epoch;
         stamped.append_time = append_time;
         state.producers.record(&stamped);
         state.next_offset = last_offset + 1;
@@ -322,7 +329,12 @@ enum Stamped {
 }
 
 impl Stamped {
-    fn new(batch: Bytes, base_offset: u64, append_time: i64) -> Result<Stamped, DecodeError> {
+    fn new(
+        batch: Bytes,
+        base_offset: u64,
+        leader_epoch: i32,
+        append_time: i64,
+    ) -> Result<Stamped, DecodeError> {
         let mut stamped = match batch.try_into_mut() {
             Ok(owned) => Stamped::Whole(owned),
             Err(shared) if shared.len() < SPLIT_WRITE_BYTES => {
@@ -338,8 +350,10 @@ impl Stamped {
             }
         };
         match &mut stamped {
-            Stamped::Whole(buf) => log_format::stamp(buf, base_offset, append_time)?,
-            Stamped::Split { header, .. } => log_format::stamp(header, base_offset, append_time)?,
+            Stamped::Whole(buf) => log_format::stamp(buf, base_offset, leader_epoch, append_time)?,
+            Stamped::Split { header, .. } => {
+                log_format::stamp(header, base_offset, leader_epoch, append_time)?
+            }
         }
         Ok(stamped)
     }

@@ -302,7 +302,7 @@ mod tests {
             base_sequence: seq,
         });
         let mut bytes = builder.finish().unwrap().to_vec();
-        log_format::stamp(&mut bytes, base_offset, 1).unwrap();
+        log_format::stamp(&mut bytes, base_offset, 0, 1).unwrap();
         BatchHeader::parse(&bytes, 0, &Limits::default()).unwrap()
     }
 

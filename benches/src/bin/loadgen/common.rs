@@ -99,10 +99,7 @@ pub(crate) fn encode(
 }
 
 pub(crate) fn builder() -> BatchBuilder {
-    BatchBuilder::new(Limits {
-        max_batch_bytes: u32::MAX,
-        max_records: u32::MAX,
-    })
+    BatchBuilder::new(Limits::unlimited())
 }
 
 pub(crate) fn request(
