@@ -419,6 +419,7 @@ mod tests {
              NOTE fdatasync_100b_p50_us=250\n\
              RESULT system=log-server scenario=small-writers size=100 ack=durable n=100000 append_rps=50000 fsyncs=4000 server_cpu_ticks=150 loadgen_cpu_ticks=50 clk_tck=100 round=1\n\
              RESULT system=log-server scenario=small-writers size=100 ack=written n=100000 append_rps=100000 fsyncs=0 server_cpu_ticks=100 clk_tck=100\n\
+             EXTRA system=log-server scenario=small-writers writers=64\n\
              RESULT system=log-server scenario=peer size=1024 ack=durable n=5000 append_mbps=250.0\n\
              RESULT system=log-server scenario=peer size=1024 ack=written n=5000 append_mbps=500.0\n\
              CRITERION id=append/durable/1024 mean_ns=1 rps=1 mbps=500.0\n\
@@ -446,6 +447,10 @@ mod tests {
         assert_eq!(cycle.figure, "25.0 acks, 500 µs");
         assert!(cycle.reading.contains("busy 50 %"), "{}", cycle.reading);
         // 2 s of server and 0.5 s of loadgen CPU over 100,000 acks in 2 s.
+        // 64 writers over 640 µs of request path (100 K acks/s WRITTEN) +
+        // 1.5 × 500 µs: 46.0 K.
+        let model = find("small-writers DURABLE: measured against");
+        assert_eq!(model.figure, "50.0 K measured, 46.0 K predicted");
         let cpu = find("small-writers DURABLE: CPU");
         assert_eq!(cpu.figure, "15.0 + 5.0 = 20.0 µs; 1.00 of 2 cores");
         assert!(cpu.reading.contains("not saturated"), "{}", cpu.reading);

@@ -95,6 +95,42 @@ pub(super) fn bounds(lines: &[Line]) -> Vec<Bound> {
             reading,
         });
     }
+    // The closed loop: each writer has one record in flight, so acks/s =
+    // writers / mean latency (Little's law), and a DURABLE ack waits its
+    // request path (the WRITTEN twin's latency) plus, on average, the rest
+    // of the running sync and then its own: 1.5 sync cycles.
+    let writers = lines
+        .iter()
+        .find(|l| l.kind == "EXTRA" && l.get("scenario") == Some("small-writers"))
+        .map_or(64.0, |l| l.num("writers").max(1.0));
+    if let (Some(d), Some(w)) = (d, w)
+        && fsyncs > 0.0
+        && wall > 0.0
+        && w > 0.0
+    {
+        let cycle_us = wall * 1e6 / fsyncs;
+        let path_us = writers * 1e6 / w;
+        let predicted = writers * 1e6 / (path_us + 1.5 * cycle_us);
+        let needed_cycle = (writers * 1e6 / 100_000.0 - path_us) / 1.5;
+        let mut reading = format!(
+            "{writers:.0} writers, one record in flight each: acks/s = writers ÷ (request path {path_us:.0} µs + 1.5 sync cycles); 100 K would need a sync cycle of {needed_cycle:.0} µs"
+        );
+        if let Some(p50) = probe {
+            let _ = write!(
+                reading,
+                ", against the disk's quiet fdatasync p50 of {p50:.0} µs"
+            );
+        }
+        out.push(Bound {
+            what: "small-writers DURABLE: measured against the closed-loop model".into(),
+            figure: format!(
+                "{:.1} K measured, {:.1} K predicted",
+                d / 1e3,
+                predicted / 1e3
+            ),
+            reading,
+        });
+    }
     let cpus = lines
         .iter()
         .find(|l| l.kind == "MACHINE")
