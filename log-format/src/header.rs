@@ -171,7 +171,7 @@ impl BatchHeader {
     /// Checks, in this order: the frame version (as soon as it is there),
     /// the frame checksum (before any length is trusted), the lengths, the
     /// limits, Kafka's magic, then the Kafka header fields
-    /// ([`check_kafka_fields`]). Needs the 77 header bytes only, not the
+    /// (attributes, record count, last offset delta). Needs the 77 header bytes only, not the
     /// records, so a reader can hop from header to header: the frame
     /// checksum covers every header field.
     pub fn parse(buf: &[u8], position: u64, limits: &Limits) -> Result<BatchHeader, DecodeError> {
