@@ -28,6 +28,10 @@ pub struct Config {
     /// Address to serve gRPC on. Default `127.0.0.1:50051` (loopback; use
     /// `0.0.0.0:50051` to serve other machines). Port 0 picks a free port.
     pub listen: SocketAddr,
+    /// Address to serve the Kafka protocol on (`log-kafka`), or `off`.
+    /// Default `127.0.0.1:9092`. Metadata advertises this listener's own
+    /// address. Port 0 picks a free port.
+    pub kafka_listen: String,
     /// Data directory (created if missing). Default `./data`.
     pub data_dir: PathBuf,
     /// Largest batch a producer may send, header included, in bytes: the
@@ -109,6 +113,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            kafka_listen: "127.0.0.1:9092".to_owned(),
             data_dir: PathBuf::from("./data"),
             max_batch_bytes: DEFAULT_MAX_BATCH_BYTES,
             max_request_bytes: DEFAULT_MAX_BATCH_BYTES + (64 << 10),
@@ -150,6 +155,12 @@ impl Config {
     /// Checks every setting against the others.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |msg: String| Err(ConfigError(msg));
+        if self.kafka_listen != "off" && self.kafka_listen.parse::<SocketAddr>().is_err() {
+            return bad(format!(
+                "kafka_listen = {:?} is neither `off` nor an ADDR:PORT",
+                self.kafka_listen
+            ));
+        }
         if self.max_batch_bytes < 1024 {
             return bad(format!(
                 "max_batch_bytes = {} is below 1024",
@@ -218,6 +229,12 @@ impl Config {
         Ok(())
     }
 
+    /// The Kafka listener's address, `None` when it is `off` (or not an
+    /// address: [`Config::validate`] refuses that).
+    pub fn kafka_addr(&self) -> Option<SocketAddr> {
+        self.kafka_listen.parse().ok()
+    }
+
     /// Largest response the server encodes: one largest batch (a fetch
     /// always returns the first batch whole) plus 1 MiB of envelope.
     pub fn max_response_bytes(&self) -> u32 {
@@ -262,9 +279,13 @@ pub struct Cli {
     /// TOML file of settings (every field of `--print-config`).
     #[arg(long, env = "LOG_SERVER_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Address to serve on [default: 127.0.0.1:50051].
+    /// Address to serve gRPC on [default: 127.0.0.1:50051].
     #[arg(long, env = "LOG_SERVER_LISTEN", value_name = "ADDR:PORT")]
     pub listen: Option<SocketAddr>,
+    /// Address to serve the Kafka protocol on, or `off` [default:
+    /// 127.0.0.1:9092].
+    #[arg(long, env = "LOG_SERVER_KAFKA_LISTEN", value_name = "ADDR:PORT|off")]
+    pub kafka_listen: Option<String>,
     /// Data directory, created if missing [default: ./data].
     #[arg(long, env = "LOG_SERVER_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
@@ -342,6 +363,9 @@ impl Cli {
             config.max_request_bytes != Config::default().max_request_bytes;
         if let Some(v) = self.listen {
             config.listen = v;
+        }
+        if let Some(v) = &self.kafka_listen {
+            config.kafka_listen = v.clone();
         }
         if let Some(v) = &self.data_dir {
             config.data_dir = v.clone();

@@ -27,7 +27,7 @@ use crate::config::Config;
 use crate::limit::{hold_slot, limit_request};
 use crate::listener::accept_bounded;
 use crate::service::Services;
-use crate::state::Shared;
+use crate::state::{KafkaChanges, Shared};
 
 /// Why the server could not start or stopped badly.
 #[derive(Debug)]
@@ -84,6 +84,7 @@ impl std::error::Error for Error {
 #[derive(Debug)]
 pub struct Server {
     addr: SocketAddr,
+    kafka_addr: Option<SocketAddr>,
     stop: CancellationToken,
     task: JoinHandle<Result<(), Error>>,
 }
@@ -116,6 +117,18 @@ impl Server {
             addr: config.listen,
             source,
         })?;
+        // Bound before the store opens, so a port in use fails the start.
+        let kafka =
+            match config.kafka_addr() {
+                None => None,
+                Some(kafka_addr) => Some(TcpListener::bind(kafka_addr).await.map_err(
+                    |source| Error::Bind {
+                        addr: kafka_addr,
+                        source,
+                    },
+                )?),
+            };
+        let kafka_addr = kafka.as_ref().and_then(|l| l.local_addr().ok());
         let data_dir = config.data_dir.clone();
         let store_config = StoreConfig::default()
             .with_min_free_bytes((config.min_free_bytes > 0).then_some(config.min_free_bytes))
@@ -130,8 +143,13 @@ impl Server {
                 .map_err(Error::Storage)?;
         tracing::info!(data_dir = %config.data_dir.display(), "store opened");
         let stop = CancellationToken::new();
-        let task = tokio::spawn(serve(listener, addr, store, config, stop.clone()));
-        Ok(Server { addr, stop, task })
+        let task = tokio::spawn(serve(listener, kafka, addr, store, config, stop.clone()));
+        Ok(Server {
+            addr,
+            kafka_addr,
+            stop,
+            task,
+        })
     }
 
     /// Serves on `listener` until `shutdown` completes, then shuts down
@@ -174,6 +192,12 @@ impl Server {
         stopped.await
     }
 
+    /// The address the Kafka protocol is served on (with the real port
+    /// when the config said 0), `None` when it is off.
+    pub fn kafka_addr(&self) -> Option<SocketAddr> {
+        self.kafka_addr
+    }
+
     /// The address served (with the real port when the config said 0).
     pub fn addr(&self) -> SocketAddr {
         self.addr
@@ -202,6 +226,7 @@ impl Server {
 
 async fn serve(
     listener: TcpListener,
+    kafka: Option<TcpListener>,
     addr: SocketAddr,
     store: Arc<Store>,
     config: Config,
@@ -257,6 +282,22 @@ async fn serve(
         .add_service(reflection_v1alpha)
         .add_service(log_service)
         .add_service(admin_service);
+
+    // The Kafka front end: same store, same partition signals, same stop.
+    let kafka = kafka.map(|listener| {
+        let kafka_config = log_kafka::KafkaConfig::default()
+            .with_max_connections(config.max_connections as usize)
+            .with_max_request_bytes(config.max_request_bytes as usize);
+        let changes = Arc::new(KafkaChanges(Arc::clone(&shared)));
+        let stop = stop.clone();
+        tokio::spawn(log_kafka::run(
+            listener,
+            Arc::clone(&store),
+            changes,
+            kafka_config,
+            async move { stop.cancelled().await },
+        ))
+    });
 
     let incoming = accept_bounded(
         listener,
@@ -338,6 +379,13 @@ async fn serve(
         }
     };
     streams_stop.cancel();
+    if let Some(kafka) = kafka {
+        match kafka.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "kafka listener failed"),
+            Err(e) => tracing::error!(error = %e, "kafka listener task failed"),
+        }
+    }
     recovery.abort();
     // Cancelled (still recovering at shutdown) is no failure.
     let recovery_failure = recovery.await.ok().flatten();

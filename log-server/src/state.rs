@@ -235,6 +235,16 @@ impl Shared {
             .store
             .partition(&topic.name, partition)
             .map_err(|e| status::storage(&e))?;
+        self.partition_at(topic, log)
+    }
+
+    /// The server's handle on `log`, a partition of `topic` the caller
+    /// opened: its signal attached the first time.
+    pub(crate) fn partition_at(
+        &self,
+        topic: &TopicInfo,
+        log: Arc<Log>,
+    ) -> Result<Partition, Status> {
         let signal = log
             .attachment(|| {
                 let signal = Arc::new(Signal::new(topic));
@@ -386,3 +396,17 @@ pub(crate) fn duration(field: &str, d: &prost_types::Duration) -> Result<Duratio
 /// The time now, ms since the Unix epoch (the workspace's one clock
 /// reading, [`log_format::now_ms`]).
 pub(crate) use log_format::now_ms;
+
+/// The gRPC server's partition signals, lent to the Kafka front end so
+/// that both wait on one signal per partition.
+#[derive(Debug)]
+pub(crate) struct KafkaChanges(pub(crate) Arc<Shared>);
+
+impl log_kafka::Changes for KafkaChanges {
+    fn watch(&self, topic: &TopicInfo, log: &Arc<Log>) -> Option<watch::Receiver<u64>> {
+        self.0
+            .partition_at(topic, Arc::clone(log))
+            .ok()
+            .map(|p| p.changed.subscribe())
+    }
+}

@@ -18,6 +18,7 @@ use tonic_types::StatusExt;
 
 fn config(dir: &TempDir) -> Config {
     let mut config = Config::default();
+    config.kafka_listen = "off".to_owned();
     config.data_dir = dir.path().join("data");
     config.shutdown_grace_ms = 200;
     config

@@ -953,6 +953,7 @@ async fn the_producer_rides_out_a_server_restart_without_duplicates() {
     server.stop().await;
     let mut config = log_server::Config::default();
     config.listen = addr;
+    config.kafka_listen = "off".to_owned();
     config.data_dir = data_dir;
     let restarted = log_server::Server::start(config).await.unwrap();
     let offsets = tokio::time::timeout(Duration::from_secs(60), sending)

@@ -18,7 +18,14 @@ use tempfile::TempDir;
 /// Runs the binary on `data_dir` until it exits (at most 60 s).
 fn run(data_dir: &Path) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_log-server"))
-        .args(["--listen", "127.0.0.1:0", "--shutdown-grace-ms", "100"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--kafka-listen",
+            "off",
+            "--shutdown-grace-ms",
+            "100",
+        ])
         .arg("--data-dir")
         .arg(data_dir)
         .env("RUST_LOG", "info")

@@ -143,3 +143,33 @@ fn many_partitions_share_the_committer_threads() {
         threads()
     );
 }
+
+/// `sync_soon` makes WRITTEN data durable through the committer, with no
+/// waiter and no background flush (a bare log has none).
+#[test]
+fn sync_soon_makes_written_data_durable_without_a_waiter() {
+    let fs = SimFs::new();
+    let log = Arc::new(Log::open(Arc::new(fs.clone()), "/a/p", LogConfig::default()).unwrap());
+    let committer = Committer::start(1);
+    let written = AppendOptions {
+        ack: Ack::Written,
+        ..AppendOptions::default()
+    };
+    for _ in 0..3 {
+        log.append(batch(), written).unwrap();
+    }
+    assert_eq!(log.watermarks().durable_end, 0);
+    log.sync_soon(&committer);
+    // Until offset 2, the last written, is durable.
+    let marks = log.wait_for(
+        2,
+        log_storage::Isolation::Durable,
+        std::time::Duration::from_secs(30),
+    );
+    assert_eq!(marks.durable_end, 3);
+    // Nothing to do now: no sync is queued for nothing.
+    let syncs = log.usage().unwrap().syncs;
+    log.sync_soon(&committer);
+    drop(committer);
+    assert_eq!(log.usage().unwrap().syncs, syncs);
+}

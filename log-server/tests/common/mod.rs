@@ -31,6 +31,9 @@ impl TestServer {
         // Bound here, the port read back: nothing to guess.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let mut config = Config::default();
+        // Tests run side by side: no fixed Kafka port (a test that wants
+        // the Kafka listener sets `127.0.0.1:0`).
+        config.kafka_listen = "off".to_owned();
         config.listen = listener.local_addr().unwrap();
         config.data_dir = dir.path().join("data");
         config.shutdown_grace_ms = 300;
@@ -114,7 +117,7 @@ impl ServerProcess {
     /// bound from its stderr (`log-server: listening on ADDR`).
     pub fn spawn(data_dir: &Path, extra: &[&str]) -> ServerProcess {
         let child = Command::new(env!("CARGO_BIN_EXE_log-server"))
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", "127.0.0.1:0", "--kafka-listen", "off"])
             .arg("--data-dir")
             .arg(data_dir)
             .args(extra)
@@ -132,7 +135,7 @@ impl ServerProcess {
         let child = Command::new("sh")
             .arg("-c")
             .arg(format!(
-                "ulimit -n {limit} && exec \"$0\" --listen 127.0.0.1:0 --data-dir \"$1\""
+                "ulimit -n {limit} && exec \"$0\" --listen 127.0.0.1:0 --kafka-listen off --data-dir \"$1\""
             ))
             .arg(env!("CARGO_BIN_EXE_log-server"))
             .arg(data_dir)

@@ -97,8 +97,8 @@ is_running() { # the child is running (not exited, not a zombie waiting to be re
 }
 
 # ---- server: on a port the kernel picks, read back from its stderr ----
-log "starting $SERVER_BIN --listen 127.0.0.1:0 --data-dir $DATA_DIR"
-"$SERVER_BIN" --listen 127.0.0.1:0 --data-dir "$DATA_DIR" >"$SERVER_LOG" 2>&1 &
+log "starting $SERVER_BIN --listen 127.0.0.1:0 --kafka-listen off --data-dir $DATA_DIR"
+"$SERVER_BIN" --listen 127.0.0.1:0 --kafka-listen off --data-dir "$DATA_DIR" >"$SERVER_LOG" 2>&1 &
 SERVER_PID=$!
 ADDR=""
 deadline=$((SECONDS + 30))

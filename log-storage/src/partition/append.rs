@@ -88,6 +88,26 @@ impl Log {
         }));
     }
 
+    /// Asks `committer` to make everything written so far durable soon,
+    /// without anyone waiting for it: what an append acknowledged at
+    /// [`Ack::Written`] uses so that readers of durable data see it within
+    /// a group-commit cycle rather than at the next background flush. Does
+    /// nothing when it is durable already (or the log is poisoned).
+    pub fn sync_soon(self: &Arc<Self>, committer: &Committer) {
+        {
+            let mut sync = lock(&self.sync);
+            let target = sync.written_end;
+            if self.poison.get().is_some() || sync.durable_end >= target {
+                return;
+            }
+            sync.waiters.push(Waiter {
+                target,
+                done: Box::new(|_| {}),
+            });
+        }
+        committer.request(Arc::clone(self));
+    }
+
     /// Checks, stamps and writes a batch (or recognises a producer retry);
     /// the returned ack's `durable_end` is the one known now.
     fn write_batch(&self, batch: Bytes, options: AppendOptions) -> Result<Appended, Error> {

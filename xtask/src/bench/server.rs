@@ -25,6 +25,8 @@ impl Server {
         let child = Command::new(bin)
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
+            .arg("--kafka-listen")
+            .arg("off")
             .arg("--data-dir")
             .arg(data)
             .env("RUST_LOG", "warn")

@@ -1,0 +1,79 @@
+//! One request: its header, the API and version check, and the route to
+//! its handler.
+//!
+//! A request that cannot be served (malformed, an unknown API, a version
+//! outside the advertised range) is a [`Closing`]: the connection is
+//! closed, as Kafka does. ApiVersions is answered at any version: with
+//! UNSUPPORTED_VERSION and the ranges at version 0 when its own version is
+//! not served (KIP-511). This module does not touch the store.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::messages::{ApiKey, RequestHeader};
+
+use crate::wire::{Call, Closing, Reply, decode};
+use crate::{Ctx, admin, fetch, groups, list_offsets, metadata, offsets, produce, versions};
+
+/// Starts the request in `frame` (a whole frame, length prefix removed).
+pub(crate) fn start(ctx: &Arc<Ctx>, mut frame: Bytes) -> Result<Reply, Closing> {
+    let Some(head) = frame.get(..4) else {
+        return Err(Closing(format!(
+            "request of {} bytes is shorter than a header",
+            frame.len()
+        )));
+    };
+    let key = i16::from_be_bytes([head[0], head[1]]);
+    let version = i16::from_be_bytes([head[2], head[3]]);
+    let Ok(api) = ApiKey::try_from(key) else {
+        return Err(Closing(format!("unknown api key {key}")));
+    };
+    let header: RequestHeader = decode(&mut frame, api.request_header_version(version))?;
+    let call = Call {
+        api,
+        version,
+        correlation_id: header.correlation_id,
+    };
+    if api == ApiKey::ApiVersions {
+        let served = versions::serves(api, version);
+        if served {
+            let _request: kafka_protocol::messages::ApiVersionsRequest =
+                decode(&mut frame, version)?;
+        }
+        let call = Call {
+            version: if served { version } else { 0 },
+            ..call
+        };
+        return call.now(&versions::api_versions(served));
+    }
+    if !versions::serves(api, version) {
+        return Err(Closing(format!(
+            "{api:?} v{version} is not served (advertised: {:?})",
+            versions::range(api)
+        )));
+    }
+    let body = &mut frame;
+    match api {
+        ApiKey::Metadata => call.now(&metadata::metadata(ctx, decode(body, version)?, version)),
+        ApiKey::FindCoordinator => call.now(&metadata::find_coordinator(
+            ctx,
+            decode(body, version)?,
+            version,
+        )),
+        ApiKey::Produce => produce::start(ctx, call, decode(body, version)?),
+        ApiKey::InitProducerId => call.now(&produce::init_producer_id(ctx, decode(body, version)?)),
+        ApiKey::Fetch => Ok(fetch::start(ctx, call, decode(body, version)?)),
+        ApiKey::ListOffsets => call.now(&list_offsets::list_offsets(ctx, decode(body, version)?)),
+        ApiKey::OffsetCommit => call.now(&offsets::commit(ctx, decode(body, version)?)),
+        ApiKey::OffsetFetch => call.now(&offsets::fetch(ctx, decode(body, version)?)),
+        ApiKey::CreateTopics => call.now(&admin::create_topics(ctx, decode(body, version)?)),
+        ApiKey::DeleteTopics => {
+            call.now(&admin::delete_topics(ctx, decode(body, version)?, version))
+        }
+        ApiKey::JoinGroup => call.now(&groups::join(decode(body, version)?)),
+        ApiKey::SyncGroup => call.now(&groups::sync(decode(body, version)?)),
+        ApiKey::Heartbeat => call.now(&groups::heartbeat(decode(body, version)?)),
+        ApiKey::LeaveGroup => call.now(&groups::leave(decode(body, version)?)),
+        other => Err(Closing(format!("{other:?} is not served"))),
+    }
+}

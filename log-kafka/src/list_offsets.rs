@@ -1,0 +1,84 @@
+//! ListOffsets: the earliest offset (-2), the latest (-1: the high
+//! watermark, the durable end), or the first offset at or after a time.
+//!
+//! A time is matched against the log's append times (Kafka's
+//! `LogAppendTime`), which the storage indexes; the answer's timestamp is
+//! that batch's append time. The max-timestamp query (-3, version 7) is
+//! not served: the advertised range stops at version 6.
+
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use log_format::{BatchHeader, Limits};
+use log_storage::{Isolation, Log};
+
+use crate::Ctx;
+use crate::errors::{self, code};
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+
+/// The ListOffsets answer.
+pub(crate) fn list_offsets(ctx: &Ctx, request: ListOffsetsRequest) -> ListOffsetsResponse {
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let name = topic.name.0.to_string();
+            let partitions = topic
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let response = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(p.partition_index)
+                        .with_timestamp(-1)
+                        .with_offset(-1);
+                    let log = u32::try_from(p.partition_index)
+                        .map_err(|_negative| code::UNKNOWN_TOPIC_OR_PARTITION)
+                        .and_then(|index| {
+                            ctx.store
+                                .partition(&name, index)
+                                .map_err(|e| errors::storage(&e).0)
+                        });
+                    match log.and_then(|log| lookup(&log, p.timestamp)) {
+                        Ok((offset, timestamp, epoch)) => response
+                            .with_offset(offset)
+                            .with_timestamp(timestamp)
+                            .with_leader_epoch(epoch),
+                        Err(error) => response.with_error_code(error),
+                    }
+                })
+                .collect();
+            ListOffsetsTopicResponse::default()
+                .with_name(topic.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    ListOffsetsResponse::default().with_topics(topics)
+}
+
+/// `(offset, timestamp, leader epoch)` for one query.
+fn lookup(log: &Log, timestamp: i64) -> Result<(i64, i64, i32), i16> {
+    let marks = log.watermarks();
+    let epoch = i32::try_from(marks.epoch).unwrap_or(i32::MAX);
+    match timestamp {
+        LATEST => Ok((marks.durable_end as i64, -1, epoch)),
+        EARLIEST => Ok((marks.log_start as i64, -1, epoch)),
+        t if t >= 0 => {
+            let Some(offset) = log.offset_for_time(t).map_err(|e| errors::storage(&e).0)? else {
+                return Ok((-1, -1, epoch));
+            };
+            // The append time of the batch holding `offset`.
+            let read = log
+                .read(offset, 1, Isolation::Durable)
+                .map_err(|e| errors::storage(&e).0)?;
+            match BatchHeader::parse(&read.batches, 0, &Limits::unlimited()) {
+                Ok(header) => Ok((offset as i64, header.append_time, header.leader_epoch)),
+                // Not durable yet: as if nothing matched.
+                Err(_) => Ok((-1, -1, epoch)),
+            }
+        }
+        _ => Err(code::UNSUPPORTED_VERSION),
+    }
+}

@@ -1,0 +1,119 @@
+//! OffsetCommit and OffsetFetch: a group's committed offsets, the same the
+//! gRPC API commits and reads (the store's, held until durable).
+//!
+//! There is no group membership yet, so a commit is not fenced by
+//! generation or member: any client may commit for any group id, as a
+//! Kafka "simple consumer" group (generation -1) may. The consumer-group
+//! work adds the fencing.
+
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponsePartition, OffsetFetchResponseTopic,
+};
+use kafka_protocol::messages::{
+    OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::Ctx;
+use crate::errors::{self, code};
+
+/// The OffsetCommit answer.
+pub(crate) fn commit(ctx: &Ctx, request: OffsetCommitRequest) -> OffsetCommitResponse {
+    let group = request.group_id.0.to_string();
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let name = topic.name.0.to_string();
+            let partitions = topic
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let metadata = p.committed_metadata.as_deref().unwrap_or("");
+                    let error = match (
+                        u32::try_from(p.partition_index),
+                        u64::try_from(p.committed_offset),
+                    ) {
+                        (Ok(index), Ok(offset)) => match ctx.store.commit_offset(
+                            &group,
+                            &name,
+                            index,
+                            offset,
+                            metadata.as_bytes(),
+                        ) {
+                            Ok(_) => code::NONE,
+                            Err(err) => errors::storage(&err).0,
+                        },
+                        (Err(_), _) => code::UNKNOWN_TOPIC_OR_PARTITION,
+                        (_, Err(_)) => code::OFFSET_OUT_OF_RANGE,
+                    };
+                    OffsetCommitResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(error)
+                })
+                .collect();
+            OffsetCommitResponseTopic::default()
+                .with_name(topic.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    OffsetCommitResponse::default().with_topics(topics)
+}
+
+/// The OffsetFetch answer (one group, versions 1–7): -1 for a partition
+/// without a committed offset.
+pub(crate) fn fetch(ctx: &Ctx, request: OffsetFetchRequest) -> OffsetFetchResponse {
+    let group = request.group_id.0.to_string();
+    // A null list asks for every partition of every topic.
+    let wanted: Vec<(TopicName, Vec<i32>)> = match request.topics {
+        Some(topics) => topics
+            .into_iter()
+            .map(|t| (t.name, t.partition_indexes))
+            .collect(),
+        None => ctx
+            .store
+            .list_topics()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|info| {
+                let partitions = (0..info.partitions as i32).collect();
+                (TopicName(StrBytes::from_string(info.name)), partitions)
+            })
+            .collect(),
+    };
+    let topics = wanted
+        .into_iter()
+        .map(|(name, partitions)| {
+            let topic = name.0.to_string();
+            let partitions = partitions
+                .into_iter()
+                .map(|index| {
+                    let response = OffsetFetchResponsePartition::default()
+                        .with_partition_index(index)
+                        .with_committed_offset(-1)
+                        .with_committed_leader_epoch(-1)
+                        .with_metadata(Some(StrBytes::from_static_str("")));
+                    let Ok(p) = u32::try_from(index) else {
+                        return response.with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION);
+                    };
+                    match ctx.store.committed_offset(&group, &topic, p) {
+                        Ok(Some((offset, metadata))) => response
+                            .with_committed_offset(offset as i64)
+                            .with_metadata(Some(StrBytes::from_string(
+                                String::from_utf8_lossy(&metadata).into_owned(),
+                            ))),
+                        Ok(None) => response,
+                        Err(err) => response.with_error_code(errors::storage(&err).0),
+                    }
+                })
+                .collect();
+            OffsetFetchResponseTopic::default()
+                .with_name(name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    OffsetFetchResponse::default().with_topics(topics)
+}

@@ -1,0 +1,551 @@
+//! The Kafka front end against a store in a temp dir, spoken to with the
+//! client half of `kafka-protocol`: the answers of each API, durability of
+//! acks, long polls, and hostile or malformed requests (which close their
+//! connection and leave the server serving).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+use log_format::{BatchBuilder, FRAME_HEADER_LEN, Limits, NewRecord};
+use log_storage::{Store, StoreConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+struct Broker {
+    addr: SocketAddr,
+    store: Arc<Store>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Broker {
+    async fn start() -> Broker {
+        Broker::start_with(log_kafka::KafkaConfig::default()).await
+    }
+
+    async fn start_with(config: log_kafka::KafkaConfig) -> Broker {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = Store::start_locked(dir.path().join("data"), StoreConfig::default()).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(log_kafka::run(
+            listener,
+            Arc::clone(&store),
+            Arc::new(log_kafka::OwnChanges),
+            config,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        Broker {
+            addr,
+            store,
+            stop: Some(stop),
+            task,
+            _dir: dir,
+        }
+    }
+
+    async fn client(&self) -> Client {
+        Client {
+            stream: TcpStream::connect(self.addr).await.unwrap(),
+            next: 1,
+        }
+    }
+
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.task.await.unwrap().unwrap();
+        self.store.close().unwrap();
+    }
+}
+
+struct Client {
+    stream: TcpStream,
+    next: i32,
+}
+
+impl Client {
+    async fn send_frame(&mut self, frame: &[u8]) {
+        self.stream
+            .write_all(&(frame.len() as u32).to_be_bytes())
+            .await
+            .unwrap();
+        self.stream.write_all(frame).await.unwrap();
+    }
+
+    /// The next answer frame, or `None` when the server closed.
+    async fn read_frame(&mut self) -> Option<Bytes> {
+        let mut len = [0u8; 4];
+        self.stream.read_exact(&mut len).await.ok()?;
+        let mut frame = vec![0u8; u32::from_be_bytes(len) as usize];
+        self.stream.read_exact(&mut frame).await.ok()?;
+        Some(Bytes::from(frame))
+    }
+
+    fn request<Req: Encodable + HeaderVersion>(
+        &mut self,
+        api: ApiKey,
+        version: i16,
+        request: &Req,
+    ) -> (i32, Bytes) {
+        let correlation_id = self.next;
+        self.next += 1;
+        let mut buf = BytesMut::new();
+        RequestHeader::default()
+            .with_request_api_key(api as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(correlation_id)
+            .with_client_id(Some(StrBytes::from_static_str("test")))
+            .encode(&mut buf, Req::header_version(version))
+            .unwrap();
+        request.encode(&mut buf, version).unwrap();
+        (correlation_id, buf.freeze())
+    }
+
+    async fn call<Req, Resp>(&mut self, api: ApiKey, version: i16, request: &Req) -> Resp
+    where
+        Req: Encodable + HeaderVersion,
+        Resp: Decodable + HeaderVersion,
+    {
+        let (id, frame) = self.request(api, version, request);
+        self.send_frame(&frame).await;
+        let mut answer = self.read_frame().await.expect("an answer");
+        let header = ResponseHeader::decode(&mut answer, Resp::header_version(version)).unwrap();
+        assert_eq!(header.correlation_id, id);
+        let response = Resp::decode(&mut answer, version).unwrap();
+        assert!(
+            !answer.has_remaining(),
+            "{api:?} v{version}: trailing bytes"
+        );
+        response
+    }
+
+    async fn closed(&mut self) -> bool {
+        matches!(
+            tokio::time::timeout(Duration::from_secs(5), self.read_frame()).await,
+            Ok(None)
+        )
+    }
+}
+
+fn name(s: &str) -> TopicName {
+    TopicName(StrBytes::from_string(s.to_owned()))
+}
+
+/// A Kafka batch of `n` records, as a producer sends it.
+fn kafka_batch(n: usize, first: usize) -> Bytes {
+    let mut builder = BatchBuilder::new(Limits::default());
+    for i in first..first + n {
+        builder
+            .push(&NewRecord::keyed(
+                1_700_000_000_000 + i as i64,
+                format!("k{i}").as_bytes(),
+                format!("v{i}").as_bytes(),
+            ))
+            .unwrap();
+    }
+    builder.finish().unwrap().slice(FRAME_HEADER_LEN..)
+}
+
+fn produce(topic: &str, partition: i32, acks: i16, records: Bytes) -> ProduceRequest {
+    ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(name(topic))
+                .with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_index(partition)
+                        .with_records(Some(records)),
+                ]),
+        ])
+}
+
+fn fetch(topic: &str, offset: i64, max_wait_ms: i32, min_bytes: i32) -> FetchRequest {
+    FetchRequest::default()
+        .with_max_wait_ms(max_wait_ms)
+        .with_min_bytes(min_bytes)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![
+            FetchTopic::default()
+                .with_topic(name(topic))
+                .with_partitions(vec![
+                    FetchPartition::default()
+                        .with_partition(0)
+                        .with_fetch_offset(offset)
+                        .with_partition_max_bytes(1 << 20),
+                ]),
+        ])
+}
+
+fn create(topic: &str, partitions: i32) -> CreateTopicsRequest {
+    CreateTopicsRequest::default().with_topics(vec![
+        CreatableTopic::default()
+            .with_name(name(topic))
+            .with_num_partitions(partitions)
+            .with_replication_factor(1),
+    ])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_versions_answers_at_v0_header_even_for_v3() {
+    let broker = Broker::start().await;
+    let mut c = broker.client().await;
+    let r: ApiVersionsResponse = c
+        .call(
+            ApiKey::ApiVersions,
+            3,
+            &ApiVersionsRequest::default()
+                .with_client_software_name(StrBytes::from_static_str("t"))
+                .with_client_software_version(StrBytes::from_static_str("1")),
+        )
+        .await;
+    assert_eq!(r.error_code, 0);
+    let produce = r
+        .api_keys
+        .iter()
+        .find(|k| k.api_key == ApiKey::Produce as i16)
+        .unwrap();
+    assert_eq!((produce.min_version, produce.max_version), (0, 9));
+    // A version it does not serve: UNSUPPORTED_VERSION with the ranges, at
+    // v0. (Encoded at v3, then relabelled: the client codec refuses v9.)
+    let (id, frame) = c.request(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+    let mut frame = frame.to_vec();
+    frame[2..4].copy_from_slice(&9i16.to_be_bytes());
+    c.send_frame(&frame).await;
+    let mut answer = c.read_frame().await.unwrap();
+    let header = ResponseHeader::decode(&mut answer, 0).unwrap();
+    assert_eq!(header.correlation_id, id);
+    let r = ApiVersionsResponse::decode(&mut answer, 0).unwrap();
+    assert_eq!(r.error_code, 35);
+    assert!(!r.api_keys.is_empty());
+    broker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn produce_then_fetch_returns_the_producers_batch_byte_for_byte() {
+    let broker = Broker::start().await;
+    let mut c = broker.client().await;
+    let created: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 5, &create("orders", 2)).await;
+    assert_eq!(created.topics[0].error_code, 0, "{:?}", created.topics[0]);
+    let metadata: MetadataResponse = c
+        .call(
+            ApiKey::Metadata,
+            12,
+            &MetadataRequest::default().with_topics(Some(vec![
+                metadata_request::MetadataRequestTopic::default().with_name(Some(name("orders"))),
+            ])),
+        )
+        .await;
+    assert_eq!(metadata.brokers.len(), 1);
+    assert_eq!(metadata.brokers[0].port, i32::from(broker.addr.port()));
+    assert_eq!(metadata.topics[0].partitions.len(), 2);
+
+    let first = kafka_batch(3, 0);
+    let second = kafka_batch(2, 3);
+    let mut both = BytesMut::new();
+    both.put_slice(&first);
+    both.put_slice(&second);
+    let acked: ProduceResponse = c
+        .call(ApiKey::Produce, 9, &produce("orders", 0, -1, both.freeze()))
+        .await;
+    let p = &acked.responses[0].partition_responses[0];
+    assert_eq!((p.error_code, p.base_offset), (0, 0), "{p:?}");
+    // acks=all is durable: the high watermark already covers it.
+    let fetched: FetchResponse = c.call(ApiKey::Fetch, 12, &fetch("orders", 0, 0, 1)).await;
+    let part = &fetched.responses[0].partitions[0];
+    assert_eq!(part.error_code, 0);
+    assert_eq!(part.high_watermark, 5);
+    let records = part.records.clone().unwrap();
+    assert_eq!(records.len(), first.len() + second.len());
+    // The producer's bytes but for baseOffset and partitionLeaderEpoch.
+    assert_eq!(&records[16..first.len()], &first[16..]);
+    assert_eq!(&records[first.len() + 16..], &second[16..]);
+    assert_eq!(&records[first.len()..first.len() + 8], &3i64.to_be_bytes());
+
+    let offsets: ListOffsetsResponse = c
+        .call(
+            ApiKey::ListOffsets,
+            6,
+            &ListOffsetsRequest::default().with_topics(vec![
+                ListOffsetsTopic::default()
+                    .with_name(name("orders"))
+                    .with_partitions(vec![
+                        ListOffsetsPartition::default()
+                            .with_partition_index(0)
+                            .with_timestamp(-2),
+                    ]),
+            ]),
+        )
+        .await;
+    assert_eq!(offsets.topics[0].partitions[0].offset, 0);
+    broker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_poll_wakes_when_acks_1_data_is_synced() {
+    let broker = Broker::start().await;
+    let mut producer = broker.client().await;
+    let mut consumer = broker.client().await;
+    let _: CreateTopicsResponse = producer
+        .call(ApiKey::CreateTopics, 5, &create("t", 1))
+        .await;
+    let started = Instant::now();
+    let (poll, frame) = consumer.request(ApiKey::Fetch, 12, &fetch("t", 0, 10_000, 1));
+    consumer.send_frame(&frame).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let acked: ProduceResponse = producer
+        .call(ApiKey::Produce, 9, &produce("t", 0, 1, kafka_batch(1, 0)))
+        .await;
+    assert_eq!(acked.responses[0].partition_responses[0].error_code, 0);
+    let mut answer = consumer.read_frame().await.unwrap();
+    let header = ResponseHeader::decode(&mut answer, FetchResponse::header_version(12)).unwrap();
+    assert_eq!(header.correlation_id, poll);
+    let fetched = FetchResponse::decode(&mut answer, 12).unwrap();
+    let part = &fetched.responses[0].partitions[0];
+    assert_eq!(part.high_watermark, 1);
+    assert!(!part.records.as_ref().unwrap().is_empty());
+    // Woken by the scheduled sync, long before the 10 s wait (and the 1 s
+    // background flush).
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    broker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_batches_are_refused_with_kafkas_codes_and_store_nothing() {
+    let broker = Broker::start().await;
+    let mut c = broker.client().await;
+    let _: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 5, &create("t", 1)).await;
+    let good = kafka_batch(2, 0);
+    let mut corrupt = good.to_vec();
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 1;
+    let mut transactional = good.to_vec();
+    transactional[22] |= 0x10;
+    let crc = crc32c_of(&transactional[21..]);
+    transactional[17..21].copy_from_slice(&crc.to_be_bytes());
+    for (what, records, code) in [
+        ("crc", Bytes::from(corrupt), 2),
+        ("transactional", Bytes::from(transactional), 43),
+        ("truncated", good.slice(..good.len() - 3), 2),
+    ] {
+        let r: ProduceResponse = c
+            .call(ApiKey::Produce, 9, &produce("t", 0, -1, records))
+            .await;
+        let p = &r.responses[0].partition_responses[0];
+        assert_eq!(p.error_code, code, "{what}: {p:?}");
+    }
+    let r: ProduceResponse = c
+        .call(
+            ApiKey::Produce,
+            9,
+            &produce("nope-no-such", 3, -1, good.clone()),
+        )
+        .await;
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 3);
+    let fetched: FetchResponse = c.call(ApiKey::Fetch, 12, &fetch("t", 0, 0, 1)).await;
+    assert_eq!(fetched.responses[0].partitions[0].high_watermark, 0);
+    broker.stop().await;
+}
+
+fn crc32c_of(bytes: &[u8]) -> u32 {
+    // The same Castagnoli CRC Kafka uses, through log-format's builder:
+    // resealing a test batch by hand needs it once.
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0x82F6_3B78
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_offsets_round_trip_and_topics_are_deleted() {
+    let broker = Broker::start().await;
+    let mut c = broker.client().await;
+    let _: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 5, &create("t", 2)).await;
+    let commit = OffsetCommitRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("g")))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![
+            OffsetCommitRequestTopic::default()
+                .with_name(name("t"))
+                .with_partitions(vec![
+                    OffsetCommitRequestPartition::default()
+                        .with_partition_index(1)
+                        .with_committed_offset(0)
+                        .with_committed_metadata(Some(StrBytes::from_static_str("m"))),
+                ]),
+        ]);
+    let r: OffsetCommitResponse = c.call(ApiKey::OffsetCommit, 8, &commit).await;
+    assert_eq!(r.topics[0].partitions[0].error_code, 0);
+    let r: OffsetFetchResponse = c
+        .call(
+            ApiKey::OffsetFetch,
+            7,
+            &OffsetFetchRequest::default()
+                .with_group_id(GroupId(StrBytes::from_static_str("g")))
+                .with_topics(Some(vec![
+                    OffsetFetchRequestTopic::default()
+                        .with_name(name("t"))
+                        .with_partition_indexes(vec![0, 1]),
+                ])),
+        )
+        .await;
+    let parts = &r.topics[0].partitions;
+    assert_eq!(
+        (parts[0].committed_offset, parts[1].committed_offset),
+        (-1, 0)
+    );
+    assert_eq!(parts[1].metadata.as_deref(), Some("m"));
+
+    let dup: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 5, &create("t", 2)).await;
+    assert_eq!(dup.topics[0].error_code, 36);
+    let bad = CreateTopicsRequest::default().with_topics(vec![
+        CreatableTopic::default()
+            .with_name(name("u"))
+            .with_num_partitions(1)
+            .with_replication_factor(1)
+            .with_configs(vec![
+                CreatableTopicConfig::default()
+                    .with_name(StrBytes::from_static_str("no.such.config"))
+                    .with_value(Some(StrBytes::from_static_str("1"))),
+            ]),
+    ]);
+    let r: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 5, &bad).await;
+    assert_eq!(r.topics[0].error_code, 40);
+    let r: DeleteTopicsResponse = c
+        .call(
+            ApiKey::DeleteTopics,
+            5,
+            &DeleteTopicsRequest::default().with_topic_names(vec![name("t"), name("gone")]),
+        )
+        .await;
+    assert_eq!(r.responses[0].error_code, 0);
+    assert_eq!(r.responses[1].error_code, 3);
+    broker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_requests_close_their_connection_and_the_server_keeps_serving() {
+    let broker =
+        Broker::start_with(log_kafka::KafkaConfig::default().with_max_request_bytes(1 << 20)).await;
+    // A Metadata v0 request declaring 2^31 - 1 topics in 4 bytes: decoding
+    // must not reserve for them (third_party/README.md).
+    let mut c = broker.client().await;
+    let mut frame = BytesMut::new();
+    frame.put_i16(ApiKey::Metadata as i16);
+    frame.put_i16(0);
+    frame.put_i32(7);
+    frame.put_i16(-1); // null client id
+    frame.put_i32(i32::MAX);
+    c.send_frame(&frame).await;
+    assert!(
+        c.closed().await,
+        "a malformed request closes its connection"
+    );
+    // A frame over the limit: refused from its length prefix.
+    let mut c = broker.client().await;
+    c.stream
+        .write_all(&(2u32 << 20).to_be_bytes())
+        .await
+        .unwrap();
+    assert!(c.closed().await);
+    // An unknown API key, and a version outside the advertised range.
+    let mut c = broker.client().await;
+    let (_, frame) = c.request(ApiKey::Metadata, 0, &MetadataRequest::default());
+    let mut unknown = frame.to_vec();
+    unknown[..2].copy_from_slice(&999i16.to_be_bytes());
+    c.send_frame(&unknown).await;
+    assert!(c.closed().await);
+    let mut c = broker.client().await;
+    let (_, frame) = c.request(ApiKey::Produce, 3, &ProduceRequest::default());
+    let mut frame = frame.to_vec();
+    frame[2..4].copy_from_slice(&2i16.to_be_bytes());
+    c.send_frame(&frame).await;
+    assert!(c.closed().await, "Produce v2 is advertised but refused");
+    // Still serving.
+    let mut c = broker.client().await;
+    let r: MetadataResponse = c
+        .call(ApiKey::Metadata, 1, &MetadataRequest::default())
+        .await;
+    assert_eq!(r.brokers.len(), 1);
+    broker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotent_producers_get_ids_and_their_retries_the_original_offsets() {
+    let broker = Broker::start().await;
+    let mut c = broker.client().await;
+    let _: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 5, &create("t", 1)).await;
+    let id: InitProducerIdResponse = c
+        .call(
+            ApiKey::InitProducerId,
+            4,
+            &InitProducerIdRequest::default()
+                .with_transactional_id(None)
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1),
+        )
+        .await;
+    assert_eq!(id.error_code, 0);
+    assert!(id.producer_id.0 > 0);
+    let batch = |seq: i32| {
+        let mut builder = BatchBuilder::new(Limits::default());
+        builder.set_producer(log_format::ProducerInfo {
+            producer_id: id.producer_id.0,
+            producer_epoch: id.producer_epoch,
+            base_sequence: seq,
+        });
+        builder.push(&NewRecord::value(1, b"x")).unwrap();
+        builder.finish().unwrap().slice(FRAME_HEADER_LEN..)
+    };
+    let first: ProduceResponse = c
+        .call(ApiKey::Produce, 9, &produce("t", 0, -1, batch(0)))
+        .await;
+    let retry: ProduceResponse = c
+        .call(ApiKey::Produce, 9, &produce("t", 0, -1, batch(0)))
+        .await;
+    let (a, b) = (
+        &first.responses[0].partition_responses[0],
+        &retry.responses[0].partition_responses[0],
+    );
+    assert_eq!((a.error_code, a.base_offset), (0, 0));
+    assert_eq!(
+        (b.error_code, b.base_offset),
+        (0, 0),
+        "a retry answers its offsets"
+    );
+    let gap: ProduceResponse = c
+        .call(ApiKey::Produce, 9, &produce("t", 0, -1, batch(5)))
+        .await;
+    assert_eq!(gap.responses[0].partition_responses[0].error_code, 45);
+    broker.stop().await;
+}

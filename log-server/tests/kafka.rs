@@ -1,0 +1,165 @@
+//! One store, two protocols: the Kafka listener (`--kafka-listen`) beside
+//! gRPC. A record produced over Kafka is read over gRPC with the same key,
+//! value, headers, timestamp and offset, and one produced over gRPC is
+//! fetched over Kafka as the stored Kafka batch. (The real Kafka clients
+//! are exercised by `log-server/tests/kafka/`, from `.ci/run`.)
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::net::SocketAddr;
+
+use bytes::{Bytes, BytesMut};
+use common::TestServer;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ApiKey, FetchRequest, FetchResponse, ProduceRequest, ProduceResponse, RequestHeader,
+    ResponseHeader, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+use log_client::{FetchOptions, Position};
+use log_format::{BatchBuilder, Limits, NewRecord, RecordHeader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+async fn call<Req: Encodable + HeaderVersion, Resp: Decodable + HeaderVersion>(
+    stream: &mut TcpStream,
+    api: ApiKey,
+    version: i16,
+    request: &Req,
+) -> Resp {
+    let mut buf = BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(api as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(1)
+        .encode(&mut buf, Req::header_version(version))
+        .unwrap();
+    request.encode(&mut buf, version).unwrap();
+    stream
+        .write_all(&(buf.len() as u32).to_be_bytes())
+        .await
+        .unwrap();
+    stream.write_all(&buf).await.unwrap();
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len).await.unwrap();
+    let mut answer = vec![0u8; u32::from_be_bytes(len) as usize];
+    stream.read_exact(&mut answer).await.unwrap();
+    let mut answer = Bytes::from(answer);
+    ResponseHeader::decode(&mut answer, Resp::header_version(version)).unwrap();
+    Resp::decode(&mut answer, version).unwrap()
+}
+
+fn topic(name: &str) -> TopicName {
+    TopicName(StrBytes::from_string(name.to_owned()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_crosses_from_kafka_to_grpc_and_back_unchanged() {
+    let mut server = TestServer::start_with(|c| c.kafka_listen = "127.0.0.1:0".to_owned()).await;
+    let kafka: SocketAddr = server.server.as_ref().unwrap().kafka_addr().unwrap();
+    let c = server.client.clone();
+    c.create_topic("both", 1, Default::default()).await.unwrap();
+    let mut stream = TcpStream::connect(kafka).await.unwrap();
+
+    // Kafka → gRPC.
+    let mut builder = BatchBuilder::new(Limits::default());
+    builder
+        .push(&NewRecord {
+            timestamp: 1_700_000_000_123,
+            key: Some(b"k"),
+            value: Some(b"from kafka"),
+            headers: &[RecordHeader {
+                key: "h",
+                value: Some(b"1"),
+            }],
+        })
+        .unwrap();
+    let kafka_batch = builder
+        .finish()
+        .unwrap()
+        .slice(log_format::FRAME_HEADER_LEN..);
+    let produced: ProduceResponse = call(
+        &mut stream,
+        ApiKey::Produce,
+        9,
+        &ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(5000)
+            .with_topic_data(vec![
+                TopicProduceData::default()
+                    .with_name(topic("both"))
+                    .with_partition_data(vec![
+                        PartitionProduceData::default()
+                            .with_index(0)
+                            .with_records(Some(kafka_batch)),
+                    ]),
+            ]),
+    )
+    .await;
+    assert_eq!(produced.responses[0].partition_responses[0].error_code, 0);
+    let read = c
+        .fetch("both", 0, Position::Earliest, &FetchOptions::default())
+        .await
+        .unwrap();
+    let record = &read.records[0];
+    assert_eq!(record.offset, 0);
+    assert_eq!(record.key.as_deref(), Some(&b"k"[..]));
+    assert_eq!(record.value.as_deref(), Some(&b"from kafka"[..]));
+    assert_eq!(record.headers[0].key, "h");
+    assert_eq!(record.headers[0].value.as_deref(), Some(&b"1"[..]));
+    let ts = record.timestamp.unwrap();
+    assert_eq!(
+        ts.seconds * 1000 + i64::from(ts.nanos) / 1_000_000,
+        1_700_000_000_123
+    );
+
+    // gRPC → Kafka: the stored batch, as gRPC's encoded format holds it.
+    c.produce(log_client::proto::ProduceRequest {
+        topic: "both".into(),
+        partition: Some(0),
+        records: vec![log_client::proto::Record {
+            key: Some(Bytes::from_static(b"g")),
+            value: Some(Bytes::from_static(b"from grpc")),
+            headers: vec![],
+            timestamp: None,
+        }],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let stored = c
+        .fetch(
+            "both",
+            0,
+            Position::Offset(1),
+            &FetchOptions::default().with_format(log_client::RecordFormat::EncodedBatches),
+        )
+        .await
+        .unwrap()
+        .encoded_batches;
+    let fetched: FetchResponse = call(
+        &mut stream,
+        ApiKey::Fetch,
+        12,
+        &FetchRequest::default()
+            .with_max_bytes(1 << 20)
+            .with_topics(vec![
+                FetchTopic::default()
+                    .with_topic(topic("both"))
+                    .with_partitions(vec![
+                        FetchPartition::default()
+                            .with_partition(0)
+                            .with_fetch_offset(1)
+                            .with_partition_max_bytes(1 << 20),
+                    ]),
+            ]),
+    )
+    .await;
+    let part = &fetched.responses[0].partitions[0];
+    assert_eq!(part.high_watermark, 2);
+    let records = part.records.clone().unwrap();
+    assert_eq!(&records[..], &stored[log_format::FRAME_HEADER_LEN..]);
+    server.stop().await;
+}
