@@ -13,7 +13,10 @@ use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, RequestHeader};
 
 use crate::wire::{Call, Closing, Reply, decode};
-use crate::{Ctx, admin, fetch, groups, list_offsets, metadata, offsets, produce, versions};
+use crate::{
+    Ctx, admin, configs, fetch, groups, list_offsets, metadata, offsets, partitions, produce,
+    versions,
+};
 
 /// Starts the request in `frame` (a whole frame, length prefix removed).
 pub(crate) fn start(ctx: &Arc<Ctx>, mut frame: Bytes) -> Result<Reply, Closing> {
@@ -69,6 +72,12 @@ pub(crate) fn start(ctx: &Arc<Ctx>, mut frame: Bytes) -> Result<Reply, Closing> 
         ApiKey::CreateTopics => call.now(&admin::create_topics(ctx, decode(body, version)?)),
         ApiKey::DeleteTopics => {
             call.now(&admin::delete_topics(ctx, decode(body, version)?, version))
+        }
+        ApiKey::DescribeConfigs => call.now(&configs::describe(ctx, decode(body, version)?)),
+        ApiKey::CreatePartitions => call.now(&partitions::create(ctx, decode(body, version)?)),
+        ApiKey::DeleteRecords => call.now(&partitions::delete_records(ctx, decode(body, version)?)),
+        ApiKey::DescribeCluster => {
+            call.now(&partitions::describe_cluster(ctx, decode(body, version)?))
         }
         ApiKey::JoinGroup => call.now(&groups::join(decode(body, version)?)),
         ApiKey::SyncGroup => call.now(&groups::sync(decode(body, version)?)),

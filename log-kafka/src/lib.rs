@@ -22,8 +22,10 @@
 //! - Handlers: `metadata.rs` (Metadata, FindCoordinator), `produce.rs`
 //!   (Produce, InitProducerId), `fetch.rs` (Fetch, long polls),
 //!   `list_offsets.rs`, `offsets.rs` (OffsetCommit, OffsetFetch),
-//!   `admin.rs` (CreateTopics, DeleteTopics), `groups.rs` (the group
-//!   membership APIs, refused until consumer groups exist).
+//!   `admin.rs` (CreateTopics, DeleteTopics), `configs.rs`
+//!   (DescribeConfigs), `partitions.rs` (CreatePartitions, DeleteRecords,
+//!   DescribeCluster), `groups.rs` (the group membership APIs, refused
+//!   until consumer groups exist).
 //! - `errors.rs`: Kafka's error codes and the one mapping from this log's
 //!   errors.
 //!
@@ -37,7 +39,9 @@
 //!
 //! # Not supported (yet)
 //!
-//! Transactions (a transactional id or batch is refused), consumer-group
+//! Transactions (a transactional id or batch is refused), OffsetForLeaderEpoch
+//! (Metadata reports leader epoch -1, so clients do not ask: answering it
+//! needs a history of epochs and their start offsets), consumer-group
 //! membership (JoinGroup, SyncGroup, Heartbeat and LeaveGroup answer an
 //! error; offsets can still be committed and fetched for any group id),
 //! fetch sessions (the answer declines them, as a broker may), topic ids in
@@ -47,6 +51,7 @@
 mod admin;
 mod changes;
 mod config;
+mod configs;
 mod conn;
 mod dispatch;
 mod errors;
@@ -55,6 +60,7 @@ mod groups;
 mod list_offsets;
 mod metadata;
 mod offsets;
+mod partitions;
 mod produce;
 mod server;
 mod versions;

@@ -549,3 +549,123 @@ async fn idempotent_producers_get_ids_and_their_retries_the_original_offsets() {
     assert_eq!(gap.responses[0].partition_responses[0].error_code, 45);
     broker.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configs_partitions_and_record_deletion() {
+    use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+    use kafka_protocol::messages::delete_records_request::{
+        DeleteRecordsPartition, DeleteRecordsTopic,
+    };
+    use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    let broker = Broker::start().await;
+    let mut c = broker.client().await;
+    let request = CreateTopicsRequest::default().with_topics(vec![
+        CreatableTopic::default()
+            .with_name(name("cfg"))
+            .with_num_partitions(1)
+            .with_replication_factor(-1)
+            .with_configs(vec![
+                CreatableTopicConfig::default()
+                    .with_name(StrBytes::from_static_str("retention.ms"))
+                    .with_value(Some(StrBytes::from_static_str("3600000"))),
+            ]),
+    ]);
+    let r: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 5, &request).await;
+    assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0]);
+    let r: DescribeConfigsResponse = c
+        .call(
+            ApiKey::DescribeConfigs,
+            4,
+            &DescribeConfigsRequest::default().with_resources(vec![
+                DescribeConfigsResource::default()
+                    .with_resource_type(2)
+                    .with_resource_name(StrBytes::from_static_str("cfg"))
+                    .with_configuration_keys(None),
+            ]),
+        )
+        .await;
+    let configs = &r.results[0].configs;
+    let retention = configs.iter().find(|c| &*c.name == "retention.ms").unwrap();
+    assert_eq!(retention.value.as_deref(), Some("3600000"));
+    assert_eq!(retention.config_source, 1, "set by the topic");
+    let segment = configs
+        .iter()
+        .find(|c| &*c.name == "segment.bytes")
+        .unwrap();
+    assert_eq!(segment.config_source, 5, "a default");
+
+    let r: CreatePartitionsResponse = c
+        .call(
+            ApiKey::CreatePartitions,
+            3,
+            &CreatePartitionsRequest::default().with_topics(vec![
+                CreatePartitionsTopic::default()
+                    .with_name(name("cfg"))
+                    .with_count(3),
+            ]),
+        )
+        .await;
+    assert_eq!(r.results[0].error_code, 0);
+    let shrink: CreatePartitionsResponse = c
+        .call(
+            ApiKey::CreatePartitions,
+            3,
+            &CreatePartitionsRequest::default().with_topics(vec![
+                CreatePartitionsTopic::default()
+                    .with_name(name("cfg"))
+                    .with_count(2),
+            ]),
+        )
+        .await;
+    assert_eq!(shrink.results[0].error_code, 37);
+    let m: MetadataResponse = c
+        .call(
+            ApiKey::Metadata,
+            1,
+            &MetadataRequest::default().with_topics(None),
+        )
+        .await;
+    assert_eq!(m.topics[0].partitions.len(), 3);
+
+    let _: ProduceResponse = c
+        .call(
+            ApiKey::Produce,
+            9,
+            &produce("cfg", 0, -1, kafka_batch(5, 0)),
+        )
+        .await;
+    let r: DeleteRecordsResponse = c
+        .call(
+            ApiKey::DeleteRecords,
+            2,
+            &DeleteRecordsRequest::default().with_topics(vec![
+                DeleteRecordsTopic::default()
+                    .with_name(name("cfg"))
+                    .with_partitions(vec![
+                        DeleteRecordsPartition::default()
+                            .with_partition_index(0)
+                            .with_offset(2),
+                    ]),
+            ]),
+        )
+        .await;
+    let p = &r.topics[0].partitions[0];
+    assert_eq!((p.error_code, p.low_watermark), (0, 2));
+    let fetched: FetchResponse = c.call(ApiKey::Fetch, 12, &fetch("cfg", 0, 0, 1)).await;
+    assert_eq!(
+        fetched.responses[0].partitions[0].error_code, 1,
+        "below the log start"
+    );
+    assert_eq!(fetched.responses[0].partitions[0].log_start_offset, 2);
+
+    let cluster: DescribeClusterResponse = c
+        .call(
+            ApiKey::DescribeCluster,
+            1,
+            &DescribeClusterRequest::default(),
+        )
+        .await;
+    assert_eq!(cluster.brokers.len(), 1);
+    assert_eq!(cluster.brokers[0].port, i32::from(broker.addr.port()));
+    broker.stop().await;
+}
