@@ -5,6 +5,11 @@
 //! `LogAppendTime`), which the storage indexes; the answer's timestamp is
 //! that batch's append time. The max-timestamp query (-3, version 7) is
 //! not served: the advertised range stops at version 6.
+//!
+//! The leader epoch is answered unknown (-1), as Metadata answers it: the
+//! field exists from version 4 only, the handler does not see the version,
+//! and a value there cannot be encoded at versions 1–3 (librdkafka 2.0,
+//! Debian's kcat, asks version 2).
 
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
@@ -42,10 +47,9 @@ pub(crate) fn list_offsets(ctx: &Ctx, request: ListOffsetsRequest) -> ListOffset
                                 .map_err(|e| errors::storage(&e).0)
                         });
                     match log.and_then(|log| lookup(&log, p.timestamp)) {
-                        Ok((offset, timestamp, epoch)) => response
-                            .with_offset(offset)
-                            .with_timestamp(timestamp)
-                            .with_leader_epoch(epoch),
+                        Ok((offset, timestamp)) => {
+                            response.with_offset(offset).with_timestamp(timestamp)
+                        }
                         Err(error) => response.with_error_code(error),
                     }
                 })
@@ -58,25 +62,24 @@ pub(crate) fn list_offsets(ctx: &Ctx, request: ListOffsetsRequest) -> ListOffset
     ListOffsetsResponse::default().with_topics(topics)
 }
 
-/// `(offset, timestamp, leader epoch)` for one query.
-fn lookup(log: &Log, timestamp: i64) -> Result<(i64, i64, i32), i16> {
+/// `(offset, timestamp)` for one query.
+fn lookup(log: &Log, timestamp: i64) -> Result<(i64, i64), i16> {
     let marks = log.watermarks();
-    let epoch = i32::try_from(marks.epoch).unwrap_or(i32::MAX);
     match timestamp {
-        LATEST => Ok((marks.durable_end as i64, -1, epoch)),
-        EARLIEST => Ok((marks.log_start as i64, -1, epoch)),
+        LATEST => Ok((marks.durable_end as i64, -1)),
+        EARLIEST => Ok((marks.log_start as i64, -1)),
         t if t >= 0 => {
             let Some(offset) = log.offset_for_time(t).map_err(|e| errors::storage(&e).0)? else {
-                return Ok((-1, -1, epoch));
+                return Ok((-1, -1));
             };
             // The append time of the batch holding `offset`.
             let read = log
                 .read(offset, 1, Isolation::Durable)
                 .map_err(|e| errors::storage(&e).0)?;
             match BatchHeader::parse(&read.batches, 0, &Limits::unlimited()) {
-                Ok(header) => Ok((offset as i64, header.append_time, header.leader_epoch)),
+                Ok(header) => Ok((offset as i64, header.append_time)),
                 // Not durable yet: as if nothing matched.
-                Err(_) => Ok((-1, -1, epoch)),
+                Err(_) => Ok((-1, -1)),
             }
         }
         _ => Err(code::UNSUPPORTED_VERSION),

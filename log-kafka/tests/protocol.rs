@@ -125,7 +125,9 @@ impl Client {
     {
         let (id, frame) = self.request(api, version, request);
         self.send_frame(&frame).await;
-        let mut answer = self.read_frame().await.expect("an answer");
+        let Some(mut answer) = self.read_frame().await else {
+            panic!("no answer to {api:?} v{version}: the server closed the connection");
+        };
         let header = ResponseHeader::decode(&mut answer, Resp::header_version(version)).unwrap();
         assert_eq!(header.correlation_id, id);
         let response = Resp::decode(&mut answer, version).unwrap();
@@ -667,5 +669,118 @@ async fn configs_partitions_and_record_deletion() {
         .await;
     assert_eq!(cluster.brokers.len(), 1);
     assert_eq!(cluster.brokers[0].port, i32::from(broker.addr.port()));
+    broker.stop().await;
+}
+
+/// Every served version of every API answers a plain request (none closes
+/// the connection because the answer cannot be encoded at that version):
+/// librdkafka 2.0 (Debian's kcat) asks ListOffsets v2, older clients
+/// Fetch v4 and Produce v3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_served_version_of_every_api_answers() {
+    let broker = Broker::start().await;
+    let mut c = broker.client().await;
+    let _: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 5, &create("t", 1)).await;
+    for v in 3..=9 {
+        let r: ProduceResponse = c
+            .call(ApiKey::Produce, v, &produce("t", 0, -1, kafka_batch(1, 0)))
+            .await;
+        assert_eq!(r.responses[0].partition_responses[0].error_code, 0, "v{v}");
+    }
+    for v in 0..=12 {
+        let request = MetadataRequest::default().with_topics(Some(vec![
+            metadata_request::MetadataRequestTopic::default().with_name(Some(name("t"))),
+        ]));
+        let r: MetadataResponse = c.call(ApiKey::Metadata, v, &request).await;
+        assert_eq!(r.topics[0].error_code, 0, "v{v}");
+    }
+    for v in 4..=12 {
+        let r: FetchResponse = c.call(ApiKey::Fetch, v, &fetch("t", 0, 0, 1)).await;
+        assert_eq!(r.responses[0].partitions[0].error_code, 0, "v{v}");
+    }
+    for v in 1..=6 {
+        for timestamp in [-2, -1, 0] {
+            let request = ListOffsetsRequest::default().with_topics(vec![
+                ListOffsetsTopic::default()
+                    .with_name(name("t"))
+                    .with_partitions(vec![
+                        ListOffsetsPartition::default()
+                            .with_partition_index(0)
+                            .with_timestamp(timestamp),
+                    ]),
+            ]);
+            let r: ListOffsetsResponse = c.call(ApiKey::ListOffsets, v, &request).await;
+            let p = &r.topics[0].partitions[0];
+            assert_eq!(p.error_code, 0, "v{v} timestamp {timestamp}");
+            let want = if timestamp == -1 { 7 } else { 0 };
+            assert_eq!(p.offset, want, "v{v} timestamp {timestamp}");
+        }
+    }
+    for v in 2..=8 {
+        let request = OffsetCommitRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("g")))
+            .with_generation_id_or_member_epoch(-1)
+            .with_topics(vec![
+                OffsetCommitRequestTopic::default()
+                    .with_name(name("t"))
+                    .with_partitions(vec![
+                        OffsetCommitRequestPartition::default()
+                            .with_partition_index(0)
+                            // At most the log end (7): the store refuses more.
+                            .with_committed_offset(i64::from(v - 1)),
+                    ]),
+            ]);
+        let r: OffsetCommitResponse = c.call(ApiKey::OffsetCommit, v, &request).await;
+        assert_eq!(r.topics[0].partitions[0].error_code, 0, "v{v}");
+    }
+    for v in 1..=7 {
+        let request = OffsetFetchRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("g")))
+            .with_topics(Some(vec![
+                OffsetFetchRequestTopic::default()
+                    .with_name(name("t"))
+                    .with_partition_indexes(vec![0]),
+            ]));
+        let r: OffsetFetchResponse = c.call(ApiKey::OffsetFetch, v, &request).await;
+        assert_eq!(r.topics[0].partitions[0].committed_offset, 7, "v{v}");
+    }
+    for v in 0..=4 {
+        let request = if v >= 4 {
+            FindCoordinatorRequest::default()
+                .with_coordinator_keys(vec![StrBytes::from_static_str("g")])
+        } else {
+            FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("g"))
+        };
+        let _: FindCoordinatorResponse = c.call(ApiKey::FindCoordinator, v, &request).await;
+    }
+    for v in 0..=4 {
+        let r: InitProducerIdResponse = c
+            .call(
+                ApiKey::InitProducerId,
+                v,
+                &InitProducerIdRequest::default()
+                    .with_transactional_id(None)
+                    .with_transaction_timeout_ms(60_000),
+            )
+            .await;
+        assert_eq!(r.error_code, 0, "v{v}");
+    }
+    for v in 2..=7 {
+        let topic = format!("c{v}");
+        let r: CreateTopicsResponse = c.call(ApiKey::CreateTopics, v, &create(&topic, 1)).await;
+        assert_eq!(r.topics[0].error_code, 0, "v{v}");
+    }
+    for v in 1..=6 {
+        let topic = format!("c{}", v + 1);
+        let request = if v >= 6 {
+            DeleteTopicsRequest::default().with_topics(vec![
+                delete_topics_request::DeleteTopicState::default().with_name(Some(name(&topic))),
+            ])
+        } else {
+            DeleteTopicsRequest::default().with_topic_names(vec![name(&topic)])
+        };
+        let r: DeleteTopicsResponse = c.call(ApiKey::DeleteTopics, v, &request).await;
+        assert_eq!(r.responses[0].error_code, 0, "v{v}");
+    }
     broker.stop().await;
 }
