@@ -25,10 +25,13 @@ pub struct KafkaConfig {
     /// Kafka's `socket.request.max.bytes`).
     pub max_request_bytes: usize,
     /// Requests of one connection decoded and not yet answered; the next
-    /// waits (default 8). Answers always go out in request order.
+    /// waits (default 5, the Java producer's own in-flight limit). Answers
+    /// always go out in request order. A connection whose client stops
+    /// reading holds at most this many requests and answers:
+    /// `max_in_flight × (max_request_bytes + max_fetch_bytes)`.
     pub max_in_flight: usize,
-    /// Most bytes one Fetch answers, whatever the client asks (default 64
-    /// MiB).
+    /// Most bytes one Fetch answers, whatever the client asks (default 16
+    /// MiB; a first batch larger than that is still answered whole).
     pub max_fetch_bytes: usize,
     /// Longest a Fetch waits for `min_bytes` (default 30 s).
     pub max_fetch_wait: Duration,
@@ -49,8 +52,8 @@ impl Default for KafkaConfig {
             cluster_id: "commitlog".to_owned(),
             max_connections: 1024,
             max_request_bytes: 100 << 20,
-            max_in_flight: 8,
-            max_fetch_bytes: 64 << 20,
+            max_in_flight: 5,
+            max_fetch_bytes: 16 << 20,
             max_fetch_wait: Duration::from_secs(30),
             auto_create_topics: true,
             default_partitions: 1,
