@@ -126,6 +126,18 @@ pub(crate) fn create_topics(ctx: &Ctx, request: CreateTopicsRequest) -> CreateTo
                     return refuse(refused);
                 }
             }
+            // A batch never spans segments here: a `segment.bytes` below the
+            // default largest batch lowers it, unless `max.message.bytes`
+            // was given too (then the two must agree). Kafka's default
+            // largest batch (1 MiB) is never above its smallest segment.
+            let max_given = topic
+                .configs
+                .iter()
+                .any(|c| c.name.as_str() == "max.message.bytes" && c.value.is_some());
+            if !max_given && u64::from(config.max_batch_bytes) > config.segment_max_bytes {
+                config.max_batch_bytes =
+                    u32::try_from(config.segment_max_bytes).unwrap_or(u32::MAX);
+            }
             if let Err(err) = config.validate() {
                 return refuse((code::INVALID_CONFIG, err.to_string()));
             }

@@ -784,3 +784,57 @@ async fn every_served_version_of_every_api_answers() {
     }
     broker.stop().await;
 }
+
+/// `segment.bytes` alone, below the default largest batch (8 MiB), is a
+/// valid Kafka config (Kafka 4's minimum is 1 MiB): the largest batch
+/// follows it down rather than the topic being refused. Both set and at
+/// odds is refused: a batch never spans segments here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn segment_bytes_below_the_default_largest_batch_is_accepted() {
+    let broker = Broker::start().await;
+    let mut c = broker.client().await;
+    let with = |topic: &str, configs: &[(&'static str, &'static str)]| {
+        CreateTopicsRequest::default().with_topics(vec![
+            CreatableTopic::default()
+                .with_name(name(topic))
+                .with_num_partitions(1)
+                .with_replication_factor(1)
+                .with_configs(
+                    configs
+                        .iter()
+                        .map(|&(k, v)| {
+                            CreatableTopicConfig::default()
+                                .with_name(StrBytes::from_static_str(k))
+                                .with_value(Some(StrBytes::from_static_str(v)))
+                        })
+                        .collect(),
+                ),
+        ])
+    };
+    let r: CreateTopicsResponse = c
+        .call(
+            ApiKey::CreateTopics,
+            7,
+            &with("small", &[("segment.bytes", "1048576")]),
+        )
+        .await;
+    assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0].error_message);
+    let config = broker.store.topic("small").unwrap().config;
+    assert_eq!(config.segment_max_bytes, 1 << 20);
+    assert_eq!(config.max_batch_bytes, 1 << 20);
+    let r: CreateTopicsResponse = c
+        .call(
+            ApiKey::CreateTopics,
+            7,
+            &with(
+                "odds",
+                &[
+                    ("segment.bytes", "1048576"),
+                    ("max.message.bytes", "2097152"),
+                ],
+            ),
+        )
+        .await;
+    assert_eq!(r.topics[0].error_code, 40);
+    broker.stop().await;
+}
