@@ -64,10 +64,11 @@ pub(crate) fn commit(ctx: &Ctx, request: OffsetCommitRequest) -> OffsetCommitRes
 }
 
 /// The OffsetFetch answer (one group, versions 1–7): -1 for a partition
-/// without a committed offset.
+/// asked for without a committed offset.
 pub(crate) fn fetch(ctx: &Ctx, request: OffsetFetchRequest) -> OffsetFetchResponse {
     let group = request.group_id.0.to_string();
-    // A null list asks for every partition of every topic.
+    // A null list asks for the group's committed offsets: the partitions
+    // that have one, as Kafka answers (not every partition with -1).
     let wanted: Vec<(TopicName, Vec<i32>)> = match request.topics {
         Some(topics) => topics
             .into_iter()
@@ -78,9 +79,18 @@ pub(crate) fn fetch(ctx: &Ctx, request: OffsetFetchRequest) -> OffsetFetchRespon
             .list_topics()
             .unwrap_or_default()
             .into_iter()
-            .map(|info| {
-                let partitions = (0..info.partitions as i32).collect();
-                (TopicName(StrBytes::from_string(info.name)), partitions)
+            .filter_map(|info| {
+                let partitions: Vec<i32> = (0..info.partitions)
+                    .filter(|&p| {
+                        matches!(
+                            ctx.store.committed_offset(&group, &info.name, p),
+                            Ok(Some(_))
+                        )
+                    })
+                    .map(|p| p as i32)
+                    .collect();
+                (!partitions.is_empty())
+                    .then(|| (TopicName(StrBytes::from_string(info.name)), partitions))
             })
             .collect(),
     };

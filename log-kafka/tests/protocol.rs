@@ -838,3 +838,54 @@ async fn segment_bytes_below_the_default_largest_batch_is_accepted() {
     assert_eq!(r.topics[0].error_code, 40);
     broker.stop().await;
 }
+
+/// OffsetFetch for every topic (a null list, versions 2+) answers the
+/// group's committed offsets only, as Kafka does: not every partition of
+/// every topic with -1 (kafka-python's `list_group_offsets(group)` and
+/// Java's `listConsumerGroupOffsets` list what they get).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offset_fetch_of_all_topics_answers_only_committed_partitions() {
+    let broker = Broker::start().await;
+    let mut c = broker.client().await;
+    let _: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 5, &create("t", 2)).await;
+    let _: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 5, &create("u", 1)).await;
+    let commit = OffsetCommitRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("g")))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![
+            OffsetCommitRequestTopic::default()
+                .with_name(name("t"))
+                .with_partitions(vec![
+                    OffsetCommitRequestPartition::default()
+                        .with_partition_index(1)
+                        .with_committed_offset(0),
+                ]),
+        ]);
+    let r: OffsetCommitResponse = c.call(ApiKey::OffsetCommit, 8, &commit).await;
+    assert_eq!(r.topics[0].partitions[0].error_code, 0);
+    for v in 2..=7 {
+        let all = OffsetFetchRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("g")))
+            .with_topics(None);
+        let r: OffsetFetchResponse = c.call(ApiKey::OffsetFetch, v, &all).await;
+        let got: Vec<(String, Vec<(i32, i64)>)> = r
+            .topics
+            .iter()
+            .map(|t| {
+                let parts = t
+                    .partitions
+                    .iter()
+                    .map(|p| (p.partition_index, p.committed_offset))
+                    .collect();
+                (t.name.0.to_string(), parts)
+            })
+            .collect();
+        assert_eq!(got, vec![("t".to_owned(), vec![(1, 0)])], "v{v}");
+        let none = OffsetFetchRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("nobody")))
+            .with_topics(None);
+        let r: OffsetFetchResponse = c.call(ApiKey::OffsetFetch, v, &none).await;
+        assert!(r.topics.is_empty(), "v{v}: {:?}", r.topics);
+    }
+    broker.stop().await;
+}
