@@ -3,8 +3,9 @@
 //!
 //! A time is matched against the log's append times (Kafka's
 //! `LogAppendTime`), which the storage indexes; the answer's timestamp is
-//! that batch's append time. The max-timestamp query (-3, version 7) is
-//! not served: the advertised range stops at version 6.
+//! that batch's append time. With append times, which never go back, the
+//! max-timestamp query (-3, version 7) is the last durable record, with
+//! its batch's append time.
 //!
 //! The leader epoch is answered unknown (-1), as Metadata answers it: the
 //! field exists from version 4 only, the handler does not see the version,
@@ -23,6 +24,7 @@ use crate::errors::{self, code};
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
 
 /// The ListOffsets answer.
 pub(crate) fn list_offsets(ctx: &Ctx, request: ListOffsetsRequest) -> ListOffsetsResponse {
@@ -68,6 +70,19 @@ fn lookup(log: &Log, timestamp: i64) -> Result<(i64, i64), i16> {
     match timestamp {
         LATEST => Ok((marks.durable_end as i64, -1)),
         EARLIEST => Ok((marks.log_start as i64, -1)),
+        MAX_TIMESTAMP => {
+            if marks.durable_end <= marks.log_start {
+                return Ok((-1, -1));
+            }
+            let last = marks.durable_end - 1;
+            let read = log
+                .read(last, 1, Isolation::Durable)
+                .map_err(|e| errors::storage(&e).0)?;
+            match BatchHeader::parse(&read.batches, 0, &Limits::unlimited()) {
+                Ok(header) => Ok((last as i64, header.append_time)),
+                Err(_) => Ok((-1, -1)),
+            }
+        }
         t if t >= 0 => {
             let Some(offset) = log.offset_for_time(t).map_err(|e| errors::storage(&e).0)? else {
                 return Ok((-1, -1));

@@ -889,3 +889,33 @@ async fn offset_fetch_of_all_topics_answers_only_committed_partitions() {
     }
     broker.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_offsets_v7_answers_the_max_timestamp_as_the_last_durable_record() {
+    let broker = Broker::start().await;
+    let mut c = broker.client().await;
+    let _: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 5, &create("mt", 1)).await;
+    let query = |timestamp: i64| {
+        ListOffsetsRequest::default().with_topics(vec![
+            ListOffsetsTopic::default()
+                .with_name(name("mt"))
+                .with_partitions(vec![
+                    ListOffsetsPartition::default()
+                        .with_partition_index(0)
+                        .with_timestamp(timestamp),
+                ]),
+        ])
+    };
+    let empty: ListOffsetsResponse = c.call(ApiKey::ListOffsets, 7, &query(-3)).await;
+    assert_eq!(empty.topics[0].partitions[0].offset, -1);
+    let before = log_format::now_ms();
+    let _: ProduceResponse = c
+        .call(ApiKey::Produce, 9, &produce("mt", 0, -1, kafka_batch(4, 0)))
+        .await;
+    let r: ListOffsetsResponse = c.call(ApiKey::ListOffsets, 7, &query(-3)).await;
+    let p = &r.topics[0].partitions[0];
+    assert_eq!(p.error_code, 0);
+    assert_eq!(p.offset, 3);
+    assert!(p.timestamp >= before, "{} < {before}", p.timestamp);
+    broker.stop().await;
+}
