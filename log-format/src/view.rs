@@ -315,16 +315,7 @@ impl<'a> BatchView<'a> {
 
     /// The records, in offset order (decompressed, for a compressed batch).
     pub fn records(&self) -> Records<'_> {
-        let records = match &self.decompressed {
-            Some(bytes) => &bytes[..],
-            None => &self.bytes[field::RECORDS..],
-        };
-        Records {
-            records,
-            pos: 0,
-            base_offset: self.header.base_offset,
-            base_timestamp: self.header.base_timestamp,
-        }
+        Records::of(self.bytes, self.decompressed.as_ref(), &self.header)
     }
 }
 
@@ -335,6 +326,23 @@ pub struct Records<'a> {
     pos: usize,
     base_offset: u64,
     base_timestamp: i64,
+}
+
+impl<'a> Records<'a> {
+    /// The records of a verified frame: its decompressed records when it
+    /// has them, else its own from byte 77.
+    fn of(frame: &'a [u8], decompressed: Option<&'a Bytes>, header: &BatchHeader) -> Self {
+        let records = match decompressed {
+            Some(bytes) => &bytes[..],
+            None => &frame[field::RECORDS..],
+        };
+        Records {
+            records,
+            pos: 0,
+            base_offset: header.base_offset,
+            base_timestamp: header.base_timestamp,
+        }
+    }
 }
 
 impl<'a> Iterator for Records<'a> {
@@ -428,16 +436,7 @@ impl Batch {
 
     /// The records, in offset order (decompressed, for a compressed batch).
     pub fn records(&self) -> Records<'_> {
-        let records = match &self.decompressed {
-            Some(bytes) => &bytes[..],
-            None => &self.bytes[field::RECORDS..],
-        };
-        Records {
-            records,
-            pos: 0,
-            base_offset: self.header.base_offset,
-            base_timestamp: self.header.base_timestamp,
-        }
+        Records::of(&self.bytes, self.decompressed.as_ref(), &self.header)
     }
 
     /// A [`Bytes`] sharing the memory of `part`, a slice of this batch or

@@ -70,33 +70,26 @@ fn lookup(log: &Log, timestamp: i64) -> Result<(i64, i64), i16> {
     match timestamp {
         LATEST => Ok((marks.durable_end as i64, -1)),
         EARLIEST => Ok((marks.log_start as i64, -1)),
-        MAX_TIMESTAMP => {
-            if marks.durable_end <= marks.log_start {
-                return Ok((-1, -1));
-            }
-            let last = marks.durable_end - 1;
-            let read = log
-                .read(last, 1, Isolation::Durable)
-                .map_err(|e| errors::storage(&e).0)?;
-            match BatchHeader::parse(&read.batches, 0, &Limits::unlimited()) {
-                Ok(header) => Ok((last as i64, header.append_time)),
-                Err(_) => Ok((-1, -1)),
-            }
-        }
-        t if t >= 0 => {
-            let Some(offset) = log.offset_for_time(t).map_err(|e| errors::storage(&e).0)? else {
-                return Ok((-1, -1));
-            };
-            // The append time of the batch holding `offset`.
-            let read = log
-                .read(offset, 1, Isolation::Durable)
-                .map_err(|e| errors::storage(&e).0)?;
-            match BatchHeader::parse(&read.batches, 0, &Limits::unlimited()) {
-                Ok(header) => Ok((offset as i64, header.append_time)),
-                // Not durable yet: as if nothing matched.
-                Err(_) => Ok((-1, -1)),
-            }
-        }
+        MAX_TIMESTAMP if marks.durable_end <= marks.log_start => Ok((-1, -1)),
+        MAX_TIMESTAMP => with_append_time(log, marks.durable_end - 1),
+        t if t >= 0 => match log.offset_for_time(t).map_err(|e| errors::storage(&e).0)? {
+            Some(offset) => with_append_time(log, offset),
+            None => Ok((-1, -1)),
+        },
         _ => Err(code::UNSUPPORTED_VERSION),
     }
+}
+
+/// `offset` with the append time of the batch holding it; `(-1, -1)` when
+/// it is not durable yet (as if nothing matched).
+fn with_append_time(log: &Log, offset: u64) -> Result<(i64, i64), i16> {
+    let read = log
+        .read(offset, 1, Isolation::Durable)
+        .map_err(|e| errors::storage(&e).0)?;
+    Ok(
+        match BatchHeader::parse(&read.batches, 0, &Limits::unlimited()) {
+            Ok(header) => (offset as i64, header.append_time),
+            Err(_) => (-1, -1),
+        },
+    )
 }
