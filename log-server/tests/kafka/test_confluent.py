@@ -256,6 +256,67 @@ class ConfluentTest(unittest.TestCase):
         self.assertEqual(err.code(), KafkaError.MSG_SIZE_TOO_LARGE, err)
         self.assertEqual(produce_all(p, topic, [(None, b"small", None, None)]), [0])
 
+    def test_acks_0_and_1(self):
+        topic = self.create("ck-acks")
+        for acks in (0, 1):
+            offsets = produce_all(producer(acks=acks), topic,
+                                  [(None, payload(i, f"acks={acks}"), None, None) for i in range(5)])
+            # acks=0 gets no answer: no offset in the delivery report.
+            self.assertEqual(offsets, [None] * 5 if acks == 0 else list(range(5, 10)), f"acks={acks}")
+        c = consumer()
+        c.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+        got = poll(c, 10)
+        c.close()
+        self.assertEqual([m.value() for m in got], [payload(i, f"acks={a}") for a in (0, 1) for i in range(5)])
+
+    def test_keys_spread_over_partitions(self):
+        topic = self.create("ck-keys", partitions=3)
+        p = producer()
+        where = {}
+
+        def report(err, msg):
+            self.assertIsNone(err)
+            where.setdefault(msg.key(), set()).add(msg.partition())
+
+        for i in range(30):
+            p.produce(topic, key=f"user-{i % 6}".encode(), value=b"%d" % i, on_delivery=report)
+        self.assertEqual(p.flush(TIMEOUT), 0)
+        self.assertTrue(all(len(parts) == 1 for parts in where.values()), where)
+        self.assertGreater(len(set().union(*where.values())), 1, where)
+        c = consumer()
+        c.assign([TopicPartition(topic, n, OFFSET_BEGINNING) for n in range(3)])
+        got = poll(c, 30)
+        c.close()
+        self.assertEqual(sorted(int(m.value()) for m in got), list(range(30)))
+        for m in got:
+            self.assertEqual(where[m.key()], {m.partition()})
+
+    def test_record_larger_than_the_fetch_sizes_is_read(self):
+        topic = self.create("ck-large")
+        big = os.urandom(3 << 20)
+        p = producer(**{"message.max.bytes": 8 << 20})
+        self.assertEqual(produce_all(p, topic, [(None, big, None, None), (None, b"after", None, None)]), [0, 1])
+        c = consumer(**{"max.partition.fetch.bytes": 1 << 20, "fetch.max.bytes": 1 << 20,
+                        "receive.message.max.bytes": 16 << 20})
+        c.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+        got = poll(c, 2)
+        c.close()
+        self.assertEqual([(m.offset(), m.value()) for m in got], [(0, big), (1, b"after")])
+
+    def test_offset_out_of_range_resets(self):
+        topic = self.create("ck-range")
+        produce_all(producer(), topic, [(None, b"%d" % i, None, None) for i in range(3)])
+        c = consumer(**{"auto.offset.reset": "earliest"})
+        c.assign([TopicPartition(topic, 0, 1000)])  # past the end: reset to earliest
+        self.assertEqual([m.offset() for m in poll(c, 3)], [0, 1, 2])
+        c.close()
+        c = consumer(**{"auto.offset.reset": "error"})
+        c.assign([TopicPartition(topic, 0, 1000)])
+        with self.assertRaises(KafkaException) as caught:
+            poll(c, 1)
+        self.assertIn(caught.exception.args[0].code(), (KafkaError.OFFSET_OUT_OF_RANGE, KafkaError._AUTO_OFFSET_RESET))
+        c.close()
+
     def test_kafka_produce_read_over_grpc(self):
         topic = self.create("ck-to-grpc")
         ts = now_ms() - 60_000

@@ -233,6 +233,85 @@ class KafkaPythonTest(unittest.TestCase):
         self.assertEqual(p.send(topic, value=b"small", partition=0).get(TIMEOUT).offset, 0)
         p.close(TIMEOUT)
 
+    def test_acks_0_and_1(self):
+        topic = self.create("kp-acks")
+        tp = TopicPartition(topic, 0)
+        for acks in (0, 1):
+            p = producer(acks=acks)
+            futures = [p.send(topic, value=payload(i, f"acks={acks}"), partition=0) for i in range(5)]
+            p.flush(TIMEOUT)
+            offsets = [f.get(TIMEOUT).offset for f in futures]
+            p.close(TIMEOUT)
+            # acks=0 gets no answer: kafka-python 3 makes one up (base
+            # offset 0, its schema default), so only acks=1's are real.
+            if acks == 1:
+                self.assertEqual(offsets, list(range(5, 10)))
+        # Both are readable soon (the high watermark is the durable end; a
+        # sync is scheduled at once).
+        c = consumer(auto_offset_reset="earliest")
+        c.assign([tp])
+        got = poll(c, 10)
+        c.close()
+        self.assertEqual([m.value for m in got],
+                         [payload(i, f"acks={a}") for a in (0, 1) for i in range(5)])
+
+    def test_keys_spread_over_partitions(self):
+        topic = self.create("kp-keys", partitions=3)
+        p = producer()
+        futures = [(f"user-{i % 6}".encode(), p.send(topic, key=f"user-{i % 6}".encode(), value=b"%d" % i))
+                   for i in range(30)]
+        p.flush(TIMEOUT)
+        where = {}
+        for key, f in futures:
+            where.setdefault(key, set()).add(f.get(TIMEOUT).partition)
+        p.close(TIMEOUT)
+        self.assertTrue(all(len(parts) == 1 for parts in where.values()), where)  # one key, one partition
+        self.assertGreater(len(set().union(*where.values())), 1, where)
+        c = consumer(auto_offset_reset="earliest")
+        c.assign([TopicPartition(topic, n) for n in range(3)])
+        got = poll(c, 30)
+        c.close()
+        self.assertEqual(sorted(int(m.value) for m in got), list(range(30)))
+        for m in got:
+            self.assertEqual(where[m.key], {m.partition})
+
+    def test_record_larger_than_the_fetch_sizes_is_read(self):
+        # Kafka answers the first batch whole even over max_partition_fetch_bytes
+        # and fetch_max_bytes (KIP-74): a consumer never stalls on it.
+        topic = self.create("kp-large")
+        big = os.urandom(3 << 20)
+        p = producer(max_request_size=8 << 20)
+        p.send(topic, value=big, partition=0).get(TIMEOUT)
+        p.send(topic, value=b"after", partition=0).get(TIMEOUT)
+        p.close(TIMEOUT)
+        c = consumer(auto_offset_reset="earliest", max_partition_fetch_bytes=1 << 20, fetch_max_bytes=1 << 20)
+        c.assign([TopicPartition(topic, 0)])
+        got = poll(c, 2)
+        c.close()
+        self.assertEqual([(m.offset, m.value) for m in got], [(0, big), (1, b"after")])
+
+    def test_offset_out_of_range_resets(self):
+        topic = self.create("kp-range")
+        tp = TopicPartition(topic, 0)
+        p = producer()
+        for i in range(3):
+            p.send(topic, value=b"%d" % i, partition=0)
+        p.flush(TIMEOUT)
+        p.close(TIMEOUT)
+        c = consumer(auto_offset_reset="earliest")
+        c.assign([tp])
+        c.seek(tp, 1000)  # past the end: OFFSET_OUT_OF_RANGE, reset to earliest
+        self.assertEqual([m.offset for m in poll(c, 3)], [0, 1, 2])
+        c.close()
+        c = consumer(auto_offset_reset="none")
+        c.assign([tp])
+        c.seek(tp, 1000)
+        with self.assertRaises(kerr.OffsetOutOfRangeError):
+            deadline = time.monotonic() + TIMEOUT
+            while time.monotonic() < deadline:
+                c.poll(timeout_ms=500)
+        c.close()
+
     def test_kafka_produce_read_over_grpc(self):
         topic = self.create("kp-to-grpc")
         p = producer()
