@@ -2,8 +2,9 @@
 // log-server's Kafka listener: a producer with acks=all and idempotence
 // (every codec), a consumer with assign + seekToBeginning (and the ends,
 // offsetsForTimes, a group's commit read back), the AdminClient's
-// create / describe / delete topics, and a record over the topic's
-// max.message.bytes refused with RecordTooLargeException.
+// create / describe / delete topics, a record over the topic's
+// max.message.bytes refused with RecordTooLargeException, and a topic
+// created by a producer's first record.
 //
 //   mvn -q -f pom.xml dependency:copy-dependencies -DoutputDirectory=lib
 //   java -cp 'lib/*' KafkaClients.java HOST:PORT
@@ -321,6 +322,18 @@ public class KafkaClients {
         }
     }
 
+    static void producerCreatesTopicOnFirstUse() throws Exception {
+        String topic = topicName("auto");
+        try (KafkaProducer<byte[], byte[]> producer = producer("lz4", Map.of())) {
+            RecordMetadata m = producer.send(new ProducerRecord<>(topic, b("k"), b("first"))).get(30, TimeUnit.SECONDS);
+            equal(0L, m.offset(), "offset of the first record");
+        }
+        try (Admin admin = admin()) {
+            TopicDescription d = admin.describeTopics(List.of(topic)).allTopicNames().get(30, TimeUnit.SECONDS).get(topic);
+            equal(1, d.partitions().size(), "partitions of an auto-created topic (num.partitions)");
+        }
+    }
+
     public static void main(String[] args) {
         if (args.length != 1) {
             System.err.println("usage: java -cp 'lib/*' KafkaClients.java HOST:PORT");
@@ -334,6 +347,7 @@ public class KafkaClients {
         check("java consumer assign + seekToBeginning", KafkaClients::consumerAssignSeekToBeginning);
         check("java group commit read back (assign, no membership)", KafkaClients::groupCommitReadBack);
         check("java record over max.message.bytes: RecordTooLargeException", KafkaClients::recordTooLarge);
+        check("java producer to a new topic creates it (Metadata auto-create)", KafkaClients::producerCreatesTopicOnFirstUse);
         System.out.printf("java: %d passed, %d failed%n", passed, failed);
         System.out.flush();
         System.exit(failed > 0 ? 1 : 0);
