@@ -16,11 +16,17 @@
 //!    printed and recorded, when Redis cannot be installed;
 //! 5. recovery: fills a log, kills the server with SIGKILL, restarts it and
 //!    times until it serves;
-//! 6. writes `target/bench-report/` (`results.txt`, then `log-loadgen
+//! 6. only when asked (`--peer kafka`, which alone runs nothing else but
+//!    the machine lines and fsync probes): the `kafka` peer step
+//!    ([`kafka`]), Apache Kafka downloaded from Maven Central against our
+//!    Kafka listener, `ProducerPerformance` and two consumers A B A B;
+//!    skipped, with the reason printed and recorded, without Java, Maven
+//!    or the download;
+//! 7. writes `target/bench-report/` (`results.txt`, then `log-loadgen
 //!    report` turns it into `report.md`, `results.json` and SVG plots).
 //!
 //! Loopback only; nothing is downloaded but Debian's `redis-server` package
-//! when missing. It asserts no timing: numbers are reported, never checked.
+//! when missing and, for `--peer kafka`, Kafka's jars. It asserts no timing: numbers are reported, never checked.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -28,6 +34,7 @@ use std::time::Instant;
 
 use crate::{cargo, workspace_root};
 
+mod kafka;
 mod redis;
 mod scale;
 mod server;
@@ -50,6 +57,10 @@ struct Options {
     only: Vec<String>,
     criterion: bool,
     redis: bool,
+    /// The scenarios, scale and recovery steps (off for `--peer` alone).
+    suite: bool,
+    /// The `kafka` peer step (`--peer kafka`).
+    kafka: bool,
     overrides: Vec<String>,
 }
 
@@ -59,6 +70,8 @@ fn parse(args: &[String]) -> Result<Options, String> {
         only: Vec::new(),
         criterion: true,
         redis: true,
+        suite: true,
+        kafka: false,
         overrides: Vec::new(),
     };
     let mut it = args.iter();
@@ -67,6 +80,11 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--quick" => options.quick = true,
             "--no-criterion" => options.criterion = false,
             "--no-redis" => options.redis = false,
+            "--peer" => match it.next().map(String::as_str) {
+                Some("kafka") => options.kafka = true,
+                Some(other) => return Err(format!("unknown peer `{other}` (known: kafka)")),
+                None => return Err("--peer needs a name (kafka)".into()),
+            },
             "--scenario" => {
                 let name = it.next().ok_or("--scenario needs a name")?;
                 options.only.push(name.clone());
@@ -79,6 +97,12 @@ fn parse(args: &[String]) -> Result<Options, String> {
             }
             other => return Err(format!("unknown bench argument `{other}`")),
         }
+    }
+    if options.kafka && options.only.is_empty() {
+        // `--peer kafka` alone runs the peer step alone.
+        options.criterion = false;
+        options.redis = false;
+        options.suite = false;
     }
     if !options.only.is_empty() {
         options.criterion = false;
@@ -248,7 +272,12 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
     } else {
         None
     };
-    for run in runs(options.quick) {
+    let runs = if options.suite {
+        runs(options.quick)
+    } else {
+        Vec::new()
+    };
+    for run in runs {
         if !options.only.is_empty() && !options.only.iter().any(|s| s == run.scenario) {
             continue;
         }
@@ -306,11 +335,18 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
         }
     }
 
-    if options.only.is_empty() || options.only.iter().any(|s| s == "scale") {
+    let step = |name: &str| {
+        options.suite && (options.only.is_empty() || options.only.iter().any(|s| s == name))
+    };
+    if step("scale") {
         lines.extend(scale(&server, &loadgen, &data_root, options.quick)?);
     }
-    if options.only.is_empty() || options.only.iter().any(|s| s == "recovery") {
+    if step("recovery") {
         lines.extend(recovery(&server, &loadgen, &data_root, options.quick)?);
+    }
+
+    if options.kafka {
+        lines.extend(kafka_step(&root, &server, &loadgen, &data_root, &options)?);
     }
 
     lines.push(fsync_probe(&data_root, "fdatasync_end")?);
@@ -332,6 +368,28 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
         report_dir.join("report.md").display()
     );
     Ok(())
+}
+
+/// The `kafka` peer step, or the NOTE saying why it was skipped.
+fn kafka_step(
+    root: &Path,
+    server: &Path,
+    loadgen: &Path,
+    data_root: &Path,
+    options: &Options,
+) -> Result<Vec<String>, String> {
+    let workloads = kafka::workloads(
+        options.quick,
+        last_value(&options.overrides, "--n"),
+        last_value(&options.overrides, "--size"),
+    );
+    match kafka::prepare(root) {
+        Ok(kit) => kafka::run(&kit, server, loadgen, data_root, &workloads),
+        Err(reason) => {
+            eprintln!("== kafka: skipped: {reason}");
+            Ok(vec![kafka::skipped(&reason)])
+        }
+    }
 }
 
 /// The last value of option `name` in `args`, parsed.

@@ -4,7 +4,8 @@
 //! the workspace, so it builds in seconds and never goes stale against them.
 //! It does not install toolchains or system packages: that is `.ci/run`'s job
 //! (one exception: `cargo xtask bench` installs Debian's `redis-server` for
-//! its Redis peer step when missing).
+//! its Redis peer step when missing; `--peer kafka` downloads Kafka's jars
+//! with Maven, which it does not install).
 #![forbid(unsafe_code)]
 #![allow(clippy::print_stdout)]
 
@@ -31,6 +32,10 @@ commands:
               recovery after kill -9; report in target/bench-report/
               [--quick] [--scenario NAME]... [--no-criterion] [--no-redis]
               [--n N] [--size B] [--batch N] [--ack durable|written] ...
+              --peer kafka: only Apache Kafka (jars from Maven Central; needs
+              java and mvn, else skipped) against our Kafka listener, same
+              Java client, A B A B (100 B and 1 KiB; --n N, --size B;
+              --quick: small N); never part of the default run
   help        print this text
 ";
 

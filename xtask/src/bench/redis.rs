@@ -37,7 +37,7 @@ pub(super) struct Workload {
 }
 
 /// `name` on `PATH`, if there.
-fn on_path(name: &str) -> Option<PathBuf> {
+pub(super) fn on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|dir| dir.join(name))

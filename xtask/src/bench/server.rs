@@ -1,5 +1,6 @@
 //! The real `log-server` a bench step runs against: started on a free
-//! loopback port with its own data directory, waited for until it serves,
+//! loopback port with its own data directory (the Kafka listener off, or on
+//! a second free port for the Kafka peer step), waited for until it serves,
 //! stopped (SIGTERM, then kill) when dropped.
 
 use std::net::TcpListener;
@@ -10,30 +11,60 @@ use std::process::{Child, Command, Stdio};
 pub(super) struct Server {
     pub(super) child: Child,
     pub(super) port: u16,
+    /// The Kafka listener's port, when it is on.
+    pub(super) kafka_port: Option<u16>,
+}
+
+/// A free loopback port (bound, read, released).
+pub(super) fn free_port() -> Result<u16, String> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("no free port: {e}"))
 }
 
 impl Server {
     pub(super) fn start(bin: &Path, data: &Path) -> Result<Server, String> {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| format!("no free port: {e}"))?
-            .port();
-        Self::start_on(bin, data, port)
+        Self::start_on(bin, data, free_port()?)
     }
 
     pub(super) fn start_on(bin: &Path, data: &Path, port: u16) -> Result<Server, String> {
+        Self::spawn(bin, data, port, None)
+    }
+
+    /// With the Kafka listener on `127.0.0.1:` a free port as well.
+    pub(super) fn start_with_kafka(bin: &Path, data: &Path) -> Result<Server, String> {
+        let port = free_port()?;
+        let mut kafka = free_port()?;
+        while kafka == port {
+            kafka = free_port()?;
+        }
+        Self::spawn(bin, data, port, Some(kafka))
+    }
+
+    fn spawn(
+        bin: &Path,
+        data: &Path,
+        port: u16,
+        kafka_port: Option<u16>,
+    ) -> Result<Server, String> {
+        let kafka = kafka_port.map_or("off".to_owned(), |p| format!("127.0.0.1:{p}"));
         let child = Command::new(bin)
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
             .arg("--kafka-listen")
-            .arg("off")
+            .arg(kafka)
             .arg("--data-dir")
             .arg(data)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
-        Ok(Server { child, port })
+        Ok(Server {
+            child,
+            port,
+            kafka_port,
+        })
     }
 
     pub(super) fn url(&self) -> String {

@@ -10,6 +10,10 @@
 //! run A B A B with them give the Redis comparison: the rounds' mean
 //! acks/s of each, their ratio, the worst round's p99, and the server CPU
 //! per ack (`server_cpu_ticks` summed over the rounds, over the acks).
+//!
+//! The `system=kafka` and `system=log-server` lines of `scenario=kafka-…`
+//! (the `kafka` peer step, `--peer kafka`) give the Kafka comparison
+//! ([`kafka`]): produce rate, p99, consume rate and RSS, ours over Kafka's.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -17,6 +21,7 @@ use std::path::Path;
 use plotters::prelude::*;
 
 mod bounds;
+mod kafka;
 mod targets;
 
 use targets::{Cpu, Row, TARGETS, derived_rows, find};
@@ -42,9 +47,15 @@ impl Line {
     }
 
     fn label(&self) -> String {
+        let scenario = self.get("scenario").unwrap_or("?");
+        // Both systems of the Kafka step run the same scenarios.
+        let scenario = match scenario.strip_prefix("kafka-") {
+            Some(rest) => format!("{} {rest}", self.get("system").unwrap_or("?")),
+            None => scenario.to_owned(),
+        };
         let mut label = format!(
             "{} {}B {}",
-            self.get("scenario").unwrap_or("?"),
+            scenario,
             self.get("size").unwrap_or("?"),
             self.get("ack").unwrap_or("?")
         );
@@ -171,6 +182,7 @@ pub(crate) fn write(dir: &Path) -> Result<(), BoxError> {
         })
         .collect();
     rows.extend(derived_rows(&lines));
+    rows.extend(kafka::rows(&lines));
     for row in &rows {
         let _ = writeln!(
             md,
@@ -190,6 +202,7 @@ pub(crate) fn write(dir: &Path) -> Result<(), BoxError> {
          to just after it ends, over the records of the run (it includes the read-back of the \
          scenarios that read).\n\n",
     );
+    md.push_str(&kafka::section(&lines));
     md.push_str(&bounds::section(&lines));
     md.push_str("\n## Scenarios\n\n| system | scenario | size | batch | ack | n | append rec/s | append MB/s | p50 µs | p99 µs | read rec/s | read MB/s | fsyncs | records/fsync | server CPU µs/record |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for r in &results {
@@ -391,6 +404,123 @@ mod tests {
         let grpc = row(&rows, "gRPC peer DURABLE 1 KiB MB/s ÷");
         assert_eq!(grpc.met, "yes");
         assert!(grpc.measured.starts_with("0.90×"), "{}", grpc.measured);
+    }
+
+    #[test]
+    fn kafka_rows_compare_ours_with_kafka_round_by_round() {
+        let lines = parse(
+            "NOTE kafka_version=4.3.1 kafka_client=kafka-tools-4.3.1\n\
+             RESULT system=kafka scenario=kafka-producer-perf version=4.3.1 size=100 ack=all durability=page-cache n=1000 append_rps=300000 lat_p99_us=300000 rss_kb=700000 round=1\n\
+             RESULT system=kafka scenario=kafka-consume size=100 ack=all n=1000 read_rps=1000000 round=1\n\
+             RESULT system=kafka scenario=kafka-consumer-perf size=100 ack=all n=1000 read_rps=540000 round=1\n\
+             RESULT system=log-server scenario=kafka-producer-perf size=100 ack=all durability=fdatasync n=1000 append_rps=700000 lat_p99_us=30000 rss_kb=10000 round=1\n\
+             RESULT system=log-server scenario=kafka-consume size=100 ack=all n=1000 read_rps=1100000 round=1\n\
+             NOTE kafka_consumer_perf_log_server=needs_consumer-group_membership\n\
+             RESULT system=kafka scenario=kafka-producer-perf version=4.3.1 size=100 ack=all n=1000 append_rps=340000 lat_p99_us=250000 round=2\n\
+             RESULT system=kafka scenario=kafka-consume size=100 ack=all n=1000 read_rps=1000000 round=2\n\
+             RESULT system=log-server scenario=kafka-producer-perf size=100 ack=all n=1000 append_rps=660000 lat_p99_us=40000 round=2\n\
+             RESULT system=log-server scenario=kafka-consume size=100 ack=all n=1000 read_rps=1300000 round=2\n\
+             RESULT system=kafka scenario=kafka-producer-perf size=1024 ack=all n=1000 append_rps=150000 lat_p99_us=20000 round=1\n\
+             RESULT system=log-server scenario=kafka-producer-perf size=1024 ack=all n=1000 append_rps=120000 lat_p99_us=60000 round=1\n\
+             EXTRA system=kafka scenario=kafka-peer rss_kb_max=800000\n\
+             EXTRA system=log-server scenario=kafka-peer rss_kb_max=16000\n",
+        );
+        let rows = super::kafka::rows(&lines);
+        // 680 K ÷ 320 K, means of the two rounds.
+        let produce = row(&rows, "Kafka producer 100 B, acks=all (");
+        assert_eq!(produce.met, "yes");
+        assert!(
+            produce.measured.starts_with(
+                "2.12× (log-server 680.0 K, Kafka 320.0 K records/s; mean of 2 rounds each)"
+            ),
+            "{}",
+            produce.measured
+        );
+        assert_eq!(produce.bound, "≥ 1.00×");
+        // Worst rounds: 40 ms against 300 ms.
+        let p99 = row(&rows, "Kafka producer 100 B, acks=all: log-server p99");
+        assert_eq!(
+            (p99.measured.as_str(), p99.bound.as_str(), p99.met),
+            ("40000 vs Kafka's 300000", "≤ Kafka's (300000)", "yes")
+        );
+        // 1.2 M ÷ 1.0 M: just the bound.
+        let consume = row(&rows, "Kafka consumer 100 B");
+        assert_eq!(consume.met, "yes");
+        assert!(
+            consume.measured.starts_with("1.20×"),
+            "{}",
+            consume.measured
+        );
+        let produce = row(&rows, "Kafka producer 1 KiB, acks=all (");
+        assert_eq!(produce.met, "no");
+        assert!(
+            produce
+                .measured
+                .starts_with("0.80× (log-server 120.0 K, Kafka 150.0 K records/s; 1 run each)"),
+            "{}",
+            produce.measured
+        );
+        let p99 = row(&rows, "Kafka producer 1 KiB, acks=all: log-server p99");
+        assert_eq!(p99.met, "no");
+        let consume = row(&rows, "Kafka consumer 1 KiB");
+        assert_eq!((consume.measured.as_str(), consume.met), ("not run", "-"));
+        let rss = row(&rows, "RSS after the produce runs");
+        assert_eq!(
+            (rss.measured.as_str(), rss.met),
+            ("0.020× (log-server 15.6 MiB, Kafka 781.2 MiB)", "yes")
+        );
+        let group = row(&rows, "ConsumerPerformance");
+        assert_eq!(
+            group.measured,
+            "Kafka: 100 B 540.0 K records/s; log-server: skipped: needs consumer-group membership"
+        );
+        assert!(super::kafka::section(&lines).contains("Apache Kafka 4.3.1"));
+    }
+
+    #[test]
+    fn kafka_rows_say_why_the_peer_did_not_run() {
+        // The whole step skipped: every row says why.
+        let lines = parse("NOTE kafka_skipped=java_is_not_installed\n");
+        let rows = super::kafka::rows(&lines);
+        assert_eq!(rows.len(), 8);
+        for r in &rows[..7] {
+            assert_eq!(
+                (r.measured.as_str(), r.met),
+                ("skipped: java is not installed", "-"),
+                "{}",
+                r.what
+            );
+        }
+        assert_eq!(super::kafka::section(&lines), "");
+        // Kafka failed in a later round: ours is shown beside the reason.
+        let lines = parse(
+            "NOTE kafka_skipped=Kafka_1024_B_round_1_failed:_no_free_port\n\
+             RESULT system=log-server scenario=kafka-producer-perf size=1024 ack=all n=1000 append_rps=120000 lat_p99_us=60000 round=1\n\
+             EXTRA system=log-server scenario=kafka-peer rss_kb_max=16000\n",
+        );
+        let rows = super::kafka::rows(&lines);
+        let produce = row(&rows, "Kafka producer 1 KiB, acks=all (");
+        assert_eq!(produce.met, "-");
+        assert_eq!(
+            produce.measured,
+            "skipped: Kafka 1024 B round 1 failed: no free port (log-server 120.0 K records/s, 1 run)"
+        );
+        let rss = row(&rows, "RSS after the produce runs");
+        assert!(
+            rss.measured.ends_with("(log-server 15.6 MiB)"),
+            "{}",
+            rss.measured
+        );
+        // Not asked for (the default run): one row says how.
+        let rows = super::kafka::rows(&parse(
+            "RESULT system=log-server scenario=peer size=100 ack=durable n=1\n",
+        ));
+        assert_eq!(rows.len(), 1);
+        assert!(
+            rows[0].measured.contains("--peer kafka"),
+            "{}",
+            rows[0].measured
+        );
     }
 
     #[test]
