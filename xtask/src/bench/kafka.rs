@@ -73,8 +73,9 @@ pub(super) struct Workload {
 /// 100 B and 1 KiB records, full or quick; `n` and `size` (`--n`,
 /// `--size`) override the count and keep only that size.
 pub(super) fn workloads(quick: bool, n: Option<u64>, size: Option<usize>) -> Vec<Workload> {
-    // Full: 10-30 s per produce run here for either system.
-    [(100, 8_000_000, 20_000), (1024, 2_000_000, 5_000)]
+    // Full: 10-30 s a produce run for either system on the 2-core machine
+    // the bench is written for.
+    [(100, 16_000_000, 20_000), (1024, 3_000_000, 5_000)]
         .into_iter()
         .filter(|(s, _, _)| size.is_none_or(|want| want == *s))
         .map(|(s, full, small)| Workload {
@@ -370,7 +371,7 @@ fn measure(
     let before = cpu_ticks(pid);
     let ran = run_bounded(&mut consume, &format!("consume-{tag}"), limit, tools)?;
     let after = cpu_ticks(pid);
-    let (records, rps, mbps) = parse_consumed(&ran.stdout)
+    let consumed = parse_consumed(&ran.stdout)
         .filter(|_| ran.status.success())
         .ok_or_else(|| {
             format!(
@@ -380,12 +381,26 @@ fn measure(
             )
         })?;
     let mut line = format!(
-        "RESULT system={} scenario=kafka-consume client=assign {}size={} batch=- ack=all durability={} n={records} \
-         append_rps=0 append_mbps=0 lat_p50_us=- lat_p99_us=- read_rps={rps:.0} read_mbps={mbps:.1}",
-        system.name, system.version, w.size, system.durability,
+        "RESULT system={} scenario=kafka-consume client=assign {}size={} batch=- ack=all durability={} n={} \
+         append_rps=0 append_mbps=0 lat_p50_us=- lat_p99_us=- read_rps={:.0} read_mbps={:.1}",
+        system.name,
+        system.version,
+        w.size,
+        system.durability,
+        consumed.records,
+        consumed.rps,
+        consumed.mbps,
     );
+    if let Some((ms, cores)) = consumed.cpu {
+        line.push_str(&format!(" client_cpu_ms={ms:.0} client_cores={cores:.2}"));
+    }
+    if let Some((ms, cores)) = consumed.poll_cpu {
+        line.push_str(&format!(
+            " client_poll_cpu_ms={ms:.0} client_poll_cores={cores:.2}"
+        ));
+    }
     if let (Some(before), Some(after)) = (before, after) {
-        line.push_str(&cpu_pairs(after.saturating_sub(before), records));
+        line.push_str(&cpu_pairs(after.saturating_sub(before), consumed.records));
     }
     line.push_str(&format!(" round={round}"));
     println!("{line}");
@@ -594,7 +609,7 @@ mod tests {
         );
         assert_eq!(
             sizes(workloads(false, None, None)),
-            [(100, 8_000_000), (1024, 2_000_000)]
+            [(100, 16_000_000), (1024, 3_000_000)]
         );
         assert_eq!(sizes(workloads(false, Some(7), Some(1024))), [(1024, 7)]);
     }

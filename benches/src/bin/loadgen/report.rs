@@ -417,9 +417,9 @@ mod tests {
              RESULT system=log-server scenario=kafka-consume size=100 ack=all n=1000 read_rps=1100000 round=1\n\
              NOTE kafka_consumer_perf_log_server=needs_consumer-group_membership\n\
              RESULT system=kafka scenario=kafka-producer-perf version=4.3.1 size=100 ack=all n=1000 append_rps=340000 lat_p99_us=250000 round=2\n\
-             RESULT system=kafka scenario=kafka-consume size=100 ack=all n=1000 read_rps=1000000 round=2\n\
+             RESULT system=kafka scenario=kafka-consume size=100 ack=all n=1000 read_rps=1000000 client_cores=0.85 client_poll_cores=0.70 round=2\n\
              RESULT system=log-server scenario=kafka-producer-perf size=100 ack=all n=1000 append_rps=660000 lat_p99_us=40000 round=2\n\
-             RESULT system=log-server scenario=kafka-consume size=100 ack=all n=1000 read_rps=1300000 round=2\n\
+             RESULT system=log-server scenario=kafka-consume size=100 ack=all n=1000 read_rps=1300000 client_cores=0.95 client_poll_cores=0.90 round=2\n\
              RESULT system=kafka scenario=kafka-producer-perf size=1024 ack=all n=1000 append_rps=150000 lat_p99_us=20000 round=1\n\
              RESULT system=log-server scenario=kafka-producer-perf size=1024 ack=all n=1000 append_rps=120000 lat_p99_us=60000 round=1\n\
              EXTRA system=kafka scenario=kafka-peer rss_kb_max=800000\n\
@@ -448,6 +448,14 @@ mod tests {
         assert_eq!(consume.met, "yes");
         assert!(
             consume.measured.starts_with("1.20×"),
+            "{}",
+            consume.measured
+        );
+        // The rounds that read the client's CPU.
+        assert!(
+            consume
+                .measured
+                .ends_with("; consumer JVM CPU 0.95 cores against log-server, 0.85 against Kafka (poll thread 0.90, 0.70)"),
             "{}",
             consume.measured
         );

@@ -76,16 +76,39 @@ pub(super) fn parse_consumer_perf(text: &str) -> Option<ConsumerSummary> {
     })
 }
 
-/// `Consume.java`'s `CONSUMED records=N bytes=B ms=T rps=R mbps=M`:
-/// records, records/s, MB/s.
-pub(super) fn parse_consumed(text: &str) -> Option<(u64, f64, f64)> {
+/// `Consume.java`'s figures: records, records/s, MB/s, and the client's
+/// CPU time (ms) and cores over the same window, for the whole JVM and for
+/// its polling thread, when it could read them.
+#[derive(Debug, PartialEq)]
+pub(super) struct Consumed {
+    pub(super) records: u64,
+    pub(super) rps: f64,
+    pub(super) mbps: f64,
+    pub(super) cpu: Option<(f64, f64)>,
+    pub(super) poll_cpu: Option<(f64, f64)>,
+}
+
+/// `Consume.java`'s `CONSUMED records=N bytes=B ms=T rps=R mbps=M
+/// cpu_ms=C cores=K poll_cpu_ms=P poll_cores=Q` (each CPU figure -1 when
+/// the JVM cannot say).
+pub(super) fn parse_consumed(text: &str) -> Option<Consumed> {
     let line = text.lines().rfind(|l| l.starts_with("CONSUMED "))?;
     let get = |key: &str| {
         line.split_whitespace()
             .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
             .and_then(|v| v.parse::<f64>().ok())
     };
-    Some((get("records")? as u64, get("rps")?, get("mbps")?))
+    let pair = |ms: &str, cores: &str| match (get(ms), get(cores)) {
+        (Some(ms), Some(cores)) if ms >= 0.0 && cores >= 0.0 => Some((ms, cores)),
+        _ => None,
+    };
+    Some(Consumed {
+        records: get("records")? as u64,
+        rps: get("rps")?,
+        mbps: get("mbps")?,
+        cpu: pair("cpu_ms", "cores"),
+        poll_cpu: pair("poll_cpu_ms", "poll_cores"),
+    })
 }
 
 /// VmRSS of process `pid`, in kB.
@@ -103,7 +126,8 @@ pub(super) fn rss_kb(pid: u32) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::{
-        ConsumerSummary, ProducerSummary, parse_consumed, parse_consumer_perf, parse_producer,
+        Consumed, ConsumerSummary, ProducerSummary, parse_consumed, parse_consumer_perf,
+        parse_producer,
     };
 
     #[test]
@@ -153,9 +177,21 @@ mod tests {
         );
         assert_eq!(
             parse_consumed(
-                "x\nCONSUMED records=2000000 bytes=200000000 ms=1745 rps=1146284 mbps=114.6\n"
+                "x\nCONSUMED records=2000000 bytes=200000000 ms=1745 rps=1146284 mbps=114.6 cpu_ms=1700 cores=0.97 poll_cpu_ms=1500 poll_cores=0.86\n"
             ),
-            Some((2_000_000, 1_146_284.0, 114.6))
+            Some(Consumed {
+                records: 2_000_000,
+                rps: 1_146_284.0,
+                mbps: 114.6,
+                cpu: Some((1700.0, 0.97)),
+                poll_cpu: Some((1500.0, 0.86)),
+            })
+        );
+        // A JVM that cannot read its CPU time says -1: no figure.
+        assert_eq!(
+            parse_consumed("CONSUMED records=5 bytes=5 ms=1 rps=5 mbps=0.0 cpu_ms=-1 cores=-1")
+                .map(|c| c.cpu),
+            Some(None)
         );
         assert_eq!(parse_consumed("CONSUMED records=5"), None);
     }

@@ -153,17 +153,41 @@ pub(super) fn rows(lines: &[Line]) -> Vec<Row> {
             ),
             (true, _) => Row::missing(what, missing(lines), "≤ Kafka's".into()),
         });
-        out.push(ratio(
+        let (ours, kafka) = (
+            results(lines, "log-server", CONSUME, size),
+            results(lines, "kafka", CONSUME, size),
+        );
+        let mut row = ratio(
             lines,
             format!(
                 "Kafka consumer {label} (the same Java consumer against both: assign + seekToBeginning, \
                  ConsumerPerformance's settings): log-server records/s ÷ Kafka records/s"
             ),
-            &results(lines, "log-server", CONSUME, size),
-            &results(lines, "kafka", CONSUME, size),
+            &ours,
+            &kafka,
             "read_rps",
             1.2,
-        ));
+        );
+        // The client's own CPU over the read: its polling thread (which
+        // fetches and decodes) near one core says the client, not the
+        // server, bounds the rate.
+        let cores = |v: &[&Line], key: &str| {
+            let with: Vec<&Line> = v.iter().copied().filter(|l| l.get(key).is_some()).collect();
+            (!with.is_empty()).then(|| mean(&with, key))
+        };
+        if let (Some(a), Some(b)) = (cores(&ours, "client_cores"), cores(&kafka, "client_cores")) {
+            let poll = match (
+                cores(&ours, "client_poll_cores"),
+                cores(&kafka, "client_poll_cores"),
+            ) {
+                (Some(pa), Some(pb)) => format!(" (poll thread {pa:.2}, {pb:.2})"),
+                _ => String::new(),
+            };
+            row.measured.push_str(&format!(
+                "; consumer JVM CPU {a:.2} cores against log-server, {b:.2} against Kafka{poll}"
+            ));
+        }
+        out.push(row);
     }
     let rss = |system: &str| {
         lines
