@@ -596,29 +596,16 @@ async fn configs_partitions_and_record_deletion() {
         .unwrap();
     assert_eq!(segment.config_source, 5, "a default");
 
-    let r: CreatePartitionsResponse = c
-        .call(
-            ApiKey::CreatePartitions,
-            3,
-            &CreatePartitionsRequest::default().with_topics(vec![
-                CreatePartitionsTopic::default()
-                    .with_name(name("cfg"))
-                    .with_count(3),
-            ]),
-        )
-        .await;
+    let grow_to = |count: i32| {
+        CreatePartitionsRequest::default().with_topics(vec![
+            CreatePartitionsTopic::default()
+                .with_name(name("cfg"))
+                .with_count(count),
+        ])
+    };
+    let r: CreatePartitionsResponse = c.call(ApiKey::CreatePartitions, 3, &grow_to(3)).await;
     assert_eq!(r.results[0].error_code, 0);
-    let shrink: CreatePartitionsResponse = c
-        .call(
-            ApiKey::CreatePartitions,
-            3,
-            &CreatePartitionsRequest::default().with_topics(vec![
-                CreatePartitionsTopic::default()
-                    .with_name(name("cfg"))
-                    .with_count(2),
-            ]),
-        )
-        .await;
+    let shrink: CreatePartitionsResponse = c.call(ApiKey::CreatePartitions, 3, &grow_to(2)).await;
     assert_eq!(shrink.results[0].error_code, 37);
     let m: MetadataResponse = c
         .call(
