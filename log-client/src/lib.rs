@@ -80,8 +80,8 @@ pub use error::{Error, ErrorKind};
 pub use log_format::Codec;
 pub use producer::{Delivery, NewRecord, Producer, ProducerConfig, RecordAck};
 pub use types::{
-    Ack, CommittedOffset, Isolation, PartitionInfo, PartitionOffset, Position, RecordFormat,
-    ResetPolicy, Topic, TopicConfig, TopicInfo, Watermarks,
+    Ack, CommittedOffset, Isolation, LatencySummary, PartitionInfo, PartitionOffset, Position,
+    RecordFormat, ResetPolicy, Topic, TopicConfig, TopicInfo, Watermarks,
 };
 
 /// The generated `log.v1` API: messages, the clients and (with the

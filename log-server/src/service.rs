@@ -331,7 +331,20 @@ fn partition_info(shared: &Shared, topic: &str, p: u32) -> Result<proto::Partiti
         segment_count: usage.segment_count as u32,
         last_append_time: usage.last_append_time.map(timestamp),
         fsyncs: usage.syncs,
+        fsync_latency: Some(latency(&usage.sync_latency)),
+        durable_wait: Some(latency(&usage.durable_wait)),
     })
+}
+
+/// A storage latency summary on the wire.
+fn latency(summary: &log_storage::LatencySummary) -> proto::LatencySummary {
+    let us = |d: std::time::Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+    proto::LatencySummary {
+        count: summary.count,
+        p50_us: us(summary.p50),
+        p99_us: us(summary.p99),
+        max_us: us(summary.max),
+    }
 }
 
 #[tonic::async_trait]

@@ -173,3 +173,42 @@ fn sync_soon_makes_written_data_durable_without_a_waiter() {
     drop(committer);
     assert_eq!(log.usage().unwrap().syncs, syncs);
 }
+
+/// Every DURABLE append, blocking or async, is one sample of the
+/// durable-wait histogram; WRITTEN appends are none; every segment sync is
+/// one sample of the fdatasync histogram.
+#[test]
+fn usage_counts_one_durable_wait_per_durable_append_and_one_sample_per_sync() {
+    let fs = SimFs::new();
+    let log = Arc::new(Log::open(Arc::new(fs.clone()), "/a/p", LogConfig::default()).unwrap());
+    let committer = Committer::start(1);
+    let written = AppendOptions {
+        ack: Ack::Written,
+        ..AppendOptions::default()
+    };
+    for _ in 0..10 {
+        log.append(batch(), AppendOptions::default()).unwrap();
+    }
+    for _ in 0..5 {
+        log.append(batch(), written).unwrap();
+    }
+    let (tx, rx) = mpsc::channel();
+    for _ in 0..20 {
+        let tx = tx.clone();
+        log.append_then(&committer, batch(), AppendOptions::default(), move |r| {
+            tx.send(r.is_ok()).unwrap();
+        });
+    }
+    assert!((0..20).all(|_| rx.recv().unwrap()));
+    let usage = log.usage().unwrap();
+    assert_eq!(usage.durable_wait.count, 30);
+    assert!(usage.durable_wait.p50 <= usage.durable_wait.p99);
+    assert!(usage.durable_wait.p99 <= usage.durable_wait.max);
+    assert!(usage.syncs > 0);
+    assert!(
+        usage.sync_latency.count >= usage.syncs,
+        "{} fdatasync samples for {} syncs",
+        usage.sync_latency.count,
+        usage.syncs
+    );
+}

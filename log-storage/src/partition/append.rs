@@ -37,7 +37,9 @@ impl Log {
     ) -> Result<Appended, Error> {
         let mut appended = self.write_batch(batch.into(), options)?;
         if options.ack == Ack::Durable {
+            let written = std::time::Instant::now();
             appended.durable_end = self.wait_durable(appended.last_offset + 1)?;
+            self.durable_wait.record(written.elapsed());
         }
         Ok(appended)
     }
@@ -64,11 +66,13 @@ impl Log {
         if options.ack == Ack::Written {
             return done(Ok(appended));
         }
+        let written = std::time::Instant::now();
         {
             let mut sync = lock(&self.sync);
             if self.poison.get().is_none() && sync.durable_end < target {
                 sync.waiters.push(Waiter {
                     target,
+                    since: Some(written),
                     done: Box::new(move |result| {
                         done(result.map(|durable_end| Appended {
                             durable_end,
@@ -82,7 +86,9 @@ impl Log {
             }
         }
         // Already durable (or poisoned): answer now.
-        done(self.wait_durable(target).map(|durable_end| Appended {
+        let durable = self.wait_durable(target);
+        self.durable_wait.record(written.elapsed());
+        done(durable.map(|durable_end| Appended {
             durable_end,
             ..appended
         }));
@@ -102,6 +108,7 @@ impl Log {
             }
             sync.waiters.push(Waiter {
                 target,
+                since: None,
                 done: Box::new(|_| {}),
             });
         }

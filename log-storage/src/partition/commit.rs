@@ -22,6 +22,9 @@ use crate::util::lock;
 /// An async append waiting for the durable end to pass `target`.
 pub(crate) struct Waiter {
     pub(super) target: u64,
+    /// When the batch was written, for a waiter whose ack wait is
+    /// measured (`None` for a sync nobody waits for).
+    pub(super) since: Option<std::time::Instant>,
     pub(super) done: Box<dyn FnOnce(Result<u64, Error>) + Send>,
 }
 
@@ -74,7 +77,10 @@ impl Log {
         if let Some(err) = self.poisoned() {
             return Err(err);
         }
-        match file.sync_data() {
+        let started = std::time::Instant::now();
+        let synced = file.sync_data();
+        self.sync_latency.record(started.elapsed());
+        match synced {
             Ok(()) => Ok(()),
             Err(err) => {
                 self.poison(io_error(what, path)(err));
@@ -178,9 +184,14 @@ impl Log {
             .into_iter()
             .partition(|w| poisoned.is_some() || w.target <= durable_end);
         sync.waiters = pending;
+        let now = std::time::Instant::now();
         ready
             .into_iter()
             .map(|waiter| {
+                if let Some(since) = waiter.since {
+                    self.durable_wait
+                        .record(now.saturating_duration_since(since));
+                }
                 let result = match &poisoned {
                     Some(cause) => Err(Error::Poisoned {
                         dir: self.dir.clone(),

@@ -20,6 +20,8 @@
 //!   poison state and the serialised `fdatasync` of segments;
 //! - `committer.rs`: [`Committer`], the thread pool that completes async
 //!   appends for any number of partitions;
+//! - `latency.rs`: the histograms of `fdatasync` time and durable-ack wait
+//!   reported in [`Usage`];
 //! - `roll.rs`: rolling to a new segment and the roll debt the next sync
 //!   leader pays;
 //! - `read.rs`: reads, offsets by time, lag, usage and waiting for an
@@ -52,6 +54,7 @@ mod append;
 mod checkpoint;
 mod commit;
 mod committer;
+mod latency;
 mod markers;
 mod prepare;
 mod producer;
@@ -70,6 +73,7 @@ use roll::PendingRoll;
 use segment::{Segment, SegmentIndex};
 
 pub use committer::Committer;
+pub use latency::LatencySummary;
 pub use read::{Lag, Usage};
 pub use retention::RetentionReport;
 
@@ -170,6 +174,11 @@ pub struct Log {
     /// `fdatasync`s of the active segment led since open (benchmarks
     /// report them next to throughput).
     syncs: std::sync::atomic::AtomicU64,
+    /// How long each segment `fdatasync` took.
+    sync_latency: latency::LatencyHistogram,
+    /// How long each durable append waited between its `write(2)` and
+    /// its ack (the group commit's queue plus the sync it rode).
+    durable_wait: latency::LatencyHistogram,
     /// Serialises appends (and rolls and close) so that the write(2) of a
     /// batch can happen outside the state lock: readers and syncs never
     /// wait for a write, only for the short bookkeeping around it.
@@ -360,6 +369,8 @@ impl Log {
             writing: std::sync::atomic::AtomicUsize::new(0),
             listeners: Listeners::default(),
             syncs: std::sync::atomic::AtomicU64::new(0),
+            sync_latency: latency::LatencyHistogram::new(),
+            durable_wait: latency::LatencyHistogram::new(),
             append_lock: Mutex::new(()),
             poison: std::sync::OnceLock::new(),
             fsync_lock: Mutex::new(()),

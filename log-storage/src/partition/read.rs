@@ -12,7 +12,7 @@ use log_format::DecodeError;
 
 use super::prepare::find;
 use super::segment::SegmentIndex;
-use super::{Isolation, Log, ReadResult, SyncState, Watermarks, watermarks};
+use super::{Isolation, LatencySummary, Log, ReadResult, SyncState, Watermarks, watermarks};
 use crate::error::{Error, io_error};
 use crate::util::lock;
 
@@ -51,6 +51,11 @@ pub struct Usage {
     pub last_append_time: Option<i64>,
     /// Group-commit `fdatasync`s led since the partition was opened.
     pub syncs: u64,
+    /// How long each `fdatasync` of a segment took, since open.
+    pub sync_latency: LatencySummary,
+    /// How long each durable append waited between its `write(2)` and its
+    /// ack (queueing for a group commit plus the sync it rode), since open.
+    pub durable_wait: LatencySummary,
 }
 
 impl Log {
@@ -315,6 +320,8 @@ impl Log {
             segment_count,
             last_append_time,
             syncs: self.syncs.load(std::sync::atomic::Ordering::Relaxed),
+            sync_latency: self.sync_latency.summary(),
+            durable_wait: self.durable_wait.summary(),
         })
     }
 

@@ -29,6 +29,9 @@ pub(crate) struct Outcome {
     /// This load generator's own CPU time over the scenario (user +
     /// system, clock ticks), when `/proc/self/stat` can be read.
     pub(crate) loadgen_cpu_ticks: Option<u64>,
+    /// The server's own fdatasync and durable-wait figures for the topic,
+    /// as RESULT fields (empty when it has none).
+    pub(crate) store_latency: String,
     pub(crate) extra: Vec<(&'static str, String)>,
 }
 

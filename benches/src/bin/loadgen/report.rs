@@ -555,8 +555,8 @@ mod tests {
         let lines = parse(
             "MACHINE cpus=2\n\
              NOTE fdatasync_100b_p50_us=250\n\
-             RESULT system=log-server scenario=small-writers size=100 ack=durable n=100000 append_rps=50000 fsyncs=4000 server_cpu_ticks=150 loadgen_cpu_ticks=50 clk_tck=100 round=1\n\
-             RESULT system=log-server scenario=small-writers size=100 ack=written n=100000 append_rps=100000 fsyncs=0 server_cpu_ticks=100 clk_tck=100\n\
+             RESULT system=log-server scenario=small-writers size=100 ack=durable n=100000 append_rps=50000 fsyncs=4000 server_cpu_ticks=150 loadgen_cpu_ticks=50 clk_tck=100 round=1 lat_p99_us=4000 store_fsync_p99_us=700 store_fsync_max_us=900 store_wait_p99_us=1000\n\
+             RESULT system=log-server scenario=small-writers size=100 ack=written n=100000 append_rps=100000 fsyncs=0 server_cpu_ticks=100 clk_tck=100 lat_p99_us=3000\n\
              EXTRA system=log-server scenario=small-writers writers=64\n\
              RESULT system=log-server scenario=peer size=1024 ack=durable n=5000 append_mbps=250.0\n\
              RESULT system=log-server scenario=peer size=1024 ack=written n=5000 append_mbps=500.0\n\
@@ -592,6 +592,16 @@ mod tests {
         let cpu = find("small-writers DURABLE: CPU");
         assert_eq!(cpu.figure, "15.0 + 5.0 = 20.0 µs; 1.00 of 2 cores");
         assert!(cpu.reading.contains("not saturated"), "{}", cpu.reading);
+        let tail = find("small-writers DURABLE ack p99");
+        assert_eq!(tail.figure, "4000 µs client, 1000 µs in the store");
+        assert!(tail.reading.contains("25 %"), "{}", tail.reading);
+        assert!(
+            tail.reading
+                .contains("WRITTEN twin's p99 (the request path, no sync) is 3000 µs"),
+            "{}",
+            tail.reading
+        );
+        assert!(tail.reading.contains("within 2 ms"), "{}", tail.reading);
         // Per MB: 2 ms of request path + (2 - 1) ms of sync = 333 MB/s.
         let model = find("gRPC peer DURABLE 1 KiB: measured");
         assert_eq!(model.figure, "250 MB/s measured, 333 MB/s predicted");

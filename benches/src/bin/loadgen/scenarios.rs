@@ -54,13 +54,9 @@ pub(crate) async fn run(args: Args) -> Result<(), BoxError> {
         // Handled before any topic is created.
         Scenario::Ready | Scenario::ScaleFill | Scenario::ScaleRead => return Ok(()),
     };
-    let fsyncs: u64 = client
-        .get_topic(&topic)
-        .await?
-        .partitions
-        .iter()
-        .map(|p| p.fsyncs)
-        .sum();
+    let info = client.get_topic(&topic).await?;
+    let fsyncs: u64 = info.partitions.iter().map(|p| p.fsyncs).sum();
+    let store_latency = store_latency(&info.partitions);
     let loadgen_cpu_ticks = cpu_before
         .zip(own_cpu_ticks())
         .map(|(before, after)| after.saturating_sub(before));
@@ -69,6 +65,7 @@ pub(crate) async fn run(args: Args) -> Result<(), BoxError> {
         &Outcome {
             fsyncs,
             loadgen_cpu_ticks,
+            store_latency,
             ..outcome
         },
     );
@@ -195,8 +192,8 @@ fn print(args: &Args, o: &Outcome) {
         .loadgen_cpu_ticks
         .map_or(String::new(), |t| format!(" loadgen_cpu_ticks={t}"));
     println!(
-        "RESULT system=log-server scenario={scenario} size={} batch={} ack={ack} n={} append_rps={append_rps:.0} append_mbps={append_mbps:.1} lat_p50_us={p50} lat_p99_us={p99} read_rps={read_rps:.0} read_mbps={read_mbps:.1} fsyncs={}{loadgen_cpu}",
-        args.size, batch, o.n, o.fsyncs
+        "RESULT system=log-server scenario={scenario} size={} batch={} ack={ack} n={} append_rps={append_rps:.0} append_mbps={append_mbps:.1} lat_p50_us={p50} lat_p99_us={p99} read_rps={read_rps:.0} read_mbps={read_mbps:.1} fsyncs={}{loadgen_cpu}{}",
+        args.size, batch, o.n, o.fsyncs, o.store_latency
     );
     if !o.extra.is_empty() {
         let extra: Vec<String> = o.extra.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -205,4 +202,28 @@ fn print(args: &Args, o: &Outcome) {
             extra.join(" ")
         );
     }
+}
+
+/// The server's own latency figures for the scenario's topic, as RESULT
+/// fields: its fdatasyncs (`store_fsync_*`) and the time its DURABLE
+/// appends waited between write and ack (`store_wait_*`), in µs. Over
+/// several partitions each figure is the largest partition's (an upper
+/// bound); empty when the server recorded nothing.
+fn store_latency(partitions: &[log_client::PartitionInfo]) -> String {
+    let us = |d: std::time::Duration| d.as_micros();
+    let max = |f: &dyn Fn(&log_client::PartitionInfo) -> u128| {
+        partitions.iter().map(f).max().unwrap_or(0)
+    };
+    if partitions.iter().all(|p| p.fsync_latency.count == 0) {
+        return String::new();
+    }
+    format!(
+        " store_fsync_p50_us={} store_fsync_p99_us={} store_fsync_max_us={} store_wait_p50_us={} store_wait_p99_us={} store_wait_max_us={}",
+        max(&|p| us(p.fsync_latency.p50)),
+        max(&|p| us(p.fsync_latency.p99)),
+        max(&|p| us(p.fsync_latency.max)),
+        max(&|p| us(p.durable_wait.p50)),
+        max(&|p| us(p.durable_wait.p99)),
+        max(&|p| us(p.durable_wait.max)),
+    )
 }
