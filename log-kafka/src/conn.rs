@@ -67,7 +67,7 @@ pub(crate) async fn serve(
                 break;
             }
         };
-        let queued = match dispatch::start(&ctx, frame) {
+        let queued = match dispatch::start(&ctx, frame, peer) {
             Ok(Reply::Now(answer)) => Queued::Now(answer),
             Ok(Reply::Later(rest)) => Queued::Later(tokio::spawn(rest)),
             Err(closing) => {

@@ -7,6 +7,7 @@
 //! UNSUPPORTED_VERSION and the ranges at version 0 when its own version is
 //! not served (KIP-511). This module does not touch the store.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -14,12 +15,13 @@ use kafka_protocol::messages::{ApiKey, RequestHeader};
 
 use crate::wire::{Call, Closing, Reply, decode};
 use crate::{
-    Ctx, admin, configs, fetch, groups, list_offsets, metadata, offsets, partitions, produce,
-    versions,
+    Ctx, admin, configs, epochs, fetch, groups, list_offsets, metadata, offsets, partitions,
+    produce, versions,
 };
 
-/// Starts the request in `frame` (a whole frame, length prefix removed).
-pub(crate) fn start(ctx: &Arc<Ctx>, mut frame: Bytes) -> Result<Reply, Closing> {
+/// Starts the request in `frame` (a whole frame, length prefix removed)
+/// from the client at `peer`.
+pub(crate) fn start(ctx: &Arc<Ctx>, mut frame: Bytes, peer: SocketAddr) -> Result<Reply, Closing> {
     let Some(head) = frame.get(..4) else {
         return Err(Closing(format!(
             "request of {} bytes is shorter than a header",
@@ -66,7 +68,15 @@ pub(crate) fn start(ctx: &Arc<Ctx>, mut frame: Bytes) -> Result<Reply, Closing> 
         ApiKey::Produce => produce::start(ctx, call, decode(body, version)?),
         ApiKey::InitProducerId => call.now(&produce::init_producer_id(ctx, decode(body, version)?)),
         ApiKey::Fetch => Ok(fetch::start(ctx, call, decode(body, version)?)),
-        ApiKey::ListOffsets => call.now(&list_offsets::list_offsets(ctx, decode(body, version)?)),
+        ApiKey::ListOffsets => call.now(&list_offsets::list_offsets(
+            ctx,
+            decode(body, version)?,
+            version,
+        )),
+        ApiKey::OffsetForLeaderEpoch => call.now(&epochs::offset_for_leader_epoch(
+            ctx,
+            decode(body, version)?,
+        )),
         ApiKey::OffsetCommit => call.now(&offsets::commit(ctx, decode(body, version)?)),
         ApiKey::OffsetFetch => call.now(&offsets::fetch(ctx, decode(body, version)?)),
         ApiKey::CreateTopics => call.now(&admin::create_topics(ctx, decode(body, version)?)),
@@ -79,10 +89,22 @@ pub(crate) fn start(ctx: &Arc<Ctx>, mut frame: Bytes) -> Result<Reply, Closing> 
         ApiKey::DescribeCluster => {
             call.now(&partitions::describe_cluster(ctx, decode(body, version)?))
         }
-        ApiKey::JoinGroup => call.now(&groups::join(decode(body, version)?)),
-        ApiKey::SyncGroup => call.now(&groups::sync(decode(body, version)?)),
-        ApiKey::Heartbeat => call.now(&groups::heartbeat(decode(body, version)?)),
-        ApiKey::LeaveGroup => call.now(&groups::leave(decode(body, version)?)),
+        ApiKey::JoinGroup => {
+            let client = groups::Client {
+                id: header
+                    .client_id
+                    .as_ref()
+                    .map_or_else(String::new, |id| id.as_str().to_owned()),
+                peer,
+            };
+            Ok(groups::join(ctx, call, &client, decode(body, version)?))
+        }
+        ApiKey::SyncGroup => Ok(groups::sync(ctx, call, decode(body, version)?)),
+        ApiKey::Heartbeat => call.now(&groups::heartbeat(ctx, decode(body, version)?)),
+        ApiKey::LeaveGroup => call.now(&groups::leave(ctx, decode(body, version)?, version)),
+        ApiKey::DescribeGroups => call.now(&groups::describe(ctx, decode(body, version)?, version)),
+        ApiKey::ListGroups => call.now(&groups::list(ctx, decode(body, version)?, version)),
+        ApiKey::DeleteGroups => call.now(&groups::delete(ctx, decode(body, version)?)),
         other => Err(Closing(format!("{other:?} is not served"))),
     }
 }

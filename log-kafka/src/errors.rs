@@ -29,7 +29,42 @@ pub(crate) mod code {
     pub(crate) const INVALID_PRODUCER_EPOCH: i16 = 47;
     pub(crate) const INVALID_CONFIG: i16 = 40;
     pub(crate) const KAFKA_STORAGE_ERROR: i16 = 56;
+    pub(crate) const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+    pub(crate) const ILLEGAL_GENERATION: i16 = 22;
+    pub(crate) const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
+    pub(crate) const INVALID_GROUP_ID: i16 = 24;
+    pub(crate) const UNKNOWN_MEMBER_ID: i16 = 25;
+    pub(crate) const INVALID_SESSION_TIMEOUT: i16 = 26;
+    pub(crate) const REBALANCE_IN_PROGRESS: i16 = 27;
+    pub(crate) const NON_EMPTY_GROUP: i16 = 68;
+    pub(crate) const GROUP_ID_NOT_FOUND: i16 = 69;
+    pub(crate) const FENCED_LEADER_EPOCH: i16 = 74;
+    pub(crate) const UNKNOWN_LEADER_EPOCH: i16 = 75;
+    pub(crate) const MEMBER_ID_REQUIRED: i16 = 79;
+    pub(crate) const GROUP_MAX_SIZE_REACHED: i16 = 81;
+    pub(crate) const FENCED_INSTANCE_ID: i16 = 82;
     pub(crate) const INVALID_RECORD: i16 = 87;
+}
+
+/// The code Kafka's group coordinator answers for `err`.
+pub(crate) fn group(err: &log_groups::GroupError) -> i16 {
+    use log_groups::GroupError as G;
+    match err {
+        G::InvalidGroupId => code::INVALID_GROUP_ID,
+        G::UnknownMemberId => code::UNKNOWN_MEMBER_ID,
+        G::IllegalGeneration => code::ILLEGAL_GENERATION,
+        G::RebalanceInProgress => code::REBALANCE_IN_PROGRESS,
+        G::InconsistentGroupProtocol => code::INCONSISTENT_GROUP_PROTOCOL,
+        G::InvalidSessionTimeout => code::INVALID_SESSION_TIMEOUT,
+        G::GroupMaxSizeReached => code::GROUP_MAX_SIZE_REACHED,
+        G::MemberIdRequired { .. } => code::MEMBER_ID_REQUIRED,
+        G::FencedInstanceId => code::FENCED_INSTANCE_ID,
+        G::NonEmptyGroup => code::NON_EMPTY_GROUP,
+        G::GroupIdNotFound => code::GROUP_ID_NOT_FOUND,
+        G::CoordinatorNotAvailable => code::COORDINATOR_NOT_AVAILABLE,
+        G::InvalidRequest(_) => code::INVALID_REQUEST,
+        _ => code::UNKNOWN_SERVER_ERROR,
+    }
 }
 
 /// The code and message Kafka would answer for `err`.

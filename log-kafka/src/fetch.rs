@@ -9,7 +9,8 @@
 //! answer at most `max_bytes` (and the listener's `max_fetch_bytes`).
 //! Fetch sessions are declined (session id 0), which clients handle by
 //! sending full requests. READ_COMMITTED reads the same as
-//! READ_UNCOMMITTED: there are no transactions.
+//! READ_UNCOMMITTED: there are no transactions. A `current_leader_epoch`
+//! other than the partition's is refused per partition (`epochs.rs`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,9 +24,9 @@ use tokio::time::Instant;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::WatchStream;
 
-use crate::Ctx;
 use crate::errors::{self, code};
 use crate::wire::{Call, Reply};
+use crate::{Ctx, epochs};
 
 /// One partition asked for.
 struct Wanted {
@@ -67,6 +68,11 @@ async fn fetch(ctx: &Ctx, request: FetchRequest) -> FetchResponse {
                         .store
                         .partition(&name, index)
                         .map_err(|e| errors::storage(&e))
+                        .and_then(|log| {
+                            epochs::check(&log, p.current_leader_epoch)
+                                .map(|()| log)
+                                .map_err(|error| (error, "stale or future leader epoch".into()))
+                        })
                         .inspect(|log| {
                             // Subscribed before the first read, so a change
                             // after it is not missed.

@@ -24,8 +24,9 @@
 //!   `list_offsets.rs`, `offsets.rs` (OffsetCommit, OffsetFetch),
 //!   `admin.rs` (CreateTopics, DeleteTopics), `configs.rs`
 //!   (DescribeConfigs), `partitions.rs` (CreatePartitions, DeleteRecords,
-//!   DescribeCluster), `groups.rs` (the group membership APIs, refused
-//!   until consumer groups exist).
+//!   DescribeCluster), `groups.rs` (JoinGroup, SyncGroup, Heartbeat,
+//!   LeaveGroup, DescribeGroups, ListGroups, DeleteGroups over the
+//!   coordinator), `epochs.rs` (leader epochs, OffsetForLeaderEpoch).
 //! - `errors.rs`: Kafka's error codes and the one mapping from this log's
 //!   errors.
 //!
@@ -39,13 +40,18 @@
 //!
 //! # Not supported (yet)
 //!
-//! Transactions (a transactional id or batch is refused), OffsetForLeaderEpoch
-//! (Metadata reports leader epoch -1, so clients do not ask: answering it
-//! needs a history of epochs and their start offsets), consumer-group
-//! membership (JoinGroup, SyncGroup, Heartbeat and LeaveGroup answer an
-//! error; offsets can still be committed and fetched for any group id),
-//! fetch sessions (the answer declines them, as a broker may), topic ids in
-//! requests, SASL and TLS.
+//! Transactions (a transactional id or batch is refused), the new consumer
+//! group protocol (KIP-848, ConsumerGroupHeartbeat: not advertised, so
+//! clients use the classic one), fetch sessions (the answer declines them,
+//! as a broker may), topic ids in requests, SASL and TLS.
+//!
+//! # Groups and epochs
+//!
+//! Consumer groups run on the shared `log_groups::Coordinator` (classic
+//! protocol: JoinGroup, SyncGroup, Heartbeat, LeaveGroup, DescribeGroups,
+//! ListGroups, DeleteGroups; commits fenced by generation). Leader epochs
+//! are the store's crash-truncation epochs (`epochs.rs`,
+//! OffsetForLeaderEpoch).
 #![forbid(unsafe_code)]
 
 mod admin;
@@ -54,6 +60,7 @@ mod config;
 mod configs;
 mod conn;
 mod dispatch;
+mod epochs;
 mod errors;
 mod fetch;
 mod groups;
@@ -79,6 +86,8 @@ use log_storage::Store;
 pub(crate) struct Ctx {
     pub(crate) store: Arc<Store>,
     pub(crate) changes: Arc<dyn Changes>,
+    /// The group coordinator (shared with the gRPC front end).
+    pub(crate) groups: Arc<log_groups::Coordinator>,
     pub(crate) config: KafkaConfig,
     /// The address Metadata advertises.
     pub(crate) host: String,

@@ -7,10 +7,10 @@
 //! max-timestamp query (-3, version 7) is the last durable record, with
 //! its batch's append time.
 //!
-//! The leader epoch is answered unknown (-1), as Metadata answers it: the
-//! field exists from version 4 only, the handler does not see the version,
-//! and a value there cannot be encoded at versions 1–3 (librdkafka 2.0,
-//! Debian's kcat, asks version 2).
+//! From version 4 the answer carries the partition's current epoch and a
+//! client's `current_leader_epoch` is checked against it (`epochs.rs`);
+//! versions 1–3 have no such fields (librdkafka 2.0, Debian's kcat, asks
+//! version 2).
 
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
@@ -19,15 +19,19 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use log_format::{BatchHeader, Limits};
 use log_storage::{Isolation, Log};
 
-use crate::Ctx;
 use crate::errors::{self, code};
+use crate::{Ctx, epochs};
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 
 /// The ListOffsets answer.
-pub(crate) fn list_offsets(ctx: &Ctx, request: ListOffsetsRequest) -> ListOffsetsResponse {
+pub(crate) fn list_offsets(
+    ctx: &Ctx,
+    request: ListOffsetsRequest,
+    version: i16,
+) -> ListOffsetsResponse {
     let topics = request
         .topics
         .into_iter()
@@ -48,9 +52,16 @@ pub(crate) fn list_offsets(ctx: &Ctx, request: ListOffsetsRequest) -> ListOffset
                                 .partition(&name, index)
                                 .map_err(|e| errors::storage(&e).0)
                         });
-                    match log.and_then(|log| lookup(&log, p.timestamp)) {
-                        Ok((offset, timestamp)) => {
-                            response.with_offset(offset).with_timestamp(timestamp)
+                    let log = log
+                        .and_then(|log| epochs::check(&log, p.current_leader_epoch).map(|()| log));
+                    match log.and_then(|log| Ok((lookup(&log, p.timestamp)?, log))) {
+                        Ok(((offset, timestamp), log)) => {
+                            let response = response.with_offset(offset).with_timestamp(timestamp);
+                            if version >= 4 {
+                                response.with_leader_epoch(epochs::current(&log))
+                            } else {
+                                response
+                            }
                         }
                         Err(error) => response.with_error_code(error),
                     }

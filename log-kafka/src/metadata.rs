@@ -14,8 +14,8 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use log_storage::{Error, TopicConfig, TopicInfo};
 
-use crate::Ctx;
 use crate::errors::{self, code};
+use crate::{Ctx, epochs};
 
 /// A stable, non-nil Kafka topic id for a topic: its random 64-bit id in
 /// both halves (the high one inverted). A topic created again under the
@@ -54,16 +54,21 @@ fn broker(ctx: &Ctx) -> MetadataResponseBroker {
         .with_port(ctx.port)
 }
 
-fn topic_entry(ctx: &Ctx, info: &TopicInfo) -> MetadataResponseTopic {
+fn topic_entry(ctx: &Ctx, info: &TopicInfo, version: i16) -> MetadataResponseTopic {
     let node = BrokerId(ctx.config.node_id);
     let partitions = (0..info.partitions)
         .map(|p| {
             MetadataResponsePartition::default()
                 .with_partition_index(p as i32)
                 .with_leader_id(node)
-                // Unknown: clients then skip epoch validation (opening
-                // every partition to read its epoch would be too dear).
-                .with_leader_epoch(-1)
+                // The current epoch of an open partition (the server opens
+                // them all at start); unknown (-1, clients then skip epoch
+                // checks) while one is still being opened, and before
+                // version 7, which has no such field.
+                .with_leader_epoch(match ctx.store.open_log(&info.name, p) {
+                    Some(log) if version >= 7 => epochs::current(&log),
+                    _ => epochs::UNKNOWN,
+                })
                 .with_replica_nodes(vec![node])
                 .with_isr_nodes(vec![node])
         })
@@ -91,7 +96,9 @@ pub(crate) fn metadata(ctx: &Ctx, request: MetadataRequest, version: i16) -> Met
         None => match ctx.store.list_topics() {
             Ok(mut all) => {
                 all.sort_by(|a, b| a.name.cmp(&b.name));
-                all.iter().map(|info| topic_entry(ctx, info)).collect()
+                all.iter()
+                    .map(|info| topic_entry(ctx, info, version))
+                    .collect()
             }
             Err(err) => {
                 tracing::warn!(error = %err, "kafka metadata: cannot list topics");
@@ -106,7 +113,7 @@ pub(crate) fn metadata(ctx: &Ctx, request: MetadataRequest, version: i16) -> Met
                 .into_iter()
                 .map(|t| match t.name {
                     Some(name) => match topic(ctx, &name.0, create) {
-                        Ok(info) => topic_entry(ctx, &info),
+                        Ok(info) => topic_entry(ctx, &info, version),
                         Err(err) => error_entry(Some(name), &err),
                     },
                     // A request by topic id only: ids are not looked up.

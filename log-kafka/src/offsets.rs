@@ -1,11 +1,14 @@
 //! OffsetCommit and OffsetFetch: a group's committed offsets, the same the
 //! gRPC API commits and reads (the store's, held until durable).
 //!
-//! There is no group membership yet, so a commit is not fenced by
-//! generation or member: any client may commit for any group id, as a
-//! Kafka "simple consumer" group (generation -1) may. The consumer-group
-//! work adds the fencing.
+//! A commit is fenced as Kafka fences it (`log_groups::Coordinator::
+//! check_commit`): a member of a managed group commits in its own
+//! generation, a zombie or a stale generation is refused
+//! (UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION, FENCED_INSTANCE_ID,
+//! REBALANCE_IN_PROGRESS), and a group without members takes commits of
+//! generation -1 (a consumer that assigns its partitions by hand).
 
+use kafka_protocol::messages::offset_commit_request::OffsetCommitRequestPartition;
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
@@ -23,6 +26,19 @@ use crate::errors::{self, code};
 /// The OffsetCommit answer.
 pub(crate) fn commit(ctx: &Ctx, request: OffsetCommitRequest) -> OffsetCommitResponse {
     let group = request.group_id.0.to_string();
+    let fenced = ctx
+        .groups
+        .check_commit(&log_groups::MemberRef {
+            group_id: group.clone(),
+            generation: request.generation_id_or_member_epoch,
+            member_id: request.member_id.as_str().to_owned(),
+            group_instance_id: request
+                .group_instance_id
+                .as_ref()
+                .map(|s| s.as_str().to_owned()),
+        })
+        .err()
+        .map(|err| errors::group(&err));
     let topics = request
         .topics
         .into_iter()
@@ -33,22 +49,9 @@ pub(crate) fn commit(ctx: &Ctx, request: OffsetCommitRequest) -> OffsetCommitRes
                 .into_iter()
                 .map(|p| {
                     let metadata = p.committed_metadata.as_deref().unwrap_or("");
-                    let error = match (
-                        u32::try_from(p.partition_index),
-                        u64::try_from(p.committed_offset),
-                    ) {
-                        (Ok(index), Ok(offset)) => match ctx.store.commit_offset(
-                            &group,
-                            &name,
-                            index,
-                            offset,
-                            metadata.as_bytes(),
-                        ) {
-                            Ok(_) => code::NONE,
-                            Err(err) => errors::storage(&err).0,
-                        },
-                        (Err(_), _) => code::UNKNOWN_TOPIC_OR_PARTITION,
-                        (_, Err(_)) => code::OFFSET_OUT_OF_RANGE,
+                    let error = match fenced {
+                        Some(error) => error,
+                        None => store_commit(ctx, &group, &name, &p, metadata),
                     };
                     OffsetCommitResponsePartition::default()
                         .with_partition_index(p.partition_index)
@@ -61,6 +64,33 @@ pub(crate) fn commit(ctx: &Ctx, request: OffsetCommitRequest) -> OffsetCommitRes
         })
         .collect();
     OffsetCommitResponse::default().with_topics(topics)
+}
+
+/// Commits one partition's offset to the store: the Kafka code of the
+/// outcome.
+fn store_commit(
+    ctx: &Ctx,
+    group: &str,
+    topic: &str,
+    p: &OffsetCommitRequestPartition,
+    metadata: &str,
+) -> i16 {
+    match (
+        u32::try_from(p.partition_index),
+        u64::try_from(p.committed_offset),
+    ) {
+        (Ok(index), Ok(offset)) => {
+            match ctx
+                .store
+                .commit_offset(group, topic, index, offset, metadata.as_bytes())
+            {
+                Ok(_) => code::NONE,
+                Err(err) => errors::storage(&err).0,
+            }
+        }
+        (Err(_), _) => code::UNKNOWN_TOPIC_OR_PARTITION,
+        (_, Err(_)) => code::OFFSET_OUT_OF_RANGE,
+    }
 }
 
 /// The OffsetFetch answer (one group, versions 1–7): -1 for a partition

@@ -30,6 +30,7 @@ pub async fn run(
     listener: TcpListener,
     store: Arc<Store>,
     changes: Arc<dyn Changes>,
+    groups: Arc<log_groups::Coordinator>,
     config: KafkaConfig,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
@@ -43,6 +44,7 @@ pub async fn run(
         producer_ids: Arc::new(produce::ProducerIds::new()),
         store,
         changes,
+        groups,
         config,
     });
     tracing::info!(%local, advertised = %format!("{}:{}", ctx.host, ctx.port), "kafka listener serving");

@@ -4,207 +4,23 @@
 //! connection and leave the server serving).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+mod common;
+
+use common::*;
+
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+use kafka_protocol::protocol::{Decodable, HeaderVersion, StrBytes};
 use log_format::{BatchBuilder, FRAME_HEADER_LEN, Limits, NewRecord};
-use log_storage::{Store, StoreConfig};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-
-struct Broker {
-    addr: SocketAddr,
-    store: Arc<Store>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-    _dir: tempfile::TempDir,
-}
-
-impl Broker {
-    async fn start() -> Broker {
-        Broker::start_with(log_kafka::KafkaConfig::default()).await
-    }
-
-    async fn start_with(config: log_kafka::KafkaConfig) -> Broker {
-        let dir = tempfile::TempDir::new().unwrap();
-        let store = Store::start_locked(dir.path().join("data"), StoreConfig::default()).unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(log_kafka::run(
-            listener,
-            Arc::clone(&store),
-            Arc::new(log_kafka::OwnChanges),
-            config,
-            async move {
-                let _ = stopped.await;
-            },
-        ));
-        Broker {
-            addr,
-            store,
-            stop: Some(stop),
-            task,
-            _dir: dir,
-        }
-    }
-
-    async fn client(&self) -> Client {
-        Client {
-            stream: TcpStream::connect(self.addr).await.unwrap(),
-            next: 1,
-        }
-    }
-
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        self.task.await.unwrap().unwrap();
-        self.store.close().unwrap();
-    }
-}
-
-struct Client {
-    stream: TcpStream,
-    next: i32,
-}
-
-impl Client {
-    async fn send_frame(&mut self, frame: &[u8]) {
-        self.stream
-            .write_all(&(frame.len() as u32).to_be_bytes())
-            .await
-            .unwrap();
-        self.stream.write_all(frame).await.unwrap();
-    }
-
-    /// The next answer frame, or `None` when the server closed.
-    async fn read_frame(&mut self) -> Option<Bytes> {
-        let mut len = [0u8; 4];
-        self.stream.read_exact(&mut len).await.ok()?;
-        let mut frame = vec![0u8; u32::from_be_bytes(len) as usize];
-        self.stream.read_exact(&mut frame).await.ok()?;
-        Some(Bytes::from(frame))
-    }
-
-    fn request<Req: Encodable + HeaderVersion>(
-        &mut self,
-        api: ApiKey,
-        version: i16,
-        request: &Req,
-    ) -> (i32, Bytes) {
-        let correlation_id = self.next;
-        self.next += 1;
-        let mut buf = BytesMut::new();
-        RequestHeader::default()
-            .with_request_api_key(api as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(correlation_id)
-            .with_client_id(Some(StrBytes::from_static_str("test")))
-            .encode(&mut buf, Req::header_version(version))
-            .unwrap();
-        request.encode(&mut buf, version).unwrap();
-        (correlation_id, buf.freeze())
-    }
-
-    async fn call<Req, Resp>(&mut self, api: ApiKey, version: i16, request: &Req) -> Resp
-    where
-        Req: Encodable + HeaderVersion,
-        Resp: Decodable + HeaderVersion,
-    {
-        let (id, frame) = self.request(api, version, request);
-        self.send_frame(&frame).await;
-        let Some(mut answer) = self.read_frame().await else {
-            panic!("no answer to {api:?} v{version}: the server closed the connection");
-        };
-        let header = ResponseHeader::decode(&mut answer, Resp::header_version(version)).unwrap();
-        assert_eq!(header.correlation_id, id);
-        let response = Resp::decode(&mut answer, version).unwrap();
-        assert!(
-            !answer.has_remaining(),
-            "{api:?} v{version}: trailing bytes"
-        );
-        response
-    }
-
-    async fn closed(&mut self) -> bool {
-        matches!(
-            tokio::time::timeout(Duration::from_secs(5), self.read_frame()).await,
-            Ok(None)
-        )
-    }
-}
-
-fn name(s: &str) -> TopicName {
-    TopicName(StrBytes::from_string(s.to_owned()))
-}
-
-/// A Kafka batch of `n` records, as a producer sends it.
-fn kafka_batch(n: usize, first: usize) -> Bytes {
-    let mut builder = BatchBuilder::new(Limits::default());
-    for i in first..first + n {
-        builder
-            .push(&NewRecord::keyed(
-                1_700_000_000_000 + i as i64,
-                format!("k{i}").as_bytes(),
-                format!("v{i}").as_bytes(),
-            ))
-            .unwrap();
-    }
-    builder.finish().unwrap().slice(FRAME_HEADER_LEN..)
-}
-
-fn produce(topic: &str, partition: i32, acks: i16, records: Bytes) -> ProduceRequest {
-    ProduceRequest::default()
-        .with_acks(acks)
-        .with_timeout_ms(5000)
-        .with_topic_data(vec![
-            TopicProduceData::default()
-                .with_name(name(topic))
-                .with_partition_data(vec![
-                    PartitionProduceData::default()
-                        .with_index(partition)
-                        .with_records(Some(records)),
-                ]),
-        ])
-}
-
-fn fetch(topic: &str, offset: i64, max_wait_ms: i32, min_bytes: i32) -> FetchRequest {
-    FetchRequest::default()
-        .with_max_wait_ms(max_wait_ms)
-        .with_min_bytes(min_bytes)
-        .with_max_bytes(1 << 20)
-        .with_topics(vec![
-            FetchTopic::default()
-                .with_topic(name(topic))
-                .with_partitions(vec![
-                    FetchPartition::default()
-                        .with_partition(0)
-                        .with_fetch_offset(offset)
-                        .with_partition_max_bytes(1 << 20),
-                ]),
-        ])
-}
-
-fn create(topic: &str, partitions: i32) -> CreateTopicsRequest {
-    CreateTopicsRequest::default().with_topics(vec![
-        CreatableTopic::default()
-            .with_name(name(topic))
-            .with_num_partitions(partitions)
-            .with_replication_factor(1),
-    ])
-}
+use tokio::io::AsyncWriteExt;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_versions_answers_at_v0_header_even_for_v3() {

@@ -294,6 +294,7 @@ async fn serve(
             listener,
             Arc::clone(&store),
             changes,
+            Arc::clone(&shared.groups),
             kafka_config,
             async move { stop.cancelled().await },
         ))

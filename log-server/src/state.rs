@@ -171,6 +171,8 @@ pub(crate) struct Shared {
     round_robin: AtomicU32,
     /// Set once every partition was opened (recovered) at start.
     pub(crate) ready: std::sync::atomic::AtomicBool,
+    /// The consumer-group coordinator both front ends share.
+    pub(crate) groups: Arc<log_groups::Coordinator>,
 }
 
 impl Shared {
@@ -184,6 +186,7 @@ impl Shared {
             start_time: SystemTime::now(),
             round_robin: AtomicU32::new(0),
             ready: std::sync::atomic::AtomicBool::new(false),
+            groups: log_groups::Coordinator::start(log_groups::GroupConfig::default()),
         }
     }
 

@@ -79,8 +79,8 @@ pub use io::{
 };
 pub use layout::{MAX_NAME_BYTES, RESERVED_SUFFIXES, validate_consumer_id, validate_topic_name};
 pub use partition::{
-    Ack, AppendOptions, Appended, Committer, Isolation, Lag, LatencySummary, Log, ReadResult,
-    RetentionReport, Usage, Watermarks,
+    Ack, AppendOptions, Appended, Committer, EpochEnd, EpochStart, Isolation, Lag, LatencySummary,
+    Log, ReadResult, RetentionReport, Usage, Watermarks,
 };
 pub use store::{
     Background, DirLock, MAX_OFFSET_METADATA_BYTES, MAX_PARTITIONS, OFFSET_FILE_MAX_BYTES,

@@ -182,7 +182,7 @@ impl Log {
         match state.producers.check(&header) {
             Ok(Verdict::Anonymous | Verdict::Append) => {}
             Ok(Verdict::Duplicate(meta)) => {
-                let epoch = state.epoch;
+                let epoch = state.epochs.latest();
                 drop(state);
                 let durable_end = lock(&self.sync).durable_end;
                 return Ok(Appended {
@@ -249,7 +249,7 @@ impl Log {
         let base_offset = state.next_offset;
         // Kafka's partitionLeaderEpoch carries our crash-truncation epoch:
         // clients detect reused offsets with it (KIP-320).
-        let leader_epoch = i32::try_from(state.epoch).unwrap_or(i32::MAX);
+        let leader_epoch = i32::try_from(state.epochs.latest()).unwrap_or(i32::MAX);
         let batch =
             Stamped::new(batch, base_offset, leader_epoch, append_time).map_err(
                 |err| match err {
@@ -315,7 +315,7 @@ impl Log {
         if let Some(space) = &mut state.free_space {
             space.available = space.available.saturating_sub(batch.len() as u64);
         }
-        let epoch = state.epoch;
+        let epoch = state.epochs.latest();
         drop(state);
         let (durable_end, sleepers) = {
             let mut sync = lock(&self.sync);

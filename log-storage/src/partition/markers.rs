@@ -1,10 +1,10 @@
-//! The small files of a partition directory besides its segments and the
-//! recovery point (`checkpoint.rs`): the clean-shutdown marker, the
-//! crash-truncation epoch and the persisted log start. Each has a checksum;
-//! a damaged one is [`Error::CorruptMetadata`], never a default.
+//! The small files of a partition directory besides its segments, the
+//! recovery point (`checkpoint.rs`) and the epoch history (`epochs.rs`):
+//! the clean-shutdown marker and the persisted log start. Each has a
+//! checksum; a damaged one is [`Error::CorruptMetadata`], never a default.
 //!
 //! This module decides nothing about when they are written: `mod.rs`
-//! (close), `recovery.rs` (epoch bumps) and `retention.rs` (log start) do.
+//! (close) and `retention.rs` (log start) do.
 
 use std::path::Path;
 
@@ -13,16 +13,6 @@ use crate::io::Fs;
 use crate::io::durable::{read_u64_file, write_u64_file};
 use crate::layout;
 use crate::util::crc32;
-
-/// Reads the crash-truncation epoch (0 when none was persisted).
-pub(super) fn read_epoch(fs: &dyn Fs, dir: &Path) -> Result<u64, Error> {
-    Ok(read_u64_file(fs, &dir.join(layout::EPOCH), "read epoch")?.unwrap_or(0))
-}
-
-/// Persists the crash-truncation epoch (atomic replace, synced).
-pub(super) fn write_epoch(fs: &dyn Fs, dir: &Path, epoch: u64) -> Result<(), Error> {
-    write_u64_file(fs, &dir.join(layout::EPOCH), epoch)
-}
 
 /// Reads the persisted log start offset (0 when none was persisted).
 pub(super) fn read_log_start(fs: &dyn Fs, dir: &Path) -> Result<u64, Error> {

@@ -28,9 +28,9 @@
 //!   offset;
 //! - `retention.rs`: delete-records and retention by age and size;
 //! - `recovery.rs`: crash recovery on open;
-//! - `checkpoint.rs` (the recovery point) and `markers.rs` (the
-//!   clean-shutdown marker, the epoch and the log start): the partition's
-//!   small files;
+//! - `checkpoint.rs` (the recovery point), `epochs.rs` (the epoch
+//!   history) and `markers.rs` (the clean-shutdown marker and the log
+//!   start): the partition's small files;
 //! - `segment.rs`: one segment (log file + index), header hops and scans;
 //! - `prepare.rs`: loading a sealed segment's index and mapping without the
 //!   partition lock;
@@ -54,6 +54,7 @@ mod append;
 mod checkpoint;
 mod commit;
 mod committer;
+mod epochs;
 mod latency;
 mod markers;
 mod prepare;
@@ -66,6 +67,7 @@ mod segment;
 
 use checkpoint::{Checkpoint, read_recovery_point};
 use commit::Waiter;
+use epochs::EpochHistory;
 use markers::CleanMarker;
 use producer::{ProducerStates, encode_producer_snapshot};
 use recovery::recover;
@@ -73,6 +75,7 @@ use roll::PendingRoll;
 use segment::{Segment, SegmentIndex};
 
 pub use committer::Committer;
+pub use epochs::{EpochEnd, EpochStart};
 pub use latency::LatencySummary;
 pub use read::{Lag, Usage};
 pub use retention::RetentionReport;
@@ -225,7 +228,8 @@ struct State {
     /// Why the partition takes no writes (damage found by recovery), if it
     /// does not. A poisoned partition is told apart by `Log::poison`.
     read_only: Option<Arc<Error>>,
-    epoch: u64,
+    /// Which epoch started where; the last entry is the current epoch.
+    epochs: EpochHistory,
     closed: bool,
     /// Idempotent producer state.
     producers: ProducerStates,
@@ -436,6 +440,23 @@ impl Log {
         watermarks(&state, durable_end)
     }
 
+    /// Where `epoch` ends: the first offset past the records written in it
+    /// (the log end for the current epoch), with the epoch the answer is
+    /// about — `epoch` when it is known, else the largest known epoch
+    /// below it. `None` when `epoch` is past the current one. A reader
+    /// that saw offset `o` in epoch `e` finds records cut under it when
+    /// `epoch_end(e)` ends at or before `o` (Kafka's OffsetForLeaderEpoch).
+    pub fn epoch_end(&self, epoch: u64) -> Option<EpochEnd> {
+        let state = lock(&self.state);
+        state.epochs.end_of(epoch, state.next_offset)
+    }
+
+    /// The epoch history, oldest first: each epoch and the offset it
+    /// started at. Entries wholly below the log start are dropped.
+    pub fn epochs(&self) -> Vec<EpochStart> {
+        lock(&self.state).epochs.entries().to_vec()
+    }
+
     /// Forces a roll to a new segment and makes everything before it
     /// durable, paying the roll's debt at once (tests, tools; the append
     /// path leaves that to the next sync leader).
@@ -531,6 +552,6 @@ fn watermarks(state: &State, durable_end: u64) -> Watermarks {
             .min(state.next_offset),
         log_end: state.next_offset,
         durable_end: durable_end.min(state.next_offset),
-        epoch: state.epoch,
+        epoch: state.epochs.latest(),
     }
 }

@@ -28,8 +28,9 @@ use log_index::{ActiveIndex, IndexLookup, Reopened};
 
 use super::State;
 use super::checkpoint::RecoveryPoint;
+use super::epochs::EpochHistory;
 use super::markers::CleanMarker;
-use super::markers::{read_epoch, read_log_start, write_epoch};
+use super::markers::read_log_start;
 use super::producer::{ProducerStates, read_producer_snapshot};
 use super::roll::create_segment;
 use super::segment::{ScanEnd, ScanStop, Segment, SegmentIndex, scan_file};
@@ -157,7 +158,6 @@ pub(crate) fn recover(
     boot_id: Option<[u8; 16]>,
 ) -> Result<State, Error> {
     let (mut logs, marker_present) = list_partition_files(fs, dir)?;
-    let mut epoch = read_epoch(fs, dir)?;
     let marker = if marker_present {
         let path = dir.join(layout::CLEAN_SHUTDOWN);
         let marker = fs
@@ -175,6 +175,7 @@ pub(crate) fn recover(
         None
     };
     let log_start = read_log_start(fs, dir)?;
+    let mut epochs = EpochHistory::read(fs, dir, log_start)?;
 
     if logs.is_empty() {
         let segment = create_segment(fs, dir, 0, config, true)?;
@@ -184,7 +185,7 @@ pub(crate) fn recover(
             log_start,
             last_append_time: i64::MIN,
             read_only: None,
-            epoch,
+            epochs,
             closed: false,
             producers: ProducerStates::default(),
             undeleted: Vec::new(),
@@ -318,10 +319,6 @@ pub(crate) fn recover(
             read_only = Some(Arc::new(damage));
         }
     }
-    if move_epoch {
-        epoch += 1;
-        write_epoch(fs, dir, epoch)?;
-    }
     // What the scan found may sit only in the page cache (a process crash
     // keeps written pages): make it durable before calling it durable.
     // After a clean close it was synced already.
@@ -342,6 +339,11 @@ pub(crate) fn recover(
     if let Some(m) = clean {
         next_offset = next_offset.max(m.next_offset);
     }
+    if move_epoch {
+        // The new epoch starts where the recovered log ends.
+        let next = epochs.latest() + 1;
+        epochs.start(fs, dir, next, next_offset)?;
+    }
     Ok(State {
         producers: recover_producers(fs, dir, &segments, next_offset)?,
         segments,
@@ -349,7 +351,7 @@ pub(crate) fn recover(
         log_start,
         last_append_time,
         read_only,
-        epoch,
+        epochs,
         closed: false,
         undeleted: Vec::new(),
         pending_rolls: Vec::new(),

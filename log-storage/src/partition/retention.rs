@@ -62,6 +62,7 @@ impl Log {
         if before_offset > state.log_start {
             write_log_start(&*self.fs, &self.dir, before_offset)?;
             state.log_start = before_offset;
+            self.trim_epochs(&mut state.epochs, before_offset);
         }
         // Whole segments entirely below the new start go.
         let doomed = state
@@ -145,6 +146,7 @@ impl Log {
         };
         self.delete_segment_files(removed)?;
         if !report.deleted_segments.is_empty() {
+            self.trim_epochs(&mut lock(&self.state).epochs, log_start);
             tracing::info!(
                 dir = %self.dir.display(),
                 segments = report.deleted_segments.len(),
@@ -154,6 +156,15 @@ impl Log {
             );
         }
         Ok(report)
+    }
+
+    /// Drops the epoch history's entries wholly below `log_start`. A
+    /// failure only leaves entries that no reader can ask about any more
+    /// (their records are gone), so it is logged, not returned.
+    fn trim_epochs(&self, epochs: &mut super::EpochHistory, log_start: u64) {
+        if let Err(err) = epochs.trim_below(&*self.fs, &self.dir, log_start) {
+            tracing::warn!(dir = %self.dir.display(), error = %err, "epoch history not trimmed");
+        }
     }
 
     /// Removes the files of segments already taken out of the state (with

@@ -335,6 +335,15 @@ impl Store {
         self.open_partition(&entry, partition)
     }
 
+    /// The log of a partition if it is open already; never opens (or
+    /// waits for the recovery of) one: for cheap questions such as its
+    /// current epoch. `None` too for an unknown topic or partition.
+    pub fn open_log(&self, topic: &str, partition: u32) -> Option<Arc<Log>> {
+        let entry = read(&self.topics).get(topic).cloned()?;
+        let slot = read(&entry.slots).get(partition as usize)?.clone();
+        slot.try_lock().ok()?.clone()
+    }
+
     fn open_partition(&self, topic: &Topic, partition: u32) -> Result<Arc<Log>, Error> {
         let slot = {
             let slots = read(&topic.slots);
@@ -449,6 +458,22 @@ impl Store {
             });
         }
         self.offsets.read(consumer, topic, id, partition)
+    }
+
+    /// The consumers (Kafka's groups) with committed offsets, in no order.
+    pub fn consumers(&self) -> Result<Vec<String>, Error> {
+        self.check_open()?;
+        self.offsets.consumers()
+    }
+
+    /// Deletes every committed offset of `consumer`, durably: `false` when
+    /// it had none.
+    pub fn delete_consumer(&self, consumer: &str) -> Result<bool, Error> {
+        self.check_open()?;
+        layout::validate_consumer_id(consumer)?;
+        let _admin = read(&self.admin);
+        self.check_open()?;
+        self.offsets.remove_consumer(consumer)
     }
 
     /// Closes every open partition cleanly (see [`Log::close`]); later

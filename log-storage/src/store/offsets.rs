@@ -363,9 +363,28 @@ impl Offsets {
         Ok(())
     }
 
+    /// Removes every committed offset of `consumer`: `false` when it had
+    /// none. Durable on return (the offsets directory is synced).
+    pub(crate) fn remove_consumer(&self, consumer: &str) -> Result<bool, Error> {
+        let dir = layout::child(NameKind::Consumer, &self.dir, consumer)?;
+        if !self
+            .fs
+            .exists(&dir)
+            .map_err(io_error("check offsets directory", &dir))?
+        {
+            return Ok(false);
+        }
+        lock(&self.synced).retain(|p| !p.starts_with(&dir));
+        remove_tree(&*self.fs, &dir)?;
+        self.fs
+            .sync_dir(&self.dir)
+            .map_err(io_error("sync offsets directory", &self.dir))?;
+        Ok(true)
+    }
+
     /// The consumer ids with a directory under `<data>/offsets`; other
     /// entries are logged and skipped.
-    fn consumers(&self) -> Result<Vec<String>, Error> {
+    pub(crate) fn consumers(&self) -> Result<Vec<String>, Error> {
         let mut consumers = Vec::new();
         for entry in self
             .fs
