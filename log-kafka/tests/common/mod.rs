@@ -47,7 +47,11 @@ impl Broker {
             listener,
             Arc::clone(&store),
             Arc::new(log_kafka::OwnChanges),
-            log_groups::Coordinator::start(log_groups::GroupConfig::default()),
+            // A short first-rebalance delay: tests join members one by one.
+            log_groups::Coordinator::start(
+                log_groups::GroupConfig::default()
+                    .with_initial_rebalance_delay(Duration::from_millis(100)),
+            ),
             config,
             async move {
                 let _ = stopped.await;

@@ -16,6 +16,12 @@
 #     install fails);
 #   - java/KafkaClients.java (skipped, saying why, only when java or mvn is
 #     missing or the download of kafka-clients fails);
+#   - Kafka's ProducerPerformance and ConsumerPerformance (kafka-tools), then
+#     test_groups.py: consumer groups with members of every client kind
+#     (group_member.py, java/GroupMember.java), a kill -9, a cooperative
+#     rebalance, a static member's restart, a server restart (its own server)
+#     and kafka-consumer-groups --describe (the Java parts skipped, saying
+#     why, without java);
 # then stops the server with SIGTERM and requires exit status 0 (one more
 # test). The last line printed is "kafka-clients: N passed, M failed"
 # (", K skipped" when some were).
@@ -171,7 +177,7 @@ python_suite() { # python_suite NAME FILE
     local name=$1 file=$2 summary="$WORK/summary-$1" rc=0 p=0 f=0 s=0
     echo "== $name ($file)"
     PYTHONPATH="$GEN${PYTHONPATH:+:$PYTHONPATH}" KAFKA_BOOTSTRAP="$KAFKA_ADDR" LOG_SERVER_ADDR="$GRPC_ADDR" \
-        LOG_TEST_SUMMARY_FILE="$summary" timeout 300 "$PY" "$HERE/$file" || rc=$?
+        LOG_TEST_SUMMARY_FILE="$summary" timeout "${SUITE_TIMEOUT:-300}" "$PY" "$HERE/$file" || rc=$?
     if [[ -s "$summary" ]]; then
         read -r p f s <"$summary"
     fi
@@ -257,6 +263,48 @@ else
     fi
     count java "$jp" "$jf" 0
 fi
+
+# ---- Kafka's own perf tools (kafka-tools) against our listener ----
+echo "== kafka perf tools (org.apache.kafka.tools.ProducerPerformance, ConsumerPerformance)"
+if [[ -n "$java_reason" ]]; then
+    skip "kafka perf tools: $java_reason"
+else
+    PT="perf-$RANDOM$RANDOM"
+    PP=0
+    PF=0
+    timeout 300 java -cp "$JAVA_DIR/lib/*" org.apache.kafka.tools.ProducerPerformance \
+        --topic "$PT" --num-records 100000 --record-size 100 --throughput -1 \
+        --producer-props "bootstrap.servers=$KAFKA_ADDR" acks=all linger.ms=5 >"$WORK/pperf.txt" 2>&1 || true
+    if grep -q '^100000 records sent' "$WORK/pperf.txt"; then
+        echo "ok ProducerPerformance: $(grep '^100000 records sent' "$WORK/pperf.txt")"
+        PP=$((PP + 1))
+    else
+        echo "FAIL ProducerPerformance:"
+        grep -v '^SLF4J' "$WORK/pperf.txt" | tail -n 20
+        PF=$((PF + 1))
+    fi
+    # It reads with a consumer group of its own (subscribe, commits).
+    timeout 300 java -cp "$JAVA_DIR/lib/*" org.apache.kafka.tools.ConsumerPerformance \
+        --bootstrap-server "$KAFKA_ADDR" --topic "$PT" --messages 100000 --timeout 60000 >"$WORK/cperf.txt" 2>&1 || true
+    # The line after the header: start, end, MB, MB/s, messages, ...
+    got="$(grep -A1 '^start.time' "$WORK/cperf.txt" | tail -n 1 | awk -F', *' '{print $5}')"
+    if [[ "$got" == "100000" ]]; then
+        echo "ok ConsumerPerformance: $(grep -A1 '^start.time' "$WORK/cperf.txt" | tail -n 1)"
+        PP=$((PP + 1))
+    else
+        echo "FAIL ConsumerPerformance (read ${got:-nothing} of 100000):"
+        grep -v '^SLF4J' "$WORK/cperf.txt" | tail -n 20
+        PF=$((PF + 1))
+    fi
+    count "kafka perf tools" "$PP" "$PF" 0
+fi
+
+# ---- consumer groups: every client kind, kill -9, cooperative, static, restart ----
+group_cp=""
+if [[ -z "$java_reason" ]]; then
+    group_cp="$JAVA_DIR/lib/*"
+fi
+JAVA_CLASSPATH="$group_cp" LOG_SERVER_BIN="$SERVER_BIN" SUITE_TIMEOUT=600 python_suite groups test_groups.py
 
 # ---- clean shutdown on SIGTERM: exit 0 within SHUTDOWN_TIMEOUT seconds ----
 echo "== shutdown"
