@@ -456,19 +456,53 @@ impl Client {
         offset: u64,
         metadata: &str,
     ) -> Result<(), Error> {
+        self.commit_offsets(group, topic, &[(partition, offset)], metadata, None)
+            .await
+    }
+
+    /// Commits several partitions' offsets of one topic in one call, as
+    /// `member` of its generation when given (a group member's commit is
+    /// refused once its generation is over: [`GroupConsumer`](crate::GroupConsumer)
+    /// commits this way).
+    pub async fn commit_offsets(
+        &self,
+        group: &str,
+        topic: &str,
+        offsets: &[(u32, u64)],
+        metadata: &str,
+        member: Option<(&str, i32)>,
+    ) -> Result<(), Error> {
         self.log
             .clone()
-            .commit_offsets(self.request(proto::CommitOffsetsRequest {
-                group: group.to_owned(),
-                topic: topic.to_owned(),
-                commits: vec![proto::OffsetCommit {
-                    partition,
-                    offset,
-                    metadata: metadata.to_owned(),
-                }],
-            }))
+            .commit_offsets(
+                self.request(proto::CommitOffsetsRequest {
+                    group: group.to_owned(),
+                    topic: topic.to_owned(),
+                    commits: offsets
+                        .iter()
+                        .map(|&(partition, offset)| proto::OffsetCommit {
+                            partition,
+                            offset,
+                            metadata: metadata.to_owned(),
+                        })
+                        .collect(),
+                    member: member.map(|(member_id, generation)| proto::GroupGeneration {
+                        member_id: member_id.to_owned(),
+                        generation,
+                    }),
+                }),
+            )
             .await?;
         Ok(())
+    }
+
+    /// Opens a `ConsumeGroup` stream: the raw membership stream
+    /// [`GroupConsumer`](crate::GroupConsumer) runs on.
+    pub(crate) async fn consume_group(
+        &self,
+        outbound: tokio_stream::wrappers::ReceiverStream<proto::GroupClientMessage>,
+    ) -> Result<tonic::Streaming<proto::GroupServerMessage>, Error> {
+        Ok(self.log.clone().consume_group(outbound).await?.into_inner())
     }
 
     /// The committed offsets of `group` on `topic` (every partition when

@@ -13,6 +13,9 @@
 //! - [`Consumer`]: a [`Stream`](tokio_stream::Stream) of records from one
 //!   partition, by long-poll fetches or by a subscription; it tracks its
 //!   position and commits it for a consumer group.
+//! - [`GroupConsumer`]: a member of a consumer group (Kafka clients may be
+//!   members too): it reads whatever partitions the server assigns it,
+//!   commits as its generation, and hands partitions over at a rebalance.
 //! - [`Error`]: one error type; [`Error::kind`] tells retryable from fatal,
 //!   [`Error::reason`] is the server's stable reason (`TOPIC_NOT_FOUND`…).
 //! - Plain Rust types for what the calls take and return: [`Position`]
@@ -69,12 +72,14 @@
 mod client;
 mod consumer;
 mod error;
+mod group;
 mod producer;
 mod types;
 
 pub use client::{Client, ClientConfig, FetchOptions};
 pub use consumer::{Consumer, ConsumerConfig, ConsumerMode, ReceivedRecord};
 pub use error::{Error, ErrorKind};
+pub use group::{GroupConsumer, GroupConsumerConfig, GroupRecord, MemberAssignment};
 /// The compression codecs of a producer's batches (Kafka's: none, gzip, snappy,
 /// lz4, zstd), from `log-format`.
 pub use log_format::Codec;

@@ -92,6 +92,10 @@ pub struct Config {
     /// On shutdown, how long in-flight calls get before open streams are
     /// ended with UNAVAILABLE, in ms. Default 5000.
     pub shutdown_grace_ms: u64,
+    /// How long the first rebalance of an empty consumer group waits for
+    /// more members, in ms (Kafka's `group.initial.rebalance.delay.ms`).
+    /// Default 3000.
+    pub group_initial_rebalance_delay_ms: u64,
     /// How long a new connection may take to complete its HTTP/2
     /// handshake (the client preface and its SETTINGS frame), in ms; a
     /// connection that has not is closed, freeing its slot of
@@ -131,6 +135,7 @@ impl Default for Config {
             retention_interval_ms: 300_000,
             committer_threads: 2,
             shutdown_grace_ms: 5000,
+            group_initial_rebalance_delay_ms: 3000,
             handshake_timeout_ms: 5000,
             keepalive_interval_ms: 30_000,
             keepalive_timeout_ms: 20_000,
@@ -332,6 +337,14 @@ pub struct Cli {
     /// Grace period for in-flight calls at shutdown, in ms [default: 5000].
     #[arg(long, env = "LOG_SERVER_SHUTDOWN_GRACE_MS", value_name = "MS")]
     pub shutdown_grace_ms: Option<u64>,
+    /// First rebalance delay of an empty consumer group, in ms [default:
+    /// 3000].
+    #[arg(
+        long,
+        env = "LOG_SERVER_GROUP_INITIAL_REBALANCE_DELAY_MS",
+        value_name = "MS"
+    )]
+    pub group_initial_rebalance_delay_ms: Option<u64>,
     /// Time a new connection has to complete its HTTP/2 handshake before it
     /// is closed, in ms [default: 5000].
     #[arg(long, env = "LOG_SERVER_HANDSHAKE_TIMEOUT_MS", value_name = "MS")]
@@ -408,6 +421,9 @@ impl Cli {
         }
         if let Some(v) = self.shutdown_grace_ms {
             config.shutdown_grace_ms = v;
+        }
+        if let Some(v) = self.group_initial_rebalance_delay_ms {
+            config.group_initial_rebalance_delay_ms = v;
         }
         if let Some(v) = self.handshake_timeout_ms {
             config.handshake_timeout_ms = v;

@@ -11,6 +11,9 @@
 //! - `service.rs`: the `LogService` and `AdminService` implementations.
 //! - `produce.rs`: the append path and `ProduceStream`'s in-order answers.
 //! - `read.rs`: positions, long-poll `Fetch`, `Subscribe`.
+//! - `group.rs`: `ConsumeGroup`, a gRPC member of a consumer group on the
+//!   coordinator the Kafka listener shares; `assign.rs`: the server-side
+//!   range assignment in Kafka's consumer-protocol encoding.
 //! - `state.rs`: what the calls share: open partitions and their change
 //!   signal, limits, counters.
 //! - `status.rs`: the one mapping from errors to gRPC statuses with
@@ -38,11 +41,13 @@
 //! # }
 //! ```
 //!
-//! It does not implement consumer-group membership, authentication or
-//! TLS (serve loopback, or put a proxy in front).
+//! It does not implement authentication or TLS (serve loopback, or put a
+//! proxy in front).
 #![forbid(unsafe_code)]
 
+mod assign;
 mod config;
+mod group;
 mod limit;
 mod listener;
 mod produce;

@@ -13,10 +13,10 @@ use log_client::proto::log_service_server::LogService;
 use log_storage::{Ack, TopicConfig, TopicInfo};
 use tonic::{Code, Request, Response, Status, Streaming};
 
-use crate::produce;
 use crate::read::{self, UntilShutdown, blocking};
 use crate::state::{ConnInfo, Shared, SlotKind, timestamp, watermarks};
 use crate::status;
+use crate::{group, produce};
 
 /// Default and largest page of `ListTopics`.
 const DEFAULT_PAGE: usize = 100;
@@ -151,6 +151,7 @@ impl LogService for Services {
         self.shared.check_running()?;
         let request = request.into_inner();
         let shared = Arc::clone(&self.shared);
+        fence(&shared, &request)?;
         let partitions = blocking(move || {
             let topic = shared.topic(&request.topic)?;
             let asked: Vec<u32> = request.commits.iter().map(|c| c.partition).collect();
@@ -181,6 +182,23 @@ impl LogService for Services {
         })
         .await?;
         Ok(Response::new(proto::CommitOffsetsResponse { partitions }))
+    }
+
+    type ConsumeGroupStream = group::GroupStream;
+
+    async fn consume_group(
+        &self,
+        request: Request<Streaming<proto::GroupClientMessage>>,
+    ) -> Result<Response<Self::ConsumeGroupStream>, Status> {
+        self.shared.check_running()?;
+        let peer = request
+            .remote_addr()
+            .map_or_else(String::new, |a| format!("/{}", a.ip()));
+        Ok(Response::new(group::open(
+            Arc::clone(&self.shared),
+            request.into_inner(),
+            peer,
+        )))
     }
 
     async fn get_committed_offsets(
@@ -318,6 +336,30 @@ fn open_partitions(shared: &Shared, topic: &TopicInfo, from: u32) -> Result<(), 
         shared.partition(&topic.name, p)?;
     }
     Ok(())
+}
+
+/// A commit is fenced as Kafka's (see `log_groups::Coordinator::
+/// check_commit`): a member commits in its generation; without a member,
+/// only for a group with no members.
+fn fence(shared: &Shared, request: &proto::CommitOffsetsRequest) -> Result<(), Status> {
+    let member = request.member.as_ref();
+    let checked = shared.groups.check_commit(&log_groups::MemberRef {
+        group_id: request.group.clone(),
+        generation: member.map_or(-1, |m| m.generation),
+        member_id: member.map_or_else(String::new, |m| m.member_id.clone()),
+        group_instance_id: None,
+    });
+    match checked {
+        Ok(()) => Ok(()),
+        // An id the coordinator refuses is the store's to judge (it names
+        // the reason), and an unfenced commit to a group with members a
+        // conflict of its own.
+        Err(log_groups::GroupError::InvalidGroupId) => Ok(()),
+        Err(log_groups::GroupError::UnknownMemberId) if member.is_none() => {
+            Err(status::group_has_members(&request.group))
+        }
+        Err(err) => Err(status::group(&err, &request.group)),
+    }
 }
 
 /// One partition's state.

@@ -177,6 +177,7 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn new(store: Arc<Store>, config: Config, shutdown: CancellationToken) -> Shared {
+        let first_delay = std::time::Duration::from_millis(config.group_initial_rebalance_delay_ms);
         Shared {
             store,
             subscriptions: Arc::new(Semaphore::new(config.max_subscriptions as usize)),
@@ -186,7 +187,9 @@ impl Shared {
             start_time: SystemTime::now(),
             round_robin: AtomicU32::new(0),
             ready: std::sync::atomic::AtomicBool::new(false),
-            groups: log_groups::Coordinator::start(log_groups::GroupConfig::default()),
+            groups: log_groups::Coordinator::start(
+                log_groups::GroupConfig::default().with_initial_rebalance_delay(first_delay),
+            ),
         }
     }
 

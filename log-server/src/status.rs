@@ -102,6 +102,19 @@ pub mod reason {
     pub const CORRUPT_DATA: &str = "CORRUPT_DATA";
     /// INTERNAL: any other storage failure.
     pub const STORAGE_ERROR: &str = "STORAGE_ERROR";
+    /// ABORTED: a group member's generation is over, or the member was
+    /// removed (its session expired) or replaced (a static member started
+    /// again): it must not commit, and rejoins.
+    pub const GROUP_MEMBER_FENCED: &str = "GROUP_MEMBER_FENCED";
+    /// ABORTED: the group is handing out a new assignment; commit again
+    /// once assigned.
+    pub const GROUP_REBALANCING: &str = "GROUP_REBALANCING";
+    /// FAILED_PRECONDITION: a commit without a member for a group that has
+    /// members, or a join whose protocols the group's members do not share.
+    pub const GROUP_CONFLICT: &str = "GROUP_CONFLICT";
+    /// RESOURCE_EXHAUSTED: the group has its maximum of members, or the
+    /// server its maximum of groups.
+    pub const GROUP_LIMIT: &str = "GROUP_LIMIT";
 
     /// All of the above, once each.
     pub const ALL: &[&str] = &[
@@ -135,6 +148,10 @@ pub mod reason {
         NO_COMMITTED_OFFSET,
         CORRUPT_DATA,
         STORAGE_ERROR,
+        GROUP_MEMBER_FENCED,
+        GROUP_REBALANCING,
+        GROUP_CONFLICT,
+        GROUP_LIMIT,
     ];
 }
 
@@ -174,6 +191,41 @@ pub(crate) fn shutting_down() -> Status {
         reason::SHUTTING_DOWN,
         "server shutting down",
         &[],
+    )
+}
+
+/// The status of a group refusal (`group` names the group).
+pub(crate) fn group(err: &log_groups::GroupError, group: &str) -> Status {
+    use log_groups::GroupError as G;
+    let (code, why) = match err {
+        G::UnknownMemberId | G::IllegalGeneration | G::FencedInstanceId => {
+            (Code::Aborted, reason::GROUP_MEMBER_FENCED)
+        }
+        G::RebalanceInProgress => (Code::Aborted, reason::GROUP_REBALANCING),
+        G::InconsistentGroupProtocol | G::NonEmptyGroup => {
+            (Code::FailedPrecondition, reason::GROUP_CONFLICT)
+        }
+        G::GroupMaxSizeReached => (Code::ResourceExhausted, reason::GROUP_LIMIT),
+        G::CoordinatorNotAvailable => (Code::Unavailable, reason::GROUP_LIMIT),
+        G::InvalidGroupId => (Code::InvalidArgument, reason::INVALID_GROUP_NAME),
+        _ => (Code::InvalidArgument, reason::INVALID_REQUEST),
+    };
+    status(
+        code,
+        why,
+        format!("group {group}: {err}"),
+        &[("group", group.to_owned())],
+    )
+}
+
+/// FAILED_PRECONDITION, reason `GROUP_CONFLICT`: a commit without a member
+/// for a group whose members the coordinator holds.
+pub(crate) fn group_has_members(group: &str) -> Status {
+    status(
+        Code::FailedPrecondition,
+        reason::GROUP_CONFLICT,
+        format!("group {group} has members: commit as one (CommitOffsetsRequest.member)"),
+        &[("group", group.to_owned())],
     )
 }
 
