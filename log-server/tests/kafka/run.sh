@@ -304,7 +304,14 @@ group_cp=""
 if [[ -z "$java_reason" ]]; then
     group_cp="$JAVA_DIR/lib/*"
 fi
-JAVA_CLASSPATH="$group_cp" LOG_SERVER_BIN="$SERVER_BIN" SUITE_TIMEOUT=600 python_suite groups test_groups.py
+# The Rust member: log-client's `group` example (a GroupConsumer over gRPC).
+rust_member="$REPO/target/debug/examples/group"
+if command -v cargo >/dev/null 2>&1; then
+    (cd "$REPO" && cargo build -q -p log-client --example group) || log "building the Rust group member failed"
+fi
+[[ -x "$rust_member" ]] || rust_member=""
+JAVA_CLASSPATH="$group_cp" LOG_SERVER_BIN="$SERVER_BIN" RUST_GROUP_MEMBER="$rust_member" SUITE_TIMEOUT=600 \
+    python_suite groups test_groups.py
 
 # ---- clean shutdown on SIGTERM: exit 0 within SHUTDOWN_TIMEOUT seconds ----
 echo "== shutdown"

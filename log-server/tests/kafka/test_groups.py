@@ -10,9 +10,11 @@ offset; Kafka's own kafka-consumer-groups tool describes the group.
 
 Each member is a process of its own (group_member.py, java/GroupMember.java)
 printing what it does. Environment, besides kafka_common's:
-    JAVA_CLASSPATH   classpath of kafka-clients (and kafka-tools), when java
-                     can run the Java members and tools
-    LOG_SERVER_BIN   the server binary, for the restart test
+    JAVA_CLASSPATH      classpath of kafka-clients (and kafka-tools), when java
+                        can run the Java members and tools
+    LOG_SERVER_BIN      the server binary, for the restart test
+    RUST_GROUP_MEMBER   log-client's `group` example (a GroupConsumer over
+                        gRPC), when built
 """
 
 import os
@@ -34,6 +36,7 @@ from kafka_common import setUpModule, tearDownModule  # noqa: F401 - unittest ho
 HERE = os.path.dirname(os.path.abspath(__file__))
 JAVA_CP = os.environ.get("JAVA_CLASSPATH", "")
 SERVER_BIN = os.environ.get("LOG_SERVER_BIN", "")
+RUST_MEMBER = os.environ.get("RUST_GROUP_MEMBER", "")
 SESSION_S = 6.0  # group_member.py's session.timeout.ms
 SLACK_S = 15.0  # a rejoin and a rebalance on top of the session timeout
 
@@ -47,6 +50,8 @@ class Member:
         if kind == "java":
             cmd = ["java", "-cp", JAVA_CP, os.path.join(HERE, "java", "GroupMember.java"),
                    bootstrap, group, topic, name, assignor, str(sleep_ms)]
+        elif kind == "rust":
+            cmd = [RUST_MEMBER, group, topic, f"http://{kc.GRPC_ADDR}", name]
         else:
             cmd = [sys.executable, os.path.join(HERE, "group_member.py"), kind, bootstrap, group,
                    topic, name, "--assignor", assignor, "--sleep-ms", str(sleep_ms)]
@@ -157,32 +162,39 @@ class GroupTests(unittest.TestCase):
         self.members.append(m)
         return m
 
-    def test_members_of_every_client_share_partitions_and_a_killed_ones_move(self):
+    def test_members_of_every_client_share_partitions_and_killed_ones_move(self):
         topic, group = kc.unique("grp"), kc.unique("g")
-        create_topic(kc.BOOTSTRAP, topic, 6)
-        produce(kc.BOOTSTRAP, topic, 6, 100)
-        kinds = ["confluent", "kafka-python"] + (["java"] if JAVA_CP else ["confluent"])
-        if not JAVA_CP:
-            print("\n  (no java: a second confluent member instead)", file=sys.stderr)
+        create_topic(kc.BOOTSTRAP, topic, 8)
+        produce(kc.BOOTSTRAP, topic, 8, 100)
+        kinds = ["confluent", "kafka-python"]
+        kinds.append("java" if JAVA_CP else "confluent")
+        kinds.append("rust" if RUST_MEMBER else "confluent")
+        if not JAVA_CP or not RUST_MEMBER:
+            print(f"\n  (java: {bool(JAVA_CP)}, rust member: {bool(RUST_MEMBER)}; "
+                  "a confluent member instead of each missing one)", file=sys.stderr)
         members = [self.member(k, kc.BOOTSTRAP, group, topic, f"m{i}-{k}", sleep_ms=10)
                    for i, k in enumerate(kinds)]
-        wait_for("the partitions spread over the three members",
+        wait_for("the partitions spread over the four members",
                  lambda: all(m.owned() for m in members)
-                 and set().union(*(m.owned() for m in members)) == set(range(6))
-                 and sum(len(m.recs()) for m in members) >= 30, 90)
-        victim = members[1]
-        lost = victim.owned()
-        killed_at = time.time()
-        victim.kill()
-        produce(kc.BOOTSTRAP, topic, 6, 100, start=100)
-        alive = [m for m in members if m is not victim]
-        wait_for("every record processed at least once",
-                 lambda: every(6, 200) <= processed(members), 120)
-        moved = [t for m in alive for p, _, t in m.recs() if p in lost and t > killed_at]
-        took = min(moved) - killed_at
-        print(f"\n  partitions {sorted(lost)} of the killed {victim.kind} member moved after "
-              f"{took:.1f} s", file=sys.stderr)
-        self.assertLessEqual(took, SESSION_S + SLACK_S)
+                 and set().union(*(m.owned() for m in members)) == set(range(8))
+                 and sum(len(m.recs()) for m in members) >= 40, 90)
+        alive = list(members)
+        # kafka-python's member dies silently (its session expires); the
+        # Rust member's gRPC stream dies with its process (it is out at once).
+        for victim, batch in ((members[1], 1), (members[3], 2)):
+            wait_for(f"{victim.name} owning partitions", lambda v=victim: v.owned(), 90)
+            lost = victim.owned()
+            killed_at = time.time()
+            victim.kill()
+            alive.remove(victim)
+            produce(kc.BOOTSTRAP, topic, 8, 100, start=batch * 100)
+            wait_for("every record processed at least once",
+                     lambda b=batch: every(8, (b + 1) * 100) <= processed(members), 120)
+            moved = [t for m in alive for p, _, t in m.recs() if p in lost and t > killed_at]
+            took = min(moved) - killed_at
+            print(f"\n  partitions {sorted(lost)} of the killed {victim.kind} member moved after "
+                  f"{took:.1f} s", file=sys.stderr)
+            self.assertLessEqual(took, SESSION_S + SLACK_S)
 
     def test_cooperative_rebalance_hands_partitions_over_without_double_processing(self):
         topic, group = kc.unique("coop"), kc.unique("g")
