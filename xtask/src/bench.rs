@@ -198,6 +198,21 @@ fn runs(quick: bool) -> Vec<Run> {
         "10".to_owned(),
     ]);
     out.push(r);
+    // Consumer groups: 4 members over 8 partitions while a producer
+    // writes; one is killed with SIGKILL.
+    out.push(run(
+        "group-rebalance",
+        &[
+            "--size",
+            "100",
+            "--partitions",
+            "8",
+            "--members",
+            "4",
+            "--seconds",
+            if quick { "1" } else { "5" },
+        ],
+    ));
     out
 }
 

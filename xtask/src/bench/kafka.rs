@@ -35,9 +35,8 @@
 //! Kafka beyond what one local broker needs, replicate, or judge the
 //! figures (the report does). A failure on Kafka's side is recorded and the
 //! step goes on with ours; a failure of ours is an error, except
-//! `ConsumerPerformance`, which needs consumer-group membership that our
-//! server does not offer yet (JoinGroup answers UNSUPPORTED_VERSION): that
-//! failure is recorded as the reason of its missing line.
+//! `ConsumerPerformance` (it joins a consumer group), whose failure is
+//! recorded as the reason of its missing line.
 
 use std::ffi::OsString;
 use std::fs::File;

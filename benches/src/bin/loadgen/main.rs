@@ -23,7 +23,11 @@
 //! per idle partition), `ready` (waits until the server serves; prints the
 //! time it took: the recovery figure when started right after the server),
 //! `scale-fill` and `scale-read` (many partitions with many sealed
-//! segments, for the open-files and restart figures; see `scale.rs`).
+//! segments, for the open-files and restart figures; see `scale.rs`),
+//! `group-rebalance` (`--members` group members over `--partitions`
+//! partitions while a producer writes, one killed with SIGKILL: records/s
+//! consumed and the rebalance time; see `group.rs`; its members are
+//! processes of this binary, `group-member`).
 //!
 //! `log-loadgen report DIR` turns `DIR/results.txt` (the lines above, as
 //! collected by `cargo xtask bench`, which appends the server's CPU time
@@ -38,6 +42,7 @@
 
 mod common;
 mod criterion;
+mod group;
 mod report;
 mod scale;
 mod scenarios;
@@ -84,6 +89,8 @@ pub(crate) enum Scenario {
     Ready,
     ScaleFill,
     ScaleRead,
+    GroupRebalance,
+    GroupMember,
 }
 
 impl Scenario {
@@ -98,6 +105,8 @@ impl Scenario {
             Scenario::Ready => "ready",
             Scenario::ScaleFill => "scale-fill",
             Scenario::ScaleRead => "scale-read",
+            Scenario::GroupRebalance => "group-rebalance",
+            Scenario::GroupMember => "group-member",
         }
     }
 }
@@ -175,6 +184,18 @@ pub(crate) struct Args {
     /// Seconds to wait for the server (ready).
     #[arg(long, default_value_t = 60)]
     pub(crate) timeout_secs: u64,
+    /// Group members (group-rebalance).
+    #[arg(long, default_value_t = 4)]
+    pub(crate) members: u32,
+    /// Seconds of each measuring window (group-rebalance).
+    #[arg(long, default_value_t = 5)]
+    pub(crate) seconds: u64,
+    /// The group of a group member (group-member).
+    #[arg(long)]
+    pub(crate) group: Option<String>,
+    /// The topic of a group member (group-member).
+    #[arg(long)]
+    pub(crate) topic: Option<String>,
 }
 
 fn main() {

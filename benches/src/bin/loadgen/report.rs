@@ -551,6 +551,22 @@ mod tests {
     }
 
     #[test]
+    fn the_group_row_shows_consumption_around_the_kill_and_the_rebalance() {
+        let lines = parse(
+            "RESULT system=log-server scenario=group-rebalance size=100 n=5 append_rps=400000 read_rps=250000\n\
+             EXTRA system=log-server scenario=group-rebalance members=4 partitions=8 rebalance_ms=1037 read_rps_after=200000\n",
+        );
+        let rows = derived_rows(&lines);
+        let group = row(&rows, "consumer group");
+        assert_eq!(
+            group.measured,
+            "4 members: 250.0 K before, 200.0 K after; the killed member's partitions consumed again after 1037 ms; producer 400.0 K rec/s"
+        );
+        let none = derived_rows(&parse("MACHINE cpus=2\n"));
+        assert_eq!(row(&none, "consumer group").measured, "not run");
+    }
+
+    #[test]
     fn bounds_compare_the_written_twin_the_disk_and_the_cores() {
         let lines = parse(
             "MACHINE cpus=2\n\

@@ -17,6 +17,8 @@ pub(crate) async fn run(args: Args) -> Result<(), BoxError> {
         Scenario::Ready => return ready(&args).await,
         Scenario::ScaleFill => return crate::scale::fill(&args).await,
         Scenario::ScaleRead => return crate::scale::read(&args).await,
+        Scenario::GroupRebalance => return crate::group::rebalance(&args).await,
+        Scenario::GroupMember => return crate::group::member(&args).await,
         _ => {}
     }
     if args.n == 0 || args.batch == 0 {
@@ -52,7 +54,11 @@ pub(crate) async fn run(args: Args) -> Result<(), BoxError> {
         Scenario::Fanout => fanout(&client, &topic, &args).await?,
         Scenario::Partitions => many_partitions(&client, &topic, &args, before).await?,
         // Handled before any topic is created.
-        Scenario::Ready | Scenario::ScaleFill | Scenario::ScaleRead => return Ok(()),
+        Scenario::Ready
+        | Scenario::ScaleFill
+        | Scenario::ScaleRead
+        | Scenario::GroupRebalance
+        | Scenario::GroupMember => return Ok(()),
     };
     let info = client.get_topic(&topic).await?;
     let fsyncs: u64 = info.partitions.iter().map(|p| p.fsyncs).sum();

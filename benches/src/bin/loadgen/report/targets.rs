@@ -441,5 +441,34 @@ pub(super) fn derived_rows(lines: &[Line]) -> Vec<Row> {
             "≥ 0.85×".into(),
         ),
     });
+    rows.push(group_row(lines));
     rows
+}
+
+/// The consumer-group scenario: consumption before and after a member's
+/// kill -9, and how long its partitions went unconsumed.
+fn group_row(lines: &[Line]) -> Row {
+    let what = "consumer group (gRPC GroupConsumer members over 8 partitions while a DURABLE producer writes): records/s consumed before and after a member's kill -9, and the rebalance";
+    let result = lines
+        .iter()
+        .find(|l| l.kind == "RESULT" && l.get("scenario") == Some("group-rebalance"));
+    let extra = lines
+        .iter()
+        .find(|l| l.kind == "EXTRA" && l.get("scenario") == Some("group-rebalance"));
+    match (result, extra) {
+        (Some(r), Some(e)) => Row {
+            what: what.into(),
+            measured: format!(
+                "{} members: {} before, {} after; the killed member's partitions consumed again after {} ms; producer {} rec/s",
+                e.get("members").unwrap_or("?"),
+                format_num(r.num("read_rps")),
+                format_num(e.num("read_rps_after")),
+                e.get("rebalance_ms").unwrap_or("?"),
+                format_num(r.num("append_rps")),
+            ),
+            bound: "-".into(),
+            met: "-",
+        },
+        _ => Row::missing(what, "not run".into(), "-".into()),
+    }
 }
