@@ -11,7 +11,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use common::TestServer;
+use common::{TestServer, kafka_call};
 use log_client::{Client, GroupConsumer, GroupConsumerConfig, NewRecord, Producer, ProducerConfig};
 
 async fn server() -> TestServer {
@@ -214,13 +214,13 @@ async fn a_kafka_member_and_a_grpc_member_share_one_group() {
                 .with_metadata(subscription.freeze()),
         ]);
     // Version 3: no member id round trip.
-    let joined: JoinGroupResponse = call(&mut stream, ApiKey::JoinGroup, 3, &join).await;
+    let joined: JoinGroupResponse = kafka_call(&mut stream, ApiKey::JoinGroup, 3, &join).await;
     assert_eq!(joined.error_code, 0);
     let sync = SyncGroupRequest::default()
         .with_group_id(GroupId(StrBytes::from_static_str("g")))
         .with_generation_id(joined.generation_id)
         .with_member_id(joined.member_id.clone());
-    let synced: SyncGroupResponse = call(&mut stream, ApiKey::SyncGroup, 3, &sync).await;
+    let synced: SyncGroupResponse = kafka_call(&mut stream, ApiKey::SyncGroup, 3, &sync).await;
     assert_eq!(synced.error_code, 0);
     let mut bytes = synced.assignment.clone();
     let version = bytes::Buf::get_i16(&mut bytes);
@@ -245,37 +245,4 @@ async fn a_kafka_member_and_a_grpc_member_share_one_group() {
     assert!(kafka_parts.is_disjoint(&grpc_parts));
     grpc.close().await.unwrap();
     server.stop().await;
-
-    async fn call<
-        Req: Encodable + kafka_protocol::protocol::HeaderVersion,
-        Resp: Decodable + kafka_protocol::protocol::HeaderVersion,
-    >(
-        stream: &mut tokio::net::TcpStream,
-        api: ApiKey,
-        version: i16,
-        request: &Req,
-    ) -> Resp {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut buf = bytes::BytesMut::new();
-        RequestHeader::default()
-            .with_request_api_key(api as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(7)
-            .with_client_id(Some(StrBytes::from_static_str("kafka-member")))
-            .encode(&mut buf, Req::header_version(version))
-            .unwrap();
-        request.encode(&mut buf, version).unwrap();
-        stream
-            .write_all(&(buf.len() as u32).to_be_bytes())
-            .await
-            .unwrap();
-        stream.write_all(&buf).await.unwrap();
-        let mut len = [0u8; 4];
-        stream.read_exact(&mut len).await.unwrap();
-        let mut frame = vec![0u8; u32::from_be_bytes(len) as usize];
-        stream.read_exact(&mut frame).await.unwrap();
-        let mut frame = bytes::Bytes::from(frame);
-        ResponseHeader::decode(&mut frame, Resp::header_version(version)).unwrap();
-        Resp::decode(&mut frame, version).unwrap()
-    }
 }

@@ -9,47 +9,17 @@ mod common;
 
 use std::net::SocketAddr;
 
-use bytes::{Bytes, BytesMut};
-use common::TestServer;
+use bytes::Bytes;
+use common::{TestServer, kafka_call as call};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, FetchRequest, FetchResponse, ProduceRequest, ProduceResponse, RequestHeader,
-    ResponseHeader, TopicName,
+    ApiKey, FetchRequest, FetchResponse, ProduceRequest, ProduceResponse, TopicName,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 use log_client::{FetchOptions, Position};
 use log_format::{BatchBuilder, Limits, NewRecord, RecordHeader};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-async fn call<Req: Encodable + HeaderVersion, Resp: Decodable + HeaderVersion>(
-    stream: &mut TcpStream,
-    api: ApiKey,
-    version: i16,
-    request: &Req,
-) -> Resp {
-    let mut buf = BytesMut::new();
-    RequestHeader::default()
-        .with_request_api_key(api as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(1)
-        .encode(&mut buf, Req::header_version(version))
-        .unwrap();
-    request.encode(&mut buf, version).unwrap();
-    stream
-        .write_all(&(buf.len() as u32).to_be_bytes())
-        .await
-        .unwrap();
-    stream.write_all(&buf).await.unwrap();
-    let mut len = [0u8; 4];
-    stream.read_exact(&mut len).await.unwrap();
-    let mut answer = vec![0u8; u32::from_be_bytes(len) as usize];
-    stream.read_exact(&mut answer).await.unwrap();
-    let mut answer = Bytes::from(answer);
-    ResponseHeader::decode(&mut answer, Resp::header_version(version)).unwrap();
-    Resp::decode(&mut answer, version).unwrap()
-}
 
 fn topic(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_owned()))

@@ -200,3 +200,40 @@ impl ServerProcess {
         self.child.wait().unwrap()
     }
 }
+
+/// One Kafka request on `stream`, and its answer (the client half of
+/// `kafka-protocol`; correlation id 1).
+pub async fn kafka_call<Req, Resp>(
+    stream: &mut tokio::net::TcpStream,
+    api: kafka_protocol::messages::ApiKey,
+    version: i16,
+    request: &Req,
+) -> Resp
+where
+    Req: kafka_protocol::protocol::Encodable + kafka_protocol::protocol::HeaderVersion,
+    Resp: kafka_protocol::protocol::Decodable + kafka_protocol::protocol::HeaderVersion,
+{
+    use kafka_protocol::messages::{RequestHeader, ResponseHeader};
+    use kafka_protocol::protocol::{Decodable, Encodable};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = bytes::BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(api as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(1)
+        .encode(&mut buf, Req::header_version(version))
+        .unwrap();
+    request.encode(&mut buf, version).unwrap();
+    stream
+        .write_all(&(buf.len() as u32).to_be_bytes())
+        .await
+        .unwrap();
+    stream.write_all(&buf).await.unwrap();
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len).await.unwrap();
+    let mut answer = vec![0u8; u32::from_be_bytes(len) as usize];
+    stream.read_exact(&mut answer).await.unwrap();
+    let mut answer = bytes::Bytes::from(answer);
+    ResponseHeader::decode(&mut answer, Resp::header_version(version)).unwrap();
+    Resp::decode(&mut answer, version).unwrap()
+}

@@ -10,8 +10,11 @@
 //! times the benchmark's last id part when that part is a size in bytes
 //! (the suites name their cases by record size), 10^6 bytes per MB.
 //! `cargo xtask bench` appends these lines to `results.txt` so the report
-//! puts the in-process targets beside the end-to-end ones. It does not
-//! run criterion, and it reads nothing but those two files per benchmark.
+//! puts the in-process targets beside the end-to-end ones. A suite may
+//! leave `EXTRA` lines of its own in an `extra.txt` of a benchmark group
+//! (the storage suite's syncs per cycle, for one): they are printed as
+//! they are. It does not run criterion, and it reads nothing but those
+//! files.
 
 use std::path::{Path, PathBuf};
 
@@ -23,10 +26,20 @@ type BoxError = Box<dyn std::error::Error>;
 /// id.
 pub(crate) fn print(dir: &Path) -> Result<(), BoxError> {
     let mut found = Vec::new();
-    collect(dir, &mut found)?;
+    let mut extras = Vec::new();
+    collect(dir, &mut found, &mut extras)?;
     let mut lines = Vec::new();
     for new in found {
         lines.push(line(&new).map_err(|e| format!("{}: {e}", new.display()))?);
+    }
+    for extra in extras {
+        let text = std::fs::read_to_string(&extra)
+            .map_err(|e| format!("cannot read {}: {e}", extra.display()))?;
+        lines.extend(
+            text.lines()
+                .filter(|l| l.starts_with("EXTRA "))
+                .map(str::to_owned),
+        );
     }
     lines.sort();
     for l in lines {
@@ -35,13 +48,21 @@ pub(crate) fn print(dir: &Path) -> Result<(), BoxError> {
     Ok(())
 }
 
-/// The `new` directories (latest measurement) under `dir`, skipping
-/// criterion's own HTML `report` directories.
-fn collect(dir: &Path, found: &mut Vec<PathBuf>) -> Result<(), BoxError> {
+/// The `new` directories (latest measurement) and the `extra.txt` files
+/// under `dir`, skipping criterion's own HTML `report` directories.
+fn collect(
+    dir: &Path,
+    found: &mut Vec<PathBuf>,
+    extras: &mut Vec<PathBuf>,
+) -> Result<(), BoxError> {
     let entries =
         std::fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
     for entry in entries {
         let path = entry?.path();
+        if path.is_file() && path.file_name().is_some_and(|n| n == "extra.txt") {
+            extras.push(path);
+            continue;
+        }
         if !path.is_dir() || path.file_name().is_some_and(|n| n == "report") {
             continue;
         }
@@ -50,7 +71,7 @@ fn collect(dir: &Path, found: &mut Vec<PathBuf>) -> Result<(), BoxError> {
                 found.push(path);
             }
         } else {
-            collect(&path, found)?;
+            collect(&path, found, extras)?;
         }
     }
     Ok(())

@@ -577,7 +577,8 @@ mod tests {
              RESULT system=log-server scenario=peer size=1024 ack=durable n=5000 append_mbps=250.0\n\
              RESULT system=log-server scenario=peer size=1024 ack=written n=5000 append_mbps=500.0\n\
              CRITERION id=append/durable/1024 mean_ns=1 rps=1 mbps=500.0\n\
-             CRITERION id=append/written/1024 mean_ns=1 rps=1 mbps=1000.0\n",
+             CRITERION id=append/written/1024 mean_ns=1 rps=1 mbps=1000.0\n\
+             EXTRA system=in-process scenario=group_commit_callbacks writers=64 acks=400000 secs=4.0 syncs=8000 sync_p50_us=250\n",
         );
         // The WRITTEN twin is not a round of the Redis comparison.
         let rows = derived_rows(&lines);
@@ -608,6 +609,24 @@ mod tests {
         let cpu = find("small-writers DURABLE: CPU");
         assert_eq!(cpu.figure, "15.0 + 5.0 = 20.0 µs; 1.00 of 2 cores");
         assert!(cpu.reading.contains("not saturated"), "{}", cpu.reading);
+        // 100 K acks/s over 2000 syncs/s: 50 acks, a 500 µs cycle, half
+        // of it the fdatasync.
+        let cycle = find("in-process group_commit_callbacks");
+        assert_eq!(
+            cycle.figure,
+            "100.0 K acks/s, 50.0 acks per sync, 500 µs cycle"
+        );
+        assert!(
+            cycle.reading.contains("caps it at 128 K"),
+            "{}",
+            cycle.reading
+        );
+        assert!(
+            cycle.reading.contains("50 % of the cycle"),
+            "{}",
+            cycle.reading
+        );
+        assert!(cycle.reading.contains("not the disk"), "{}", cycle.reading);
         let tail = find("small-writers DURABLE ack p99");
         assert_eq!(tail.figure, "4000 µs client, 1000 µs in the store");
         assert!(tail.reading.contains("25 %"), "{}", tail.reading);

@@ -134,6 +134,9 @@ pub(super) fn bounds(lines: &[Line]) -> Vec<Bound> {
     if let Some(row) = p99_split(&durable, &written) {
         out.push(row);
     }
+    if let Some(row) = callbacks_cycle(lines) {
+        out.push(row);
+    }
     let cpus = lines
         .iter()
         .find(|l| l.kind == "MACHINE")
@@ -266,6 +269,51 @@ fn p99_split(durable: &[&Line], written: &[&Line]) -> Option<Bound> {
     Some(Bound {
         what: "small-writers DURABLE ack p99 (worst round): client ÷ store".into(),
         figure: format!("{client:.0} µs client, {store:.0} µs in the store"),
+        reading,
+    })
+}
+
+/// The in-process `group_commit_callbacks/64_writers` rate taken apart
+/// (from the storage suite's `EXTRA` line): acks per fdatasync, the sync
+/// cycle, and how much of it the store's own fdatasync took.
+fn callbacks_cycle(lines: &[Line]) -> Option<Bound> {
+    let extra = lines
+        .iter()
+        .find(|l| l.kind == "EXTRA" && l.get("scenario") == Some("group_commit_callbacks"))?;
+    let (acks, secs, syncs) = (extra.num("acks"), extra.num("secs"), extra.num("syncs"));
+    if acks <= 0.0 || secs <= 0.0 || syncs <= 0.0 {
+        return None;
+    }
+    let writers = extra.num("writers").max(1.0);
+    let rate = acks / secs;
+    let cycle_us = secs * 1e6 / syncs;
+    let per_sync = acks / syncs;
+    let sync_p50 = extra.num("sync_p50_us");
+    let ceiling = writers * 1e6 / cycle_us;
+    let needed_cycle = writers * 1e6 / 200_000.0;
+    let mut reading = format!(
+        "{per_sync:.1} of {writers:.0} writers ride each fdatasync, one every {cycle_us:.0} µs; with all {writers:.0} in every cycle this cycle caps it at {:.0} K acks/s (200 K needs a cycle of {needed_cycle:.0} µs)",
+        ceiling / 1e3
+    );
+    if sync_p50 > 0.0 {
+        let share = 100.0 * sync_p50 / cycle_us;
+        let _ = write!(
+            reading,
+            "; the fdatasync itself (p50 {sync_p50:.0} µs, the store's histogram) is {share:.0} % of the cycle"
+        );
+        reading.push_str(if share >= 60.0 {
+            ": the disk bounds it"
+        } else {
+            ": the rest of the cycle is waking writers and committers on the cores, not the disk"
+        });
+    }
+    Some(Bound {
+        what: "in-process group_commit_callbacks/64_writers: acks per fdatasync and the sync cycle"
+            .into(),
+        figure: format!(
+            "{:.1} K acks/s, {per_sync:.1} acks per sync, {cycle_us:.0} µs cycle",
+            rate / 1e3
+        ),
         reading,
     })
 }
