@@ -8,7 +8,8 @@
 //! received buffer (no copy). A damaged batch is an error, never a record.
 //!
 //! Not done here: reading several partitions (run one consumer per
-//! partition), group membership and rebalancing.
+//! partition), group membership and rebalancing (a
+//! [`GroupConsumer`](crate::GroupConsumer) does both).
 
 use std::collections::VecDeque;
 use std::future::Future;

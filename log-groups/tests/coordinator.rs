@@ -51,14 +51,8 @@ impl Harness {
         let (tx, rx) = channel();
         self.coordinator.join(
             JoinGroup {
-                group_id: "g".into(),
                 member_id: member_id.into(),
                 group_instance_id: instance.map(str::to_owned),
-                client_id: "c".into(),
-                client_host: "/127.0.0.1".into(),
-                session_timeout: SESSION,
-                rebalance_timeout: REBALANCE,
-                protocol_type: "consumer".into(),
                 protocols: protocols
                     .iter()
                     .map(|name| Protocol {
@@ -66,7 +60,7 @@ impl Harness {
                         metadata: Bytes::from(format!("meta-{name}")),
                     })
                     .collect(),
-                require_known_member_id: false,
+                ..request("g", "c")
             },
             move |r| tx.send(r).unwrap(),
         );
@@ -96,6 +90,26 @@ impl Harness {
 
     fn state(&self) -> GroupState {
         self.coordinator.describe("g").unwrap().state
+    }
+}
+
+/// A new dynamic member's join of `group`: protocol `range`, the test's
+/// timeouts.
+fn request(group: &str, client_id: &str) -> JoinGroup {
+    JoinGroup {
+        group_id: group.into(),
+        member_id: String::new(),
+        group_instance_id: None,
+        client_id: client_id.into(),
+        client_host: "/127.0.0.1".into(),
+        session_timeout: SESSION,
+        rebalance_timeout: REBALANCE,
+        protocol_type: "consumer".into(),
+        protocols: vec![Protocol {
+            name: "range".into(),
+            metadata: Bytes::new(),
+        }],
+        require_known_member_id: false,
     }
 }
 
@@ -243,19 +257,8 @@ fn a_new_member_id_is_handed_out_first_when_asked() {
     let (tx, rx) = channel();
     h.coordinator.join(
         JoinGroup {
-            group_id: "g".into(),
-            member_id: String::new(),
-            group_instance_id: None,
-            client_id: "app".into(),
-            client_host: "/127.0.0.1".into(),
-            session_timeout: SESSION,
-            rebalance_timeout: REBALANCE,
-            protocol_type: "consumer".into(),
-            protocols: vec![Protocol {
-                name: "range".into(),
-                metadata: Bytes::new(),
-            }],
             require_known_member_id: true,
+            ..request("g", "app")
         },
         move |r| tx.send(r).unwrap(),
     );
@@ -272,19 +275,8 @@ fn a_new_member_id_is_handed_out_first_when_asked() {
     let (tx, rx) = channel();
     h.coordinator.join(
         JoinGroup {
-            group_id: "h".into(),
-            member_id: String::new(),
-            group_instance_id: None,
-            client_id: "app".into(),
-            client_host: String::new(),
-            session_timeout: SESSION,
-            rebalance_timeout: REBALANCE,
-            protocol_type: "consumer".into(),
-            protocols: vec![Protocol {
-                name: "range".into(),
-                metadata: Bytes::new(),
-            }],
             require_known_member_id: true,
+            ..request("h", "app")
         },
         move |r| tx.send(r).unwrap(),
     );
@@ -447,19 +439,8 @@ fn bad_joins_are_refused_with_the_reason() {
     // Session timeout out of bounds, empty group id, too many groups.
     let (tx, rx) = channel();
     let bad = JoinGroup {
-        group_id: "other".into(),
-        member_id: String::new(),
-        group_instance_id: None,
-        client_id: "c".into(),
-        client_host: String::new(),
         session_timeout: Duration::from_secs(1),
-        rebalance_timeout: REBALANCE,
-        protocol_type: "consumer".into(),
-        protocols: vec![Protocol {
-            name: "range".into(),
-            metadata: Bytes::new(),
-        }],
-        require_known_member_id: false,
+        ..request("other", "c")
     };
     let tx2 = tx.clone();
     h.coordinator

@@ -104,7 +104,7 @@ pub(crate) fn read_small(
 
 /// Length of a file in the `u64` codec: the value, then its CRC-32, both
 /// little-endian.
-const U64_FILE_LEN: usize = 12;
+pub(crate) const U64_FILE_LEN: usize = 12;
 
 /// Writes `value` durably to `path` in the `u64` codec (atomic replace).
 pub(crate) fn write_u64_file(fs: &dyn Fs, path: &Path, value: u64) -> Result<(), Error> {
@@ -125,6 +125,12 @@ pub(crate) fn read_u64_file(
     let Some(bytes) = read_small(fs, path, U64_FILE_LEN, op)? else {
         return Ok(None);
     };
+    decode_u64(path, &bytes).map(Some)
+}
+
+/// Decodes the bytes of a file in the `u64` codec read from `path`
+/// ([`Error::CorruptMetadata`] when its length or checksum is wrong).
+pub(crate) fn decode_u64(path: &Path, bytes: &[u8]) -> Result<u64, Error> {
     let corrupt = |position: u64, what: String| Error::CorruptMetadata {
         path: path.to_path_buf(),
         position,
@@ -147,7 +153,7 @@ pub(crate) fn read_u64_file(
     }
     let mut b = [0u8; 8];
     b.copy_from_slice(value);
-    Ok(Some(u64::from_le_bytes(b)))
+    Ok(u64::from_le_bytes(b))
 }
 
 /// Removes a directory and everything under it, depth first, without

@@ -20,7 +20,7 @@ use std::path::Path;
 
 use crate::error::Error;
 use crate::io::Fs;
-use crate::io::durable::{read_small, read_u64_file, write_atomic};
+use crate::io::durable::{U64_FILE_LEN, decode_u64, read_small, write_atomic};
 use crate::layout;
 use crate::util::crc32;
 
@@ -28,8 +28,6 @@ const MAGIC: &[u8; 4] = b"LEPH";
 /// Entries kept at most: the oldest go first past it (an epoch moves once
 /// per unclean open, so this is years of crashes).
 pub(crate) const MAX_ENTRIES: usize = 4096;
-/// Length of the legacy file (a u64 and its CRC).
-const LEGACY_LEN: usize = 12;
 const ENTRY_LEN: usize = 16;
 
 /// Where one epoch starts.
@@ -69,8 +67,8 @@ impl EpochHistory {
         let Some(bytes) = read_small(fs, &path, max_len, "read epoch history")? else {
             return Ok(EpochHistory::starting(0, log_start));
         };
-        if bytes.len() == LEGACY_LEN {
-            let epoch = read_u64_file(fs, &path, "read epoch")?.unwrap_or(0);
+        if bytes.len() == U64_FILE_LEN {
+            let epoch = decode_u64(&path, &bytes)?;
             return Ok(EpochHistory::starting(epoch, log_start));
         }
         decode(&bytes).map_err(|(position, what)| Error::CorruptMetadata {
