@@ -297,56 +297,15 @@ impl BatchBuilder {
                 });
             }
         }
-        // <= max_batch_bytes <= u32::MAX, checked in push (and above).
-        let length = self.buf.len() as u32;
-        let producer = self.producer;
-        let attributes = self.codec.id();
-        let batch_length = length - (FRAME_HEADER_LEN + KAFKA_LOG_OVERHEAD) as u32;
-        let header = &mut self.buf[..HEADER_LEN];
-        put(header, field::BASE_OFFSET, &UNSTAMPED_OFFSET.to_be_bytes());
-        put(header, field::BATCH_LENGTH, &batch_length.to_be_bytes());
-        put(header, field::LEADER_EPOCH, &NO_LEADER_EPOCH.to_be_bytes());
-        header[field::KAFKA_MAGIC] = KAFKA_MAGIC;
-        put(header, field::ATTRIBUTES, &attributes.to_be_bytes());
-        let last_offset_delta = self.record_count - 1;
-        put(
-            header,
-            field::LAST_OFFSET_DELTA,
-            &last_offset_delta.to_be_bytes(),
-        );
-        put(
-            header,
-            field::BASE_TIMESTAMP,
-            &self.base_timestamp.to_be_bytes(),
-        );
-        put(
-            header,
-            field::MAX_TIMESTAMP,
-            &self.max_timestamp.to_be_bytes(),
-        );
-        put(
-            header,
-            field::PRODUCER_ID,
-            &producer.producer_id.to_be_bytes(),
-        );
-        put(
-            header,
-            field::PRODUCER_EPOCH,
-            &producer.producer_epoch.to_be_bytes(),
-        );
-        put(
-            header,
-            field::BASE_SEQUENCE,
-            &producer.base_sequence.to_be_bytes(),
-        );
-        put(
-            header,
-            field::RECORD_COUNT,
-            &self.record_count.to_be_bytes(),
-        );
-        let crc = crc32c::crc32c(&self.buf[field::KAFKA_CRC_START..]);
-        put(&mut self.buf, field::KAFKA_CRC, &crc.to_be_bytes());
-        write_frame_header(&mut self.buf, length);
+        let fields = KafkaFields {
+            attributes: self.codec.id(),
+            last_offset_delta: self.record_count - 1,
+            base_timestamp: self.base_timestamp,
+            max_timestamp: self.max_timestamp,
+            producer: self.producer,
+            record_count: self.record_count,
+        };
+        seal_new_frame(&mut self.buf, &fields);
         self.record_count = 0;
         self.producer = ProducerInfo::NONE;
         self.max_timestamp = i64::MIN;
@@ -364,8 +323,73 @@ impl BatchBuilder {
     }
 }
 
+/// The Kafka header fields a new frame gets from whoever built its records.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct KafkaFields {
+    pub(crate) attributes: u16,
+    pub(crate) last_offset_delta: u32,
+    pub(crate) base_timestamp: i64,
+    pub(crate) max_timestamp: i64,
+    pub(crate) producer: ProducerInfo,
+    pub(crate) record_count: u32,
+}
+
+/// Fills in the headers of the frame in `buf` (`HEADER_LEN` bytes of room,
+/// then the records as stored, `buf.len() <= u32::MAX`): Kafka's header
+/// with `fields`, an unstamped base offset and leader epoch, Kafka's
+/// CRC-32C, then our frame header.
+pub(crate) fn seal_new_frame(buf: &mut BytesMut, fields: &KafkaFields) {
+    let length = buf.len() as u32;
+    let batch_length = length - (FRAME_HEADER_LEN + KAFKA_LOG_OVERHEAD) as u32;
+    let header = &mut buf[..HEADER_LEN];
+    put(header, field::BASE_OFFSET, &UNSTAMPED_OFFSET.to_be_bytes());
+    put(header, field::BATCH_LENGTH, &batch_length.to_be_bytes());
+    put(header, field::LEADER_EPOCH, &NO_LEADER_EPOCH.to_be_bytes());
+    header[field::KAFKA_MAGIC] = KAFKA_MAGIC;
+    put(header, field::ATTRIBUTES, &fields.attributes.to_be_bytes());
+    put(
+        header,
+        field::LAST_OFFSET_DELTA,
+        &fields.last_offset_delta.to_be_bytes(),
+    );
+    put(
+        header,
+        field::BASE_TIMESTAMP,
+        &fields.base_timestamp.to_be_bytes(),
+    );
+    put(
+        header,
+        field::MAX_TIMESTAMP,
+        &fields.max_timestamp.to_be_bytes(),
+    );
+    let producer = fields.producer;
+    put(
+        header,
+        field::PRODUCER_ID,
+        &producer.producer_id.to_be_bytes(),
+    );
+    put(
+        header,
+        field::PRODUCER_EPOCH,
+        &producer.producer_epoch.to_be_bytes(),
+    );
+    put(
+        header,
+        field::BASE_SEQUENCE,
+        &producer.base_sequence.to_be_bytes(),
+    );
+    put(
+        header,
+        field::RECORD_COUNT,
+        &fields.record_count.to_be_bytes(),
+    );
+    let crc = crc32c::crc32c(&buf[field::KAFKA_CRC_START..]);
+    put(buf, field::KAFKA_CRC, &crc.to_be_bytes());
+    write_frame_header(buf, length);
+}
+
 #[inline]
-fn put_nullable(buf: &mut BytesMut, field: Option<&[u8]>) {
+pub(crate) fn put_nullable(buf: &mut BytesMut, field: Option<&[u8]>) {
     match field {
         None => varint::put_i64(buf, NULL_LEN.into()),
         Some(bytes) => {

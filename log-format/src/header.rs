@@ -60,6 +60,12 @@ pub const ATTR_TRANSACTIONAL: u16 = 1 << 4;
 /// Attribute bit 5: the batch is a control batch (transaction markers).
 pub const ATTR_CONTROL: u16 = 1 << 5;
 
+/// Attribute bit 6: the base timestamp is the batch's delete horizon
+/// (Kafka's KIP-534): the log cleaner set it on a batch holding tombstones,
+/// which it drops once that time has passed. Record timestamps stay base
+/// timestamp plus delta.
+pub const ATTR_DELETE_HORIZON: u16 = 1 << 6;
+
 /// The append time bytes of an unstamped frame.
 const UNSTAMPED_APPEND_TIME: u64 = (1 << 48) - 1;
 
@@ -254,6 +260,13 @@ impl BatchHeader {
         })
     }
 
+    /// The delete horizon the log cleaner set on this batch (attribute
+    /// bit 6, [`ATTR_DELETE_HORIZON`]): its tombstones are dropped by the
+    /// first cleaning after this time, ms since the Unix epoch.
+    pub fn delete_horizon(&self) -> Option<i64> {
+        (self.attributes & ATTR_DELETE_HORIZON != 0).then_some(self.base_timestamp)
+    }
+
     /// Offset of the last record: `base_offset + last_offset_delta`.
     pub fn last_offset(&self) -> u64 {
         self.base_offset
@@ -312,7 +325,7 @@ pub(crate) fn check_kafka_fields(
     if attributes & ATTR_CONTROL != 0 {
         return Err(defect(field::ATTRIBUTES, Defect::ControlBatch, 0, 5));
     }
-    let known = ATTR_CODEC_MASK | ATTR_LOG_APPEND_TIME;
+    let known = ATTR_CODEC_MASK | ATTR_LOG_APPEND_TIME | ATTR_DELETE_HORIZON;
     if attributes & !known != 0 {
         return Err(defect(
             field::ATTRIBUTES,

@@ -19,6 +19,8 @@
 //!   at a torn tail ([`Scanned::Incomplete`]) or damage ([`Scanned::Corrupt`]).
 //! - [`check_checksums`] checks stored frames by their checksums alone.
 //! - [`stamp`] sets the log-assigned fields in place.
+//! - [`retain`] rewrites a stored batch with some of its records, at their
+//!   original offsets (what a log cleaner writes).
 //! - [`Limits`] bounds what a decoder accepts and decompresses.
 //!
 //! # Format specification, version 2
@@ -43,7 +45,7 @@
 //! |     28 |    4 | `leader_epoch`      | i32  | Kafka partitionLeaderEpoch: the log's epoch at append; stamped by the log, -1 before |
 //! |     32 |    1 | `kafka_magic`       | i8   | Kafka magic, 2 |
 //! |     33 |    4 | `kafka_crc`         | u32  | Kafka CRC-32C (Castagnoli) of bytes 37..`length` |
-//! |     37 |    2 | `attributes`        | i16  | bits 0–2 codec (0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd); bit 3 timestamp type (1 = log append time); bit 4 transactional, bit 5 control (both refused); others 0 |
+//! |     37 |    2 | `attributes`        | i16  | bits 0–2 codec (0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd); bit 3 timestamp type (1 = log append time); bit 4 transactional, bit 5 control (both refused); bit 6 delete horizon (set by the log cleaner: `base_timestamp` is then the time its tombstones may go); others 0 |
 //! |     39 |    4 | `last_offset_delta` | i32  | offset delta of the last record (≥ `record_count` − 1) |
 //! |     43 |    8 | `base_timestamp`    | i64  | timestamp of the first record, ms since the Unix epoch |
 //! |     51 |    8 | `max_timestamp`     | i64  | largest timestamp in the batch |
@@ -119,6 +121,7 @@ mod error;
 mod header;
 mod limits;
 mod record;
+mod retain;
 mod scan;
 mod varint;
 mod view;
@@ -127,15 +130,16 @@ pub use builder::{BatchBuilder, NewRecord, ProducerInfo, RecordHeader};
 pub use codec::{ATTR_CODEC_MASK, Codec, CodecError};
 pub use error::{BuildError, Corrupt, DecodeError, Defect};
 pub use header::{
-    ATTR_CONTROL, ATTR_LOG_APPEND_TIME, ATTR_TRANSACTIONAL, BatchHeader, FORMAT_VERSION,
-    FRAME_HEADER_LEN, HEADER_LEN, KAFKA_HEADER_LEN, KAFKA_LOG_OVERHEAD, KAFKA_MAGIC,
-    MAX_APPEND_TIME, NO_LEADER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE, NO_TIMESTAMP, TimestampType,
-    UNSTAMPED_OFFSET, field, stamp,
+    ATTR_CONTROL, ATTR_DELETE_HORIZON, ATTR_LOG_APPEND_TIME, ATTR_TRANSACTIONAL, BatchHeader,
+    FORMAT_VERSION, FRAME_HEADER_LEN, HEADER_LEN, KAFKA_HEADER_LEN, KAFKA_LOG_OVERHEAD,
+    KAFKA_MAGIC, MAX_APPEND_TIME, NO_LEADER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE, NO_TIMESTAMP,
+    TimestampType, UNSTAMPED_OFFSET, field, stamp,
 };
 pub use limits::{
     DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_RECORDS, DEFAULT_MAX_UNCOMPRESSED_BYTES, Limits,
 };
 pub use record::{Headers, Record};
+pub use retain::{RetainOptions, Retained, retain};
 pub use scan::{BytesScanner, Scanned, Scanner};
 pub use view::{Batch, BatchView, Records, check_checksums, frame_kafka};
 

@@ -188,8 +188,9 @@ fn each_header_rule_has_its_own_defect() {
             Defect::ControlBatch,
         ),
         (
+            // Bit 6 is the delete horizon (KIP-534); bit 7 is unknown.
             "unknown attribute bit",
-            edited(|b| b[attributes] = 0x40),
+            edited(|b| b[attributes] = 0x80),
             Defect::ReservedBits,
         ),
         (

@@ -22,7 +22,7 @@ use crate::error::Error;
 /// config.min_free_bytes = Some(1 << 30);
 /// assert!(config.validate().is_ok());
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct LogConfig {
     /// Roll to a new segment once the active one holds this many bytes.
@@ -64,6 +64,80 @@ pub struct LogConfig {
     /// retry from it after that is a new producer's first batch. Default 7
     /// days.
     pub producer_id_expiration: Duration,
+    /// What happens to old sealed segments (Kafka's `cleanup.policy`):
+    /// retention deletes them, the cleaner compacts them to the latest
+    /// value per key, or both. Default [`CleanupPolicy::Delete`].
+    pub cleanup_policy: CleanupPolicy,
+    /// Kafka's `min.cleanable.dirty.ratio`: the cleaner takes a log once
+    /// the bytes written since its last cleaning are at least this share
+    /// of its cleanable bytes. Default 0.5; in `(0, 1]`.
+    pub min_cleanable_dirty_ratio: f64,
+    /// Kafka's `min.compaction.lag.ms`: a record stays uncompacted at
+    /// least this long after its append (the cleaner leaves segments with
+    /// newer records alone). Default zero.
+    pub min_compaction_lag: Duration,
+    /// Kafka's `max.compaction.lag.ms`: a log whose oldest dirty record is
+    /// older than this is cleaned whatever its dirty ratio. Default `None`
+    /// (no limit).
+    pub max_compaction_lag: Option<Duration>,
+    /// Kafka's `delete.retention.ms`: a tombstone (a null value) stays this
+    /// long after the cleaner first saw it, so readers that are behind
+    /// still see the delete; the next cleaning after that drops it.
+    /// Default 1 day.
+    pub delete_retention: Duration,
+}
+
+/// What happens to a log's old segments (Kafka's `cleanup.policy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CleanupPolicy {
+    /// `delete`: retention deletes whole old segments by age and size.
+    #[default]
+    Delete,
+    /// `compact`: the cleaner keeps the latest value per key; retention
+    /// settings are ignored.
+    Compact,
+    /// `compact,delete`: both.
+    CompactDelete,
+}
+
+impl CleanupPolicy {
+    /// Whether retention deletes old segments.
+    pub fn deletes(self) -> bool {
+        matches!(self, CleanupPolicy::Delete | CleanupPolicy::CompactDelete)
+    }
+
+    /// Whether the cleaner compacts the log.
+    pub fn compacts(self) -> bool {
+        matches!(self, CleanupPolicy::Compact | CleanupPolicy::CompactDelete)
+    }
+
+    /// Kafka's name for it: `delete`, `compact` or `compact,delete`.
+    pub fn name(self) -> &'static str {
+        match self {
+            CleanupPolicy::Delete => "delete",
+            CleanupPolicy::Compact => "compact",
+            CleanupPolicy::CompactDelete => "compact,delete",
+        }
+    }
+
+    /// Parses Kafka's spelling: a comma-separated list of `delete` and
+    /// `compact` in any order, spaces allowed (`None` for anything else).
+    pub fn parse(text: &str) -> Option<CleanupPolicy> {
+        let (mut delete, mut compact) = (false, false);
+        for part in text.split(',') {
+            match part.trim() {
+                "delete" => delete = true,
+                "compact" => compact = true,
+                _ => return None,
+            }
+        }
+        match (delete, compact) {
+            (true, false) => Some(CleanupPolicy::Delete),
+            (false, true) => Some(CleanupPolicy::Compact),
+            (true, true) => Some(CleanupPolicy::CompactDelete),
+            (false, false) => None,
+        }
+    }
 }
 
 impl Default for LogConfig {
@@ -78,9 +152,19 @@ impl Default for LogConfig {
             min_free_bytes: None,
             free_space_check_interval: Duration::ZERO,
             producer_id_expiration: Duration::from_secs(7 * 24 * 3600),
+            cleanup_policy: CleanupPolicy::Delete,
+            min_cleanable_dirty_ratio: DEFAULT_MIN_CLEANABLE_DIRTY_RATIO,
+            min_compaction_lag: Duration::ZERO,
+            max_compaction_lag: None,
+            delete_retention: DEFAULT_DELETE_RETENTION,
         }
     }
 }
+
+/// Default [`LogConfig::min_cleanable_dirty_ratio`]: 0.5, as Kafka.
+pub const DEFAULT_MIN_CLEANABLE_DIRTY_RATIO: f64 = 0.5;
+/// Default [`LogConfig::delete_retention`]: 1 day, as Kafka.
+pub const DEFAULT_DELETE_RETENTION: Duration = Duration::from_secs(24 * 3600);
 
 impl LogConfig {
     /// Checks every value; a log refuses to open with an invalid config.
@@ -110,6 +194,24 @@ impl LogConfig {
             return Err(Error::InvalidConfig {
                 setting: "segment_max_age",
                 reason: "must be positive".into(),
+            });
+        }
+        let ratio = self.min_cleanable_dirty_ratio;
+        if !(ratio > 0.0 && ratio <= 1.0) {
+            return Err(Error::InvalidConfig {
+                setting: "min_cleanable_dirty_ratio",
+                reason: format!("{ratio} is outside (0, 1]"),
+            });
+        }
+        if let Some(max) = self.max_compaction_lag
+            && max < self.min_compaction_lag
+        {
+            return Err(Error::InvalidConfig {
+                setting: "max_compaction_lag",
+                reason: format!(
+                    "{max:?} is below min_compaction_lag {:?}",
+                    self.min_compaction_lag
+                ),
             });
         }
         Ok(())

@@ -101,6 +101,14 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// The log cleaner could not clean a partition (its data is as it
+    /// was; the cleaner retries it later).
+    CleanFailed {
+        /// The partition directory.
+        dir: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
     /// The partition is closed.
     Closed {
         /// The partition directory.
@@ -250,6 +258,9 @@ impl fmt::Display for Error {
             ),
             Error::InvalidConfig { setting, reason } => write!(f, "invalid {setting}: {reason}"),
             Error::Closed { dir } => write!(f, "partition {} is closed", dir.display()),
+            Error::CleanFailed { dir, reason } => {
+                write!(f, "cannot clean partition {}: {reason}", dir.display())
+            }
             Error::InvalidName { kind, name, reason } => {
                 write!(f, "invalid {kind} {name:?}: {reason}")
             }

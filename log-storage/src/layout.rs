@@ -8,7 +8,12 @@
 //! segments, `clean-shutdown` for the clean-shutdown marker, `epoch` for
 //! the crash-truncation epoch, `recovery-point` for the durable position,
 //! `log-start` for the first readable offset, `producer-state` for the
-//! idempotent producers, and `.tmp` files being replaced atomically.
+//! idempotent producers, `cleaner-point` for where the cleaner's next
+//! pass starts, `cleaned-below` for the end of what it may have rewritten, and `.tmp` files being replaced atomically. The cleaner
+//! writes `{base:020}.log.cleaned` and `{base:020}.index.cleaned` (thrown
+//! away by recovery) and commits a cleaned group of segments by renaming
+//! its log to `{base:020}.{end:020}.swap` (finished by recovery: see
+//! `partition/clean/swap.rs`).
 //!
 //! A user's name becomes a path only after [`validate_topic_name`] or
 //! [`validate_consumer_id`] accepted it, and every such path is built by
@@ -74,6 +79,32 @@ pub(crate) const RECOVERY_POINT: &str = "recovery-point";
 pub(crate) const LOG_START: &str = "log-start";
 /// Name of the idempotent-producer state snapshot.
 pub(crate) const PRODUCER_STATE: &str = "producer-state";
+/// Name of the cleaner's point: the first offset it has not mapped.
+pub(crate) const CLEANER_POINT: &str = "cleaner-point";
+/// Name of the cleaner's guard: sealed segments ending at or below it may
+/// have been rewritten by the cleaner (recovery never scans them as
+/// unsynced data).
+pub(crate) const CLEANED_BELOW: &str = "cleaned-below";
+/// Suffix of the files the cleaner writes before committing them.
+pub(crate) const CLEANED_SUFFIX: &str = ".cleaned";
+/// Suffix of a committed cleaned segment not yet in place.
+pub(crate) const SWAP_SUFFIX: &str = ".swap";
+
+/// Where the cleaner writes the log of the cleaned segment at `base`.
+pub(crate) fn cleaned_log_path(dir: &Path, base_offset: u64) -> PathBuf {
+    dir.join(format!("{base_offset:020}{LOG_SUFFIX}{CLEANED_SUFFIX}"))
+}
+
+/// Where the cleaner writes the index of the cleaned segment at `base`.
+pub(crate) fn cleaned_index_path(dir: &Path, base_offset: u64) -> PathBuf {
+    dir.join(format!("{base_offset:020}{INDEX_SUFFIX}{CLEANED_SUFFIX}"))
+}
+
+/// The committed cleaned log that replaces the segments with base offsets
+/// in `base_offset..end_offset`.
+pub(crate) fn swap_path(dir: &Path, base_offset: u64, end_offset: u64) -> PathBuf {
+    dir.join(format!("{base_offset:020}.{end_offset:020}{SWAP_SUFFIX}"))
+}
 
 /// The log file of the segment starting at `base_offset`.
 pub(crate) fn log_path(dir: &Path, base_offset: u64) -> PathBuf {
@@ -92,8 +123,17 @@ pub(crate) enum FileKind {
     Log(u64),
     /// A segment index file.
     Index(u64),
-    /// A file being replaced atomically; left behind by a crash.
+    /// A file being replaced atomically, or written by the cleaner and
+    /// not committed; left behind by a crash.
     Temp,
+    /// A committed cleaned log replacing the segments with base offsets in
+    /// `base..end` (see [`swap_path`]).
+    Swap {
+        /// Base offset of the cleaned segment.
+        base: u64,
+        /// Base offset of the first segment it does not replace.
+        end: u64,
+    },
     /// The clean-shutdown marker.
     CleanShutdown,
     /// The epoch, recovery-point, log-start or producer-state file.
@@ -110,10 +150,19 @@ pub(crate) fn classify(name: &OsStr) -> FileKind {
     if name == CLEAN_SHUTDOWN {
         return FileKind::CleanShutdown;
     }
-    if [EPOCH, RECOVERY_POINT, LOG_START, PRODUCER_STATE].contains(&name) {
+    if [
+        EPOCH,
+        RECOVERY_POINT,
+        LOG_START,
+        PRODUCER_STATE,
+        CLEANER_POINT,
+        CLEANED_BELOW,
+    ]
+    .contains(&name)
+    {
         return FileKind::Epoch;
     }
-    if name.ends_with(TMP_SUFFIX) {
+    if name.ends_with(TMP_SUFFIX) || name.ends_with(CLEANED_SUFFIX) {
         return FileKind::Temp;
     }
     let parse = |stem: &str| -> Option<u64> {
@@ -121,6 +170,13 @@ pub(crate) fn classify(name: &OsStr) -> FileKind {
             .then(|| stem.parse().ok())
             .flatten()
     };
+    if let Some(stem) = name.strip_suffix(SWAP_SUFFIX)
+        && let Some((base, end)) = stem.split_once('.')
+        && let (Some(base), Some(end)) = (parse(base), parse(end))
+        && base < end
+    {
+        return FileKind::Swap { base, end };
+    }
     if let Some(stem) = name.strip_suffix(LOG_SUFFIX)
         && let Some(base) = parse(stem)
     {

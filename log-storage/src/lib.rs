@@ -20,7 +20,8 @@
 //!   for the flush and retention passes, `lock.rs` for [`lock_data_dir`]).
 //! - `partition/`: [`Log`], one partition: `append.rs`, `commit.rs` (group
 //!   commit, the sync leader, poison), `committer.rs` ([`Committer`]),
-//!   `roll.rs`, `read.rs`, `retention.rs`, `recovery.rs`, `checkpoint.rs`
+//!   `roll.rs`, `read.rs`, `retention.rs`, `clean/` (the log cleaner:
+//!   compaction to the latest record per key), `recovery.rs`, `checkpoint.rs`
 //!   (the recovery point), `markers.rs` (the other small files),
 //!   `segment.rs`, `prepare.rs`, `producer.rs` (idempotent producers).
 //! - `io/`: the [`Fs`] / [`FileHandle`] seam with [`RealFs`] (`real.rs`),
@@ -67,8 +68,9 @@ mod store;
 mod util;
 
 pub use config::{
-    DEFAULT_COMMITTER_THREADS, DEFAULT_FLUSH_INTERVAL, DEFAULT_FREE_SPACE_CHECK_INTERVAL,
-    DEFAULT_MIN_FREE_BYTES, DEFAULT_RETENTION_INTERVAL, LogConfig, StoreConfig,
+    CleanupPolicy, DEFAULT_COMMITTER_THREADS, DEFAULT_DELETE_RETENTION, DEFAULT_FLUSH_INTERVAL,
+    DEFAULT_FREE_SPACE_CHECK_INTERVAL, DEFAULT_MIN_CLEANABLE_DIRTY_RATIO, DEFAULT_MIN_FREE_BYTES,
+    DEFAULT_RETENTION_INTERVAL, LogConfig, StoreConfig,
 };
 pub use error::{Error, NameKind};
 #[cfg(feature = "sim")]
@@ -79,8 +81,9 @@ pub use io::{
 };
 pub use layout::{MAX_NAME_BYTES, RESERVED_SUFFIXES, validate_consumer_id, validate_topic_name};
 pub use partition::{
-    Ack, AppendOptions, Appended, Committer, EpochEnd, EpochStart, Isolation, Lag, LatencySummary,
-    Log, ReadResult, RetentionReport, Usage, Watermarks,
+    Ack, AppendOptions, Appended, CleanReport, CleanerStats, Committer, DEFAULT_KEY_MAP_BYTES,
+    EpochEnd, EpochStart, Isolation, KEY_MAP_ENTRY_BYTES, KeyMap, Lag, LatencySummary, Log,
+    ReadResult, RetentionReport, Usage, Watermarks,
 };
 pub use store::{
     Background, DirLock, MAX_OFFSET_METADATA_BYTES, MAX_PARTITIONS, OFFSET_FILE_MAX_BYTES,

@@ -504,7 +504,8 @@ fn cpu_pairs(ticks: u64, n: u64) -> String {
     format!(" server_cpu_ticks={ticks} clk_tck={hz} server_cpu_us_per_record={per:.2}")
 }
 
-/// The `CRITERION` lines (`log-loadgen criterion`) of the suites just run.
+/// The `CRITERION` and `EXTRA` lines (`log-loadgen criterion`) of the
+/// suites just run.
 fn criterion_lines(root: &Path) -> Result<Vec<String>, String> {
     let loadgen = root.join("target").join("release").join("log-loadgen");
     let output = Command::new(&loadgen)
@@ -519,11 +520,18 @@ fn criterion_lines(root: &Path) -> Result<Vec<String>, String> {
             String::from_utf8_lossy(&output.stderr)
         ));
     }
-    Ok(String::from_utf8_lossy(&output.stdout)
+    Ok(report_lines(&String::from_utf8_lossy(&output.stdout)))
+}
+
+/// The lines of `log-loadgen criterion`'s output the report reads: the
+/// `CRITERION` figures and the `EXTRA` lines some suites leave beside them
+/// (the group-commit bench's syncs and latencies).
+fn report_lines(output: &str) -> Vec<String> {
+    output
         .lines()
-        .filter(|l| l.starts_with("CRITERION "))
+        .filter(|l| l.starts_with("CRITERION ") || l.starts_with("EXTRA "))
         .map(str::to_owned)
-        .collect())
+        .collect()
 }
 
 /// The 1-minute load average (`/proc/loadavg`), or an empty string.
@@ -640,5 +648,22 @@ fn terminate(
                 return Err(format!("{what} did not stop within 30 s of SIGTERM"));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::report_lines;
+
+    #[test]
+    fn the_extra_lines_of_the_criterion_suites_reach_the_report() {
+        let out = "CRITERION id=a mean_ns=1\nEXTRA system=in-process scenario=group_commit_callbacks writers=64\nnoise\n";
+        assert_eq!(
+            report_lines(out),
+            [
+                "CRITERION id=a mean_ns=1",
+                "EXTRA system=in-process scenario=group_commit_callbacks writers=64"
+            ]
+        );
     }
 }

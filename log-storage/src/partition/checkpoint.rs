@@ -135,6 +135,12 @@ pub(crate) struct Checkpoint {
 }
 
 impl Checkpoint {
+    /// The segment the last point written names: every segment before it
+    /// was whole on disk when it was written.
+    pub(crate) fn segment_base(&self) -> u64 {
+        self.last.segment_base
+    }
+
     /// Opens the recovery-point file of `dir`, the next write following
     /// `previous`, and writes `first` to it. A missing file is created with
     /// `first` synced in it (and the directory synced): from then on a

@@ -27,6 +27,8 @@
 //! - `read.rs`: reads, offsets by time, lag, usage and waiting for an
 //!   offset;
 //! - `retention.rs`: delete-records and retention by age and size;
+//! - `clean/`: the log cleaner (compaction: the latest record per key),
+//!   its key map and the crash-safe swap of cleaned segments;
 //! - `recovery.rs`: crash recovery on open;
 //! - `checkpoint.rs` (the recovery point), `epochs.rs` (the epoch
 //!   history) and `markers.rs` (the clean-shutdown marker and the log
@@ -52,6 +54,7 @@ use crate::util::{duration_ms, lock, now_ms};
 
 mod append;
 mod checkpoint;
+mod clean;
 mod commit;
 mod committer;
 mod epochs;
@@ -74,6 +77,7 @@ use recovery::recover;
 use roll::PendingRoll;
 use segment::{Segment, SegmentIndex};
 
+pub use clean::{CleanReport, CleanerStats, DEFAULT_KEY_MAP_BYTES, KEY_MAP_ENTRY_BYTES, KeyMap};
 pub use committer::Committer;
 pub use epochs::{EpochEnd, EpochStart};
 pub use latency::LatencySummary;
@@ -212,6 +216,12 @@ pub struct Log {
     /// `State::closed`, readable without the state lock; set before the
     /// listeners hear of the close.
     closed: std::sync::atomic::AtomicBool,
+    /// Held by whatever removes or replaces sealed segments (a cleaning
+    /// pass, retention, delete-records), so they never work on the same
+    /// segments at once. Taken before the state lock, never under it.
+    maintenance: Mutex<()>,
+    /// The cleaner's point and counters (`clean/`).
+    cleaner: Mutex<clean::CleanerState>,
 }
 
 #[derive(Debug)]
@@ -383,6 +393,8 @@ impl Log {
             dir_debt: std::sync::atomic::AtomicBool::new(dir_debt),
             attachment: std::sync::OnceLock::new(),
             closed: std::sync::atomic::AtomicBool::new(false),
+            maintenance: Mutex::new(()),
+            cleaner: Mutex::new(clean::CleanerState::default()),
         })
     }
 

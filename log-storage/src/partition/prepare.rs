@@ -71,7 +71,11 @@ impl Log {
             None
         };
         let mut state = lock(&self.state);
-        if let Some(at) = find(&state.segments, base) {
+        // The cleaner may have put another segment under the same base
+        // meanwhile: what was read of the old one is not installed in it.
+        if let Some(at) = find(&state.segments, base)
+            && state.segments[at].id == detached.id
+        {
             let segment = &mut state.segments[at];
             if let Some(index) = index
                 && matches!(segment.index, SegmentIndex::Unloaded)

@@ -71,7 +71,7 @@ impl Log {
         // A sealed segment's index and mapping are prepared first, without
         // the lock (`prepare.rs`); the second pass reads from memory.
         let mut prepared = false;
-        let (marks, visible_end, entry, segment_end, reader, empty) = loop {
+        let (marks, visible_end, entry, segment_end, next_segment, reader, empty) = loop {
             let state = lock(&self.state);
             let durable_end = lock(&self.sync).durable_end;
             let marks = watermarks(&state, durable_end);
@@ -117,6 +117,7 @@ impl Log {
                 visible_end,
                 segment.index_floor(offset),
                 segment.len,
+                sealed.then_some(segment.end_offset),
                 segment.reader(),
                 empty,
             );
@@ -125,7 +126,12 @@ impl Log {
         let mut position = u64::from(entry.position);
         let start = loop {
             if position >= segment_end {
-                return Ok(empty);
+                // Past the last batch of a sealed segment (a cleaner's
+                // gap): the next segment holds what comes next.
+                return match next_segment {
+                    Some(next) if next > offset => self.read(next, max_bytes, isolation),
+                    _ => Ok(empty),
+                };
             }
             let header = reader.header_at(position)?;
             if header.last_offset() >= offset {

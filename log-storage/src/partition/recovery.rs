@@ -36,17 +36,18 @@ use super::roll::create_segment;
 use super::segment::{ScanEnd, ScanStop, Segment, SegmentIndex, scan_file};
 use crate::config::LogConfig;
 use crate::error::{Error, index_error, io_error};
-use crate::io::durable::remove_synced;
+use crate::io::durable::{read_u64_file, remove_synced};
 use crate::io::{FileHandle, Fs, OpenMode};
 use crate::layout::{self, FileKind};
 
 /// Lists a partition directory: the segment base offsets, sorted, and
 /// whether a clean-shutdown marker is there. Removes temp files and
-/// indexes without a segment (a crash's leftovers, logged); leaves unknown
-/// files alone (logged).
+/// indexes without a segment (a crash's leftovers, logged), finishes the
+/// cleaner's committed swaps; leaves unknown files alone (logged).
 fn list_partition_files(fs: &dyn Fs, dir: &Path) -> Result<(Vec<u64>, bool), Error> {
     let mut logs = Vec::new();
     let mut indexes = Vec::new();
+    let mut swaps = Vec::new();
     let mut marker_present = false;
     for entry in fs
         .read_dir(dir)
@@ -63,6 +64,7 @@ fn list_partition_files(fs: &dyn Fs, dir: &Path) -> Result<(Vec<u64>, bool), Err
                 tracing::warn!(file = %path.display(), "removing temp file left by a crash");
                 remove_synced(fs, &path)?;
             }
+            FileKind::Swap { base, end } => swaps.push((base, end)),
             FileKind::CleanShutdown => marker_present = true,
             FileKind::Epoch => {}
             FileKind::Unknown => {
@@ -70,6 +72,7 @@ fn list_partition_files(fs: &dyn Fs, dir: &Path) -> Result<(Vec<u64>, bool), Err
             }
         }
     }
+    super::clean::finish_swaps(fs, dir, &swaps, &mut logs, &mut indexes)?;
     logs.sort_unstable();
     for base in indexes {
         if logs.binary_search(&base).is_err() {
@@ -368,7 +371,9 @@ pub(crate) fn recover(
 /// partition poisoned in this boot, the point itself) cuts that segment
 /// there and deletes every later one: nothing past it was ever
 /// acknowledged durable, since a sync leader syncs an old segment whole
-/// before anything in a newer one. Returns whether anything was cut.
+/// before anything in a newer one. Segments wholly below the cleaner's
+/// guard are not scanned (they were whole when it took them).
+/// Returns whether anything was cut.
 fn verify_sealed_window(
     fs: &dyn Fs,
     dir: &Path,
@@ -396,6 +401,16 @@ fn verify_sealed_window(
             }
             (0, 0)
         }
+    };
+    // Segments the cleaner took (wholly below its persisted point) were
+    // whole on disk before it did, and a cleaned segment's bytes need not
+    // have a batch boundary where an old point says: never scan them as
+    // unsynced data.
+    let cleaned = segments[..last].partition_point(|s| s.end_offset <= cleaned_end(fs, dir));
+    let (first, from) = if cleaned > first {
+        (cleaned, 0)
+    } else {
+        (first, from)
     };
     let mut cut = None;
     for k in first..last {
@@ -473,6 +488,20 @@ fn verify_sealed_window(
     fs.sync_dir(dir)
         .map_err(io_error("sync partition directory", dir))?;
     Ok(true)
+}
+
+/// The cleaner's guard (`cleaned-below`): every sealed segment ending at
+/// or below it was whole on disk when the cleaner took it (0 without one,
+/// logged when damaged).
+fn cleaned_end(fs: &dyn Fs, dir: &Path) -> u64 {
+    let path = dir.join(layout::CLEANED_BELOW);
+    match read_u64_file(fs, &path, "read cleaned-below") {
+        Ok(point) => point.unwrap_or(0),
+        Err(err) => {
+            tracing::warn!(error = %err, "ignoring the cleaner's guard");
+            0
+        }
+    }
 }
 
 /// The offset of the record after the batches that end at `position` of
@@ -580,6 +609,7 @@ fn open_segments(
         .map_err(io_error("stat segment", &log_path))?;
         let end_offset = logs.get(i + 1).copied().unwrap_or(base);
         segments.push(Segment {
+            id: super::segment::next_segment_id(),
             base_offset: base,
             index_path: layout::index_path(dir, base),
             log_path,

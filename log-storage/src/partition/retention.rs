@@ -41,6 +41,7 @@ impl Log {
     ///
     /// [`Error::OffsetOutOfRange`] when `before_offset` is past the log end.
     pub fn delete_records(&self, before_offset: u64) -> Result<u64, Error> {
+        let _maintenance = lock(&self.maintenance);
         // The new start must not outlive the records before it: make them
         // durable first, or a crash could leave the start past the end.
         if before_offset > lock(&self.sync).durable_end {
@@ -90,8 +91,17 @@ impl Log {
     /// `config.retention_max_age`, then, while the partition is larger than
     /// `config.retention_max_bytes`, the oldest ones. `now_ms` is the
     /// current time, ms since the Unix epoch (a parameter, so tests and
-    /// tools can judge at any time).
+    /// tools can judge at any time). A log whose cleanup policy does not
+    /// delete (`compact` alone) keeps everything.
     pub fn enforce_retention(&self, now_ms: i64) -> Result<RetentionReport, Error> {
+        let _maintenance = lock(&self.maintenance);
+        if !self.config.cleanup_policy.deletes() {
+            let state = lock(&self.state);
+            return Ok(RetentionReport {
+                log_start: watermarks(&state, 0).log_start,
+                ..RetentionReport::default()
+            });
+        }
         let max_age = self.config.retention_max_age;
         let max_bytes = self.config.retention_max_bytes;
         // Decide from a snapshot of the sealed segments; their newest

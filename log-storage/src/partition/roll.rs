@@ -211,6 +211,7 @@ pub(crate) fn create_segment(
             .map_err(io_error("sync partition directory", dir))?;
     }
     Ok(Segment {
+        id: super::segment::next_segment_id(),
         base_offset,
         log_path,
         index_path,

@@ -30,6 +30,9 @@ pub(crate) enum SegmentIndex {
 /// One segment.
 #[derive(Debug)]
 pub(crate) struct Segment {
+    /// Unique in this process ([`next_segment_id`]): tells a segment from
+    /// the one the cleaner put in its place under the same base offset.
+    pub(crate) id: u64,
     pub(crate) base_offset: u64,
     pub(crate) log_path: PathBuf,
     pub(crate) index_path: PathBuf,
@@ -53,6 +56,12 @@ pub(crate) struct Segment {
     /// instead of trying again on every read.
     pub(crate) map_failed: bool,
     pub(crate) index: SegmentIndex,
+}
+
+/// A new segment id ([`Segment::id`]).
+pub(crate) fn next_segment_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// How far forward a scan reads at a time.
@@ -84,13 +93,21 @@ impl Segment {
 
     /// A copy of what reading this segment's files needs (no index, no
     /// mapping), so that loading its index, mapping it or hopping its
-    /// headers can run after the partition lock is released.
+    /// headers can run after the partition lock is released. Its file is
+    /// the one open now (pinned, as [`Segment::reader`]'s), never one a
+    /// pool reopens later by path: the cleaner may have put another file
+    /// under that path by then.
     pub(crate) fn detached(&self) -> Segment {
+        let file = match self.file.pinned() {
+            Some(Ok(file)) => file,
+            _ => Arc::clone(&self.file),
+        };
         Segment {
+            id: self.id,
             base_offset: self.base_offset,
             log_path: self.log_path.clone(),
             index_path: self.index_path.clone(),
-            file: Arc::clone(&self.file),
+            file,
             len: self.len,
             end_offset: self.end_offset,
             first_append_time: self.first_append_time,

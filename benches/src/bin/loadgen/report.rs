@@ -571,7 +571,7 @@ mod tests {
         let lines = parse(
             "MACHINE cpus=2\n\
              NOTE fdatasync_100b_p50_us=250\n\
-             RESULT system=log-server scenario=small-writers size=100 ack=durable n=100000 append_rps=50000 fsyncs=4000 server_cpu_ticks=150 loadgen_cpu_ticks=50 clk_tck=100 round=1 lat_p99_us=4000 store_fsync_p99_us=700 store_fsync_max_us=900 store_wait_p99_us=1000\n\
+             RESULT system=log-server scenario=small-writers size=100 ack=durable n=100000 append_rps=50000 fsyncs=4000 server_cpu_ticks=150 loadgen_cpu_ticks=50 clk_tck=100 round=1 lat_p99_us=4000 store_fsync_p50_us=400 store_fsync_p99_us=700 store_fsync_max_us=900 store_wait_p99_us=1000\n\
              RESULT system=log-server scenario=small-writers size=100 ack=written n=100000 append_rps=100000 fsyncs=0 server_cpu_ticks=100 clk_tck=100 lat_p99_us=3000\n\
              EXTRA system=log-server scenario=small-writers writers=64\n\
              RESULT system=log-server scenario=peer size=1024 ack=durable n=5000 append_mbps=250.0\n\
@@ -601,6 +601,13 @@ mod tests {
         let cycle = find("small-writers DURABLE: acks per fdatasync");
         assert_eq!(cycle.figure, "25.0 acks, 500 µs");
         assert!(cycle.reading.contains("busy 50 %"), "{}", cycle.reading);
+        assert!(
+            cycle
+                .reading
+                .contains("the store's own fdatasync p50 was 400 µs, 80 % of the cycle"),
+            "{}",
+            cycle.reading
+        );
         // 2 s of server and 0.5 s of loadgen CPU over 100,000 acks in 2 s.
         // 64 writers over 640 µs of request path (100 K acks/s WRITTEN) +
         // 1.5 × 500 µs: 46.0 K.
