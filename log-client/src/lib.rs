@@ -85,8 +85,9 @@ pub use group::{GroupConsumer, GroupConsumerConfig, GroupRecord, MemberAssignmen
 pub use log_format::Codec;
 pub use producer::{Delivery, NewRecord, Producer, ProducerConfig, RecordAck};
 pub use types::{
-    Ack, CommittedOffset, Isolation, LatencySummary, PartitionInfo, PartitionOffset, Position,
-    RecordFormat, ResetPolicy, Topic, TopicConfig, TopicInfo, Watermarks,
+    Ack, CleanerInfo, CleanupPolicy, CommittedOffset, Isolation, LatencySummary, PartitionInfo,
+    PartitionOffset, Position, RecordFormat, ResetPolicy, Topic, TopicConfig, TopicInfo,
+    Watermarks,
 };
 
 /// The generated `log.v1` API: messages, the clients and (with the

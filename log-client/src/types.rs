@@ -280,7 +280,7 @@ impl From<proto::CommittedOffset> for CommittedOffset {
 ///     .with_default_ack(Ack::Written);
 /// assert_eq!(config.segment_bytes, Some(64 << 20));
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 #[non_exhaustive]
 pub struct TopicConfig {
     /// Retention by age: sealed segments older than this are deleted.
@@ -298,6 +298,41 @@ pub struct TopicConfig {
     /// The ack producers get when they ask for [`Ack::TopicDefault`]
     /// ([`Ack::TopicDefault`] here: the server's default, durable).
     pub default_ack: Ack,
+    /// What happens to old segments (Kafka's `cleanup.policy`); `None`:
+    /// the server's default, delete.
+    pub cleanup_policy: Option<CleanupPolicy>,
+    /// Kafka's `min.cleanable.dirty.ratio` (server default 0.5).
+    pub min_cleanable_dirty_ratio: Option<f64>,
+    /// Kafka's `min.compaction.lag.ms` (server default zero).
+    pub min_compaction_lag: Option<Duration>,
+    /// Kafka's `max.compaction.lag.ms` (`None`: no limit).
+    pub max_compaction_lag: Option<Duration>,
+    /// Kafka's `delete.retention.ms`: how long a tombstone stays after its
+    /// first cleaning (server default 1 day).
+    pub delete_retention: Option<Duration>,
+}
+
+/// What happens to a topic's old sealed segments (Kafka's
+/// `cleanup.policy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CleanupPolicy {
+    /// Retention deletes whole old segments by age and size.
+    Delete,
+    /// The cleaner keeps the latest record per key (offsets never change:
+    /// a compacted partition has gaps).
+    Compact,
+    /// Both.
+    CompactDelete,
+}
+
+impl From<CleanupPolicy> for proto::CleanupPolicy {
+    fn from(policy: CleanupPolicy) -> proto::CleanupPolicy {
+        match policy {
+            CleanupPolicy::Delete => proto::CleanupPolicy::Delete,
+            CleanupPolicy::Compact => proto::CleanupPolicy::Compact,
+            CleanupPolicy::CompactDelete => proto::CleanupPolicy::CompactDelete,
+        }
+    }
 }
 
 impl TopicConfig {
@@ -336,6 +371,36 @@ impl TopicConfig {
         self.default_ack = ack;
         self
     }
+
+    /// Sets [`cleanup_policy`](Self::cleanup_policy).
+    pub fn with_cleanup_policy(mut self, policy: CleanupPolicy) -> Self {
+        self.cleanup_policy = Some(policy);
+        self
+    }
+
+    /// Sets [`min_cleanable_dirty_ratio`](Self::min_cleanable_dirty_ratio).
+    pub fn with_min_cleanable_dirty_ratio(mut self, ratio: f64) -> Self {
+        self.min_cleanable_dirty_ratio = Some(ratio);
+        self
+    }
+
+    /// Sets [`min_compaction_lag`](Self::min_compaction_lag).
+    pub fn with_min_compaction_lag(mut self, lag: Duration) -> Self {
+        self.min_compaction_lag = Some(lag);
+        self
+    }
+
+    /// Sets [`max_compaction_lag`](Self::max_compaction_lag).
+    pub fn with_max_compaction_lag(mut self, lag: Duration) -> Self {
+        self.max_compaction_lag = Some(lag);
+        self
+    }
+
+    /// Sets [`delete_retention`](Self::delete_retention).
+    pub fn with_delete_retention(mut self, retention: Duration) -> Self {
+        self.delete_retention = Some(retention);
+        self
+    }
 }
 
 impl From<TopicConfig> for proto::TopicConfig {
@@ -347,6 +412,14 @@ impl From<TopicConfig> for proto::TopicConfig {
             segment_age: config.segment_age.map(to_duration),
             max_batch_bytes: config.max_batch_bytes,
             default_ack: proto::Ack::from(config.default_ack) as i32,
+            cleanup_policy: config.cleanup_policy.map_or(
+                proto::CleanupPolicy::Unspecified,
+                proto::CleanupPolicy::from,
+            ) as i32,
+            min_cleanable_dirty_ratio: config.min_cleanable_dirty_ratio,
+            min_compaction_lag: config.min_compaction_lag.map(to_duration),
+            max_compaction_lag: config.max_compaction_lag.map(to_duration),
+            delete_retention: config.delete_retention.map(to_duration),
         }
     }
 }
@@ -364,12 +437,22 @@ impl From<proto::TopicConfig> for TopicConfig {
                 Ok(proto::Ack::Durable) => Ack::Durable,
                 Ok(proto::Ack::Unspecified) | Err(_) => Ack::TopicDefault,
             },
+            cleanup_policy: match proto::CleanupPolicy::try_from(config.cleanup_policy) {
+                Ok(proto::CleanupPolicy::Delete) => Some(CleanupPolicy::Delete),
+                Ok(proto::CleanupPolicy::Compact) => Some(CleanupPolicy::Compact),
+                Ok(proto::CleanupPolicy::CompactDelete) => Some(CleanupPolicy::CompactDelete),
+                Ok(proto::CleanupPolicy::Unspecified) | Err(_) => None,
+            },
+            min_cleanable_dirty_ratio: config.min_cleanable_dirty_ratio,
+            min_compaction_lag: config.min_compaction_lag.map(from_duration),
+            max_compaction_lag: config.max_compaction_lag.map(from_duration),
+            delete_retention: config.delete_retention.map(from_duration),
         }
     }
 }
 
 /// A topic.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Topic {
     /// Its name.
@@ -391,7 +474,7 @@ impl From<proto::Topic> for Topic {
 }
 
 /// One partition's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
 pub struct PartitionInfo {
     /// The partition.
@@ -416,6 +499,41 @@ pub struct PartitionInfo {
     /// the server opened the partition: the store's share of a DURABLE
     /// ack's latency.
     pub durable_wait: LatencySummary,
+    /// The log cleaner's view of it (all zero unless its topic compacts).
+    pub cleaner: CleanerInfo,
+}
+
+/// What the log cleaner knows of one partition.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[non_exhaustive]
+pub struct CleanerInfo {
+    /// Bytes written since its last cleaning over its cleanable bytes.
+    pub dirty_ratio: f64,
+    /// When its last cleaning since the server opened it finished, ms since
+    /// the Unix epoch.
+    pub last_clean_time: Option<i64>,
+    /// Bytes its cleanings reclaimed since the server opened it.
+    pub bytes_reclaimed: u64,
+    /// Cleanings since the server opened it.
+    pub passes: u64,
+    /// When its last cleaning failed, if one did (it is retried later).
+    pub last_failure: Option<i64>,
+    /// The first offset the cleaner has not looked at.
+    pub cleaner_point: u64,
+}
+
+impl From<Option<proto::CleanerInfo>> for CleanerInfo {
+    fn from(info: Option<proto::CleanerInfo>) -> CleanerInfo {
+        let info = info.unwrap_or_default();
+        CleanerInfo {
+            dirty_ratio: info.dirty_ratio,
+            last_clean_time: info.last_clean_time.as_ref().map(millis),
+            bytes_reclaimed: info.bytes_reclaimed,
+            passes: info.passes,
+            last_failure: info.last_failure.as_ref().map(millis),
+            cleaner_point: info.cleaner_point,
+        }
+    }
 }
 
 /// A latency histogram kept by the server, summarised. Quantiles are
@@ -456,13 +574,14 @@ impl From<proto::PartitionInfo> for PartitionInfo {
             fsyncs: info.fsyncs,
             fsync_latency: info.fsync_latency.into(),
             durable_wait: info.durable_wait.into(),
+            cleaner: info.cleaner.into(),
         }
     }
 }
 
 /// A topic and the state of each of its partitions
 /// ([`Client::get_topic`](crate::Client::get_topic)).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct TopicInfo {
     /// The topic.

@@ -1,7 +1,9 @@
 //! CreateTopics and DeleteTopics, with the topic configs this log has under
 //! Kafka's names: `retention.ms`, `retention.bytes`, `segment.bytes`,
-//! `segment.ms`, `max.message.bytes` and `cleanup.policy` (`delete` only,
-//! until compaction exists). Any other config is INVALID_CONFIG, as Kafka
+//! `segment.ms`, `max.message.bytes`, `cleanup.policy` (`delete`,
+//! `compact` or both), `min.cleanable.dirty.ratio`,
+//! `min.compaction.lag.ms`, `max.compaction.lag.ms` and
+//! `delete.retention.ms`. Any other config is INVALID_CONFIG, as Kafka
 //! answers an unknown one. One broker: a replication factor other than 1
 //! (or -1, the default) is INVALID_REPLICATION_FACTOR.
 
@@ -13,7 +15,7 @@ use kafka_protocol::messages::{
     CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
-use log_storage::TopicConfig;
+use log_storage::{CleanupPolicy, TopicConfig};
 
 use crate::Ctx;
 use crate::errors::{self, code};
@@ -65,12 +67,48 @@ fn apply(config: &mut TopicConfig, name: &str, value: Option<&str>) -> Result<()
                 )
             })?
         }
-        "cleanup.policy" if value == "delete" => {}
         "cleanup.policy" => {
-            return Err((
-                code::INVALID_CONFIG,
-                format!("cleanup.policy {value:?} is not supported (only \"delete\")"),
-            ));
+            config.cleanup_policy = CleanupPolicy::parse(value).ok_or_else(|| {
+                (
+                    code::INVALID_CONFIG,
+                    format!("cleanup.policy {value:?} is not a list of \"delete\" and \"compact\""),
+                )
+            })?
+        }
+        "min.cleanable.dirty.ratio" => {
+            config.min_cleanable_dirty_ratio = value
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|r| *r >= 0.0 && *r <= 1.0)
+                .ok_or_else(|| {
+                    (
+                        code::INVALID_CONFIG,
+                        format!(
+                            "min.cleanable.dirty.ratio must be a number in [0, 1], not {value:?}"
+                        ),
+                    )
+                })?
+                // Kafka accepts 0 (clean whenever anything is dirty).
+                .max(f64::MIN_POSITIVE)
+        }
+        "min.compaction.lag.ms" => {
+            config.min_compaction_lag = Duration::from_millis(non_negative(name, value)?)
+        }
+        "max.compaction.lag.ms" => {
+            config.max_compaction_lag = match non_negative(name, value)? {
+                0 => {
+                    return Err((
+                        code::INVALID_CONFIG,
+                        "max.compaction.lag.ms must be positive".into(),
+                    ));
+                }
+                ms if ms >= i64::MAX as u64 => None,
+                ms => Some(Duration::from_millis(ms)),
+            }
+        }
+        "delete.retention.ms" => {
+            config.delete_retention = Duration::from_millis(non_negative(name, value)?)
         }
         other => {
             return Err((

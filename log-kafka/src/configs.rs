@@ -24,7 +24,13 @@ const DEFAULT_CONFIG: i8 = 5;
 /// Kafka's `ConfigDef.Type` as DescribeConfigs v3+ numbers it.
 const INT: i8 = 3;
 const LONG: i8 = 5;
+const DOUBLE: i8 = 6;
 const LIST: i8 = 7;
+
+/// Kafka's spelling of "no limit" for a lag: `Long.MAX_VALUE`.
+fn no_limit(d: Option<std::time::Duration>) -> String {
+    d.map_or(i64::MAX.to_string(), |d| d.as_millis().to_string())
+}
 
 /// `(name, value, default value, type)` of each config a topic has.
 fn entries(config: &TopicConfig) -> Vec<(&'static str, String, String, i8)> {
@@ -63,7 +69,36 @@ fn entries(config: &TopicConfig) -> Vec<(&'static str, String, String, i8)> {
             default.max_batch_bytes.to_string(),
             INT,
         ),
-        ("cleanup.policy", "delete".into(), "delete".into(), LIST),
+        (
+            "cleanup.policy",
+            config.cleanup_policy.name().into(),
+            default.cleanup_policy.name().into(),
+            LIST,
+        ),
+        (
+            "min.cleanable.dirty.ratio",
+            config.min_cleanable_dirty_ratio.to_string(),
+            default.min_cleanable_dirty_ratio.to_string(),
+            DOUBLE,
+        ),
+        (
+            "min.compaction.lag.ms",
+            config.min_compaction_lag.as_millis().to_string(),
+            default.min_compaction_lag.as_millis().to_string(),
+            LONG,
+        ),
+        (
+            "max.compaction.lag.ms",
+            no_limit(config.max_compaction_lag),
+            no_limit(default.max_compaction_lag),
+            LONG,
+        ),
+        (
+            "delete.retention.ms",
+            config.delete_retention.as_millis().to_string(),
+            default.delete_retention.as_millis().to_string(),
+            LONG,
+        ),
     ]
 }
 

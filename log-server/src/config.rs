@@ -89,6 +89,19 @@ pub struct Config {
     /// Threads that run the fdatasyncs of DURABLE appends for every
     /// partition (group commit). Default 2.
     pub committer_threads: u32,
+    /// Log cleaner threads, which compact the partitions of topics whose
+    /// cleanup policy compacts (Kafka's `log.cleaner.threads`). 0 starts
+    /// none. Default 1.
+    pub cleaner_threads: u32,
+    /// Memory of the cleaners' key maps, shared between the threads, in
+    /// bytes (Kafka's `log.cleaner.dedupe.buffer.size`): 32 bytes a key.
+    /// Default 134217728 (128 MiB, about 4 million keys a pass).
+    pub cleaner_key_map_bytes: u64,
+    /// How long a cleaner sleeps when no partition needs cleaning, and how
+    /// long a partition whose cleaning failed is left alone before it is
+    /// tried again, in ms (Kafka's `log.cleaner.backoff.ms`). Default
+    /// 15000.
+    pub cleaner_backoff_ms: u64,
     /// On shutdown, how long in-flight calls get before open streams are
     /// ended with UNAVAILABLE, in ms. Default 5000.
     pub shutdown_grace_ms: u64,
@@ -134,6 +147,9 @@ impl Default for Config {
             flush_interval_ms: 1000,
             retention_interval_ms: 300_000,
             committer_threads: 2,
+            cleaner_threads: 1,
+            cleaner_key_map_bytes: 128 << 20,
+            cleaner_backoff_ms: 15_000,
             shutdown_grace_ms: 5000,
             group_initial_rebalance_delay_ms: 3000,
             handshake_timeout_ms: 5000,
@@ -206,6 +222,7 @@ impl Config {
         for (name, value) in [
             ("flush_interval_ms", self.flush_interval_ms),
             ("retention_interval_ms", self.retention_interval_ms),
+            ("cleaner_backoff_ms", self.cleaner_backoff_ms),
             ("keepalive_interval_ms", self.keepalive_interval_ms),
             ("keepalive_timeout_ms", self.keepalive_timeout_ms),
             ("handshake_timeout_ms", self.handshake_timeout_ms),
@@ -334,6 +351,15 @@ pub struct Cli {
     /// Retention pass interval, in ms [default: 300000].
     #[arg(long, env = "LOG_SERVER_RETENTION_INTERVAL_MS", value_name = "MS")]
     pub retention_interval_ms: Option<u64>,
+    /// Log cleaner threads (0: none) [default: 1].
+    #[arg(long, env = "LOG_SERVER_CLEANER_THREADS", value_name = "N")]
+    pub cleaner_threads: Option<u32>,
+    /// Memory of the cleaners' key maps, in bytes [default: 134217728].
+    #[arg(long, env = "LOG_SERVER_CLEANER_KEY_MAP_BYTES", value_name = "BYTES")]
+    pub cleaner_key_map_bytes: Option<u64>,
+    /// Cleaner backoff when idle or after a failure, in ms [default: 15000].
+    #[arg(long, env = "LOG_SERVER_CLEANER_BACKOFF_MS", value_name = "MS")]
+    pub cleaner_backoff_ms: Option<u64>,
     /// Grace period for in-flight calls at shutdown, in ms [default: 5000].
     #[arg(long, env = "LOG_SERVER_SHUTDOWN_GRACE_MS", value_name = "MS")]
     pub shutdown_grace_ms: Option<u64>,
@@ -418,6 +444,15 @@ impl Cli {
         }
         if let Some(v) = self.retention_interval_ms {
             config.retention_interval_ms = v;
+        }
+        if let Some(v) = self.cleaner_threads {
+            config.cleaner_threads = v;
+        }
+        if let Some(v) = self.cleaner_key_map_bytes {
+            config.cleaner_key_map_bytes = v;
+        }
+        if let Some(v) = self.cleaner_backoff_ms {
+            config.cleaner_backoff_ms = v;
         }
         if let Some(v) = self.shutdown_grace_ms {
             config.shutdown_grace_ms = v;

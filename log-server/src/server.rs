@@ -135,7 +135,12 @@ impl Server {
             .with_open_files_budget(config.max_open_files as usize)
             .with_committer_threads(config.committer_threads as usize)
             .with_flush_interval(Duration::from_millis(config.flush_interval_ms))
-            .with_retention_interval(Duration::from_millis(config.retention_interval_ms));
+            .with_retention_interval(Duration::from_millis(config.retention_interval_ms))
+            .with_cleaner_threads(config.cleaner_threads as usize)
+            .with_cleaner_key_map_bytes(
+                usize::try_from(config.cleaner_key_map_bytes).unwrap_or(usize::MAX),
+            )
+            .with_cleaner_backoff(Duration::from_millis(config.cleaner_backoff_ms));
         let store =
             tokio::task::spawn_blocking(move || Store::start_locked(&data_dir, store_config))
                 .await

@@ -10,7 +10,7 @@ use std::time::Duration;
 use log_client::proto;
 use log_client::proto::admin_service_server::AdminService;
 use log_client::proto::log_service_server::LogService;
-use log_storage::{Ack, TopicConfig, TopicInfo};
+use log_storage::{Ack, CleanupPolicy, TopicConfig, TopicInfo};
 use tonic::{Code, Request, Response, Status, Streaming};
 
 use crate::read::{self, UntilShutdown, blocking};
@@ -266,6 +266,15 @@ fn topic_message(topic: &TopicInfo) -> proto::Topic {
                 Ack::Durable => proto::Ack::Durable as i32,
                 Ack::Written => proto::Ack::Written as i32,
             },
+            cleanup_policy: match c.cleanup_policy {
+                CleanupPolicy::Delete => proto::CleanupPolicy::Delete,
+                CleanupPolicy::Compact => proto::CleanupPolicy::Compact,
+                CleanupPolicy::CompactDelete => proto::CleanupPolicy::CompactDelete,
+            } as i32,
+            min_cleanable_dirty_ratio: Some(c.min_cleanable_dirty_ratio),
+            min_compaction_lag: Some(ms_duration(c.min_compaction_lag)),
+            max_compaction_lag: c.max_compaction_lag.map(ms_duration),
+            delete_retention: Some(ms_duration(c.delete_retention)),
         }),
     }
 }
@@ -325,6 +334,33 @@ fn topic_config(
         Ok(proto::Ack::Written) => Ack::Written,
         Err(_) => return Err(status::invalid("config.default_ack", "unknown ack")),
     };
+    out.cleanup_policy = match proto::CleanupPolicy::try_from(c.cleanup_policy) {
+        Ok(proto::CleanupPolicy::Unspecified | proto::CleanupPolicy::Delete) => {
+            CleanupPolicy::Delete
+        }
+        Ok(proto::CleanupPolicy::Compact) => CleanupPolicy::Compact,
+        Ok(proto::CleanupPolicy::CompactDelete) => CleanupPolicy::CompactDelete,
+        Err(_) => {
+            return Err(status::invalid(
+                "config.cleanup_policy",
+                "unknown cleanup policy",
+            ));
+        }
+    };
+    if let Some(ratio) = c.min_cleanable_dirty_ratio {
+        out.min_cleanable_dirty_ratio = ratio;
+    }
+    if let Some(d) = &c.min_compaction_lag {
+        out.min_compaction_lag =
+            from_proto_duration("config.min_compaction_lag", d)?.unwrap_or_default();
+    }
+    if let Some(d) = &c.max_compaction_lag {
+        out.max_compaction_lag = from_proto_duration("config.max_compaction_lag", d)?;
+    }
+    if let Some(d) = &c.delete_retention {
+        out.delete_retention =
+            from_proto_duration("config.delete_retention", d)?.unwrap_or_default();
+    }
     out.validate().map_err(|e| status::storage(&e))?;
     Ok(out)
 }
@@ -375,6 +411,22 @@ fn partition_info(shared: &Shared, topic: &str, p: u32) -> Result<proto::Partiti
         fsyncs: usage.syncs,
         fsync_latency: Some(latency(&usage.sync_latency)),
         durable_wait: Some(latency(&usage.durable_wait)),
+        cleaner: Some(cleaner_info(&part.log)?),
+    })
+}
+
+/// The cleaner's view of a partition on the wire.
+fn cleaner_info(log: &log_storage::Log) -> Result<proto::CleanerInfo, Status> {
+    let stats = log
+        .cleaner_stats(log_format::now_ms())
+        .map_err(|e| status::storage(&e))?;
+    Ok(proto::CleanerInfo {
+        dirty_ratio: stats.dirty_ratio,
+        last_clean_time: stats.last_clean_time.map(timestamp),
+        bytes_reclaimed: stats.bytes_reclaimed,
+        passes: stats.passes,
+        last_failure: stats.last_failure.map(timestamp),
+        cleaner_point: stats.cleaner_point,
     })
 }
 

@@ -1,7 +1,7 @@
 //! Settings, with their units in their names and their defaults
 //! documented: [`LogConfig`] for one partition log, [`StoreConfig`] for how
 //! a [`Store`](crate::Store) runs (its free-space floor, open files, the
-//! committer threads and the background passes).
+//! committer threads, the background passes and the log cleaners).
 //!
 //! This module only holds and checks numbers; it reads no file (the store
 //! persists per-topic configs elsewhere).
@@ -267,7 +267,22 @@ pub struct StoreConfig {
     /// How often the background thread enforces retention. Default
     /// [`DEFAULT_RETENTION_INTERVAL`].
     pub retention_interval: Duration,
+    /// Log cleaner threads (compaction of topics whose cleanup policy
+    /// compacts; Kafka's `log.cleaner.threads`). Default 1; 0 starts none.
+    pub cleaner_threads: usize,
+    /// Memory of the cleaners' key maps, shared between the threads
+    /// (Kafka's `log.cleaner.dedupe.buffer.size`). Default
+    /// [`DEFAULT_KEY_MAP_BYTES`](crate::DEFAULT_KEY_MAP_BYTES), 128 MiB:
+    /// about 4 million keys per pass.
+    pub cleaner_key_map_bytes: usize,
+    /// How long a cleaner sleeps when no pass is due, and how long a
+    /// partition whose pass failed is left alone (Kafka's
+    /// `log.cleaner.backoff.ms`). Default [`DEFAULT_CLEANER_BACKOFF`].
+    pub cleaner_backoff: Duration,
 }
+
+/// Default [`StoreConfig::cleaner_backoff`]: 15 s, as Kafka.
+pub const DEFAULT_CLEANER_BACKOFF: Duration = Duration::from_secs(15);
 
 impl Default for StoreConfig {
     fn default() -> Self {
@@ -279,6 +294,9 @@ impl Default for StoreConfig {
             committer_threads: DEFAULT_COMMITTER_THREADS,
             flush_interval: DEFAULT_FLUSH_INTERVAL,
             retention_interval: DEFAULT_RETENTION_INTERVAL,
+            cleaner_threads: 1,
+            cleaner_key_map_bytes: crate::partition::DEFAULT_KEY_MAP_BYTES,
+            cleaner_backoff: DEFAULT_CLEANER_BACKOFF,
         }
     }
 }
@@ -323,6 +341,24 @@ impl StoreConfig {
     /// Sets [`StoreConfig::retention_interval`].
     pub fn with_retention_interval(mut self, interval: Duration) -> Self {
         self.retention_interval = interval;
+        self
+    }
+
+    /// Sets [`StoreConfig::cleaner_threads`].
+    pub fn with_cleaner_threads(mut self, threads: usize) -> Self {
+        self.cleaner_threads = threads;
+        self
+    }
+
+    /// Sets [`StoreConfig::cleaner_key_map_bytes`].
+    pub fn with_cleaner_key_map_bytes(mut self, bytes: usize) -> Self {
+        self.cleaner_key_map_bytes = bytes;
+        self
+    }
+
+    /// Sets [`StoreConfig::cleaner_backoff`].
+    pub fn with_cleaner_backoff(mut self, backoff: Duration) -> Self {
+        self.cleaner_backoff = backoff;
         self
     }
 }

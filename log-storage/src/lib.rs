@@ -17,7 +17,8 @@
 //!
 //! - `store/`: [`Store`], the topics, partitions and committed offsets of
 //!   one data directory (`topic_config.rs`, `offsets.rs`, `background.rs`
-//!   for the flush and retention passes, `lock.rs` for [`lock_data_dir`]).
+//!   for the flush and retention passes, `cleaner.rs` for the log cleaner
+//!   threads, `lock.rs` for [`lock_data_dir`]).
 //! - `partition/`: [`Log`], one partition: `append.rs`, `commit.rs` (group
 //!   commit, the sync leader, poison), `committer.rs` ([`Committer`]),
 //!   `roll.rs`, `read.rs`, `retention.rs`, `clean/` (the log cleaner:
@@ -36,7 +37,8 @@
 //!
 //! [`Store::start_locked`] is all an embedder calls: it locks the data
 //! directory, opens the store and starts what runs beside it (the
-//! committer of async appends, the background flush and retention).
+//! committer of async appends, the background flush and retention, the log
+//! cleaners).
 //!
 //! ```
 //! use log_format::{BatchBuilder, Limits, NewRecord};
@@ -68,9 +70,9 @@ mod store;
 mod util;
 
 pub use config::{
-    CleanupPolicy, DEFAULT_COMMITTER_THREADS, DEFAULT_DELETE_RETENTION, DEFAULT_FLUSH_INTERVAL,
-    DEFAULT_FREE_SPACE_CHECK_INTERVAL, DEFAULT_MIN_CLEANABLE_DIRTY_RATIO, DEFAULT_MIN_FREE_BYTES,
-    DEFAULT_RETENTION_INTERVAL, LogConfig, StoreConfig,
+    CleanupPolicy, DEFAULT_CLEANER_BACKOFF, DEFAULT_COMMITTER_THREADS, DEFAULT_DELETE_RETENTION,
+    DEFAULT_FLUSH_INTERVAL, DEFAULT_FREE_SPACE_CHECK_INTERVAL, DEFAULT_MIN_CLEANABLE_DIRTY_RATIO,
+    DEFAULT_MIN_FREE_BYTES, DEFAULT_RETENTION_INTERVAL, LogConfig, StoreConfig,
 };
 pub use error::{Error, NameKind};
 #[cfg(feature = "sim")]
@@ -86,6 +88,6 @@ pub use partition::{
     ReadResult, RetentionReport, Usage, Watermarks,
 };
 pub use store::{
-    Background, DirLock, MAX_OFFSET_METADATA_BYTES, MAX_PARTITIONS, OFFSET_FILE_MAX_BYTES,
-    RetentionPass, Store, TopicConfig, TopicInfo, lock_data_dir,
+    Background, CleanedPartition, DirLock, MAX_OFFSET_METADATA_BYTES, MAX_PARTITIONS,
+    OFFSET_FILE_MAX_BYTES, RetentionPass, Store, TopicConfig, TopicInfo, lock_data_dir,
 };

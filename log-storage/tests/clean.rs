@@ -14,13 +14,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use log_format::{Batch, BatchBuilder, BytesScanner, Limits, NewRecord, ProducerInfo, Scanned};
+use log_format::{BatchBuilder, BytesScanner, Limits, NewRecord, ProducerInfo, Scanned};
 use log_storage::{
     AppendOptions, CleanupPolicy, FaultKind, Isolation, KeyMap, Log, LogConfig, SimFs,
 };
 
-/// One record as a reader sees it: offset, key, value (`None`: tombstone).
-type Seen = (u64, Vec<u8>, Option<Vec<u8>>);
+/// One record as a reader sees it.
+type Seen = common::Keyed;
 
 const DAY_MS: i64 = 24 * 3600 * 1000;
 
@@ -60,59 +60,14 @@ fn keyed(records: &[(&str, Option<&str>)], producer: Option<(i64, i32)>) -> Byte
     BytesMut::from(&builder.finish().unwrap()[..])
 }
 
-/// Every record from the log start to its end, as a reader from offset 0
-/// sees them; every served batch is a valid batch (both checksums, the
-/// records).
+/// What a reader from the log start sees.
 fn read_all(log: &Log) -> Vec<Seen> {
-    let marks = log.watermarks();
-    let mut offset = marks.log_start;
-    let mut seen = Vec::new();
-    while offset < marks.log_end {
-        let result = log.read(offset, 1 << 16, Isolation::Written).unwrap();
-        assert!(result.batch_count > 0, "nothing served at {offset}");
-        for scanned in BytesScanner::new(result.batches, 0, Limits::unlimited()) {
-            let Scanned::Batch(batch) = scanned else {
-                panic!("a bad batch served: {scanned:?}");
-            };
-            let batch = Batch::decode(batch.into_bytes(), &Limits::unlimited()).unwrap();
-            for record in batch.records().filter(|r| r.offset() >= offset) {
-                seen.push((
-                    record.offset(),
-                    record.key().unwrap_or_default().to_vec(),
-                    record.value().map(<[u8]>::to_vec),
-                ));
-            }
-        }
-        assert!(result.next_offset > offset);
-        offset = result.next_offset;
-    }
-    seen
+    common::read_keyed(log, 1 << 16)
 }
 
-/// A read from any offset starts with the first record at or past it that
-/// a reader from the start sees (`seen`): no stale segment hides under a
-/// cleaned one.
 fn check_reads_from_every_offset(log: &Log, seen: &[Seen]) {
-    let end = log.watermarks().log_end;
-    for offset in log.watermarks().log_start..end {
-        let result = log.read(offset, 1, Isolation::Written).unwrap();
-        let first = BytesScanner::new(result.batches, 0, Limits::unlimited())
-            .filter_map(|s| match s {
-                Scanned::Batch(batch) => Some(batch),
-                _ => None,
-            })
-            .flat_map(|batch| {
-                let batch = Batch::decode(batch.into_bytes(), &Limits::unlimited()).unwrap();
-                batch
-                    .records()
-                    .filter(|r| r.offset() >= offset)
-                    .map(|r| r.offset())
-                    .collect::<Vec<_>>()
-            })
-            .next();
-        let expected = seen.iter().map(|s| s.0).find(|o| *o >= offset);
-        assert_eq!(first, expected, "the first record read from {offset}");
-    }
+    let offsets: Vec<u64> = seen.iter().map(|s| s.0).collect();
+    common::check_reads_from_every_offset(log, &offsets, "after cleaning");
 }
 
 /// Appends `rounds` batches of 3 records over `keys` keys (values name

@@ -16,10 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use log_format::{Batch, BatchBuilder, BytesScanner, Limits, NewRecord, Scanned};
-use log_storage::{
-    AppendOptions, CleanupPolicy, FaultKind, Isolation, KeyMap, Log, LogConfig, SimFs,
-};
+use log_format::{BatchBuilder, Limits, NewRecord};
+use log_storage::{AppendOptions, CleanupPolicy, FaultKind, KeyMap, Log, LogConfig, SimFs};
 use proptest::prelude::*;
 
 /// A record's key (0..6) and value (`None`: a tombstone).
@@ -152,25 +150,10 @@ fn batch(records: &[(u8, Option<u8>)], first_offset: u64) -> (BytesMut, Vec<KeyV
 }
 
 fn read_all(log: &Log) -> Vec<(u64, u8, Option<Vec<u8>>)> {
-    let marks = log.watermarks();
-    let mut offset = marks.log_start;
-    let mut seen = Vec::new();
-    while offset < marks.log_end {
-        let result = log.read(offset, 1 << 14, Isolation::Written).unwrap();
-        assert!(result.batch_count > 0, "nothing served at {offset}");
-        for scanned in BytesScanner::new(result.batches, 0, Limits::unlimited()) {
-            let Scanned::Batch(batch) = scanned else {
-                panic!("a bad batch served: {scanned:?}");
-            };
-            let batch = Batch::decode(batch.into_bytes(), &Limits::unlimited()).unwrap();
-            for record in batch.records().filter(|r| r.offset() >= offset) {
-                let key = record.key().unwrap()[1] - b'0';
-                seen.push((record.offset(), key, record.value().map(<[u8]>::to_vec)));
-            }
-        }
-        offset = result.next_offset;
-    }
-    seen
+    common::read_keyed(log, 1 << 14)
+        .into_iter()
+        .map(|(offset, key, value)| (offset, key[1] - b'0', value))
+        .collect()
 }
 
 fn run(ops: Vec<Op>) {
@@ -239,20 +222,8 @@ fn run(ops: Vec<Op>) {
         model.check(&seen, &ctx);
         // A reader starting anywhere gets what a reader from the start
         // sees from there on.
-        for offset in current.watermarks().log_start..current.watermarks().log_end {
-            let result = current.read(offset, 1, Isolation::Written).unwrap();
-            let first = BytesScanner::new(result.batches, 0, Limits::unlimited())
-                .find_map(|s| match s {
-                    Scanned::Batch(batch) => Some(batch),
-                    _ => None,
-                })
-                .and_then(|batch| batch.records().map(|r| r.offset()).find(|o| *o >= offset));
-            let expected = seen.iter().map(|s| s.0).find(|o| *o >= offset);
-            assert_eq!(
-                first, expected,
-                "{ctx}: the first record read from {offset}"
-            );
-        }
+        let offsets: Vec<u64> = seen.iter().map(|s| s.0).collect();
+        common::check_reads_from_every_offset(current, &offsets, &ctx);
     }
 }
 

@@ -154,8 +154,10 @@ is_running() { # the child is running (not exited, not a zombie waiting to be re
 }
 
 # ---- server: both ports picked by the kernel, read back from its stderr ----
-log "starting $SERVER_BIN --listen 127.0.0.1:0 --kafka-listen 127.0.0.1:0 --data-dir $DATA_DIR"
-"$SERVER_BIN" --listen 127.0.0.1:0 --kafka-listen 127.0.0.1:0 --data-dir "$DATA_DIR" >"$SERVER_LOG" 2>&1 &
+# The cleaner looks every 200 ms, so a compacted topic is cleaned within
+# the test's patience.
+log "starting $SERVER_BIN --listen 127.0.0.1:0 --kafka-listen 127.0.0.1:0 --data-dir $DATA_DIR --cleaner-backoff-ms 200"
+"$SERVER_BIN" --listen 127.0.0.1:0 --kafka-listen 127.0.0.1:0 --data-dir "$DATA_DIR" --cleaner-backoff-ms 200 >"$SERVER_LOG" 2>&1 &
 SERVER_PID=$!
 GRPC_ADDR=""
 KAFKA_ADDR=""

@@ -36,7 +36,7 @@ use super::roll::create_segment;
 use super::segment::{ScanEnd, ScanStop, Segment, SegmentIndex, scan_file};
 use crate::config::LogConfig;
 use crate::error::{Error, index_error, io_error};
-use crate::io::durable::{read_u64_file, remove_synced};
+use crate::io::durable::remove_synced;
 use crate::io::{FileHandle, Fs, OpenMode};
 use crate::layout::{self, FileKind};
 
@@ -406,7 +406,8 @@ fn verify_sealed_window(
     // whole on disk before it did, and a cleaned segment's bytes need not
     // have a batch boundary where an old point says: never scan them as
     // unsynced data.
-    let cleaned = segments[..last].partition_point(|s| s.end_offset <= cleaned_end(fs, dir));
+    let cleaned =
+        segments[..last].partition_point(|s| s.end_offset <= super::clean::cleaned_end(fs, dir));
     let (first, from) = if cleaned > first {
         (cleaned, 0)
     } else {
@@ -488,20 +489,6 @@ fn verify_sealed_window(
     fs.sync_dir(dir)
         .map_err(io_error("sync partition directory", dir))?;
     Ok(true)
-}
-
-/// The cleaner's guard (`cleaned-below`): every sealed segment ending at
-/// or below it was whole on disk when the cleaner took it (0 without one,
-/// logged when damaged).
-fn cleaned_end(fs: &dyn Fs, dir: &Path) -> u64 {
-    let path = dir.join(layout::CLEANED_BELOW);
-    match read_u64_file(fs, &path, "read cleaned-below") {
-        Ok(point) => point.unwrap_or(0),
-        Err(err) => {
-            tracing::warn!(error = %err, "ignoring the cleaner's guard");
-            0
-        }
-    }
 }
 
 /// The offset of the record after the batches that end at `position` of

@@ -60,6 +60,7 @@ use crate::util::{lock, read, write};
 
 mod admin;
 mod background;
+mod cleaner;
 mod lock;
 mod offsets;
 mod topic_config;
@@ -69,6 +70,7 @@ use offsets::Offsets;
 use topic_config::{CONFIG_LEN, TopicMeta, decode_config};
 
 pub use background::{Background, RetentionPass};
+pub use cleaner::CleanedPartition;
 pub use lock::{DirLock, lock_data_dir};
 pub use offsets::{MAX_OFFSET_METADATA_BYTES, OFFSET_FILE_MAX_BYTES};
 pub use topic_config::{MAX_PARTITIONS, TopicConfig, TopicInfo};
@@ -112,6 +114,10 @@ pub struct Store {
     committer_threads: usize,
     /// The background passes of a started store ([`Store::start`]).
     background: Mutex<Option<Background>>,
+    /// The cleaner threads of a started store ([`Store::start`]).
+    cleaners: Mutex<Option<cleaner::Cleaners>>,
+    /// The partitions a cleaner thread is cleaning now.
+    cleaning: cleaner::Cleaning,
     /// Declared last: released after everything else is dropped.
     _lock: Option<DirLock>,
 }
@@ -213,6 +219,8 @@ impl Store {
             committer: OnceLock::new(),
             committer_threads: crate::config::DEFAULT_COMMITTER_THREADS,
             background: Mutex::new(None),
+            cleaners: Mutex::new(None),
+            cleaning: Mutex::default(),
             _lock: lock,
         })
     }
@@ -247,6 +255,17 @@ impl Store {
             config.retention_interval,
         )?;
         *crate::util::lock(&store.background) = Some(background);
+        if config.cleaner_threads > 0 {
+            let cleaners = cleaner::Cleaners::start(
+                &store,
+                cleaner::CleanerSettings {
+                    threads: config.cleaner_threads,
+                    key_map_bytes: config.cleaner_key_map_bytes,
+                    backoff: config.cleaner_backoff,
+                },
+            )?;
+            *crate::util::lock(&store.cleaners) = Some(cleaners);
+        }
         Ok(store)
     }
 
@@ -482,9 +501,12 @@ impl Store {
     /// dropped.
     pub fn close(&self) -> Result<(), Error> {
         self.closed.store(true, Ordering::SeqCst);
-        // The background passes first: none runs while partitions close.
+        // The background passes and the cleaners first (each cleaner ends
+        // the pass it is in): none runs while partitions close.
         let background = lock(&self.background).take();
         drop(background);
+        let cleaners = lock(&self.cleaners).take();
+        drop(cleaners);
         let _admin = write(&self.admin);
         let logs = self.open_logs(|slot| slot.take());
         // Each close waits for its fsyncs: run them side by side, so that

@@ -1,23 +1,32 @@
 //! A topic's settings ([`TopicConfig`]), what the store tells of a topic
 //! ([`TopicInfo`]), and their file, `topic.config`.
 //!
-//! # `topic.config` format (version 1), 64 bytes, little-endian
+//! # `topic.config` format (version 2), 100 bytes, little-endian
 //!
 //! | bytes  | field                                                      |
 //! |--------|------------------------------------------------------------|
 //! | 0..4   | magic `LTOP`                                               |
-//! | 4..6   | version, 1                                                 |
-//! | 6..8   | flags: bit 0 `retention_max_age` set, bit 1 `retention_max_bytes` set; others zero |
+//! | 4..6   | version, 2                                                 |
+//! | 6..8   | flags: bit 0 `retention_max_age` set, bit 1 `retention_max_bytes` set, bit 2 `max_compaction_lag` set; others zero |
 //! | 8..16  | topic id: random, fixed at creation                        |
 //! | 16..20 | partitions                                                 |
 //! | 20     | default ack: 0 durable, 1 written                          |
-//! | 21..24 | reserved, zero                                             |
+//! | 21     | cleanup policy: 0 delete, 1 compact, 2 compact and delete  |
+//! | 22..24 | reserved, zero                                             |
 //! | 24..32 | `segment_max_bytes`                                        |
 //! | 32..40 | `segment_max_age`, ms                                      |
 //! | 40..48 | `retention_max_age`, ms (zero when unset)                  |
 //! | 48..56 | `retention_max_bytes` (zero when unset)                    |
 //! | 56..60 | `max_batch_bytes`                                          |
-//! | 60..64 | CRC-32 (IEEE) of bytes 0..60                               |
+//! | 60..68 | `min_cleanable_dirty_ratio`, IEEE 754 double               |
+//! | 68..76 | `min_compaction_lag`, ms                                   |
+//! | 76..84 | `max_compaction_lag`, ms (zero when unset)                 |
+//! | 84..92 | `delete_retention`, ms                                     |
+//! | 92..96 | reserved, zero                                             |
+//! | 96..100 | CRC-32 (IEEE) of bytes 0..96                              |
+//!
+//! Version 1 (64 bytes: bytes 0..60 as above with byte 21 reserved, then
+//! the CRC) is still read, with the compaction settings at their defaults.
 //!
 //! A config that fails any check makes [`Store::open`] fail with
 //! [`Error::CorruptMetadata`] naming the file: a topic is never served
@@ -30,7 +39,7 @@ use std::time::Duration;
 
 use log_format::Limits;
 
-use crate::config::LogConfig;
+use crate::config::{CleanupPolicy, LogConfig};
 use crate::error::Error;
 use crate::partition::Ack;
 
@@ -46,7 +55,7 @@ pub const MAX_PARTITIONS: u32 = 10_000;
 /// config.retention_max_bytes = Some(10 << 30);
 /// assert!(config.validate().is_ok());
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct TopicConfig {
     /// Roll a partition to a new segment once the active one holds this
@@ -69,6 +78,20 @@ pub struct TopicConfig {
     /// Largest batch accepted, header included, in bytes. Default 8 MiB; at
     /// least 1, at most `segment_max_bytes`.
     pub max_batch_bytes: u32,
+    /// Kafka's `cleanup.policy`: retention deletes old segments, the
+    /// cleaner compacts them, or both. Default
+    /// [`CleanupPolicy::Delete`].
+    pub cleanup_policy: CleanupPolicy,
+    /// Kafka's `min.cleanable.dirty.ratio` ([`LogConfig`]). Default 0.5.
+    pub min_cleanable_dirty_ratio: f64,
+    /// Kafka's `min.compaction.lag.ms`. Default zero; whole milliseconds.
+    pub min_compaction_lag: Duration,
+    /// Kafka's `max.compaction.lag.ms` (`None`: no limit). Default `None`;
+    /// positive, whole milliseconds.
+    pub max_compaction_lag: Option<Duration>,
+    /// Kafka's `delete.retention.ms`: how long a tombstone stays after its
+    /// first cleaning. Default 1 day; whole milliseconds.
+    pub delete_retention: Duration,
 }
 
 impl Default for TopicConfig {
@@ -81,6 +104,11 @@ impl Default for TopicConfig {
             retention_max_bytes: log.retention_max_bytes,
             default_ack: Ack::Durable,
             max_batch_bytes: log.limits.max_batch_bytes,
+            cleanup_policy: log.cleanup_policy,
+            min_cleanable_dirty_ratio: log.min_cleanable_dirty_ratio,
+            min_compaction_lag: log.min_compaction_lag,
+            max_compaction_lag: log.max_compaction_lag,
+            delete_retention: log.delete_retention,
         }
     }
 }
@@ -108,6 +136,17 @@ impl TopicConfig {
         whole_ms("segment_max_age", self.segment_max_age)?;
         if let Some(age) = self.retention_max_age {
             whole_ms("retention_max_age", age)?;
+        }
+        if let Some(lag) = self.max_compaction_lag {
+            whole_ms("max_compaction_lag", lag)?;
+        }
+        for (setting, d) in [
+            ("min_compaction_lag", self.min_compaction_lag),
+            ("delete_retention", self.delete_retention),
+        ] {
+            if !d.is_zero() {
+                whole_ms(setting, d)?;
+            }
         }
         if self.retention_max_bytes == Some(0) {
             return Err(Error::InvalidConfig {
@@ -138,13 +177,18 @@ impl TopicConfig {
                 max_batch_bytes: self.max_batch_bytes,
                 ..defaults.limits
             },
+            cleanup_policy: self.cleanup_policy,
+            min_cleanable_dirty_ratio: self.min_cleanable_dirty_ratio,
+            min_compaction_lag: self.min_compaction_lag,
+            max_compaction_lag: self.max_compaction_lag,
+            delete_retention: self.delete_retention,
             ..defaults
         }
     }
 }
 
 /// What a store knows of a topic.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct TopicInfo {
     /// The topic name.
@@ -160,7 +204,7 @@ pub struct TopicInfo {
 }
 
 /// The content of `topic.config`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(super) struct TopicMeta {
     pub(super) id: u64,
     pub(super) partitions: u32,
@@ -178,11 +222,14 @@ pub(super) fn check_partitions(partitions: u32) -> Result<(), Error> {
 }
 
 const CONFIG_MAGIC: &[u8; 4] = b"LTOP";
-const CONFIG_VERSION: u16 = 1;
-pub(super) const CONFIG_LEN: usize = 64;
-const CONFIG_CRC_AT: usize = 60;
+const CONFIG_VERSION: u16 = 2;
+pub(super) const CONFIG_LEN: usize = 100;
+const CONFIG_CRC_AT: usize = 96;
+const V1_LEN: usize = 64;
+const V1_CRC_AT: usize = 60;
 const FLAG_RETENTION_AGE: u16 = 1;
 const FLAG_RETENTION_BYTES: u16 = 2;
+const FLAG_MAX_COMPACTION_LAG: u16 = 4;
 
 fn ms(d: Duration) -> u64 {
     // Validated: whole milliseconds below 2^64.
@@ -197,6 +244,9 @@ pub(super) fn encode_config(meta: &TopicMeta) -> [u8; CONFIG_LEN] {
     }
     if c.retention_max_bytes.is_some() {
         flags |= FLAG_RETENTION_BYTES;
+    }
+    if c.max_compaction_lag.is_some() {
+        flags |= FLAG_MAX_COMPACTION_LAG;
     }
     let mut out = [0u8; CONFIG_LEN];
     out[0..4].copy_from_slice(CONFIG_MAGIC);
@@ -213,6 +263,15 @@ pub(super) fn encode_config(meta: &TopicMeta) -> [u8; CONFIG_LEN] {
     out[40..48].copy_from_slice(&c.retention_max_age.map_or(0, ms).to_le_bytes());
     out[48..56].copy_from_slice(&c.retention_max_bytes.unwrap_or(0).to_le_bytes());
     out[56..60].copy_from_slice(&c.max_batch_bytes.to_le_bytes());
+    out[21] = match c.cleanup_policy {
+        CleanupPolicy::Delete => 0,
+        CleanupPolicy::Compact => 1,
+        CleanupPolicy::CompactDelete => 2,
+    };
+    out[60..68].copy_from_slice(&c.min_cleanable_dirty_ratio.to_bits().to_le_bytes());
+    out[68..76].copy_from_slice(&ms(c.min_compaction_lag).to_le_bytes());
+    out[76..84].copy_from_slice(&c.max_compaction_lag.map_or(0, ms).to_le_bytes());
+    out[84..92].copy_from_slice(&ms(c.delete_retention).to_le_bytes());
     let crc = crc32fast::hash(&out[..CONFIG_CRC_AT]);
     out[CONFIG_CRC_AT..].copy_from_slice(&crc.to_le_bytes());
     out
@@ -228,16 +287,20 @@ pub(super) fn decode_config(path: &Path, bytes: &[u8]) -> Result<TopicMeta, Erro
         return Err(corrupt(0, "not a topic config (bad magic)".into()));
     }
     let version = u16::from_le_bytes([bytes[4], bytes[5]]);
-    if version != CONFIG_VERSION {
+    let (len, crc_at) = match version {
+        1 => (V1_LEN, V1_CRC_AT),
+        CONFIG_VERSION => (CONFIG_LEN, CONFIG_CRC_AT),
+        _ => {
+            return Err(corrupt(
+                4,
+                format!("unsupported version {version} (this build reads 1 and {CONFIG_VERSION})"),
+            ));
+        }
+    };
+    if bytes.len() != len {
         return Err(corrupt(
-            4,
-            format!("unsupported version {version} (this build reads {CONFIG_VERSION})"),
-        ));
-    }
-    if bytes.len() != CONFIG_LEN {
-        return Err(corrupt(
-            bytes.len().min(CONFIG_LEN) as u64,
-            format!("file is {} bytes, expected {CONFIG_LEN}", bytes.len()),
+            bytes.len().min(len) as u64,
+            format!("file is {} bytes, expected {len}", bytes.len()),
         ));
     }
     let u64_at = |at: usize| {
@@ -250,20 +313,30 @@ pub(super) fn decode_config(path: &Path, bytes: &[u8]) -> Result<TopicMeta, Erro
         b.copy_from_slice(&bytes[at..at + 4]);
         u32::from_le_bytes(b)
     };
-    let stored = u32_at(CONFIG_CRC_AT);
-    let computed = crc32fast::hash(&bytes[..CONFIG_CRC_AT]);
+    let stored = u32_at(crc_at);
+    let computed = crc32fast::hash(&bytes[..crc_at]);
     if stored != computed {
         return Err(corrupt(
-            CONFIG_CRC_AT as u64,
+            crc_at as u64,
             format!("checksum mismatch: stored {stored:#010x}, computed {computed:#010x}"),
         ));
     }
     let flags = u16::from_le_bytes([bytes[6], bytes[7]]);
-    if flags & !(FLAG_RETENTION_AGE | FLAG_RETENTION_BYTES) != 0 {
+    let known = match version {
+        1 => FLAG_RETENTION_AGE | FLAG_RETENTION_BYTES,
+        _ => FLAG_RETENTION_AGE | FLAG_RETENTION_BYTES | FLAG_MAX_COMPACTION_LAG,
+    };
+    if flags & !known != 0 {
         return Err(corrupt(6, format!("unknown flags {flags:#06x}")));
     }
-    if bytes[21..24] != [0, 0, 0] {
-        return Err(corrupt(21, "reserved bytes are not zero".into()));
+    let reserved_from = if version == 1 { 21 } else { 22 };
+    if bytes[reserved_from..24].iter().any(|&b| b != 0)
+        || (version > 1 && bytes[92..96].iter().any(|&b| b != 0))
+    {
+        return Err(corrupt(
+            reserved_from as u64,
+            "reserved bytes are not zero".into(),
+        ));
     }
     let default_ack = match bytes[20] {
         0 => Ack::Durable,
@@ -277,7 +350,7 @@ pub(super) fn decode_config(path: &Path, bytes: &[u8]) -> Result<TopicMeta, Erro
             format!("{partitions} partitions is outside [1, {MAX_PARTITIONS}]"),
         ));
     }
-    let config = TopicConfig {
+    let mut config = TopicConfig {
         segment_max_bytes: u64_at(24),
         segment_max_age: Duration::from_millis(u64_at(32)),
         retention_max_age: (flags & FLAG_RETENTION_AGE != 0)
@@ -285,7 +358,21 @@ pub(super) fn decode_config(path: &Path, bytes: &[u8]) -> Result<TopicMeta, Erro
         retention_max_bytes: (flags & FLAG_RETENTION_BYTES != 0).then(|| u64_at(48)),
         default_ack,
         max_batch_bytes: u32_at(56),
+        ..TopicConfig::default()
     };
+    if version > 1 {
+        config.cleanup_policy = match bytes[21] {
+            0 => CleanupPolicy::Delete,
+            1 => CleanupPolicy::Compact,
+            2 => CleanupPolicy::CompactDelete,
+            other => return Err(corrupt(21, format!("unknown cleanup policy {other}"))),
+        };
+        config.min_cleanable_dirty_ratio = f64::from_bits(u64_at(60));
+        config.min_compaction_lag = Duration::from_millis(u64_at(68));
+        config.max_compaction_lag =
+            (flags & FLAG_MAX_COMPACTION_LAG != 0).then(|| Duration::from_millis(u64_at(76)));
+        config.delete_retention = Duration::from_millis(u64_at(84));
+    }
     if let Err(err) = config.validate() {
         return Err(corrupt(24, format!("stored config is invalid: {err}")));
     }
@@ -322,6 +409,29 @@ mod tests {
         none.config.retention_max_age = None;
         none.config.retention_max_bytes = None;
         assert_eq!(decode_config(path, &encode_config(&none)).unwrap(), none);
+        let mut compacted = meta.clone();
+        compacted.config.cleanup_policy = CleanupPolicy::CompactDelete;
+        compacted.config.min_cleanable_dirty_ratio = 0.25;
+        compacted.config.min_compaction_lag = Duration::from_secs(60);
+        compacted.config.max_compaction_lag = Some(Duration::from_secs(3600));
+        compacted.config.delete_retention = Duration::from_millis(1500);
+        assert_eq!(
+            decode_config(path, &encode_config(&compacted)).unwrap(),
+            compacted
+        );
+    }
+
+    #[test]
+    fn a_version_1_config_reads_with_the_compaction_defaults() {
+        let path = Path::new("/d/topics/t/topic.config");
+        let meta = meta();
+        let v2 = encode_config(&meta);
+        let mut v1 = [0u8; V1_LEN];
+        v1[..V1_CRC_AT].copy_from_slice(&v2[..V1_CRC_AT]);
+        v1[4..6].copy_from_slice(&1u16.to_le_bytes());
+        let crc = crc32fast::hash(&v1[..V1_CRC_AT]);
+        v1[V1_CRC_AT..].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(decode_config(path, &v1).unwrap(), meta);
     }
 
     #[test]

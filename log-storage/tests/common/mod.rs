@@ -210,6 +210,62 @@ pub(crate) fn read_values(log: &Log, keep: Keep, ctx: impl Display) -> BTreeMap<
     found
 }
 
+/// One record as a reader sees it: offset, key (empty when null), value
+/// (`None`: a tombstone).
+pub(crate) type Keyed = (u64, Vec<u8>, Option<Vec<u8>>);
+
+/// Every record from the log start to its end, read `chunk` bytes at a
+/// time with WRITTEN isolation: what a reader from the start sees. Every
+/// served batch must be valid (both checksums, the records) and every read
+/// must move on.
+pub(crate) fn read_keyed(log: &Log, chunk: usize) -> Vec<Keyed> {
+    let marks = log.watermarks();
+    let mut offset = marks.log_start;
+    let mut seen = Vec::new();
+    while offset < marks.log_end {
+        let result = log.read(offset, chunk, Isolation::Written).unwrap();
+        assert!(result.batch_count > 0, "nothing served at {offset}");
+        for scanned in BytesScanner::new(result.batches, 0, Limits::unlimited()) {
+            let Scanned::Batch(batch) = scanned else {
+                panic!("a bad batch served: {scanned:?}");
+            };
+            let batch =
+                log_format::Batch::decode(batch.into_bytes(), &Limits::unlimited()).unwrap();
+            for record in batch.records().filter(|r| r.offset() >= offset) {
+                seen.push((
+                    record.offset(),
+                    record.key().unwrap_or_default().to_vec(),
+                    record.value().map(<[u8]>::to_vec),
+                ));
+            }
+        }
+        assert!(result.next_offset > offset, "a read at {offset} moved on");
+        offset = result.next_offset;
+    }
+    seen
+}
+
+/// A read from any offset of the log starts with the first record at or
+/// past it of `offsets` (what a reader from the start saw): no stale
+/// segment hides under a cleaned one.
+pub(crate) fn check_reads_from_every_offset(log: &Log, offsets: &[u64], ctx: impl Display) {
+    let marks = log.watermarks();
+    for offset in marks.log_start..marks.log_end {
+        let result = log.read(offset, 1, Isolation::Written).unwrap();
+        let first = BytesScanner::new(result.batches, 0, Limits::unlimited())
+            .find_map(|s| match s {
+                Scanned::Batch(batch) => Some(batch),
+                _ => None,
+            })
+            .and_then(|batch| batch.records().map(|r| r.offset()).find(|o| *o >= offset));
+        let expected = offsets.iter().copied().find(|o| *o >= offset);
+        assert_eq!(
+            first, expected,
+            "{ctx}: the first record read from {offset}"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------
 // A gated file system
 

@@ -23,12 +23,14 @@
 //!    when first needed: indexes are derived data).
 //!
 //! Recovery ([`finish_swaps`]) does steps 2 to 4 for every
-//! `{base}.{end}.swap` it finds, on the files alone.
+//! `{base}.{end}.swap` it finds, on the files alone, and never scans a
+//! segment below the cleaner's guard ([`cleaned_end`]) as unsynced data.
 
 use std::path::Path;
 
 use super::rewrite::Cleaned;
 use crate::error::{Error, io_error};
+use crate::io::durable::read_u64_file;
 use crate::io::{Fs, OpenMode};
 use crate::layout;
 use crate::partition::Log;
@@ -191,4 +193,18 @@ pub(crate) fn finish_swaps(
         }
     }
     sync_dir(fs, dir)
+}
+
+/// The cleaner's guard (`cleaned-below`): every sealed segment ending at
+/// or below it was whole on disk when the cleaner took it (0 without one,
+/// logged when damaged).
+pub(crate) fn cleaned_end(fs: &dyn Fs, dir: &Path) -> u64 {
+    let path = dir.join(layout::CLEANED_BELOW);
+    match read_u64_file(fs, &path, "read cleaned-below") {
+        Ok(point) => point.unwrap_or(0),
+        Err(err) => {
+            tracing::warn!(error = %err, "ignoring the cleaner's guard");
+            0
+        }
+    }
 }

@@ -1,0 +1,108 @@
+//! The store's cleaner threads: a started store compacts the partitions of
+//! a topic whose cleanup policy compacts, by itself, and leaves a `delete`
+//! topic alone; the topic's compaction settings survive a restart.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use log_format::{Batch, BatchBuilder, BytesScanner, Limits, NewRecord, Scanned};
+use log_storage::{
+    AppendOptions, CleanupPolicy, Isolation, Log, SimFs, Store, StoreConfig, TopicConfig,
+};
+
+fn keyed(key: &str, value: &str) -> BytesMut {
+    let mut builder = BatchBuilder::new(Limits::default());
+    builder
+        .push(&NewRecord {
+            timestamp: 1_700_000_000_000,
+            key: Some(key.as_bytes()),
+            value: Some(value.as_bytes()),
+            headers: &[],
+        })
+        .unwrap();
+    BytesMut::from(&builder.finish().unwrap()[..])
+}
+
+fn records(log: &Log) -> usize {
+    let marks = log.watermarks();
+    let mut offset = marks.log_start;
+    let mut count = 0;
+    while offset < marks.log_end {
+        let read = log.read(offset, 1 << 16, Isolation::Written).unwrap();
+        for scanned in BytesScanner::new(read.batches, 0, Limits::unlimited()) {
+            let Scanned::Batch(batch) = scanned else {
+                panic!("bad batch");
+            };
+            let batch = Batch::decode(batch.into_bytes(), &Limits::unlimited()).unwrap();
+            count += batch.records().filter(|r| r.offset() >= offset).count();
+        }
+        offset = read.next_offset;
+    }
+    count
+}
+
+fn topic_config(policy: CleanupPolicy) -> TopicConfig {
+    let mut config = TopicConfig::default();
+    config.segment_max_bytes = 4096;
+    config.max_batch_bytes = 4096;
+    config.cleanup_policy = policy;
+    config.min_cleanable_dirty_ratio = 0.1;
+    config.delete_retention = Duration::from_millis(1);
+    config
+}
+
+#[test]
+fn a_started_store_compacts_compacted_topics_by_itself() {
+    let fs = SimFs::new();
+    let config = StoreConfig::default()
+        .with_min_free_bytes(None)
+        .with_cleaner_backoff(Duration::from_millis(20));
+    let store = Store::start(Arc::new(fs.clone()), Path::new("/data"), None, config).unwrap();
+    store
+        .create_topic("compacted", 1, topic_config(CleanupPolicy::Compact))
+        .unwrap();
+    store
+        .create_topic("deleted", 1, topic_config(CleanupPolicy::Delete))
+        .unwrap();
+    for topic in ["compacted", "deleted"] {
+        let log = store.partition(topic, 0).unwrap();
+        for i in 0..400 {
+            let value = format!("value {i} {}", "x".repeat(60));
+            log.append(
+                keyed(&format!("key-{}", i % 5), &value),
+                AppendOptions::default(),
+            )
+            .unwrap();
+        }
+        log.roll_now().unwrap();
+    }
+    let compacted = store.partition("compacted", 0).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while compacted
+        .cleaner_stats(log_format::now_ms())
+        .unwrap()
+        .passes
+        == 0
+    {
+        assert!(Instant::now() < deadline, "no cleaning pass within 20 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        records(&compacted) < 40,
+        "{} records left",
+        records(&compacted)
+    );
+    let stats = compacted.cleaner_stats(log_format::now_ms()).unwrap();
+    assert!(stats.bytes_reclaimed > 0 && stats.last_clean_time.is_some());
+    assert_eq!(records(&store.partition("deleted", 0).unwrap()), 400);
+    store.close().unwrap();
+    drop(store);
+    let store = Store::open(Arc::new(fs), Path::new("/data"), None).unwrap();
+    let info = store.topic("compacted").unwrap();
+    assert_eq!(info.config.cleanup_policy, CleanupPolicy::Compact);
+    assert_eq!(info.config.min_cleanable_dirty_ratio, 0.1);
+    assert_eq!(info.config.delete_retention, Duration::from_millis(1));
+}
