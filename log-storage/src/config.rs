@@ -272,7 +272,7 @@ pub struct StoreConfig {
     pub cleaner_threads: usize,
     /// Memory of the cleaners' key maps, shared between the threads
     /// (Kafka's `log.cleaner.dedupe.buffer.size`). Default
-    /// [`DEFAULT_KEY_MAP_BYTES`](crate::DEFAULT_KEY_MAP_BYTES), 128 MiB:
+    /// [`DEFAULT_KEY_MAP_BYTES`], 128 MiB:
     /// about 4 million keys per pass.
     pub cleaner_key_map_bytes: usize,
     /// How long a cleaner sleeps when no pass is due, and how long a
@@ -280,6 +280,11 @@ pub struct StoreConfig {
     /// `log.cleaner.backoff.ms`). Default [`DEFAULT_CLEANER_BACKOFF`].
     pub cleaner_backoff: Duration,
 }
+
+/// Default memory of the cleaners' key maps
+/// ([`StoreConfig::cleaner_key_map_bytes`]): 128 MiB (Kafka's
+/// `log.cleaner.dedupe.buffer.size`), about 4 million keys.
+pub const DEFAULT_KEY_MAP_BYTES: usize = 128 << 20;
 
 /// Default [`StoreConfig::cleaner_backoff`]: 15 s, as Kafka.
 pub const DEFAULT_CLEANER_BACKOFF: Duration = Duration::from_secs(15);
@@ -295,7 +300,7 @@ impl Default for StoreConfig {
             flush_interval: DEFAULT_FLUSH_INTERVAL,
             retention_interval: DEFAULT_RETENTION_INTERVAL,
             cleaner_threads: 1,
-            cleaner_key_map_bytes: crate::partition::DEFAULT_KEY_MAP_BYTES,
+            cleaner_key_map_bytes: DEFAULT_KEY_MAP_BYTES,
             cleaner_backoff: DEFAULT_CLEANER_BACKOFF,
         }
     }

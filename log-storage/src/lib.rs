@@ -71,8 +71,9 @@ mod util;
 
 pub use config::{
     CleanupPolicy, DEFAULT_CLEANER_BACKOFF, DEFAULT_COMMITTER_THREADS, DEFAULT_DELETE_RETENTION,
-    DEFAULT_FLUSH_INTERVAL, DEFAULT_FREE_SPACE_CHECK_INTERVAL, DEFAULT_MIN_CLEANABLE_DIRTY_RATIO,
-    DEFAULT_MIN_FREE_BYTES, DEFAULT_RETENTION_INTERVAL, LogConfig, StoreConfig,
+    DEFAULT_FLUSH_INTERVAL, DEFAULT_FREE_SPACE_CHECK_INTERVAL, DEFAULT_KEY_MAP_BYTES,
+    DEFAULT_MIN_CLEANABLE_DIRTY_RATIO, DEFAULT_MIN_FREE_BYTES, DEFAULT_RETENTION_INTERVAL,
+    LogConfig, StoreConfig,
 };
 pub use error::{Error, NameKind};
 #[cfg(feature = "sim")]
@@ -83,9 +84,9 @@ pub use io::{
 };
 pub use layout::{MAX_NAME_BYTES, RESERVED_SUFFIXES, validate_consumer_id, validate_topic_name};
 pub use partition::{
-    Ack, AppendOptions, Appended, CleanReport, CleanerStats, Committer, DEFAULT_KEY_MAP_BYTES,
-    EpochEnd, EpochStart, Isolation, KEY_MAP_ENTRY_BYTES, KeyMap, Lag, LatencySummary, Log,
-    ReadResult, RetentionReport, Usage, Watermarks,
+    Ack, AppendOptions, Appended, CleanReport, CleanerStats, Committer, EpochEnd, EpochStart,
+    Isolation, KEY_MAP_ENTRY_BYTES, KeyMap, Lag, LatencySummary, Log, ReadResult, RetentionReport,
+    Usage, Watermarks,
 };
 pub use store::{
     Background, CleanedPartition, DirLock, MAX_OFFSET_METADATA_BYTES, MAX_PARTITIONS,

@@ -15,10 +15,6 @@ use std::hash::{BuildHasherDefault, Hasher};
 /// offset and the hash table's own overhead (control byte, load factor).
 pub const KEY_MAP_ENTRY_BYTES: usize = 32;
 
-/// Default memory of a key map: 128 MiB (Kafka's
-/// `log.cleaner.dedupe.buffer.size`), about 4 million keys.
-pub const DEFAULT_KEY_MAP_BYTES: usize = 128 << 20;
-
 /// The latest offset per key hash, holding at most
 /// [`KeyMap::capacity`] keys (see the module docs). One map serves every
 /// pass of a cleaner thread: it is cleared, not reallocated.

@@ -32,7 +32,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 
 use log_format::Limits;
 
-pub use keymap::{DEFAULT_KEY_MAP_BYTES, KEY_MAP_ENTRY_BYTES, KeyMap};
+pub use keymap::{KEY_MAP_ENTRY_BYTES, KeyMap};
 pub(crate) use swap::{cleaned_end, finish_swaps};
 
 use self::rewrite::{Policy, Source, for_each_batch, write_group};
