@@ -699,8 +699,13 @@ fn issue_async(
 /// Writes `line` to `<target>/criterion/<group>/extra.txt`, where
 /// `log-loadgen criterion` picks it up beside criterion's own figures (the
 /// report shows what bounds the group's rate from it). Best effort: a
-/// bench that cannot write it still measures.
+/// bench that cannot write it still measures. Only a measured run
+/// (`cargo bench`, which passes `--bench`) writes it: the single pass of
+/// `cargo test --all-targets` must not replace a measured run's figures.
 fn write_extra(group: &str, line: &str) {
+    if !std::env::args().any(|arg| arg == "--bench") {
+        return;
+    }
     let Some(target) = std::env::current_exe()
         .ok()
         .and_then(|exe| exe.ancestors().nth(3).map(std::path::Path::to_path_buf))
