@@ -82,6 +82,8 @@ pub(crate) fn storage(err: &Error) -> (i16, String) {
         Error::ProducerFenced { .. } => code::INVALID_PRODUCER_EPOCH,
         Error::OutOfOrderSequence { .. } => code::OUT_OF_ORDER_SEQUENCE_NUMBER,
         Error::InvalidBatch { source } => defect(source.what),
+        // Kafka: "Compacted topic cannot accept message without key".
+        Error::KeyRequired { .. } => code::INVALID_RECORD,
         Error::IncompleteBatch { .. } => code::CORRUPT_MESSAGE,
         Error::MetadataTooLarge { .. } => code::INVALID_REQUEST,
         Error::Io { .. }

@@ -63,6 +63,9 @@ pub mod reason {
     pub const TOO_MANY_RECORDS: &str = "TOO_MANY_RECORDS";
     /// INVALID_ARGUMENT: a record cannot be encoded.
     pub const INVALID_RECORD: &str = "INVALID_RECORD";
+    /// INVALID_ARGUMENT: a record without a key sent to a topic whose
+    /// cleanup policy compacts (metadata `record`: which one).
+    pub const KEY_REQUIRED: &str = "KEY_REQUIRED";
     /// INVALID_ARGUMENT: a topic setting is invalid or over the server's
     /// limit (metadata `setting`).
     pub const INVALID_CONFIG: &str = "INVALID_CONFIG";
@@ -134,6 +137,7 @@ pub mod reason {
         INVALID_BATCH,
         TOO_MANY_RECORDS,
         INVALID_RECORD,
+        KEY_REQUIRED,
         INVALID_CONFIG,
         CANNOT_SHRINK,
         METADATA_TOO_LARGE,
@@ -397,6 +401,12 @@ pub(crate) fn storage(err: &log_storage::Error) -> Status {
                 ("expected", expected.to_string()),
                 ("found", found.to_string()),
             ],
+        ),
+        E::KeyRequired { record, .. } => status(
+            Code::InvalidArgument,
+            reason::KEY_REQUIRED,
+            format!("{err}"),
+            &[("record", record.to_string())],
         ),
         E::InvalidBatch { source } if source.what.is_limit() => status(
             Code::InvalidArgument,

@@ -1,7 +1,8 @@
 //! Compacted topics over gRPC: a topic created with the compact cleanup
 //! policy is cleaned by the server's cleaner threads; `GetTopic` reports its
 //! config and the cleaner's figures; both consumer modes read the latest
-//! value of every key at its original offset, skipping the gaps.
+//! value of every key at its original offset, skipping the gaps; a record
+//! without a key is refused.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -38,6 +39,20 @@ async fn the_server_compacts_a_compacted_topic_and_readers_skip_the_gaps() {
     let producer = Producer::new(c.clone(), "prices", ProducerConfig::default())
         .await
         .unwrap();
+    // A record without a key is refused, as Kafka refuses it.
+    let keyless = c
+        .produce(log_client::proto::ProduceRequest {
+            topic: "prices".into(),
+            records: vec![log_client::proto::Record {
+                value: Some("no key".into()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(keyless.code(), tonic::Code::InvalidArgument, "{keyless:?}");
+    assert_eq!(keyless.reason(), Some("KEY_REQUIRED"));
     let mut latest = std::collections::BTreeMap::new();
     for i in 0..600u32 {
         let key = format!("item-{}", i % 10);

@@ -101,6 +101,15 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A batch for a partition that compacts holds a record without a key
+    /// (compaction keeps the latest record per key: a keyless one could
+    /// never be superseded); nothing was written.
+    KeyRequired {
+        /// The partition directory.
+        dir: PathBuf,
+        /// Which record of the batch (0 is the first).
+        record: u32,
+    },
     /// The log cleaner could not clean a partition (its data is as it
     /// was; the cleaner retries it later).
     CleanFailed {
@@ -258,6 +267,11 @@ impl fmt::Display for Error {
             ),
             Error::InvalidConfig { setting, reason } => write!(f, "invalid {setting}: {reason}"),
             Error::Closed { dir } => write!(f, "partition {} is closed", dir.display()),
+            Error::KeyRequired { dir, record } => write!(
+                f,
+                "partition {} compacts: every record needs a key, and record {record} of the batch has none",
+                dir.display()
+            ),
             Error::CleanFailed { dir, reason } => {
                 write!(f, "cannot clean partition {}: {reason}", dir.display())
             }

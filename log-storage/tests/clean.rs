@@ -198,6 +198,36 @@ fn compaction_keeps_the_latest_value_per_key_at_its_original_offset() {
 }
 
 #[test]
+fn a_compacting_log_refuses_a_record_without_a_key_and_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = Log::open(Arc::new(log_storage::RealFs), tmp.path(), config()).unwrap();
+    let mut builder = BatchBuilder::new(Limits::default());
+    builder
+        .push(&NewRecord::keyed(1_700_000_000_000, b"k", b"v"))
+        .unwrap();
+    builder
+        .push(&NewRecord::value(1_700_000_000_000, b"no key"))
+        .unwrap();
+    let keyless = BytesMut::from(&builder.finish().unwrap()[..]);
+    let err = log.append(keyless, AppendOptions::default()).unwrap_err();
+    assert!(
+        matches!(err, log_storage::Error::KeyRequired { record: 1, .. }),
+        "{err}"
+    );
+    assert_eq!(log.watermarks().log_end, 0, "nothing written");
+    // A log that only deletes takes it.
+    let mut delete = config();
+    delete.cleanup_policy = CleanupPolicy::Delete;
+    let log = Log::open(Arc::new(log_storage::RealFs), tmp.path().join("d"), delete).unwrap();
+    let mut builder = BatchBuilder::new(Limits::default());
+    builder
+        .push(&NewRecord::value(1_700_000_000_000, b"no key"))
+        .unwrap();
+    let keyless = BytesMut::from(&builder.finish().unwrap()[..]);
+    log.append(keyless, AppendOptions::default()).unwrap();
+}
+
+#[test]
 fn the_active_segment_is_never_cleaned_and_a_delete_policy_log_never() {
     let tmp = tempfile::tempdir().unwrap();
     let mut delete = config();

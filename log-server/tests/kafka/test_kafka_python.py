@@ -236,6 +236,13 @@ class KafkaPythonTest(unittest.TestCase):
             entries = by_name[topic]
             self.assertEqual(entries["cleanup.policy"]["value"], "compact")
             self.assertEqual(entries["delete.retention.ms"]["value"], "0")
+        # A record without a key is refused, as Kafka refuses it
+        # (INVALID_RECORD, 87).
+        p = producer(linger_ms=0, retries=0)
+        with self.assertRaises(kerr.KafkaError) as refused:
+            p.send(topic, value=b"no key", partition=0).get(TIMEOUT)
+        self.assertEqual(refused.exception.errno, 87, refused.exception)
+        p.close(TIMEOUT)
         p = producer(linger_ms=0, batch_size=2048)
         latest = {}
         for n in range(1200):

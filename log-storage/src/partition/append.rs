@@ -130,7 +130,17 @@ impl Log {
 
     fn write_batch_inner(&self, batch: Bytes, options: AppendOptions) -> Result<Appended, Error> {
         let header = match BatchView::decode(&batch, 0, &self.config.limits) {
-            Ok(view) if view.len() == batch.len() => *view.header(),
+            Ok(view) if view.len() == batch.len() => {
+                if self.config.cleanup_policy.compacts()
+                    && let Some(record) = view.records().position(|r| r.key().is_none())
+                {
+                    return Err(Error::KeyRequired {
+                        dir: self.dir.clone(),
+                        record: record as u32,
+                    });
+                }
+                *view.header()
+            }
             Ok(view) => {
                 return Err(Error::InvalidBatch {
                     source: log_format::Corrupt {

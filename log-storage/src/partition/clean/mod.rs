@@ -467,15 +467,18 @@ impl Log {
     }
 
     /// `spans` in runs that become one segment each: at most
-    /// `segment_max_bytes` of them (before cleaning) and an offset span an
-    /// index can describe.
+    /// `segment_max_bytes` of them (before cleaning; and at most 2 GiB,
+    /// so that what a delete horizon adds to rewritten batches cannot push
+    /// a cleaned segment past the index's `u32` positions) and an offset
+    /// span an index can describe.
     fn groups<'a>(&self, spans: &'a [Span]) -> Vec<&'a [Span]> {
+        let max_bytes = self.config.segment_max_bytes.min(u64::from(u32::MAX) / 2);
         let mut groups = Vec::new();
         let mut start = 0;
         let mut bytes = 0u64;
         for (i, span) in spans.iter().enumerate() {
             let base = spans[start].base;
-            let too_big = bytes + span.len > self.config.segment_max_bytes;
+            let too_big = bytes + span.len > max_bytes;
             let too_long = span.end_offset - base > u64::from(u32::MAX);
             if i > start && (too_big || too_long) {
                 groups.push(&spans[start..i]);
