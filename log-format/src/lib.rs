@@ -139,7 +139,7 @@ pub use limits::{
     DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_RECORDS, DEFAULT_MAX_UNCOMPRESSED_BYTES, Limits,
 };
 pub use record::{Headers, Record};
-pub use retain::{RetainOptions, Retained, retain};
+pub use retain::{RetainOptions, Retained, recompress, retain};
 pub use scan::{BytesScanner, Scanned, Scanner};
 pub use view::{Batch, BatchView, Records, check_checksums, frame_kafka};
 

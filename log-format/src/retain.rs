@@ -8,13 +8,17 @@
 //! so the batch's offset range shrinks and the log has gaps where dropped
 //! records were. Offsets never change.
 //!
-//! It does no I/O and decides nothing about which records go: the caller's
-//! predicate does.
+//! [`recompress`] is the other rewrite of a stored batch: the same records,
+//! compressed (what a log writes in place of its cold segments' plain
+//! batches).
+//!
+//! It does no I/O and decides nothing about which records go or which
+//! batch is compressed: the caller does.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::builder::{KafkaFields, ProducerInfo, put_nullable, seal_new_frame};
-use crate::codec::{Codec, compress};
+use crate::codec::{ATTR_CODEC_MASK, Codec, compress};
 use crate::error::BuildError;
 use crate::header::{ATTR_DELETE_HORIZON, HEADER_LEN, TimestampType, stamp};
 use crate::record::Record;
@@ -116,6 +120,54 @@ pub fn retain(
             base_sequence: header.base_sequence,
         },
         record_count: kept,
+    };
+    seal_new_frame(buf, &fields);
+    let mut frame = buf.split();
+    stamp(
+        &mut frame,
+        header.base_offset,
+        header.leader_epoch,
+        header.append_time,
+    )
+    .map_err(|_unreachable| BuildError::Empty)?;
+    Ok(Retained::Rewritten(frame.freeze()))
+}
+
+/// Rewrites a plain batch with its records compressed by `codec`, every
+/// other field as it was (offsets, timestamps, producer fields, stamps;
+/// new CRC-32C), in `buf` (a reusable scratch buffer).
+///
+/// [`Retained::Unchanged`] when the batch is compressed already (by its
+/// producer or an earlier rewrite), when `codec` is [`Codec::None`], and
+/// when compression would not make it smaller; never
+/// [`Retained::Dropped`].
+///
+/// # Errors
+///
+/// [`BuildError::Compression`] when `codec` cannot compress in this build.
+pub fn recompress(batch: &Batch, codec: Codec, buf: &mut BytesMut) -> Result<Retained, BuildError> {
+    let header = *batch.header();
+    if header.codec != Codec::None || codec == Codec::None {
+        return Ok(Retained::Unchanged);
+    }
+    let records = batch.bytes().get(HEADER_LEN..).unwrap_or_default();
+    buf.clear();
+    buf.put_bytes(0, HEADER_LEN);
+    compress(codec, records, buf).map_err(BuildError::Compression)?;
+    if buf.len() >= batch.bytes().len() {
+        return Ok(Retained::Unchanged);
+    }
+    let fields = KafkaFields {
+        attributes: (header.attributes & !ATTR_CODEC_MASK) | codec.id(),
+        last_offset_delta: header.last_offset_delta,
+        base_timestamp: header.base_timestamp,
+        max_timestamp: header.max_timestamp,
+        producer: ProducerInfo {
+            producer_id: header.producer_id,
+            producer_epoch: header.producer_epoch,
+            base_sequence: header.base_sequence,
+        },
+        record_count: header.record_count,
     };
     seal_new_frame(buf, &fields);
     let mut frame = buf.split();

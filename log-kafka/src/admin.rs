@@ -15,6 +15,7 @@ use kafka_protocol::messages::{
     CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
+use log_format::Codec;
 use log_storage::{CleanupPolicy, TopicConfig};
 
 use crate::Ctx;
@@ -109,6 +110,22 @@ fn apply(config: &mut TopicConfig, name: &str, value: Option<&str>) -> Result<()
         }
         "delete.retention.ms" => {
             config.delete_retention = Duration::from_millis(non_negative(name, value)?)
+        }
+        "cold.compression.type" => {
+            config.cold_codec = match value.trim() {
+                "none" | "uncompressed" => Codec::None,
+                "lz4" => Codec::Lz4,
+                "zstd" => Codec::Zstd,
+                _ => {
+                    return Err((
+                        code::INVALID_CONFIG,
+                        format!("cold.compression.type {value:?} is not one of none, lz4, zstd"),
+                    ));
+                }
+            }
+        }
+        "cold.compression.lag.ms" => {
+            config.cold_compression_lag = Duration::from_millis(non_negative(name, value)?)
         }
         other => {
             return Err((

@@ -22,6 +22,7 @@ const TOPIC_CONFIG: i8 = 1;
 const DEFAULT_CONFIG: i8 = 5;
 
 /// Kafka's `ConfigDef.Type` as DescribeConfigs v3+ numbers it.
+const STRING: i8 = 2;
 const INT: i8 = 3;
 const LONG: i8 = 5;
 const DOUBLE: i8 = 6;
@@ -97,6 +98,18 @@ fn entries(config: &TopicConfig) -> Vec<(&'static str, String, String, i8)> {
             "delete.retention.ms",
             config.delete_retention.as_millis().to_string(),
             default.delete_retention.as_millis().to_string(),
+            LONG,
+        ),
+        (
+            "cold.compression.type",
+            config.cold_codec.name().into(),
+            default.cold_codec.name().into(),
+            STRING,
+        ),
+        (
+            "cold.compression.lag.ms",
+            config.cold_compression_lag.as_millis().to_string(),
+            default.cold_compression_lag.as_millis().to_string(),
             LONG,
         ),
     ]

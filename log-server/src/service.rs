@@ -10,6 +10,7 @@ use std::time::Duration;
 use log_client::proto;
 use log_client::proto::admin_service_server::AdminService;
 use log_client::proto::log_service_server::LogService;
+use log_format::Codec;
 use log_storage::{Ack, CleanupPolicy, TopicConfig, TopicInfo};
 use tonic::{Code, Request, Response, Status, Streaming};
 
@@ -275,6 +276,12 @@ fn topic_message(topic: &TopicInfo) -> proto::Topic {
             min_compaction_lag: Some(ms_duration(c.min_compaction_lag)),
             max_compaction_lag: c.max_compaction_lag.map(ms_duration),
             delete_retention: Some(ms_duration(c.delete_retention)),
+            cold_compression: match c.cold_codec {
+                Codec::Lz4 => proto::Compression::Lz4,
+                Codec::Zstd => proto::Compression::Zstd,
+                _ => proto::Compression::None,
+            } as i32,
+            cold_compression_lag: Some(ms_duration(c.cold_compression_lag)),
         }),
     }
 }
@@ -361,6 +368,21 @@ fn topic_config(
         out.delete_retention =
             from_proto_duration("config.delete_retention", d)?.unwrap_or_default();
     }
+    out.cold_codec = match proto::Compression::try_from(c.cold_compression) {
+        Ok(proto::Compression::Unspecified | proto::Compression::None) => Codec::None,
+        Ok(proto::Compression::Lz4) => Codec::Lz4,
+        Ok(proto::Compression::Zstd) => Codec::Zstd,
+        Err(_) => {
+            return Err(status::invalid(
+                "config.cold_compression",
+                "unknown compression",
+            ));
+        }
+    };
+    if let Some(d) = &c.cold_compression_lag {
+        out.cold_compression_lag =
+            from_proto_duration("config.cold_compression_lag", d)?.unwrap_or_default();
+    }
     out.validate().map_err(|e| status::storage(&e))?;
     Ok(out)
 }
@@ -427,6 +449,9 @@ fn cleaner_info(log: &log_storage::Log) -> Result<proto::CleanerInfo, Status> {
         passes: stats.passes,
         last_failure: stats.last_failure.map(timestamp),
         cleaner_point: stats.cleaner_point,
+        compressed_below: stats.compressed_below,
+        cold_segments: stats.cold_segments,
+        cold_bytes_saved: stats.cold_bytes_saved,
     })
 }
 

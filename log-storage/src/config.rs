@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use log_format::Limits;
+use log_format::{Codec, Limits};
 
 use crate::error::Error;
 
@@ -85,6 +85,18 @@ pub struct LogConfig {
     /// still see the delete; the next cleaning after that drops it.
     /// Default 1 day.
     pub delete_retention: Duration,
+    /// Compression of cold segments (topic config
+    /// `cold.compression.type`): sealed segments whose newest batch was
+    /// appended at least [`cold_compression_lag`](Self::cold_compression_lag)
+    /// ago are rewritten with each plain batch compressed by this codec
+    /// (batch boundaries, offsets, timestamps kept; batches their producer
+    /// compressed stay as they are). [`Codec::None`] (the default) leaves
+    /// segments as written; [`Codec::Zstd`] and [`Codec::Lz4`] are
+    /// accepted.
+    pub cold_codec: Codec,
+    /// How old a sealed segment's newest batch must be before its segment
+    /// is compressed (`cold.compression.lag.ms`). Default 1 hour.
+    pub cold_compression_lag: Duration,
 }
 
 /// What happens to a log's old segments (Kafka's `cleanup.policy`).
@@ -157,12 +169,16 @@ impl Default for LogConfig {
             min_compaction_lag: Duration::ZERO,
             max_compaction_lag: None,
             delete_retention: DEFAULT_DELETE_RETENTION,
+            cold_codec: Codec::None,
+            cold_compression_lag: DEFAULT_COLD_COMPRESSION_LAG,
         }
     }
 }
 
 /// Default [`LogConfig::min_cleanable_dirty_ratio`]: 0.5, as Kafka.
 pub const DEFAULT_MIN_CLEANABLE_DIRTY_RATIO: f64 = 0.5;
+/// Default [`LogConfig::cold_compression_lag`]: 1 hour.
+pub const DEFAULT_COLD_COMPRESSION_LAG: Duration = Duration::from_secs(3600);
 /// Default [`LogConfig::delete_retention`]: 1 day, as Kafka.
 pub const DEFAULT_DELETE_RETENTION: Duration = Duration::from_secs(24 * 3600);
 
@@ -194,6 +210,12 @@ impl LogConfig {
             return Err(Error::InvalidConfig {
                 setting: "segment_max_age",
                 reason: "must be positive".into(),
+            });
+        }
+        if !matches!(self.cold_codec, Codec::None | Codec::Zstd | Codec::Lz4) {
+            return Err(Error::InvalidConfig {
+                setting: "cold_codec",
+                reason: format!("{} is not one of none, lz4, zstd", self.cold_codec.name()),
             });
         }
         let ratio = self.min_cleanable_dirty_ratio;

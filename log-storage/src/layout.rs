@@ -85,6 +85,9 @@ pub(crate) const CLEANER_POINT: &str = "cleaner-point";
 /// have been rewritten by the cleaner (recovery never scans them as
 /// unsynced data).
 pub(crate) const CLEANED_BELOW: &str = "cleaned-below";
+/// Name of cold compression's point: every sealed segment below it is
+/// compressed.
+pub(crate) const COMPRESSED_BELOW: &str = "compressed-below";
 /// Suffix of the files the cleaner writes before committing them.
 pub(crate) const CLEANED_SUFFIX: &str = ".cleaned";
 /// Suffix of a committed cleaned segment not yet in place.
@@ -157,6 +160,7 @@ pub(crate) fn classify(name: &OsStr) -> FileKind {
         PRODUCER_STATE,
         CLEANER_POINT,
         CLEANED_BELOW,
+        COMPRESSED_BELOW,
     ]
     .contains(&name)
     {

@@ -70,10 +70,10 @@ mod store;
 mod util;
 
 pub use config::{
-    CleanupPolicy, DEFAULT_CLEANER_BACKOFF, DEFAULT_COMMITTER_THREADS, DEFAULT_DELETE_RETENTION,
-    DEFAULT_FLUSH_INTERVAL, DEFAULT_FREE_SPACE_CHECK_INTERVAL, DEFAULT_KEY_MAP_BYTES,
-    DEFAULT_MIN_CLEANABLE_DIRTY_RATIO, DEFAULT_MIN_FREE_BYTES, DEFAULT_RETENTION_INTERVAL,
-    LogConfig, StoreConfig,
+    CleanupPolicy, DEFAULT_CLEANER_BACKOFF, DEFAULT_COLD_COMPRESSION_LAG,
+    DEFAULT_COMMITTER_THREADS, DEFAULT_DELETE_RETENTION, DEFAULT_FLUSH_INTERVAL,
+    DEFAULT_FREE_SPACE_CHECK_INTERVAL, DEFAULT_KEY_MAP_BYTES, DEFAULT_MIN_CLEANABLE_DIRTY_RATIO,
+    DEFAULT_MIN_FREE_BYTES, DEFAULT_RETENTION_INTERVAL, LogConfig, StoreConfig,
 };
 pub use error::{Error, NameKind};
 #[cfg(feature = "sim")]
@@ -84,11 +84,12 @@ pub use io::{
 };
 pub use layout::{MAX_NAME_BYTES, RESERVED_SUFFIXES, validate_consumer_id, validate_topic_name};
 pub use partition::{
-    Ack, AppendOptions, Appended, CleanReport, CleanerStats, Committer, EpochEnd, EpochStart,
-    Isolation, KEY_MAP_ENTRY_BYTES, KeyMap, Lag, LatencySummary, Log, ReadResult, RetentionReport,
-    Usage, Watermarks,
+    Ack, AppendOptions, Appended, CleanReport, CleanerStats, Committer, CompressReport, EpochEnd,
+    EpochStart, Isolation, KEY_MAP_ENTRY_BYTES, KeyMap, Lag, LatencySummary, Log, ReadResult,
+    RetentionReport, Usage, Watermarks,
 };
 pub use store::{
-    Background, CleanedPartition, DirLock, MAX_OFFSET_METADATA_BYTES, MAX_PARTITIONS,
-    OFFSET_FILE_MAX_BYTES, RetentionPass, Store, TopicConfig, TopicInfo, lock_data_dir,
+    Background, CleanedPartition, CompressedPartition, DirLock, MAX_OFFSET_METADATA_BYTES,
+    MAX_PARTITIONS, OFFSET_FILE_MAX_BYTES, RetentionPass, Store, TopicConfig, TopicInfo,
+    lock_data_dir,
 };

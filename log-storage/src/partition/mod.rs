@@ -77,7 +77,7 @@ use recovery::recover;
 use roll::PendingRoll;
 use segment::{Segment, SegmentIndex};
 
-pub use clean::{CleanReport, CleanerStats, KEY_MAP_ENTRY_BYTES, KeyMap};
+pub use clean::{CleanReport, CleanerStats, CompressReport, KEY_MAP_ENTRY_BYTES, KeyMap};
 pub use committer::Committer;
 pub use epochs::{EpochEnd, EpochStart};
 pub use latency::LatencySummary;

@@ -1,6 +1,8 @@
 //! The store's log cleaner: [`Store::clean_dirtiest`] (one pass on the
-//! dirtiest compacted partition whose pass is due) and [`Cleaners`], the
-//! bounded set of threads that call it, each with a key map of its own
+//! dirtiest compacted partition whose pass is due),
+//! [`Store::compress_coldest`] (one cold segment of a topic with
+//! `cold.compression.type` compressed) and [`Cleaners`], the bounded set of
+//! threads that call them, cleaning first, each with a key map of its own
 //! (`StoreConfig::cleaner_threads`, `cleaner_key_map_bytes`).
 //!
 //! A partition whose pass fails is logged, recorded in its
@@ -15,7 +17,7 @@ use std::time::Duration;
 
 use super::{Store, Topic};
 use crate::error::{Error, io_error};
-use crate::partition::{CleanReport, KeyMap};
+use crate::partition::{CleanReport, CompressReport, KeyMap};
 use crate::util::{duration_ms, lock, read};
 
 /// What [`Store::clean_dirtiest`] cleaned.
@@ -101,6 +103,79 @@ impl Store {
     }
 }
 
+/// What [`Store::compress_coldest`] compressed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompressedPartition {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: u32,
+    /// What the pass did.
+    pub report: CompressReport,
+}
+
+impl Store {
+    /// Compresses one cold segment of a partition whose topic sets a cold
+    /// codec ([`Log::compress_cold`](crate::Log::compress_cold)), skipping
+    /// partitions another thread is rewriting and those whose last pass
+    /// failed less than `failure_backoff` ago. `None` when no segment is
+    /// cold.
+    ///
+    /// # Errors
+    ///
+    /// The chosen partition's pass failed; the next call picks another
+    /// one.
+    pub fn compress_coldest(
+        &self,
+        now_ms: i64,
+        failure_backoff: Duration,
+    ) -> Result<Option<CompressedPartition>, Error> {
+        self.check_open()?;
+        let topics: Vec<Arc<Topic>> = read(&self.topics).values().cloned().collect();
+        for topic in topics {
+            let (partitions, config) = {
+                let meta = read(&topic.meta);
+                (meta.partitions, meta.config.clone())
+            };
+            if config.cold_codec == log_format::Codec::None {
+                continue;
+            }
+            for partition in 0..partitions {
+                let Ok(log) = self.open_partition(&topic, partition) else {
+                    continue;
+                };
+                let dir = log.dir().to_path_buf();
+                if lock(&self.cleaning).contains(&dir) {
+                    continue;
+                }
+                let failed = log
+                    .cleaner_stats(now_ms)
+                    .ok()
+                    .and_then(|stats| stats.last_failure);
+                let backing_off = failed.is_some_and(|failed| {
+                    now_ms.saturating_sub(failed) < duration_ms(failure_backoff)
+                });
+                if backing_off || !log.has_cold_segment(now_ms).unwrap_or(false) {
+                    continue;
+                }
+                if !lock(&self.cleaning).insert(dir.clone()) {
+                    continue;
+                }
+                let result = log.compress_cold(now_ms);
+                lock(&self.cleaning).remove(&dir);
+                if let Some(report) = result? {
+                    return Ok(Some(CompressedPartition {
+                        topic: topic.name.clone(),
+                        partition,
+                        report,
+                    }));
+                }
+            }
+        }
+        Ok(None)
+    }
+}
+
 /// The cleaner threads of a started store. Stops (and joins them, each
 /// after the pass it is in) when dropped.
 #[derive(Debug)]
@@ -178,7 +253,12 @@ fn cleaner_loop(
                     );
                     true
                 }
-                Ok(None) => false,
+                Ok(None) => match store.compress_coldest(crate::util::now_ms(), backoff) {
+                    Ok(Some(_)) => true,
+                    Ok(None) => false,
+                    Err(Error::StoreClosed { .. }) => return,
+                    Err(_) => true,
+                },
                 Err(Error::StoreClosed { .. }) => return,
                 // Logged by the partition; another one goes next.
                 Err(_) => true,

@@ -70,7 +70,7 @@ use offsets::Offsets;
 use topic_config::{CONFIG_LEN, TopicMeta, decode_config};
 
 pub use background::{Background, RetentionPass};
-pub use cleaner::CleanedPartition;
+pub use cleaner::{CleanedPartition, CompressedPartition};
 pub use lock::{DirLock, lock_data_dir};
 pub use offsets::{MAX_OFFSET_METADATA_BYTES, OFFSET_FILE_MAX_BYTES};
 pub use topic_config::{MAX_PARTITIONS, TopicConfig, TopicInfo};

@@ -1,18 +1,19 @@
 //! A topic's settings ([`TopicConfig`]), what the store tells of a topic
 //! ([`TopicInfo`]), and their file, `topic.config`.
 //!
-//! # `topic.config` format (version 2), 100 bytes, little-endian
+//! # `topic.config` format (version 3), 112 bytes, little-endian
 //!
 //! | bytes  | field                                                      |
 //! |--------|------------------------------------------------------------|
 //! | 0..4   | magic `LTOP`                                               |
-//! | 4..6   | version, 2                                                 |
+//! | 4..6   | version, 3                                                 |
 //! | 6..8   | flags: bit 0 `retention_max_age` set, bit 1 `retention_max_bytes` set, bit 2 `max_compaction_lag` set; others zero |
 //! | 8..16  | topic id: random, fixed at creation                        |
 //! | 16..20 | partitions                                                 |
 //! | 20     | default ack: 0 durable, 1 written                          |
 //! | 21     | cleanup policy: 0 delete, 1 compact, 2 compact and delete  |
-//! | 22..24 | reserved, zero                                             |
+//! | 22     | cold compression codec: Kafka's codec id (0 none, 3 lz4, 4 zstd) |
+//! | 23     | reserved, zero                                             |
 //! | 24..32 | `segment_max_bytes`                                        |
 //! | 32..40 | `segment_max_age`, ms                                      |
 //! | 40..48 | `retention_max_age`, ms (zero when unset)                  |
@@ -22,11 +23,14 @@
 //! | 68..76 | `min_compaction_lag`, ms                                   |
 //! | 76..84 | `max_compaction_lag`, ms (zero when unset)                 |
 //! | 84..92 | `delete_retention`, ms                                     |
-//! | 92..96 | reserved, zero                                             |
-//! | 96..100 | CRC-32 (IEEE) of bytes 0..96                              |
+//! | 92..100 | `cold_compression_lag`, ms                                |
+//! | 100..108 | reserved, zero                                           |
+//! | 108..112 | CRC-32 (IEEE) of bytes 0..108                            |
 //!
-//! Version 1 (64 bytes: bytes 0..60 as above with byte 21 reserved, then
-//! the CRC) is still read, with the compaction settings at their defaults.
+//! Older versions are still read, with what they lack at its default:
+//! version 2 (100 bytes: bytes 0..92 as above with byte 22 reserved, 4
+//! reserved bytes, then the CRC) and version 1 (64 bytes: bytes 0..60 as
+//! above with byte 21 reserved, then the CRC; no compaction settings).
 //!
 //! A config that fails any check makes [`Store::open`] fail with
 //! [`Error::CorruptMetadata`] naming the file: a topic is never served
@@ -37,7 +41,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use log_format::Limits;
+use log_format::{Codec, Limits};
 
 use crate::config::{CleanupPolicy, LogConfig};
 use crate::error::Error;
@@ -92,6 +96,13 @@ pub struct TopicConfig {
     /// Kafka's `delete.retention.ms`: how long a tombstone stays after its
     /// first cleaning. Default 1 day; whole milliseconds.
     pub delete_retention: Duration,
+    /// `cold.compression.type`: the codec cold sealed segments are
+    /// recompressed with ([`LogConfig::cold_codec`]). Default
+    /// [`Codec::None`] (off); `Zstd` or `Lz4`.
+    pub cold_codec: Codec,
+    /// `cold.compression.lag.ms`: how old a sealed segment's newest batch
+    /// must be before it is compressed. Default 1 hour; whole milliseconds.
+    pub cold_compression_lag: Duration,
 }
 
 impl Default for TopicConfig {
@@ -109,6 +120,8 @@ impl Default for TopicConfig {
             min_compaction_lag: log.min_compaction_lag,
             max_compaction_lag: log.max_compaction_lag,
             delete_retention: log.delete_retention,
+            cold_codec: log.cold_codec,
+            cold_compression_lag: log.cold_compression_lag,
         }
     }
 }
@@ -143,6 +156,7 @@ impl TopicConfig {
         for (setting, d) in [
             ("min_compaction_lag", self.min_compaction_lag),
             ("delete_retention", self.delete_retention),
+            ("cold_compression_lag", self.cold_compression_lag),
         ] {
             if !d.is_zero() {
                 whole_ms(setting, d)?;
@@ -182,6 +196,8 @@ impl TopicConfig {
             min_compaction_lag: self.min_compaction_lag,
             max_compaction_lag: self.max_compaction_lag,
             delete_retention: self.delete_retention,
+            cold_codec: self.cold_codec,
+            cold_compression_lag: self.cold_compression_lag,
             ..defaults
         }
     }
@@ -222,9 +238,11 @@ pub(super) fn check_partitions(partitions: u32) -> Result<(), Error> {
 }
 
 const CONFIG_MAGIC: &[u8; 4] = b"LTOP";
-const CONFIG_VERSION: u16 = 2;
-pub(super) const CONFIG_LEN: usize = 100;
-const CONFIG_CRC_AT: usize = 96;
+const CONFIG_VERSION: u16 = 3;
+pub(super) const CONFIG_LEN: usize = 112;
+const CONFIG_CRC_AT: usize = 108;
+const V2_LEN: usize = 100;
+const V2_CRC_AT: usize = 96;
 const V1_LEN: usize = 64;
 const V1_CRC_AT: usize = 60;
 const FLAG_RETENTION_AGE: u16 = 1;
@@ -272,6 +290,8 @@ pub(super) fn encode_config(meta: &TopicMeta) -> [u8; CONFIG_LEN] {
     out[68..76].copy_from_slice(&ms(c.min_compaction_lag).to_le_bytes());
     out[76..84].copy_from_slice(&c.max_compaction_lag.map_or(0, ms).to_le_bytes());
     out[84..92].copy_from_slice(&ms(c.delete_retention).to_le_bytes());
+    out[22] = c.cold_codec.id() as u8;
+    out[92..100].copy_from_slice(&ms(c.cold_compression_lag).to_le_bytes());
     let crc = crc32fast::hash(&out[..CONFIG_CRC_AT]);
     out[CONFIG_CRC_AT..].copy_from_slice(&crc.to_le_bytes());
     out
@@ -289,11 +309,12 @@ pub(super) fn decode_config(path: &Path, bytes: &[u8]) -> Result<TopicMeta, Erro
     let version = u16::from_le_bytes([bytes[4], bytes[5]]);
     let (len, crc_at) = match version {
         1 => (V1_LEN, V1_CRC_AT),
+        2 => (V2_LEN, V2_CRC_AT),
         CONFIG_VERSION => (CONFIG_LEN, CONFIG_CRC_AT),
         _ => {
             return Err(corrupt(
                 4,
-                format!("unsupported version {version} (this build reads 1 and {CONFIG_VERSION})"),
+                format!("unsupported version {version} (this build reads 1 to {CONFIG_VERSION})"),
             ));
         }
     };
@@ -329,9 +350,13 @@ pub(super) fn decode_config(path: &Path, bytes: &[u8]) -> Result<TopicMeta, Erro
     if flags & !known != 0 {
         return Err(corrupt(6, format!("unknown flags {flags:#06x}")));
     }
-    let reserved_from = if version == 1 { 21 } else { 22 };
+    let (reserved_from, reserved_tail) = match version {
+        1 => (21, 0..0),
+        2 => (22, 92..96),
+        _ => (23, 100..108),
+    };
     if bytes[reserved_from..24].iter().any(|&b| b != 0)
-        || (version > 1 && bytes[92..96].iter().any(|&b| b != 0))
+        || bytes[reserved_tail].iter().any(|&b| b != 0)
     {
         return Err(corrupt(
             reserved_from as u64,
@@ -372,6 +397,11 @@ pub(super) fn decode_config(path: &Path, bytes: &[u8]) -> Result<TopicMeta, Erro
         config.max_compaction_lag =
             (flags & FLAG_MAX_COMPACTION_LAG != 0).then(|| Duration::from_millis(u64_at(76)));
         config.delete_retention = Duration::from_millis(u64_at(84));
+    }
+    if version > 2 {
+        config.cold_codec = Codec::from_id(u16::from(bytes[22]))
+            .ok_or_else(|| corrupt(22, format!("unknown codec id {}", bytes[22])))?;
+        config.cold_compression_lag = Duration::from_millis(u64_at(92));
     }
     if let Err(err) = config.validate() {
         return Err(corrupt(24, format!("stored config is invalid: {err}")));
@@ -415,10 +445,26 @@ mod tests {
         compacted.config.min_compaction_lag = Duration::from_secs(60);
         compacted.config.max_compaction_lag = Some(Duration::from_secs(3600));
         compacted.config.delete_retention = Duration::from_millis(1500);
+        compacted.config.cold_codec = Codec::Zstd;
+        compacted.config.cold_compression_lag = Duration::from_secs(90);
         assert_eq!(
             decode_config(path, &encode_config(&compacted)).unwrap(),
             compacted
         );
+    }
+
+    #[test]
+    fn a_version_2_config_reads_with_cold_compression_off() {
+        let path = Path::new("/d/topics/t/topic.config");
+        let mut meta = meta();
+        meta.config.cleanup_policy = CleanupPolicy::Compact;
+        let v3 = encode_config(&meta);
+        let mut v2 = [0u8; V2_LEN];
+        v2[..92].copy_from_slice(&v3[..92]);
+        v2[4..6].copy_from_slice(&2u16.to_le_bytes());
+        let crc = crc32fast::hash(&v2[..V2_CRC_AT]);
+        v2[V2_CRC_AT..].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(decode_config(path, &v2).unwrap(), meta);
     }
 
     #[test]
@@ -475,6 +521,14 @@ mod tests {
             },
             TopicConfig {
                 segment_max_bytes: 100,
+                ..d()
+            },
+            TopicConfig {
+                cold_codec: Codec::Gzip,
+                ..d()
+            },
+            TopicConfig {
+                cold_compression_lag: Duration::from_micros(10),
                 ..d()
             },
         ] {

@@ -21,9 +21,13 @@
 //! 4. persists the new cleaner point (`cleaner-point`).
 //!
 //! Offsets never change: a cleaned log has gaps, which every reader skips.
+//!
+//! `cold.rs` is the other rewrite of sealed segments: it compresses the
+//! batches of cold ones (`cold.compression.type`), with the same swap.
 //! A pass holds the log's maintenance lock, so retention and
 //! delete-records wait for it; appends and reads go on.
 
+mod cold;
 mod keymap;
 mod rewrite;
 mod swap;
@@ -32,6 +36,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 
 use log_format::Limits;
 
+pub use cold::CompressReport;
 pub use keymap::{KEY_MAP_ENTRY_BYTES, KeyMap};
 pub(crate) use swap::{cleaned_end, finish_swaps};
 
@@ -39,7 +44,7 @@ use self::rewrite::{Policy, Source, for_each_batch, write_group};
 use super::Log;
 use super::prepare::find;
 use super::producer::BATCHES_PER_PRODUCER;
-use crate::error::{Error, io_error};
+use crate::error::Error;
 use crate::io::durable::{read_u64_file, write_u64_file};
 use crate::layout;
 use crate::util::{duration_ms, lock};
@@ -66,8 +71,16 @@ pub struct CleanerStats {
     pub bytes_reclaimed: u64,
     /// Passes since open.
     pub passes: u64,
-    /// When the last pass failed, if it did (the log is retried later).
+    /// When the last pass (cleaning or cold compression) failed, if it did
+    /// (the log is retried later).
     pub last_failure: Option<i64>,
+    /// Every sealed segment below this offset is compressed (cold
+    /// compression, [`Log::compress_cold`]); 0 before its first pass.
+    pub compressed_below: u64,
+    /// Cold segments compressed since open.
+    pub cold_segments: u64,
+    /// Bytes cold compression saved since open.
+    pub cold_bytes_saved: u64,
 }
 
 /// What one [`Log::clean`] pass did.
@@ -101,6 +114,10 @@ pub(crate) struct CleanerState {
     /// A swap failed after its commit: recovery finishes it at the next
     /// open; until then the log is not cleaned again.
     swap_failed: bool,
+    /// `compressed-below`, once read from its file.
+    compressed_point: Option<u64>,
+    cold_segments: u64,
+    cold_bytes_saved: u64,
 }
 
 /// A cleanable segment, as the pass saw it.
@@ -134,6 +151,7 @@ impl Log {
             && dirty > 0
             && (ratio >= self.config.min_cleanable_dirty_ratio
                 || self.past_max_lag(&cleanable, now_ms)?);
+        let compressed_below = self.compressed_point()?;
         let cleaner = lock(&self.cleaner);
         Ok(CleanerStats {
             cleaner_point: cleanable.point,
@@ -145,6 +163,9 @@ impl Log {
             bytes_reclaimed: cleaner.bytes_reclaimed,
             passes: cleaner.passes,
             last_failure: cleaner.last_failure,
+            compressed_below,
+            cold_segments: cleaner.cold_segments,
+            cold_bytes_saved: cleaner.cold_bytes_saved,
         })
     }
 
@@ -306,21 +327,10 @@ impl Log {
             forced,
         );
         drop(sources);
-        let cleaned_log = layout::cleaned_log_path(&self.dir, first.base);
-        let cleaned_index = layout::cleaned_index_path(&self.dir, first.base);
-        let discard = |fs: &dyn crate::io::Fs| {
-            for path in [&cleaned_log, &cleaned_index] {
-                if let Err(err) = fs.remove_file(path)
-                    && err.kind() != std::io::ErrorKind::NotFound
-                {
-                    tracing::warn!(file = %path.display(), error = %err, "cannot remove cleaned file");
-                }
-            }
-        };
         let (cleaned, removed) = match written {
             Ok(written) => written,
             Err(err) => {
-                discard(&*self.fs);
+                self.discard_cleaned(first.base);
                 return Err(err);
             }
         };
@@ -330,25 +340,13 @@ impl Log {
         report.records_removed += removed.records;
         report.tombstones_removed += removed.tombstones;
         if !removed.changed && group.len() == 1 {
-            discard(&*self.fs);
+            self.discard_cleaned(first.base);
             report.bytes_after += bytes_before;
             return Ok(());
         }
         report.bytes_after += cleaned.len;
         let ids: Vec<u64> = group.iter().map(|s| s.id).collect();
-        if let Err(err) = self.swap_in(cleaned, &ids) {
-            let committed = !self
-                .fs
-                .exists(&cleaned_log)
-                .map_err(io_error("check cleaned segment", &cleaned_log))?;
-            if committed {
-                lock(&self.cleaner).swap_failed = true;
-            } else {
-                discard(&*self.fs);
-            }
-            return Err(err);
-        }
-        Ok(())
+        self.install(cleaned, &ids)
     }
 
     /// The cleanable segments and the cleaner point (see the module docs).

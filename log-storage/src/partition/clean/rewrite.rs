@@ -93,6 +93,60 @@ pub(super) fn write_group(
     policy: &Policy<'_>,
     forced: &mut HashSet<Vec<u8>>,
 ) -> Result<(Cleaned, Removed), Error> {
+    let mut removed = Removed::default();
+    let mut scratch = (BytesMut::new(), BytesMut::new());
+    let mut keep = Vec::new();
+    let last_offset = end_offset - 1;
+    let (cleaned, changed) = write_rewritten(
+        fs,
+        dir,
+        index_interval_bytes,
+        sources,
+        end_offset,
+        &policy.limits,
+        |batch| {
+            let header = *batch.header();
+            if policy.protected.contains(&header.base_offset) {
+                force_superseded(batch, policy, forced);
+                return Ok(Retained::Unchanged);
+            }
+            decide(batch, policy, last_offset, &mut keep, forced, &mut removed);
+            let horizon = header.delete_horizon().is_none()
+                && batch
+                    .records()
+                    .zip(&keep)
+                    .any(|(record, &kept)| kept && record.is_tombstone());
+            let options = RetainOptions {
+                delete_horizon: horizon
+                    .then(|| policy.now_ms.saturating_add(policy.delete_retention_ms)),
+            };
+            let mut flags = keep.iter();
+            retain(batch, options, &mut scratch.0, &mut scratch.1, |_| {
+                flags.next().copied().unwrap_or(true)
+            })
+            .map_err(|err| Error::CleanFailed {
+                dir: dir.to_path_buf(),
+                reason: format!("rewriting the batch at {}: {err}", header.base_offset),
+            })
+        },
+    )?;
+    removed.changed = changed;
+    Ok((cleaned, removed))
+}
+
+/// Writes `sources` (a run of sealed segments from `base_offset` to
+/// `end_offset`) to the cleaned files of `dir`, each batch as `rewrite`
+/// makes it: kept as it is, rewritten, or dropped. Answers the synced
+/// files and whether any batch changed.
+pub(super) fn write_rewritten(
+    fs: &dyn Fs,
+    dir: &Path,
+    index_interval_bytes: u32,
+    sources: &[Source],
+    end_offset: u64,
+    limits: &Limits,
+    mut rewrite: impl FnMut(&Batch) -> Result<Retained, Error>,
+) -> Result<(Cleaned, bool), Error> {
     let base_offset = sources.first().map_or(end_offset, |s| s.base_offset);
     let log = layout::cleaned_log_path(dir, base_offset);
     let index_file = layout::cleaned_index_path(dir, base_offset);
@@ -118,45 +172,19 @@ pub(super) fn write_group(
         pending: BytesMut::with_capacity(WRITE_CHUNK),
         written: 0,
     };
-    let mut removed = Removed::default();
+    let mut changed = false;
     let mut times = (None, i64::MIN);
-    let mut scratch = (BytesMut::new(), BytesMut::new());
-    let mut keep = Vec::new();
-    let last_offset = end_offset - 1;
     for source in sources {
-        for_each_batch(source, &policy.limits, |batch| {
+        for_each_batch(source, limits, |batch| {
             let header = *batch.header();
-            let out = if policy.protected.contains(&header.base_offset) {
-                force_superseded(&batch, policy, forced);
-                Retained::Unchanged
-            } else {
-                decide(&batch, policy, last_offset, &mut keep, forced, &mut removed);
-                let horizon = header.delete_horizon().is_none()
-                    && batch
-                        .records()
-                        .zip(&keep)
-                        .any(|(record, &kept)| kept && record.is_tombstone());
-                let options = RetainOptions {
-                    delete_horizon: horizon
-                        .then(|| policy.now_ms.saturating_add(policy.delete_retention_ms)),
-                };
-                let mut flags = keep.iter();
-                retain(&batch, options, &mut scratch.0, &mut scratch.1, |_| {
-                    flags.next().copied().unwrap_or(true)
-                })
-                .map_err(|err| Error::CleanFailed {
-                    dir: dir.to_path_buf(),
-                    reason: format!("rewriting the batch at {}: {err}", header.base_offset),
-                })?
-            };
-            let frame: Bytes = match out {
+            let frame: Bytes = match rewrite(&batch)? {
                 Retained::Unchanged => batch.into_bytes(),
                 Retained::Rewritten(frame) => {
-                    removed.changed = true;
+                    changed = true;
                     frame
                 }
                 Retained::Dropped => {
-                    removed.changed = true;
+                    changed = true;
                     return Ok(true);
                 }
             };
@@ -192,7 +220,7 @@ pub(super) fn write_group(
             first_append_time: times.0,
             max_append_time: times.1,
         },
-        removed,
+        changed,
     ))
 }
 

@@ -40,6 +40,43 @@ use crate::util::lock;
 
 impl Log {
     /// Puts `cleaned` in place of the segments whose ids are `replaced`
+    /// ([`Log::swap_in`]), or leaves everything as it was: a swap that
+    /// fails before its commit removes the cleaned files; one that fails
+    /// after it stops the log's rewrites until the next open finishes it.
+    pub(super) fn install(&self, cleaned: Cleaned, replaced: &[u64]) -> Result<(), Error> {
+        let base = cleaned.base_offset;
+        let cleaned_log = cleaned.log.clone();
+        let Err(err) = self.swap_in(cleaned, replaced) else {
+            return Ok(());
+        };
+        let committed = !self
+            .fs
+            .exists(&cleaned_log)
+            .map_err(io_error("check cleaned segment", &cleaned_log))?;
+        if committed {
+            lock(&self.cleaner).swap_failed = true;
+        } else {
+            self.discard_cleaned(base);
+        }
+        Err(err)
+    }
+
+    /// Removes the cleaned files of a group from `base` that will not be
+    /// put in place (a failure to is only logged: recovery removes them).
+    pub(super) fn discard_cleaned(&self, base: u64) {
+        for path in [
+            layout::cleaned_log_path(&self.dir, base),
+            layout::cleaned_index_path(&self.dir, base),
+        ] {
+            if let Err(err) = self.fs.remove_file(&path)
+                && err.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(file = %path.display(), error = %err, "cannot remove cleaned file");
+            }
+        }
+    }
+
+    /// Puts `cleaned` in place of the segments whose ids are `replaced`
     /// (steps 1 to 4 of the module docs). Once this has renamed the swap
     /// file, an error leaves the swap for recovery to finish.
     pub(super) fn swap_in(&self, cleaned: Cleaned, replaced: &[u64]) -> Result<(), Error> {
