@@ -20,7 +20,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use crate::builder::{KafkaFields, ProducerInfo, put_nullable, seal_new_frame};
 use crate::codec::{ATTR_CODEC_MASK, Codec, compress};
 use crate::error::BuildError;
-use crate::header::{ATTR_DELETE_HORIZON, HEADER_LEN, TimestampType, stamp};
+use crate::header::{ATTR_DELETE_HORIZON, BatchHeader, HEADER_LEN, TimestampType, stamp};
 use crate::record::Record;
 use crate::varint;
 use crate::view::Batch;
@@ -114,23 +114,10 @@ pub fn retain(
             TimestampType::LogAppendTime => header.max_timestamp,
             TimestampType::CreateTime => max_timestamp,
         },
-        producer: ProducerInfo {
-            producer_id: header.producer_id,
-            producer_epoch: header.producer_epoch,
-            base_sequence: header.base_sequence,
-        },
+        producer: producer_of(&header),
         record_count: kept,
     };
-    seal_new_frame(buf, &fields);
-    let mut frame = buf.split();
-    stamp(
-        &mut frame,
-        header.base_offset,
-        header.leader_epoch,
-        header.append_time,
-    )
-    .map_err(|_unreachable| BuildError::Empty)?;
-    Ok(Retained::Rewritten(frame.freeze()))
+    Ok(Retained::Rewritten(seal_like(buf, &fields, &header)))
 }
 
 /// Rewrites a plain batch with its records compressed by `codec`, every
@@ -162,23 +149,35 @@ pub fn recompress(batch: &Batch, codec: Codec, buf: &mut BytesMut) -> Result<Ret
         last_offset_delta: header.last_offset_delta,
         base_timestamp: header.base_timestamp,
         max_timestamp: header.max_timestamp,
-        producer: ProducerInfo {
-            producer_id: header.producer_id,
-            producer_epoch: header.producer_epoch,
-            base_sequence: header.base_sequence,
-        },
+        producer: producer_of(&header),
         record_count: header.record_count,
     };
-    seal_new_frame(buf, &fields);
+    Ok(Retained::Rewritten(seal_like(buf, &fields, &header)))
+}
+
+/// The producer fields of a stored batch.
+fn producer_of(header: &BatchHeader) -> ProducerInfo {
+    ProducerInfo {
+        producer_id: header.producer_id,
+        producer_epoch: header.producer_epoch,
+        base_sequence: header.base_sequence,
+    }
+}
+
+/// Seals the new frame in `buf` (room for the headers, then the records)
+/// with `fields`, stamped as the stored batch `header` was.
+fn seal_like(buf: &mut BytesMut, fields: &KafkaFields, header: &BatchHeader) -> Bytes {
+    seal_new_frame(buf, fields);
     let mut frame = buf.split();
-    stamp(
+    // Cannot fail: the frame was just sealed, with room for its headers.
+    let stamped = stamp(
         &mut frame,
         header.base_offset,
         header.leader_epoch,
         header.append_time,
-    )
-    .map_err(|_unreachable| BuildError::Empty)?;
-    Ok(Retained::Rewritten(frame.freeze()))
+    );
+    debug_assert!(stamped.is_ok(), "a sealed frame takes its stamps");
+    frame.freeze()
 }
 
 /// Writes `record` as Kafka's `DefaultRecord`, its timestamp as a delta

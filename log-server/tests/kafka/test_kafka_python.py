@@ -292,6 +292,47 @@ class KafkaPythonTest(unittest.TestCase):
         self.assertEqual([(r[0], r[1], r[2]) for r in grpc_records(topic)],
                          [(m.offset, m.key, m.value) for m in got])
 
+    def test_a_topic_with_cold_compression_is_read_back_whole_after_its_segments_are_compressed(self):
+        topic = self.create("kp-cold", configs={
+            "cold.compression.type": "zstd", "cold.compression.lag.ms": "0",
+            "segment.bytes": "16384", "max.message.bytes": "16384"})
+        tp = TopicPartition(topic, 0)
+        with admin() as a:
+            from kafka.admin import ConfigResource, ConfigResourceType
+            described = a.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)],
+                                           config_filter="all")
+            [by_name] = described.values()
+            entries = by_name[topic]
+            self.assertEqual(entries["cold.compression.type"]["value"], "zstd")
+            self.assertEqual(entries["cold.compression.lag.ms"]["value"], "0")
+        p = producer(linger_ms=5, batch_size=4096)
+        sent = []
+        for n in range(1500):
+            value = ('{"order_id":%d,"customer":"c-%d","status":"created","amount_cents":%d}'
+                     % (n, n % 37, n * 13)).encode()
+            p.send(topic, key=f"order-{n}".encode(), value=value, partition=0)
+            sent.append((n, f"order-{n}".encode(), value))
+        p.flush(TIMEOUT)
+        p.close(TIMEOUT)
+        # The server's cleaner threads look every 200 ms (run.sh): wait for
+        # them to compress the sealed segments.
+        deadline = time.monotonic() + 60
+        while True:
+            [info] = common.admin_stub.GetTopic(common.pb.GetTopicRequest(name=topic),
+                                                timeout=TIMEOUT).partitions
+            if info.cleaner.cold_segments >= 3 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        self.assertGreaterEqual(info.cleaner.cold_segments, 3, info)
+        self.assertGreater(info.cleaner.cold_bytes_saved, 0, info)
+        c = consumer()
+        c.assign([tp])
+        c.seek_to_beginning(tp)
+        got = poll(c, len(sent))
+        c.close()
+        self.assertEqual([(m.offset, m.key, m.value) for m in got], sent)
+        self.assertEqual([(r[0], r[1], r[2]) for r in grpc_records(topic)], sent)
+
     def test_batch_over_max_message_bytes_is_refused(self):
         topic = self.create("kp-big", configs={"max.message.bytes": "1048576"})
         p = producer(max_request_size=8 << 20, retries=0)
