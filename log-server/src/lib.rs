@@ -56,6 +56,7 @@ mod server;
 mod service;
 mod state;
 mod status;
+mod topics;
 
 pub use config::{Cli, Config, ConfigError};
 pub use server::{Error, Server};
