@@ -9,7 +9,10 @@
 //!    `RESULT` and `EXTRA` lines;
 //!    the server's CPU time (`/proc/PID/stat` utime + stime) is read before
 //!    and after each run and appended to its `RESULT` line
-//!    (`server_cpu_ticks`, `clk_tck`, `server_cpu_us_per_record`);
+//!    (`server_cpu_ticks`, `clk_tck`, `server_cpu_us_per_record`, and
+//!    `server_stime_ticks`, the kernel's part); for `small-writers`, the
+//!    server's system calls too (`sys_NAME=COUNT`, [`syscalls`], when
+//!    `perf` can count them);
 //! 4. the `redis` peer step ([`redis`]): Redis with `appendfsync always`
 //!    driven by `redis-benchmark` like `small-writers`, run A B A B with
 //!    it (`round=1`, `round=2` on both lines); skipped, with the reason
@@ -38,6 +41,7 @@ mod kafka;
 mod redis;
 mod scale;
 mod server;
+mod syscalls;
 
 use scale::{recovery, scale};
 use server::Server;
@@ -441,9 +445,22 @@ fn scenario(
         pid.to_string(),
     ];
     all.extend(args.iter().cloned());
-    let before = cpu_ticks(pid);
+    // The small writers' system calls per ack (issue 11's CPU question).
+    let counter = if name == "small-writers" {
+        match syscalls::Counter::start(pid, &data_root.join(format!("{name}.perf"))) {
+            Ok(counter) => Some(counter),
+            Err(reason) => {
+                eprintln!("== {name}: no syscall counts: {reason}");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let before = cpu_split(pid);
     let output = loadgen_run(loadgen, &all)?;
-    let after = cpu_ticks(pid);
+    let after = cpu_split(pid);
+    let calls = counter.map(syscalls::Counter::finish).unwrap_or_default();
     srv.stop()?;
     let _ = std::fs::remove_dir_all(&data);
     Ok(output
@@ -456,8 +473,14 @@ fn scenario(
                         .find_map(|kv| kv.strip_prefix("n="))
                         .and_then(|v| v.parse().ok())
                         .unwrap_or(0);
-                    line.push_str(&cpu_pairs(after.saturating_sub(before), n));
+                    let (user, system) = (
+                        after.0.saturating_sub(before.0),
+                        after.1.saturating_sub(before.1),
+                    );
+                    line.push_str(&cpu_pairs(user + system, n));
+                    line.push_str(&format!(" server_stime_ticks={system}"));
                 }
+                line.push_str(&calls);
                 if let Some(round) = round {
                     line.push_str(&format!(" round={round}"));
                 }
@@ -471,6 +494,11 @@ fn scenario(
 /// from fields 14 and 15 of `/proc/PID/stat`; it includes the threads
 /// that already exited.
 fn cpu_ticks(pid: u32) -> Option<u64> {
+    cpu_split(pid).map(|(user, system)| user + system)
+}
+
+/// The user and system CPU time (clock ticks) process `pid` has used.
+fn cpu_split(pid: u32) -> Option<(u64, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) is in parentheses and may hold spaces;
     // field 3 starts after the last `)`.
@@ -478,7 +506,7 @@ fn cpu_ticks(pid: u32) -> Option<u64> {
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(utime + stime)
+    Some((utime, stime))
 }
 
 /// Clock ticks per second (`getconf CLK_TCK`; 100 when unknown).

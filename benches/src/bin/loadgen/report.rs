@@ -647,5 +647,34 @@ mod tests {
         // Per MB: 2 ms of request path + (2 - 1) ms of sync = 333 MB/s.
         let model = find("gRPC peer DURABLE 1 KiB: measured");
         assert_eq!(model.figure, "250 MB/s measured, 333 MB/s predicted");
+        // No syscall counts in this run: no row.
+        assert!(bounds.iter().all(|b| !b.what.contains("system calls")));
+    }
+
+    #[test]
+    fn syscall_counts_become_calls_per_ack_and_the_kernel_share() {
+        let lines = parse(
+            "RESULT system=log-server scenario=small-writers size=100 ack=durable n=200000 append_rps=30000 server_cpu_ticks=700 server_stime_ticks=420 clk_tck=100 round=1 sys_pwrite64=214000 sys_writev=150000 sys_write=9000 sys_fdatasync=9300 sys_futex=92000 sys_sched_yield=130000 sys_epoll_wait=22000\n\
+             RESULT system=log-server scenario=small-writers size=100 ack=written n=200000 append_rps=60000 server_cpu_ticks=360 server_stime_ticks=160 clk_tck=100 sys_pwrite64=200000 sys_writev=50000 sys_sched_yield=0\n",
+        );
+        let bounds = super::bounds::bounds(&lines);
+        let row = bounds
+            .iter()
+            .find(|b| b.what.contains("system calls per ack"))
+            .expect("the row is there");
+        assert_eq!(
+            row.figure,
+            "pwrite64 1.07, writev 0.80, fdatasync 0.05, sched_yield 0.65, futex 0.46, epoll_wait 0.11; kernel 60 % of the server's CPU"
+        );
+        assert!(
+            row.reading.contains("about one pwrite per append"),
+            "{}",
+            row.reading
+        );
+        assert!(
+            row.reading.contains("0.80 socket writes per ack"),
+            "{}",
+            row.reading
+        );
     }
 }

@@ -152,6 +152,9 @@ pub(super) fn bounds(lines: &[Line]) -> Vec<Bound> {
     if let Some(row) = callbacks_cycle(lines) {
         out.push(row);
     }
+    if let Some(row) = syscalls_per_ack(&durable, &written) {
+        out.push(row);
+    }
     let cpus = lines
         .iter()
         .find(|l| l.kind == "MACHINE")
@@ -329,6 +332,83 @@ fn callbacks_cycle(lines: &[Line]) -> Option<Bound> {
             "{:.1} K acks/s, {per_sync:.1} acks per sync, {cycle_us:.0} µs cycle",
             rate / 1e3
         ),
+        reading,
+    })
+}
+
+/// The server's system calls per DURABLE ack (`sys_NAME` pairs, counted by
+/// `perf stat` on the small-writers rounds) and the kernel's share of its
+/// CPU (`server_stime_ticks`), against the WRITTEN twin's.
+fn syscalls_per_ack(durable: &[&Line], written: &[&Line]) -> Option<Bound> {
+    let counted: Vec<&&Line> = durable
+        .iter()
+        .filter(|l| l.get("sys_pwrite64").is_some())
+        .collect();
+    let acks: f64 = counted.iter().map(|l| l.num("n")).sum();
+    if acks <= 0.0 {
+        return None;
+    }
+    let per = |call: &str| counted.iter().map(|l| l.num(call)).sum::<f64>() / acks;
+    let twin: Vec<&&Line> = written
+        .iter()
+        .filter(|l| l.get("sys_pwrite64").is_some())
+        .collect();
+    let twin_acks: f64 = twin.iter().map(|l| l.num("n")).sum();
+    let twin_per = |call: &str| twin.iter().map(|l| l.num(call)).sum::<f64>() / twin_acks;
+    let calls = [
+        ("pwrite64", per("sys_pwrite64")),
+        (
+            "writev",
+            per("sys_writev") + per("sys_sendmsg") + per("sys_write"),
+        ),
+        ("fdatasync", per("sys_fdatasync")),
+        ("sched_yield", per("sys_sched_yield")),
+        ("futex", per("sys_futex")),
+        ("epoll_wait", per("sys_epoll_wait")),
+    ];
+    let mut figure = calls
+        .iter()
+        .map(|(name, n)| format!("{name} {n:.2}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let ticks: f64 = counted.iter().map(|l| l.num("server_cpu_ticks")).sum();
+    let system: f64 = counted.iter().map(|l| l.num("server_stime_ticks")).sum();
+    if ticks > 0.0 {
+        let _ = write!(
+            figure,
+            "; kernel {:.0} % of the server's CPU",
+            100.0 * system / ticks
+        );
+    }
+    let (pwrites, socket) = (calls[0].1, calls[1].1);
+    let mut reading = String::new();
+    if pwrites >= 0.9 {
+        reading.push_str("about one pwrite per append: the appends of a sync cycle are not gathered into one write");
+    } else {
+        let _ = write!(
+            reading,
+            "{:.1} appends per segment write",
+            1.0 / pwrites.max(1e-9)
+        );
+    }
+    if socket >= 0.5 {
+        let _ = write!(
+            reading,
+            "; {socket:.2} socket writes per ack: the acks of one sync reach the socket one by one, not in one flush"
+        );
+    }
+    if twin_acks > 0.0 {
+        let twin_socket = twin_per("sys_writev") + twin_per("sys_sendmsg") + twin_per("sys_write");
+        let _ = write!(
+            reading,
+            "; the WRITTEN twin makes {twin_socket:.2} socket writes and {:.2} sched_yields per ack",
+            twin_per("sys_sched_yield")
+        );
+    }
+    reading.push_str(" (write counts include the loopback delivery to the client, which the kernel charges to the sender)");
+    Some(Bound {
+        what: "small-writers DURABLE: server system calls per ack (perf stat) and the kernel's share of its CPU".into(),
+        figure,
         reading,
     })
 }
