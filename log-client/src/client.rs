@@ -330,6 +330,30 @@ impl Client {
             .ok_or_else(|| Error::closed("server sent no topic"))
     }
 
+    /// Changes a topic's config: the fields set in `change` replace the
+    /// topic's, the others stay (Kafka's IncrementalAlterConfigs). Answers
+    /// the topic with its new config.
+    pub async fn alter_topic_config(
+        &self,
+        topic: &str,
+        change: TopicConfig,
+    ) -> Result<Topic, Error> {
+        let response = self
+            .admin
+            .clone()
+            .alter_topic_config(self.request(proto::AlterTopicConfigRequest {
+                name: topic.to_owned(),
+                config: Some(change.into()),
+                validate_only: false,
+            }))
+            .await?;
+        response
+            .into_inner()
+            .topic
+            .map(Topic::from)
+            .ok_or_else(|| Error::closed("server sent no topic"))
+    }
+
     /// Moves a partition's log start to `before_offset`.
     pub async fn delete_records(
         &self,

@@ -16,7 +16,7 @@ use tonic::{Code, Request, Response, Status, Streaming};
 use crate::read::{self, UntilShutdown, blocking};
 use crate::state::{ConnInfo, Shared, SlotKind, timestamp, watermarks};
 use crate::status;
-use crate::topics::{ms_duration, topic_config, topic_message};
+use crate::topics::{apply_topic_config, ms_duration, topic_config, topic_message};
 use crate::{group, produce};
 
 /// Default and largest page of `ListTopics`.
@@ -457,6 +457,36 @@ impl AdminService for Services {
         })
         .await?;
         Ok(Response::new(proto::DeleteTopicResponse {}))
+    }
+
+    async fn alter_topic_config(
+        &self,
+        request: Request<proto::AlterTopicConfigRequest>,
+    ) -> Result<Response<proto::AlterTopicConfigResponse>, Status> {
+        self.shared.check_running()?;
+        let request = request.into_inner();
+        let shared = Arc::clone(&self.shared);
+        let topic = blocking(move || {
+            let current = shared.topic(&request.name)?;
+            let Some(change) = &request.config else {
+                return Ok(topic_message(&current));
+            };
+            let config = apply_topic_config(&shared, current.config.clone(), change)?;
+            if request.validate_only {
+                let mut would = current;
+                would.config = config;
+                return Ok(topic_message(&would));
+            }
+            let info = shared
+                .store
+                .alter_topic_config(&request.name, config)
+                .map_err(|e| status::storage(&e))?;
+            Ok(topic_message(&info))
+        })
+        .await?;
+        Ok(Response::new(proto::AlterTopicConfigResponse {
+            topic: Some(topic),
+        }))
     }
 
     async fn create_partitions(

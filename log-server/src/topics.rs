@@ -69,13 +69,26 @@ pub(crate) fn topic_config(
 ) -> Result<TopicConfig, Status> {
     let mut out = TopicConfig::default();
     out.max_batch_bytes = shared.config.max_batch_bytes;
-    let Some(c) = config else {
-        return Ok(out);
-    };
+    match config {
+        Some(c) => apply_topic_config(shared, out, c),
+        None => Ok(out),
+    }
+}
+
+/// `base` with the settings `c` sets changed (unset fields, unspecified
+/// enums: as in `base`), checked.
+pub(crate) fn apply_topic_config(
+    shared: &Shared,
+    base: TopicConfig,
+    c: &proto::TopicConfig,
+) -> Result<TopicConfig, Status> {
+    let mut out = base;
     if let Some(d) = &c.retention {
         out.retention_max_age = from_proto_duration("config.retention", d)?;
     }
-    out.retention_max_bytes = c.retention_bytes.filter(|&b| b > 0);
+    if let Some(b) = c.retention_bytes {
+        out.retention_max_bytes = (b > 0).then_some(b);
+    }
     if let Some(b) = c.segment_bytes {
         out.segment_max_bytes = b;
     }
@@ -99,14 +112,14 @@ pub(crate) fn topic_config(
         out.max_batch_bytes = b;
     }
     out.default_ack = match proto::Ack::try_from(c.default_ack) {
-        Ok(proto::Ack::Unspecified | proto::Ack::Durable) => Ack::Durable,
+        Ok(proto::Ack::Unspecified) => out.default_ack,
+        Ok(proto::Ack::Durable) => Ack::Durable,
         Ok(proto::Ack::Written) => Ack::Written,
         Err(_) => return Err(status::invalid("config.default_ack", "unknown ack")),
     };
     out.cleanup_policy = match proto::CleanupPolicy::try_from(c.cleanup_policy) {
-        Ok(proto::CleanupPolicy::Unspecified | proto::CleanupPolicy::Delete) => {
-            CleanupPolicy::Delete
-        }
+        Ok(proto::CleanupPolicy::Unspecified) => out.cleanup_policy,
+        Ok(proto::CleanupPolicy::Delete) => CleanupPolicy::Delete,
         Ok(proto::CleanupPolicy::Compact) => CleanupPolicy::Compact,
         Ok(proto::CleanupPolicy::CompactDelete) => CleanupPolicy::CompactDelete,
         Err(_) => {
@@ -131,7 +144,8 @@ pub(crate) fn topic_config(
             from_proto_duration("config.delete_retention", d)?.unwrap_or_default();
     }
     out.cold_codec = match proto::Compression::try_from(c.cold_compression) {
-        Ok(proto::Compression::Unspecified | proto::Compression::None) => Codec::None,
+        Ok(proto::Compression::Unspecified) => out.cold_codec,
+        Ok(proto::Compression::None) => Codec::None,
         Ok(proto::Compression::Lz4) => Codec::Lz4,
         Ok(proto::Compression::Zstd) => Codec::Zstd,
         Err(_) => {

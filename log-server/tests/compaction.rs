@@ -107,7 +107,8 @@ async fn the_server_compacts_a_compacted_topic_and_readers_skip_the_gaps() {
     server.stop().await;
 }
 
-/// A topic with cold compression: the server rewrites its sealed segments
+/// A topic given cold compression after its creation: the server rewrites
+/// its sealed segments
 /// with zstd, `GetTopic` reports the config and the bytes saved, and both
 /// consumer modes read every record as it was produced.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -116,9 +117,17 @@ async fn the_server_compresses_cold_segments_and_readers_see_every_record() {
     let c = server.client.clone();
     let config = TopicConfig::default()
         .with_segment_bytes(8192)
-        .with_max_batch_bytes(8192)
-        .with_cold_compression(log_client::Codec::Zstd, Duration::ZERO);
+        .with_max_batch_bytes(8192);
     c.create_topic("orders", 1, config).await.unwrap();
+    // Turned on after creation (AlterTopicConfig): the other settings stay.
+    let topic = c
+        .alter_topic_config(
+            "orders",
+            TopicConfig::default().with_cold_compression(log_client::Codec::Zstd, Duration::ZERO),
+        )
+        .await
+        .unwrap();
+    assert_eq!(topic.config.segment_bytes, Some(8192));
     let topic = c.get_topic("orders").await.unwrap();
     assert_eq!(
         topic.topic.config.cold_compression,
@@ -127,6 +136,22 @@ async fn the_server_compresses_cold_segments_and_readers_see_every_record() {
     assert_eq!(
         topic.topic.config.cold_compression_lag,
         Some(Duration::ZERO)
+    );
+    assert_eq!(topic.topic.config.segment_bytes, Some(8192));
+    // A bad value is refused and changes nothing.
+    let bad = c
+        .alter_topic_config("orders", TopicConfig::default().with_segment_bytes(10))
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), tonic::Code::InvalidArgument, "{bad:?}");
+    assert_eq!(
+        c.get_topic("orders")
+            .await
+            .unwrap()
+            .topic
+            .config
+            .segment_bytes,
+        Some(8192)
     );
     let producer_config = ProducerConfig::default().with_max_batch_bytes(4096);
     let producer = Producer::new(c.clone(), "orders", producer_config)

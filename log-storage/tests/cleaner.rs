@@ -145,3 +145,71 @@ fn a_started_store_compresses_the_cold_segments_of_topics_that_ask_for_it() {
     assert_eq!(info.config.cold_codec, log_format::Codec::Zstd);
     assert_eq!(info.config.cold_compression_lag, Duration::ZERO);
 }
+
+#[test]
+fn an_altered_topic_config_reaches_open_partitions_and_survives_a_restart() {
+    let fs = SimFs::new();
+    let config = StoreConfig::default()
+        .with_min_free_bytes(None)
+        .with_cleaner_backoff(Duration::from_millis(20));
+    let store = Store::start(Arc::new(fs.clone()), Path::new("/data"), None, config).unwrap();
+    store
+        .create_topic("t", 1, topic_config(CleanupPolicy::Delete))
+        .unwrap();
+    let log = store.partition("t", 0).unwrap();
+    let big = "x".repeat(2000);
+    log.append(keyed("k", &big), AppendOptions::default())
+        .unwrap();
+    // An invalid config changes nothing.
+    let mut bad = store.topic("t").unwrap().config;
+    bad.cold_codec = log_format::Codec::Gzip;
+    assert!(matches!(
+        store.alter_topic_config("t", bad),
+        Err(log_storage::Error::InvalidConfig { .. })
+    ));
+    assert_eq!(
+        store.topic("t").unwrap().config,
+        topic_config(CleanupPolicy::Delete)
+    );
+    // A smaller batch limit and cold compression, on the open partition.
+    let mut altered = store.topic("t").unwrap().config;
+    altered.max_batch_bytes = 1024;
+    altered.cold_codec = log_format::Codec::Zstd;
+    altered.cold_compression_lag = Duration::ZERO;
+    let info = store.alter_topic_config("t", altered.clone()).unwrap();
+    assert_eq!(info.config, altered);
+    assert_eq!(log.config().limits.max_batch_bytes, 1024);
+    assert!(
+        log.append(keyed("k", &big), AppendOptions::default())
+            .is_err()
+    );
+    for i in 0..300 {
+        let value = format!("value {i} {}", "y".repeat(60));
+        log.append(keyed(&format!("key-{i}"), &value), AppendOptions::default())
+            .unwrap();
+    }
+    log.roll_now().unwrap();
+    let sealed_end = log.watermarks().log_end;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while log
+        .cleaner_stats(log_format::now_ms())
+        .unwrap()
+        .compressed_below
+        < sealed_end
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the cleaner threads did not see the new config"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(records(&log), 301);
+    store.close().unwrap();
+    drop(store);
+    let store = Store::open(Arc::new(fs), Path::new("/data"), None).unwrap();
+    assert_eq!(store.topic("t").unwrap().config, altered);
+    assert!(matches!(
+        store.alter_topic_config("nope", altered),
+        Err(log_storage::Error::TopicNotFound { .. })
+    ));
+}

@@ -129,9 +129,9 @@ impl Log {
     }
 
     fn write_batch_inner(&self, batch: Bytes, options: AppendOptions) -> Result<Appended, Error> {
-        let header = match BatchView::decode(&batch, 0, &self.config.limits) {
+        let header = match BatchView::decode(&batch, 0, &self.config().limits) {
             Ok(view) if view.len() == batch.len() => {
-                if self.config.cleanup_policy.compacts()
+                if self.config().cleanup_policy.compacts()
                     && let Some(record) = view.records().position(|r| r.key().is_none())
                 {
                     return Err(Error::KeyRequired {
@@ -228,9 +228,9 @@ impl Log {
                 actual: state.next_offset,
             });
         }
-        if let Some(floor) = self.config.min_free_bytes {
+        if let Some(floor) = self.config().min_free_bytes {
             let need = floor.saturating_add(batch.len() as u64);
-            let interval = self.config.free_space_check_interval;
+            let interval = self.config().free_space_check_interval;
             let trusted = state
                 .free_space
                 .is_some_and(|space| space.available >= need && space.read_at.elapsed() < interval);

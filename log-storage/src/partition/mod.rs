@@ -41,7 +41,7 @@
 //! This module holds [`Log`] itself, its state, open and close.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock};
 
 use bytes::Bytes;
 
@@ -50,7 +50,7 @@ use crate::error::{Error, index_error, io_error};
 use crate::io::Fs;
 use crate::io::durable::write_replace;
 use crate::layout;
-use crate::util::{duration_ms, lock, now_ms};
+use crate::util::{duration_ms, lock, now_ms, read, write};
 
 mod append;
 mod checkpoint;
@@ -165,7 +165,8 @@ pub struct Watermarks {
 pub struct Log {
     fs: Arc<dyn Fs>,
     dir: PathBuf,
-    config: LogConfig,
+    /// The settings; [`Log::set_config`] swaps them while the log serves.
+    config: RwLock<Arc<LogConfig>>,
     state: Mutex<State>,
     sync: Mutex<SyncState>,
     /// Notified after every sync (durable end moved): durable waiters and
@@ -367,7 +368,7 @@ impl Log {
         Ok(Log {
             fs,
             dir,
-            config,
+            config: RwLock::new(Arc::new(config)),
             state: Mutex::new(state),
             sync: Mutex::new(SyncState {
                 durable_end,
@@ -438,6 +439,27 @@ impl Log {
     /// Tells the listeners that watermarks moved.
     pub(crate) fn changed(&self) {
         self.listeners.notify();
+    }
+
+    /// The log's settings now.
+    pub fn config(&self) -> Arc<LogConfig> {
+        Arc::clone(&read(&self.config))
+    }
+
+    /// Replaces the log's settings while it serves (a topic config
+    /// altered): appends, rolls, retention and the cleaner use them from
+    /// their next step on. `index_interval_bytes` keeps its current value
+    /// (indexes already written are spaced by it).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] for an invalid config; nothing changes.
+    pub fn set_config(&self, mut config: LogConfig) -> Result<(), Error> {
+        config.validate()?;
+        let mut current = write(&self.config);
+        config.index_interval_bytes = current.index_interval_bytes;
+        *current = Arc::new(config);
+        Ok(())
     }
 
     /// The partition directory.
@@ -511,7 +533,7 @@ impl Log {
             let mut state = lock(&self.state);
             let next_offset = state.next_offset;
             let last_append_time = state.last_append_time;
-            let cutoff = now_ms().saturating_sub(duration_ms(self.config.producer_id_expiration));
+            let cutoff = now_ms().saturating_sub(duration_ms(self.config().producer_id_expiration));
             state.producers.expire_idle(cutoff);
             let snapshot = encode_producer_snapshot(next_offset, &state.producers);
             let Some(active) = state.segments.last_mut() else {

@@ -95,15 +95,15 @@ impl Log {
     /// delete (`compact` alone) keeps everything.
     pub fn enforce_retention(&self, now_ms: i64) -> Result<RetentionReport, Error> {
         let _maintenance = lock(&self.maintenance);
-        if !self.config.cleanup_policy.deletes() {
+        if !self.config().cleanup_policy.deletes() {
             let state = lock(&self.state);
             return Ok(RetentionReport {
                 log_start: watermarks(&state, 0).log_start,
                 ..RetentionReport::default()
             });
         }
-        let max_age = self.config.retention_max_age;
-        let max_bytes = self.config.retention_max_bytes;
+        let max_age = self.config().retention_max_age;
+        let max_bytes = self.config().retention_max_bytes;
         // Decide from a snapshot of the sealed segments; their newest
         // append times are read (when not known yet) without the lock.
         let (sealed, mut total): (Vec<(u64, u64)>, u64) = {

@@ -61,9 +61,9 @@ impl Log {
         if active.len == 0 {
             return false;
         }
-        let too_big = active.len + u64::from(batch_len) > self.config.segment_max_bytes;
+        let too_big = active.len + u64::from(batch_len) > self.config().segment_max_bytes;
         let too_old = active.first_append_time.is_some_and(|first| {
-            now.saturating_sub(first) >= duration_ms(self.config.segment_max_age)
+            now.saturating_sub(first) >= duration_ms(self.config().segment_max_age)
         });
         let relative_end = state.next_offset - active.base_offset + u64::from(last_delta);
         too_big || too_old || relative_end > u64::from(u32::MAX)
@@ -80,14 +80,15 @@ impl Log {
         let next_offset = state.next_offset;
         // Producers idle past the expiration are forgotten here, at the
         // snapshot (Kafka's `producer.id.expiration.ms`).
-        let cutoff = now_ms().saturating_sub(duration_ms(self.config.producer_id_expiration));
+        let cutoff = now_ms().saturating_sub(duration_ms(self.config().producer_id_expiration));
         let expired = state.producers.expire_idle(cutoff);
         if expired > 0 {
             tracing::info!(dir = %self.dir.display(), expired, "idle producer ids expired");
         }
         let snapshot = encode_producer_snapshot(next_offset, &state.producers);
         drop(state);
-        let segment = match create_segment(&*self.fs, &self.dir, next_offset, &self.config, false) {
+        let segment = match create_segment(&*self.fs, &self.dir, next_offset, &self.config(), false)
+        {
             Ok(segment) => segment,
             Err(err) => {
                 // Nothing refers to the half-made files: remove them (not

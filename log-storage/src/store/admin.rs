@@ -1,7 +1,8 @@
 //! The namespace changes of a store, each crash-safe (see the module docs
 //! of `store/` for the protocol): [`Store::create_topic`] (built in a
 //! staging directory, renamed into place), [`Store::delete_topic`] (renamed
-//! away, then removed) and [`Store::create_partitions`] (the config
+//! away, then removed), [`Store::create_partitions`] and
+//! [`Store::alter_topic_config`] (the config
 //! replaced atomically). They are serialised with each other and with
 //! offset commits by the store's admin lock.
 
@@ -167,6 +168,51 @@ impl Store {
             tracing::error!(topic = name, error = %err, "cannot remove the files of a deleted topic; the next open will");
         }
         Ok(())
+    }
+
+    /// Replaces a topic's config with `config` (Kafka's AlterConfigs; an
+    /// incremental change is the caller's read, modify, write under its
+    /// own serialisation): validated, durable on return, and applied to
+    /// every open partition at once (appends, rolls, retention and the
+    /// cleaner use it from their next step). A config equal to the
+    /// current one changes nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] (nothing changes), [`Error::TopicNotFound`],
+    /// I/O errors writing `topic.config` (the old config stays).
+    pub fn alter_topic_config(&self, name: &str, config: TopicConfig) -> Result<TopicInfo, Error> {
+        self.check_open()?;
+        layout::validate_topic_name(name)?;
+        config.validate()?;
+        let _admin = write(&self.admin);
+        self.check_open()?;
+        let topic = self.topic_entry(name)?;
+        {
+            let mut meta = write(&topic.meta);
+            if meta.config == config {
+                drop(meta);
+                return Ok(topic.info());
+            }
+            let altered = TopicMeta {
+                config: config.clone(),
+                ..meta.clone()
+            };
+            let path = layout::topic_config_path(&topic.dir);
+            write_atomic(&*self.fs, &path, &encode_config(&altered))?;
+            *meta = altered;
+        }
+        // A partition opening now reads the new meta under its slot lock;
+        // one opened before is reached here, under the same lock.
+        let partition_config = self.partition_config(&config);
+        let slots: Vec<_> = read(&topic.slots).clone();
+        for slot in slots {
+            if let Some(log) = &*lock(&slot) {
+                log.set_config(partition_config.clone())?;
+            }
+        }
+        tracing::info!(topic = name, "topic config altered");
+        Ok(topic.info())
     }
 
     /// Grows a topic to `new_total` partitions (at most

@@ -50,7 +50,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
-use crate::config::StoreConfig;
+use crate::config::{LogConfig, StoreConfig};
 use crate::error::{Error, NameKind, io_error};
 use crate::io::durable::{read_small, remove_tree, sync_chain};
 use crate::io::{Fs, PooledFs};
@@ -363,6 +363,18 @@ impl Store {
         slot.try_lock().ok()?.clone()
     }
 
+    /// The [`LogConfig`] a partition of a topic with `config` gets: the
+    /// topic's settings and the store's (free-space floor, index interval).
+    fn partition_config(&self, config: &TopicConfig) -> LogConfig {
+        let mut config = config.log_config();
+        config.min_free_bytes = self.min_free_bytes;
+        config.free_space_check_interval = self.free_space_check_interval;
+        if let Some(interval) = self.index_interval_bytes {
+            config.index_interval_bytes = interval;
+        }
+        config
+    }
+
     fn open_partition(&self, topic: &Topic, partition: u32) -> Result<Arc<Log>, Error> {
         let slot = {
             let slots = read(&topic.slots);
@@ -389,12 +401,7 @@ impl Store {
         if let Some(log) = &*slot {
             return Ok(log.clone());
         }
-        let mut config = read(&topic.meta).config.log_config();
-        config.min_free_bytes = self.min_free_bytes;
-        config.free_space_check_interval = self.free_space_check_interval;
-        if let Some(interval) = self.index_interval_bytes {
-            config.index_interval_bytes = interval;
-        }
+        let config = self.partition_config(&read(&topic.meta).config);
         let log = Arc::new(Log::open(
             self.fs.clone(),
             layout::partition_dir(&topic.dir, partition),

@@ -147,9 +147,9 @@ impl Log {
         } else {
             dirty as f64 / (clean + dirty) as f64
         };
-        let due = self.config.cleanup_policy.compacts()
+        let due = self.config().cleanup_policy.compacts()
             && dirty > 0
-            && (ratio >= self.config.min_cleanable_dirty_ratio
+            && (ratio >= self.config().min_cleanable_dirty_ratio
                 || self.past_max_lag(&cleanable, now_ms)?);
         let compressed_below = self.compressed_point()?;
         let cleaner = lock(&self.cleaner);
@@ -183,7 +183,7 @@ impl Log {
     /// recorded in [`CleanerStats::last_failure`].
     pub fn clean(&self, now_ms: i64, map: &mut KeyMap) -> Result<Option<CleanReport>, Error> {
         let _maintenance = lock(&self.maintenance);
-        if !self.config.cleanup_policy.compacts() || self.is_closed() {
+        if !self.config().cleanup_policy.compacts() || self.is_closed() {
             return Ok(None);
         }
         if lock(&self.cleaner).swap_failed {
@@ -268,7 +268,7 @@ impl Log {
         let policy = Policy {
             map: &*map,
             now_ms,
-            delete_retention_ms: duration_ms(self.config.delete_retention),
+            delete_retention_ms: duration_ms(self.config().delete_retention),
             protected: &protected,
             limits,
         };
@@ -320,7 +320,7 @@ impl Log {
         let written = write_group(
             &*self.fs,
             &self.dir,
-            self.config.index_interval_bytes,
+            self.config().index_interval_bytes,
             &sources,
             last.end_offset,
             policy,
@@ -367,7 +367,7 @@ impl Log {
                 .collect();
             (candidates, super::watermarks(&state, 0).log_start)
         };
-        let min_lag = duration_ms(self.config.min_compaction_lag);
+        let min_lag = duration_ms(self.config().min_compaction_lag);
         let mut spans = Vec::with_capacity(candidates.len());
         for span in candidates {
             if min_lag > 0 {
@@ -408,7 +408,7 @@ impl Log {
 
     /// Whether the oldest dirty record is older than `max_compaction_lag`.
     fn past_max_lag(&self, cleanable: &Cleanable, now_ms: i64) -> Result<bool, Error> {
-        let Some(max_lag) = self.config.max_compaction_lag else {
+        let Some(max_lag) = self.config().max_compaction_lag else {
             return Ok(false);
         };
         let Some(first_dirty) = cleanable
@@ -470,7 +470,7 @@ impl Log {
     /// a cleaned segment past the index's `u32` positions) and an offset
     /// span an index can describe.
     fn groups<'a>(&self, spans: &'a [Span]) -> Vec<&'a [Span]> {
-        let max_bytes = self.config.segment_max_bytes.min(u64::from(u32::MAX) / 2);
+        let max_bytes = self.config().segment_max_bytes.min(u64::from(u32::MAX) / 2);
         let mut groups = Vec::new();
         let mut start = 0;
         let mut bytes = 0u64;
@@ -496,7 +496,7 @@ impl Log {
     fn clean_limits(&self) -> Limits {
         let mut limits = Limits::unlimited();
         limits.max_uncompressed_bytes = self
-            .config
+            .config()
             .limits
             .max_uncompressed_bytes
             .max(Limits::default().max_uncompressed_bytes);

@@ -136,7 +136,7 @@ impl Log {
                 end_offset: cleaned.end_offset,
                 first_append_time: cleaned.first_append_time,
                 max_append_time: cleaned.max_append_time,
-                index_interval_bytes: self.config.index_interval_bytes,
+                index_interval_bytes: self.config().index_interval_bytes,
                 mapped: None,
                 map_failed: false,
                 index: SegmentIndex::Sealed(cleaned.index),
