@@ -3,7 +3,8 @@
 //! `segment.ms`, `max.message.bytes`, `cleanup.policy` (`delete`,
 //! `compact` or both), `min.cleanable.dirty.ratio`,
 //! `min.compaction.lag.ms`, `max.compaction.lag.ms` and
-//! `delete.retention.ms`. Any other config is INVALID_CONFIG, as Kafka
+//! `delete.retention.ms`, `cold.compression.type` and
+//! `cold.compression.lag.ms`. Any other config is INVALID_CONFIG, as Kafka
 //! answers an unknown one. One broker: a replication factor other than 1
 //! (or -1, the default) is INVALID_REPLICATION_FACTOR.
 
@@ -23,7 +24,7 @@ use crate::errors::{self, code};
 use crate::metadata::topic_uuid;
 
 /// A config value refused: the code and message.
-type Refused = (i16, String);
+pub(crate) type Refused = (i16, String);
 
 fn number(name: &str, value: &str) -> Result<i64, Refused> {
     value.trim().parse::<i64>().map_err(|_| {
@@ -40,7 +41,11 @@ fn non_negative(name: &str, value: &str) -> Result<u64, Refused> {
 }
 
 /// Applies one Kafka topic config to `config`.
-fn apply(config: &mut TopicConfig, name: &str, value: Option<&str>) -> Result<(), Refused> {
+pub(crate) fn apply(
+    config: &mut TopicConfig,
+    name: &str,
+    value: Option<&str>,
+) -> Result<(), Refused> {
     let Some(value) = value else {
         // Null: the default, which `config` already has.
         return Ok(());

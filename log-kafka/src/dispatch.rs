@@ -15,7 +15,7 @@ use kafka_protocol::messages::{ApiKey, RequestHeader};
 
 use crate::wire::{Call, Closing, Reply, decode};
 use crate::{
-    Ctx, admin, configs, epochs, fetch, groups, list_offsets, metadata, offsets, partitions,
+    Ctx, admin, alter, configs, epochs, fetch, groups, list_offsets, metadata, offsets, partitions,
     produce, versions,
 };
 
@@ -84,6 +84,10 @@ pub(crate) fn start(ctx: &Arc<Ctx>, mut frame: Bytes, peer: SocketAddr) -> Resul
             call.now(&admin::delete_topics(ctx, decode(body, version)?, version))
         }
         ApiKey::DescribeConfigs => call.now(&configs::describe(ctx, decode(body, version)?)),
+        ApiKey::IncrementalAlterConfigs => {
+            call.now(&alter::incremental(ctx, decode(body, version)?))
+        }
+        ApiKey::AlterConfigs => call.now(&alter::whole(ctx, decode(body, version)?)),
         ApiKey::CreatePartitions => call.now(&partitions::create(ctx, decode(body, version)?)),
         ApiKey::DeleteRecords => call.now(&partitions::delete_records(ctx, decode(body, version)?)),
         ApiKey::DescribeCluster => {

@@ -23,7 +23,8 @@
 //!   (Produce, InitProducerId), `fetch.rs` (Fetch, long polls),
 //!   `list_offsets.rs`, `offsets.rs` (OffsetCommit, OffsetFetch),
 //!   `admin.rs` (CreateTopics, DeleteTopics), `configs.rs`
-//!   (DescribeConfigs), `partitions.rs` (CreatePartitions, DeleteRecords,
+//!   (DescribeConfigs), `alter.rs` (IncrementalAlterConfigs, AlterConfigs),
+//!   `partitions.rs` (CreatePartitions, DeleteRecords,
 //!   DescribeCluster), `groups.rs` (JoinGroup, SyncGroup, Heartbeat,
 //!   LeaveGroup, DescribeGroups, ListGroups, DeleteGroups over the
 //!   coordinator), `epochs.rs` (leader epochs, OffsetForLeaderEpoch).
@@ -55,6 +56,7 @@
 #![forbid(unsafe_code)]
 
 mod admin;
+mod alter;
 mod changes;
 mod config;
 mod configs;

@@ -108,8 +108,7 @@ async fn the_server_compacts_a_compacted_topic_and_readers_skip_the_gaps() {
 }
 
 /// A topic given cold compression after its creation: the server rewrites
-/// its sealed segments
-/// with zstd, `GetTopic` reports the config and the bytes saved, and both
+/// its sealed segments with zstd, `GetTopic` reports the config and the bytes saved, and both
 /// consumer modes read every record as it was produced.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_compresses_cold_segments_and_readers_see_every_record() {

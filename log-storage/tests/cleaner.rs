@@ -1,6 +1,7 @@
 //! The store's cleaner threads: a started store compacts the partitions of
 //! a topic whose cleanup policy compacts, by itself, and leaves a `delete`
-//! topic alone; the topic's compaction settings survive a restart.
+//! topic alone; the topic's compaction settings survive a restart; cold
+//! compression; a topic config altered on a live store.
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
