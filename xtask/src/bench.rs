@@ -204,6 +204,18 @@ fn runs(quick: bool) -> Vec<Run> {
     out.push(r);
     // Consumer groups: 4 members over 8 partitions while a producer
     // writes; one is killed with SIGKILL.
+    // A cleaning pass beside DURABLE producers (issue 15).
+    let mut r = run(
+        "clean-load",
+        &["--size", "100", "--writers", "8", "--batch", "10"],
+    );
+    r.args.extend([
+        "--n".to_owned(),
+        n(2_000_000, 50_000),
+        "--seconds".to_owned(),
+        if quick { "1" } else { "5" }.to_owned(),
+    ]);
+    out.push(r);
     out.push(run(
         "group-rebalance",
         &[

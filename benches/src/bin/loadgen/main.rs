@@ -27,7 +27,9 @@
 //! `group-rebalance` (`--members` group members over `--partitions`
 //! partitions while a producer writes, one killed with SIGKILL: records/s
 //! consumed and the rebalance time; see `group.rs`; its members are
-//! processes of this binary, `group-member`).
+//! processes of this binary, `group-member`), `clean-load` (producers'
+//! latency before and during a cleaning pass of a compacted topic, and the
+//! pass's MB/s; see `cleanload.rs`).
 //!
 //! `log-loadgen report DIR` turns `DIR/results.txt` (the lines above, as
 //! collected by `cargo xtask bench`, which appends the server's CPU time
@@ -40,6 +42,7 @@
 //! own deployment.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod cleanload;
 mod common;
 mod criterion;
 mod group;
@@ -91,6 +94,7 @@ pub(crate) enum Scenario {
     ScaleRead,
     GroupRebalance,
     GroupMember,
+    CleanLoad,
 }
 
 impl Scenario {
@@ -107,6 +111,7 @@ impl Scenario {
             Scenario::ScaleRead => "scale-read",
             Scenario::GroupRebalance => "group-rebalance",
             Scenario::GroupMember => "group-member",
+            Scenario::CleanLoad => "clean-load",
         }
     }
 }

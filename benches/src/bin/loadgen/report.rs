@@ -564,6 +564,14 @@ mod tests {
         );
         let none = derived_rows(&parse("MACHINE cpus=2\n"));
         assert_eq!(row(&none, "consumer group").measured, "not run");
+        assert_eq!(row(&none, "compaction under load").measured, "not run");
+        let clean = derived_rows(&parse(
+            "EXTRA system=log-server scenario=clean-load writers=8 batch=10 before_rps=20000 before_p50_us=3000 before_p99_us=5000 during_rps=15000 during_p50_us=4000 during_p99_us=7500 clean_secs=2.00 dirty_bytes=200000000 reclaimed_bytes=190000000 clean_mbps=100.0\n",
+        ));
+        assert_eq!(
+            row(&clean, "compaction under load").measured,
+            "p99 5000 → 7500 µs (1.50×), 20.0 K → 15.0 K rec/s; 200.0 MB cleaned in 2.00 s (100 MB/s, 190.0 MB reclaimed)"
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub(crate) async fn run(args: Args) -> Result<(), BoxError> {
         Scenario::ScaleRead => return crate::scale::read(&args).await,
         Scenario::GroupRebalance => return crate::group::rebalance(&args).await,
         Scenario::GroupMember => return crate::group::member(&args).await,
+        Scenario::CleanLoad => return crate::cleanload::run(&args).await,
         _ => {}
     }
     if args.n == 0 || args.batch == 0 {
@@ -58,7 +59,8 @@ pub(crate) async fn run(args: Args) -> Result<(), BoxError> {
         | Scenario::ScaleFill
         | Scenario::ScaleRead
         | Scenario::GroupRebalance
-        | Scenario::GroupMember => return Ok(()),
+        | Scenario::GroupMember
+        | Scenario::CleanLoad => return Ok(()),
     };
     let info = client.get_topic(&topic).await?;
     let fsyncs: u64 = info.partitions.iter().map(|p| p.fsyncs).sum();

@@ -442,6 +442,7 @@ pub(super) fn derived_rows(lines: &[Line]) -> Vec<Row> {
         ),
     });
     rows.push(group_row(lines));
+    rows.push(clean_load_row(lines));
     rows
 }
 
@@ -470,5 +471,33 @@ fn group_row(lines: &[Line]) -> Row {
             met: "-",
         },
         _ => Row::missing(what, "not run".into(), "-".into()),
+    }
+}
+
+/// The `clean-load` scenario: the producers' p99 before and during a
+/// cleaning pass, and the pass's rate on the live server.
+fn clean_load_row(lines: &[Line]) -> Row {
+    let what = "compaction under load (clean-load: DURABLE producers on one topic while the cleaner compacts another): producers' p99 before → during the pass, and the cleaner's MB/s of dirty log";
+    let Some(e) = lines
+        .iter()
+        .find(|l| l.kind == "EXTRA" && l.get("scenario") == Some("clean-load"))
+    else {
+        return Row::missing(what, "not run".into(), "-".into());
+    };
+    let (before, during) = (e.num("before_p99_us"), e.num("during_p99_us"));
+    Row {
+        what: what.into(),
+        measured: format!(
+            "p99 {before:.0} → {during:.0} µs ({:.2}×), {} → {} rec/s; {:.1} MB cleaned in {:.2} s ({:.0} MB/s, {:.1} MB reclaimed)",
+            during / before.max(1.0),
+            format_num(e.num("before_rps")),
+            format_num(e.num("during_rps")),
+            e.num("dirty_bytes") / 1e6,
+            e.num("clean_secs"),
+            e.num("clean_mbps"),
+            e.num("reclaimed_bytes") / 1e6,
+        ),
+        bound: "-".into(),
+        met: "-",
     }
 }
