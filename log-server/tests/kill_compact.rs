@@ -2,8 +2,9 @@
 //! binary while two idempotent producers (one DURABLE, one WRITTEN) write
 //! keyed records and tombstones to a compacted topic on small segments,
 //! and the server's cleaner (looking every 20 ms, dirty ratio 1 %)
-//! compacts them between the kills, so that kills land in the middle of
-//! passes and swaps. After each restart the producers first retry the
+//! compacts them between the kills, and compresses their cold segments
+//! (zstd, no lag), so that kills land in the middle of passes and swaps
+//! of both. After each restart the producers first retry the
 //! batch they were sending, with its sequence.
 //!
 //! After every restart, for each partition read from its start: offsets
@@ -208,6 +209,7 @@ async fn kill_9_loop_during_cleaning_keeps_the_latest_value_of_every_key() {
         })
         .collect();
     let mut passes = 0;
+    let mut cold = 0;
     for iteration in 0..ITERATIONS {
         let server = ServerProcess::spawn(&data, &flags);
         let client = server.client().await;
@@ -217,7 +219,8 @@ async fn kill_9_loop_during_cleaning_keeps_the_latest_value_of_every_key() {
                 .with_segment_bytes(16 * 1024)
                 .with_max_batch_bytes(8 * 1024)
                 .with_min_cleanable_dirty_ratio(0.01)
-                .with_delete_retention(Duration::from_millis(300));
+                .with_delete_retention(Duration::from_millis(300))
+                .with_cold_compression(log_client::Codec::Zstd, Duration::ZERO);
             client.create_topic("c", PARTITIONS, config).await.unwrap();
         } else {
             for producer in &mut producers {
@@ -239,6 +242,11 @@ async fn kill_9_loop_during_cleaning_keeps_the_latest_value_of_every_key() {
                 .partitions
                 .iter()
                 .map(|p| p.cleaner.passes)
+                .sum::<u64>();
+            cold += info
+                .partitions
+                .iter()
+                .map(|p| p.cleaner.cold_segments)
                 .sum::<u64>();
         }
         server.kill9();
@@ -272,8 +280,12 @@ async fn kill_9_loop_during_cleaning_keeps_the_latest_value_of_every_key() {
         passes >= ITERATIONS as u64,
         "{passes} cleaning passes over {ITERATIONS} lives"
     );
+    assert!(
+        cold > 0,
+        "no cold segment compressed over {ITERATIONS} lives"
+    );
     eprintln!(
-        "{passes} cleaning passes over {ITERATIONS} lives; {stored} of {acked} acked records kept"
+        "{passes} cleaning passes and {cold} cold segments compressed over {ITERATIONS} lives; {stored} of {acked} acked records kept"
     );
     assert!(server.terminate().success());
 }

@@ -1,5 +1,6 @@
 //! Model-based test of compaction: random keyed appends and tombstones,
-//! rolls, cleaning passes at a moving clock (some failing at a random
+//! rolls, cleaning passes at a moving clock and cold-compression passes
+//! (some of either failing at a random
 //! operation), power losses and reopens, on the simulated file system.
 //! After every step a reader from the log start must see, in offset order,
 //! only records that were written at their offsets; every key's latest
@@ -37,6 +38,10 @@ enum Op {
         advance: u16,
         fault: Option<u8>,
     },
+    /// A cold-compression pass, failing at operation `fault` if set.
+    Compress {
+        fault: Option<u8>,
+    },
     Crash {
         seed: u64,
     },
@@ -53,6 +58,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => Just(Op::Roll),
         3 => (0u16..1500, prop::option::weighted(0.3, any::<u8>()))
             .prop_map(|(advance, fault)| Op::Clean { advance, fault }),
+        2 => prop::option::weighted(0.3, any::<u8>()).prop_map(|fault| Op::Compress { fault }),
         1 => any::<u64>().prop_map(|seed| Op::Crash { seed }),
         1 => Just(Op::Reopen),
     ]
@@ -65,6 +71,9 @@ fn config() -> LogConfig {
     config.limits.max_batch_bytes = 4096;
     config.cleanup_policy = CleanupPolicy::Compact;
     config.delete_retention = Duration::from_millis(RETENTION_MS as u64);
+    // Cold segments compressed as soon as they are sealed and synced.
+    config.cold_codec = log_format::Codec::Zstd;
+    config.cold_compression_lag = Duration::ZERO;
     config
 }
 
@@ -195,6 +204,18 @@ fn run(ops: Vec<Op>) {
                 if fault.is_some() {
                     // A failed operation may have poisoned the log or left
                     // a swap for recovery: start over from the disk.
+                    drop(log.take());
+                    log = Some(open(&fs));
+                }
+            }
+            Op::Compress { fault } => {
+                if let Some(nth) = fault {
+                    fs.fail_nth(u64::from(nth), FaultKind::Eio);
+                }
+                let result = log.as_ref().unwrap().compress_cold(model.now);
+                history.push_str(&format!("step {step}: compress {result:?}\n"));
+                fs.disarm();
+                if fault.is_some() {
                     drop(log.take());
                     log = Some(open(&fs));
                 }
