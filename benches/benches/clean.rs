@@ -19,7 +19,8 @@
 //! `COLD_BENCH_MIB` MiB; each iteration builds a fresh one, untimed):
 //! - `cold/compress_zstd`, `cold/compress_lz4`: every sealed segment
 //!   rewritten compressed, swaps and fsyncs included; throughput in bytes
-//!   of plain log; the bytes on disk before and after are printed;
+//!   of plain log; the bytes on disk before and after are printed, and a
+//!   measured run leaves them for the report (`EXTRA scenario=cold_…`);
 //! - `cold/read_plain`, `cold/read_zstd`: a reader decoding every record
 //!   from offset 0 (decompressing each batch, as gRPC's `RECORDS` format
 //!   does on the server), from the page cache; throughput in records.
@@ -189,6 +190,13 @@ fn bench_cold(c: &mut Criterion) {
                         eprintln!(
                             "[cold bench] {name}: {before} B of plain segments -> {after} B on disk ({:.2}x)",
                             before as f64 / after.max(1) as f64
+                        );
+                        benches::write_extra(
+                            &format!("cold/{name}"),
+                            &format!(
+                                "EXTRA system=in-process scenario=cold_{name} bytes_before={before} bytes_after={after} ratio={:.2}",
+                                before as f64 / after.max(1) as f64
+                            ),
                         );
                         printed = true;
                     }

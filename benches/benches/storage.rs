@@ -696,28 +696,6 @@ fn issue_async(
     );
 }
 
-/// Writes `line` to `<target>/criterion/<group>/extra.txt`, where
-/// `log-loadgen criterion` picks it up beside criterion's own figures (the
-/// report shows what bounds the group's rate from it). Best effort: a
-/// bench that cannot write it still measures. Only a measured run
-/// (`cargo bench`, which passes `--bench`) writes it: the single pass of
-/// `cargo test --all-targets` must not replace a measured run's figures.
-fn write_extra(group: &str, line: &str) {
-    if !std::env::args().any(|arg| arg == "--bench") {
-        return;
-    }
-    let Some(target) = std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.ancestors().nth(3).map(std::path::Path::to_path_buf))
-    else {
-        return;
-    };
-    let dir = target.join("criterion").join(group);
-    if std::fs::create_dir_all(&dir).is_ok() {
-        let _ = std::fs::write(dir.join("extra.txt"), format!("{line}\n"));
-    }
-}
-
 /// 64 writers with one durable append in flight each, through the callback
 /// path the server uses (`Log::append_then` + a 2-thread `Committer`): no
 /// thread blocks per ack.
@@ -771,7 +749,7 @@ fn bench_group_commit_callbacks(c: &mut Criterion) {
     latencies.sort_unstable();
     let syncs = log.usage().map_or(0, |u| u.syncs);
     if let Ok(usage) = log.usage() {
-        write_extra(
+        benches::write_extra(
             "group_commit_callbacks",
             &format!(
                 "EXTRA system=in-process scenario=group_commit_callbacks writers={writers} acks={acks} secs={:.3} syncs={} sync_p50_us={} sync_p99_us={} wait_p50_us={} wait_p99_us={}",

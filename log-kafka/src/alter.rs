@@ -73,15 +73,12 @@ pub(crate) fn incremental(
                     Ok(config)
                 },
             );
-            let result = IncrementalResult::default()
+            let (error, message) = answer(outcome);
+            IncrementalResult::default()
                 .with_resource_type(resource.resource_type)
-                .with_resource_name(resource.resource_name.clone());
-            match outcome {
-                Ok(()) => result,
-                Err((error, message)) => result
-                    .with_error_code(error)
-                    .with_error_message(Some(StrBytes::from_string(message))),
-            }
+                .with_resource_name(resource.resource_name.clone())
+                .with_error_code(error)
+                .with_error_message(message)
         })
         .collect();
     IncrementalAlterConfigsResponse::default().with_responses(responses)
@@ -106,18 +103,23 @@ pub(crate) fn whole(ctx: &Ctx, request: AlterConfigsRequest) -> AlterConfigsResp
                     Ok(config)
                 },
             );
-            let result = WholeResult::default()
+            let (error, message) = answer(outcome);
+            WholeResult::default()
                 .with_resource_type(resource.resource_type)
-                .with_resource_name(resource.resource_name.clone());
-            match outcome {
-                Ok(()) => result,
-                Err((error, message)) => result
-                    .with_error_code(error)
-                    .with_error_message(Some(StrBytes::from_string(message))),
-            }
+                .with_resource_name(resource.resource_name.clone())
+                .with_error_code(error)
+                .with_error_message(message)
         })
         .collect();
     AlterConfigsResponse::default().with_responses(responses)
+}
+
+/// A resource's error code and message.
+fn answer(outcome: Result<(), Refused>) -> (i16, Option<StrBytes>) {
+    match outcome {
+        Ok(()) => (code::NONE, None),
+        Err((error, message)) => (error, Some(StrBytes::from_string(message))),
+    }
 }
 
 /// Alters one resource: `change` makes the new config from the topic's.
