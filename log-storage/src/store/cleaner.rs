@@ -148,11 +148,7 @@ impl Store {
                 if lock(&self.cleaning).contains(&dir) {
                     continue;
                 }
-                let failed = log
-                    .cleaner_stats(now_ms)
-                    .ok()
-                    .and_then(|stats| stats.last_failure);
-                let backing_off = failed.is_some_and(|failed| {
+                let backing_off = log.last_rewrite_failure().is_some_and(|failed| {
                     now_ms.saturating_sub(failed) < duration_ms(failure_backoff)
                 });
                 if backing_off || !log.has_cold_segment(now_ms).unwrap_or(false) {

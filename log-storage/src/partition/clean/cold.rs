@@ -86,6 +86,13 @@ impl Log {
         result
     }
 
+    /// When the last cleaning or compression pass failed, if one did: what
+    /// [`CleanerStats::last_failure`](super::CleanerStats::last_failure)
+    /// tells, without the stats' segment reads.
+    pub fn last_rewrite_failure(&self) -> Option<i64> {
+        lock(&self.cleaner).last_failure
+    }
+
     /// Whether a [`Log::compress_cold`] pass at `now_ms` would find a cold
     /// segment to compress.
     pub fn has_cold_segment(&self, now_ms: i64) -> Result<bool, Error> {
