@@ -40,6 +40,14 @@ fn main() -> ExitCode {
         Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
     }
     let mut builder = tokio::runtime::Builder::new_multi_thread();
+    // Acks that one fdatasync made durable wake their streams' tasks
+    // together (`server.rs`, `runtime_dispatch`); with the LIFO slot, each
+    // stream's task would wake the connection's task straight into it, and
+    // the connection would write each ack to the socket alone. Without
+    // the slot the connection runs after the streams and flushes them in
+    // one write. Needs `--cfg tokio_unstable` (`.cargo/config.toml`).
+    #[cfg(tokio_unstable)]
+    builder.disable_lifo_slot();
     if config.worker_threads > 0 {
         builder.worker_threads(config.worker_threads as usize);
     }

@@ -134,6 +134,7 @@ impl Server {
             .with_min_free_bytes((config.min_free_bytes > 0).then_some(config.min_free_bytes))
             .with_open_files_budget(config.max_open_files as usize)
             .with_committer_threads(config.committer_threads as usize)
+            .with_completion_dispatch(runtime_dispatch(tokio::runtime::Handle::current()))
             .with_flush_interval(Duration::from_millis(config.flush_interval_ms))
             .with_retention_interval(Duration::from_millis(config.retention_interval_ms))
             .with_cleaner_threads(config.cleaner_threads as usize)
@@ -480,4 +481,20 @@ fn reflection(
         .register_encoded_file_descriptor_set(log_client::proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+}
+
+/// Hands each sync's completions to the runtime as one task: the acks of
+/// one `fdatasync` then wake their streams from inside the runtime, in
+/// one go, and the connection flushes them together instead of one socket
+/// write per ack (woken one by one from the committer thread, each ack
+/// raced the connection's flush). A runtime already gone drops the task
+/// unrun, and the batch then completes on the committer thread.
+fn runtime_dispatch(runtime: tokio::runtime::Handle) -> log_storage::Dispatch {
+    log_storage::Dispatch::new(move |batch: log_storage::Completions| {
+        if batch.len() == 1 {
+            // Nothing to gather: a task would only add a hop.
+            return batch.run();
+        }
+        drop(runtime.spawn(async move { batch.run() }));
+    })
 }

@@ -283,6 +283,9 @@ pub struct StoreConfig {
     /// completes async appends of every partition. Default
     /// [`DEFAULT_COMMITTER_THREADS`]; at least 1.
     pub committer_threads: usize,
+    /// Where the committer runs the completions of each sync
+    /// ([`Dispatch`](crate::Dispatch)). Default: on its own threads.
+    pub completion_dispatch: crate::Dispatch,
     /// How often the background thread syncs what WRITTEN appends left in
     /// the page cache. Default [`DEFAULT_FLUSH_INTERVAL`].
     pub flush_interval: Duration,
@@ -319,6 +322,7 @@ impl Default for StoreConfig {
             open_files_budget: crate::io::DEFAULT_OPEN_FILES_BUDGET,
             index_interval_bytes: None,
             committer_threads: DEFAULT_COMMITTER_THREADS,
+            completion_dispatch: crate::Dispatch::inline(),
             flush_interval: DEFAULT_FLUSH_INTERVAL,
             retention_interval: DEFAULT_RETENTION_INTERVAL,
             cleaner_threads: 1,
@@ -356,6 +360,12 @@ impl StoreConfig {
     /// Sets [`StoreConfig::committer_threads`].
     pub fn with_committer_threads(mut self, threads: usize) -> Self {
         self.committer_threads = threads.max(1);
+        self
+    }
+
+    /// Sets [`StoreConfig::completion_dispatch`].
+    pub fn with_completion_dispatch(mut self, dispatch: crate::Dispatch) -> Self {
+        self.completion_dispatch = dispatch;
         self
     }
 

@@ -84,9 +84,9 @@ pub use io::{
 };
 pub use layout::{MAX_NAME_BYTES, RESERVED_SUFFIXES, validate_consumer_id, validate_topic_name};
 pub use partition::{
-    Ack, AppendOptions, Appended, CleanReport, CleanerStats, Committer, CompressReport, EpochEnd,
-    EpochStart, Isolation, KEY_MAP_ENTRY_BYTES, KeyMap, Lag, LatencySummary, Log, ReadResult,
-    RetentionReport, Usage, Watermarks,
+    Ack, AppendOptions, Appended, CleanReport, CleanerStats, Committer, Completions,
+    CompressReport, Dispatch, EpochEnd, EpochStart, Isolation, KEY_MAP_ENTRY_BYTES, KeyMap, Lag,
+    LatencySummary, Log, ReadResult, RetentionReport, Usage, Watermarks,
 };
 pub use store::{
     Background, CleanedPartition, CompressedPartition, DirLock, MAX_OFFSET_METADATA_BYTES,

@@ -212,3 +212,65 @@ fn usage_counts_one_durable_wait_per_durable_append_and_one_sample_per_sync() {
         usage.syncs
     );
 }
+
+/// A dispatcher gets each sync's completions as one batch, on a committer
+/// thread, and whatever it hands elsewhere completes exactly once: run
+/// there, or run by dropping the batch unrun.
+#[test]
+fn a_dispatcher_gets_each_syncs_completions_as_a_batch_and_each_runs_once() {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let log = Arc::new(Log::open(Arc::new(SimFs::new()), "/a/p", LogConfig::default()).unwrap());
+    let batches = Arc::new(Mutex::new(Vec::new()));
+    let handed = Arc::new(Mutex::new(Vec::new()));
+    let dispatch = {
+        let (batches, handed) = (batches.clone(), handed.clone());
+        log_storage::Dispatch::new(move |completions: log_storage::Completions| {
+            batches.lock().unwrap().push(completions.len());
+            // Every other batch is handed to another thread, which drops
+            // it unrun: dropping runs it.
+            let mut handed = handed.lock().unwrap();
+            if handed.len() % 2 == 0 {
+                handed.push(std::thread::spawn(move || drop(completions)));
+            } else {
+                handed.push(std::thread::spawn(move || completions.run()));
+            }
+        })
+    };
+    let committer = Arc::new(Committer::start_with(2, dispatch));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (tx, rx) = mpsc::channel();
+    let writers: Vec<_> = (0..4)
+        .map(|_| {
+            let (log, committer, tx, calls) =
+                (log.clone(), committer.clone(), tx.clone(), calls.clone());
+            std::thread::spawn(move || {
+                for _ in 0..100 {
+                    let (tx, calls) = (tx.clone(), calls.clone());
+                    log.append_then(&committer, batch(), AppendOptions::default(), move |r| {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        tx.send(r.unwrap().base_offset).unwrap();
+                    });
+                }
+            })
+        })
+        .collect();
+    drop(tx);
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    let mut offsets: Vec<u64> = rx.iter().collect();
+    for thread in handed.lock().unwrap().drain(..) {
+        thread.join().unwrap();
+    }
+    offsets.sort_unstable();
+    assert_eq!(offsets, (0..400).collect::<Vec<_>>());
+    assert_eq!(calls.load(Ordering::SeqCst), 400, "each completion once");
+    let batches = batches.lock().unwrap();
+    assert_eq!(batches.iter().sum::<usize>(), 400);
+    assert!(
+        batches.iter().all(|&n| n > 0),
+        "no empty batch: {batches:?}"
+    );
+}

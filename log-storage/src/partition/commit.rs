@@ -36,10 +36,54 @@ impl std::fmt::Debug for Waiter {
     }
 }
 
-/// Calls completions, outside every lock.
-fn complete(ready: Vec<(Waiter, Result<u64, Error>)>) {
-    for (waiter, result) in ready {
-        (waiter.done)(result);
+/// The async appends one sync made durable (or that the partition's
+/// poison failed), with their results: what a [`Committer`]'s
+/// [`Dispatch`] is handed, once per sync, to run where it likes.
+///
+/// Each completion runs exactly once: [`run`](Completions::run) calls
+/// them in order, and dropping the batch unrun runs what is left, so a
+/// dispatcher that cannot deliver (its runtime gone) loses no ack.
+///
+/// [`Committer`]: super::Committer
+/// [`Dispatch`]: super::Dispatch
+pub struct Completions {
+    ready: std::vec::IntoIter<(Waiter, Result<u64, Error>)>,
+}
+
+impl Completions {
+    /// How many appends this batch completes.
+    pub fn len(&self) -> usize {
+        self.ready.len()
+    }
+
+    /// Whether the batch completes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.ready.len() == 0
+    }
+
+    /// Calls every completion, in the order the appends were written.
+    pub fn run(mut self) {
+        self.run_rest();
+    }
+
+    fn run_rest(&mut self) {
+        for (waiter, result) in self.ready.by_ref() {
+            (waiter.done)(result);
+        }
+    }
+}
+
+impl Drop for Completions {
+    fn drop(&mut self) {
+        self.run_rest();
+    }
+}
+
+impl std::fmt::Debug for Completions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Completions")
+            .field("len", &self.len())
+            .finish()
     }
 }
 
@@ -100,7 +144,7 @@ impl Log {
     /// Waits until offsets below `target` are durable, leading a sync when
     /// none is in flight. Returns the durable end.
     pub(super) fn wait_durable(&self, target: u64) -> Result<u64, Error> {
-        self.sync_until(|sync| {
+        self.sync_until(&|batch: Completions| batch.run(), |sync| {
             if let Some(err) = self.poisoned() {
                 return Some(Err(err));
             }
@@ -112,21 +156,29 @@ impl Log {
 
     /// The committer's work for this partition: sync until no async waiter
     /// is left, completing them as their batches become durable.
-    pub(super) fn drive_waiters(&self) {
-        self.sync_until(|sync| sync.waiters.is_empty().then_some(()));
+    /// Each sync's completions go to `dispatch` as one batch.
+    pub(super) fn drive_waiters(&self, dispatch: &dyn Fn(Completions)) {
+        self.sync_until(dispatch, |sync| sync.waiters.is_empty().then_some(()));
     }
 
     /// The one sync loop, for a blocking append and for the committer
     /// alike: complete the async waiters whose batches are durable (outside
     /// the lock), return once `done` says so, else sleep while another
-    /// leader's sync runs or lead the next one.
-    fn sync_until<R>(&self, mut done: impl FnMut(&SyncState) -> Option<R>) -> R {
+    /// leader's sync runs or lead the next one. The completions of each
+    /// look go to `dispatch` together.
+    fn sync_until<R>(
+        &self,
+        dispatch: &dyn Fn(Completions),
+        mut done: impl FnMut(&SyncState) -> Option<R>,
+    ) -> R {
         let mut sync = lock(&self.sync);
         loop {
             let ready = self.take_ready_waiters(&mut sync);
             if !ready.is_empty() {
                 drop(sync);
-                complete(ready);
+                dispatch(Completions {
+                    ready: ready.into_iter(),
+                });
                 sync = lock(&self.sync);
                 continue;
             }

@@ -1,12 +1,64 @@
 //! [`Committer`]: a small, fixed pool of threads that completes the async
 //! appends ([`Log::append_then`]) of any number of partitions, so no
 //! thread is started per partition. It only schedules: the sync itself is
-//! the partition's own group commit (`commit.rs`).
+//! the partition's own group commit (`commit.rs`). Where the completions
+//! of a sync run is the embedder's choice ([`Dispatch`]): on the committer
+//! thread by default, or handed as one batch to, say, an async runtime, so
+//! that one sync's acks reach the network together.
 
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use super::Log;
+use super::commit::Completions;
 use crate::util::lock;
+
+/// Where a [`Committer`] runs the completions of each sync: a function
+/// handed every batch ([`Completions`]) on the committer thread that
+/// synced. [`Dispatch::inline`] (the default) runs them there; a server can
+/// instead hand the batch to its runtime in one wake-up, so that the acks
+/// of one `fdatasync` are sent together rather than one network write
+/// each. The function must not block on the committer; whatever it does
+/// not run, dropping the batch runs.
+#[derive(Clone)]
+pub struct Dispatch(Arc<dyn Fn(Completions) + Send + Sync>);
+
+impl Dispatch {
+    /// A dispatcher calling `f` with each sync's completions.
+    pub fn new(f: impl Fn(Completions) + Send + Sync + 'static) -> Dispatch {
+        Dispatch(Arc::new(f))
+    }
+
+    /// Runs the completions on the committer thread, in order.
+    pub fn inline() -> Dispatch {
+        Dispatch::new(Completions::run)
+    }
+
+    fn call(&self, completions: Completions) {
+        (self.0)(completions)
+    }
+}
+
+impl Default for Dispatch {
+    fn default() -> Self {
+        Dispatch::inline()
+    }
+}
+
+impl std::fmt::Debug for Dispatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Dispatch(..)")
+    }
+}
+
+/// Two dispatchers are equal when they are the same function (the same
+/// `Arc`), so settings holding one compare as settings do.
+impl PartialEq for Dispatch {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Dispatch {}
 
 /// A small, fixed pool of threads that runs the syncs of async appends
 /// ([`Log::append_then`]) for any number of partitions: the thread count
@@ -16,6 +68,7 @@ use crate::util::lock;
 pub struct Committer {
     queue: Arc<(Mutex<CommitQueue>, Condvar)>,
     threads: Vec<std::thread::JoinHandle<()>>,
+    dispatch: Dispatch,
 }
 
 #[derive(Debug, Default)]
@@ -28,15 +81,23 @@ struct CommitQueue {
 }
 
 impl Committer {
-    /// Starts `threads` committer threads (at least one).
+    /// Starts `threads` committer threads (at least one), running
+    /// completions on themselves ([`Dispatch::inline`]).
     pub fn start(threads: usize) -> Committer {
+        Committer::start_with(threads, Dispatch::inline())
+    }
+
+    /// Starts `threads` committer threads (at least one) that hand each
+    /// sync's completions to `dispatch`.
+    pub fn start_with(threads: usize, dispatch: Dispatch) -> Committer {
         let queue = Arc::new((Mutex::new(CommitQueue::default()), Condvar::new()));
         let threads = (0..threads.max(1))
             .map(|i| {
                 let queue = Arc::clone(&queue);
+                let dispatch = dispatch.clone();
                 std::thread::Builder::new()
                     .name(format!("log-commit-{i}"))
-                    .spawn(move || committer_loop(&queue))
+                    .spawn(move || committer_loop(&queue, &dispatch))
             })
             .filter_map(|spawned| match spawned {
                 Ok(handle) => Some(handle),
@@ -46,7 +107,11 @@ impl Committer {
                 }
             })
             .collect();
-        Committer { queue, threads }
+        Committer {
+            queue,
+            threads,
+            dispatch,
+        }
     }
 
     pub(super) fn request(&self, log: Arc<Log>) {
@@ -63,7 +128,7 @@ impl Committer {
             let log = queue.logs.pop_back();
             drop(queue);
             if let Some(log) = log {
-                log.drive_waiters();
+                log.drive_waiters(&|batch| self.dispatch.call(batch));
             }
             return;
         }
@@ -95,7 +160,7 @@ impl Drop for Committer {
     }
 }
 
-fn committer_loop(queue: &(Mutex<CommitQueue>, Condvar)) {
+fn committer_loop(queue: &(Mutex<CommitQueue>, Condvar), dispatch: &Dispatch) {
     let (queue, wake) = queue;
     loop {
         let log = {
@@ -112,6 +177,6 @@ fn committer_loop(queue: &(Mutex<CommitQueue>, Condvar)) {
                 guard.sleeping -= 1;
             }
         };
-        log.drive_waiters();
+        log.drive_waiters(&|batch| dispatch.call(batch));
     }
 }

@@ -78,7 +78,8 @@ use roll::PendingRoll;
 use segment::{Segment, SegmentIndex};
 
 pub use clean::{CleanReport, CleanerStats, CompressReport, KEY_MAP_ENTRY_BYTES, KeyMap};
-pub use committer::Committer;
+pub use commit::Completions;
+pub use committer::{Committer, Dispatch};
 pub use epochs::{EpochEnd, EpochStart};
 pub use latency::LatencySummary;
 pub use read::{Lag, Usage};

@@ -112,6 +112,7 @@ pub struct Store {
     /// first use.
     committer: OnceLock<Committer>,
     committer_threads: usize,
+    completion_dispatch: crate::Dispatch,
     /// The background passes of a started store ([`Store::start`]).
     background: Mutex<Option<Background>>,
     /// The cleaner threads of a started store ([`Store::start`]).
@@ -218,6 +219,7 @@ impl Store {
             pool,
             committer: OnceLock::new(),
             committer_threads: crate::config::DEFAULT_COMMITTER_THREADS,
+            completion_dispatch: crate::Dispatch::inline(),
             background: Mutex::new(None),
             cleaners: Mutex::new(None),
             cleaning: Mutex::default(),
@@ -247,6 +249,7 @@ impl Store {
             store = store.with_index_interval_bytes(interval);
         }
         store.committer_threads = config.committer_threads.max(1);
+        store.completion_dispatch = config.completion_dispatch.clone();
         store.free_space_check_interval = config.free_space_check_interval;
         let store = Arc::new(store);
         let background = Background::start_weak(
@@ -284,8 +287,9 @@ impl Store {
     /// ([`Log::append_then`]) of this store's partitions, started with
     /// [`StoreConfig::committer_threads`] threads on first use.
     pub fn committer(&self) -> &Committer {
-        self.committer
-            .get_or_init(|| Committer::start(self.committer_threads))
+        self.committer.get_or_init(|| {
+            Committer::start_with(self.committer_threads, self.completion_dispatch.clone())
+        })
     }
 
     /// Sets the free-space floor of every partition this store opens
