@@ -93,6 +93,11 @@ pub struct Config {
     /// cleanup policy compacts (Kafka's `log.cleaner.threads`). 0 starts
     /// none. Default 1.
     pub cleaner_threads: u32,
+    /// Zeros kept written ahead of each active segment's end, in bytes, so
+    /// a durable append's `fdatasync` writes no inode (see
+    /// `log_storage::LogConfig::preallocate_bytes`). 0 turns it off.
+    /// Default 262144 (256 KiB).
+    pub preallocate_bytes: u64,
     /// Memory of the cleaners' key maps, shared between the threads, in
     /// bytes (Kafka's `log.cleaner.dedupe.buffer.size`): 32 bytes a key.
     /// Default 134217728 (128 MiB, about 4 million keys a pass).
@@ -148,6 +153,7 @@ impl Default for Config {
             retention_interval_ms: 300_000,
             committer_threads: 2,
             cleaner_threads: 1,
+            preallocate_bytes: log_storage::DEFAULT_PREALLOCATE_BYTES,
             cleaner_key_map_bytes: 128 << 20,
             cleaner_backoff_ms: 15_000,
             shutdown_grace_ms: 5000,
@@ -354,6 +360,10 @@ pub struct Cli {
     /// Log cleaner threads (0: none) [default: 1].
     #[arg(long, env = "LOG_SERVER_CLEANER_THREADS", value_name = "N")]
     pub cleaner_threads: Option<u32>,
+    /// Zeros written ahead of each active segment, in bytes (0: off)
+    /// [default: 262144].
+    #[arg(long, env = "LOG_SERVER_PREALLOCATE_BYTES", value_name = "BYTES")]
+    pub preallocate_bytes: Option<u64>,
     /// Memory of the cleaners' key maps, in bytes [default: 134217728].
     #[arg(long, env = "LOG_SERVER_CLEANER_KEY_MAP_BYTES", value_name = "BYTES")]
     pub cleaner_key_map_bytes: Option<u64>,
@@ -447,6 +457,9 @@ impl Cli {
         }
         if let Some(v) = self.cleaner_threads {
             config.cleaner_threads = v;
+        }
+        if let Some(v) = self.preallocate_bytes {
+            config.preallocate_bytes = v;
         }
         if let Some(v) = self.cleaner_key_map_bytes {
             config.cleaner_key_map_bytes = v;

@@ -138,6 +138,7 @@ impl Server {
             .with_flush_interval(Duration::from_millis(config.flush_interval_ms))
             .with_retention_interval(Duration::from_millis(config.retention_interval_ms))
             .with_cleaner_threads(config.cleaner_threads as usize)
+            .with_preallocate_bytes(config.preallocate_bytes)
             .with_cleaner_key_map_bytes(
                 usize::try_from(config.cleaner_key_map_bytes).unwrap_or(usize::MAX),
             )

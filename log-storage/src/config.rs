@@ -97,6 +97,16 @@ pub struct LogConfig {
     /// How old a sealed segment's newest batch must be before its segment
     /// is compressed (`cold.compression.lag.ms`). Default 1 hour.
     pub cold_compression_lag: Duration,
+    /// Keep this many bytes of zeros written ahead of the active
+    /// segment's end (extended by this much whenever less than half is
+    /// left, never past `segment_max_bytes`, not after a batch larger than
+    /// a quarter of it), so an append overwrites
+    /// blocks the file already has and its `fdatasync` writes no inode:
+    /// on ext4 that halves the sync's latency and CPU for small syncs.
+    /// The zeros cost their own write once. A sealed or cleanly closed
+    /// segment is cut back to its batches; recovery cuts an all-zero tail
+    /// past the recovery point without calling it torn. Default 0 (off).
+    pub preallocate_bytes: u64,
 }
 
 /// What happens to a log's old segments (Kafka's `cleanup.policy`).
@@ -171,6 +181,7 @@ impl Default for LogConfig {
             delete_retention: DEFAULT_DELETE_RETENTION,
             cold_codec: Codec::None,
             cold_compression_lag: DEFAULT_COLD_COMPRESSION_LAG,
+            preallocate_bytes: 0,
         }
     }
 }
@@ -279,6 +290,11 @@ pub struct StoreConfig {
     pub open_files_budget: usize,
     /// Index spacing of every partition, if not [`LogConfig`]'s default.
     pub index_interval_bytes: Option<u32>,
+    /// The zeroed runway ahead of every active segment
+    /// ([`LogConfig::preallocate_bytes`]). Default
+    /// [`DEFAULT_PREALLOCATE_BYTES`] (a started store is a server's: its
+    /// many small durable appends are what the runway speeds up).
+    pub preallocate_bytes: u64,
     /// Threads of the store's [`Committer`](crate::Committer), which
     /// completes async appends of every partition. Default
     /// [`DEFAULT_COMMITTER_THREADS`]; at least 1.
@@ -311,6 +327,12 @@ pub struct StoreConfig {
 /// `log.cleaner.dedupe.buffer.size`), about 4 million keys.
 pub const DEFAULT_KEY_MAP_BYTES: usize = 128 << 20;
 
+/// Default [`StoreConfig::preallocate_bytes`]: 256 KiB of zeros ahead of
+/// each active segment's end (on this project's test machine, 64 KiB to
+/// 256 KiB did best for 64 small durable writers; 1 MiB and more made the
+/// sync that carries an extension long enough to show in the tail).
+pub const DEFAULT_PREALLOCATE_BYTES: u64 = 256 << 10;
+
 /// Default [`StoreConfig::cleaner_backoff`]: 15 s, as Kafka.
 pub const DEFAULT_CLEANER_BACKOFF: Duration = Duration::from_secs(15);
 
@@ -321,6 +343,7 @@ impl Default for StoreConfig {
             free_space_check_interval: DEFAULT_FREE_SPACE_CHECK_INTERVAL,
             open_files_budget: crate::io::DEFAULT_OPEN_FILES_BUDGET,
             index_interval_bytes: None,
+            preallocate_bytes: DEFAULT_PREALLOCATE_BYTES,
             committer_threads: DEFAULT_COMMITTER_THREADS,
             completion_dispatch: crate::Dispatch::inline(),
             flush_interval: DEFAULT_FLUSH_INTERVAL,
@@ -354,6 +377,12 @@ impl StoreConfig {
     /// Sets [`StoreConfig::index_interval_bytes`].
     pub fn with_index_interval_bytes(mut self, interval: u32) -> Self {
         self.index_interval_bytes = Some(interval.max(1));
+        self
+    }
+
+    /// Sets [`StoreConfig::preallocate_bytes`] (0: off).
+    pub fn with_preallocate_bytes(mut self, bytes: u64) -> Self {
+        self.preallocate_bytes = bytes;
         self
     }
 

@@ -290,6 +290,10 @@ impl Log {
             // Cut back to the last whole batch so no partial batch is ever
             // visible; if even that fails, the file can't be trusted.
             let cut = file.set_len(position);
+            // The cut took any zeroed runway with it.
+            if let Some(active) = state.segments.last_mut() {
+                active.zeroed_end = 0;
+            }
             let error = io_error("write batch", &log_path)(err);
             if let Err(cut_err) = cut {
                 // The cut's failure is the cause: the write's is returned.
@@ -336,6 +340,8 @@ impl Log {
             self.appended.notify_all();
         }
         self.changed();
+        // Still under the append lock: the next appends find zeros ahead.
+        self.extend_runway(batch.len() as u64);
 
         Ok(Appended {
             base_offset,
@@ -419,6 +425,6 @@ impl Stamped {
 /// the partition wrote since ([`LogConfig::free_space_check_interval`](crate::LogConfig::free_space_check_interval)).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct FreeSpace {
-    available: u64,
+    pub(super) available: u64,
     read_at: Instant,
 }

@@ -60,6 +60,7 @@ mod committer;
 mod epochs;
 mod latency;
 mod markers;
+mod prealloc;
 mod prepare;
 mod producer;
 mod read;
@@ -528,6 +529,9 @@ impl Log {
                 return Ok(());
             }
         }
+        // A closed segment ends at its last batch (the clean marker's
+        // length is the file's); the sync below makes the cut durable.
+        self.trim_runway()?;
         // Pays any roll debt and syncs the active segment, no lock held.
         self.sync()?;
         let (snapshot, marker) = {

@@ -31,6 +31,7 @@ use super::checkpoint::RecoveryPoint;
 use super::epochs::EpochHistory;
 use super::markers::CleanMarker;
 use super::markers::read_log_start;
+use super::prealloc::zero_tail;
 use super::producer::{ProducerStates, read_producer_snapshot};
 use super::roll::create_segment;
 use super::segment::{ScanEnd, ScanStop, Segment, SegmentIndex, scan_file};
@@ -309,8 +310,21 @@ pub(crate) fn recover(
         // follows. Before it, data was synced: damage there is corruption,
         // reported and never cut.
         if cut_at >= synced_len {
-            cut_tail(active, &mut index, cut_at, "a torn tail")?;
-            move_epoch = true;
+            // Zeros to the end are a preallocated runway (`prealloc.rs`),
+            // not a torn batch: in this boot the page cache kept every
+            // write, and after a reboot the epoch moves anyway.
+            if zero_tail(&*active.file, &active.log_path, cut_at, active.len)? {
+                tracing::info!(
+                    segment = %active.log_path.display(),
+                    position = cut_at,
+                    bytes_cut = active.len - cut_at,
+                    "cutting the zeroed runway"
+                );
+                cut_to(active, &mut index, cut_at)?;
+            } else {
+                cut_tail(active, &mut index, cut_at, "a torn tail")?;
+                move_epoch = true;
+            }
         } else {
             let position = match stop {
                 ScanStop::Corrupt(c) => c.position,
@@ -416,7 +430,8 @@ fn verify_sealed_window(
     let mut cut = None;
     for k in first..last {
         let start = if k == first { from } else { 0 };
-        let segment = &segments[k];
+        let next_base = segments[k + 1].base_offset;
+        let segment = &mut segments[k];
         let stop = if poisoned {
             (segment.len > start).then_some(start)
         } else {
@@ -434,10 +449,30 @@ fn verify_sealed_window(
             // A segment that ends cleanly short of the next one's base lost
             // whole unsynced batches (its length did not reach the disk):
             // the later segments continue from offsets that are gone.
-            let short = end_offset != segments[k + 1].base_offset;
-            end.stop
-                .map(|_| end.valid_len)
-                .or(short.then_some(end.valid_len))
+            let short = end_offset != next_base;
+            if end.stop.is_some()
+                && !short
+                && zero_tail(
+                    &*segment.file,
+                    &segment.log_path,
+                    end.valid_len,
+                    segment.len,
+                )?
+            {
+                // A runway a crash kept past a roll's cut (`prealloc.rs`):
+                // every batch is there, only the zeros go.
+                tracing::info!(
+                    segment = %segment.log_path.display(),
+                    position = end.valid_len,
+                    "cutting the zeroed runway of a sealed segment"
+                );
+                cut_sealed(fs, segment, end.valid_len)?;
+                None
+            } else {
+                end.stop
+                    .map(|_| end.valid_len)
+                    .or(short.then_some(end.valid_len))
+            }
         };
         if let Some(at) = stop {
             cut = Some((k, at));
@@ -477,6 +512,14 @@ fn verify_sealed_window(
         bytes_cut = segment.len - at,
         "cutting a sealed segment a crash left unsynced"
     );
+    cut_sealed(fs, segment, at)?;
+    fs.sync_dir(dir)
+        .map_err(io_error("sync partition directory", dir))?;
+    Ok(true)
+}
+
+/// Cuts a sealed segment back to `at` bytes, durably.
+fn cut_sealed(fs: &dyn Fs, segment: &mut Segment, at: u64) -> Result<(), Error> {
     let file = fs
         .open(&segment.log_path, OpenMode::ReadWrite)
         .map_err(io_error("open segment", &segment.log_path))?;
@@ -486,9 +529,7 @@ fn verify_sealed_window(
         .map_err(io_error("sync after cut", &segment.log_path))?;
     segment.file = file;
     segment.len = at;
-    fs.sync_dir(dir)
-        .map_err(io_error("sync partition directory", dir))?;
-    Ok(true)
+    Ok(())
 }
 
 /// The offset of the record after the batches that end at `position` of
@@ -520,6 +561,15 @@ fn cut_tail(
         bytes_cut = active.len - len,
         "cutting {what}"
     );
+    cut_to(active, index, len)
+}
+
+/// Cuts the active segment (and its index) back to `len` bytes, durably.
+fn cut_to(
+    active: &mut Segment,
+    index: &mut ActiveIndex<Arc<dyn FileHandle>>,
+    len: u64,
+) -> Result<(), Error> {
     active
         .file
         .set_len(len)
@@ -602,6 +652,7 @@ fn open_segments(
             log_path,
             file,
             len,
+            zeroed_end: 0,
             end_offset,
             first_append_time: None,
             max_append_time: i64::MIN,

@@ -87,6 +87,9 @@ impl Log {
         }
         let snapshot = encode_producer_snapshot(next_offset, &state.producers);
         drop(state);
+        // A sealed segment ends at its last batch; the sync that pays this
+        // roll's debt makes the cut durable with the data.
+        self.trim_runway()?;
         let segment = match create_segment(&*self.fs, &self.dir, next_offset, &self.config(), false)
         {
             Ok(segment) => segment,
@@ -218,6 +221,7 @@ pub(crate) fn create_segment(
         index_path,
         file,
         len: 0,
+        zeroed_end: 0,
         end_offset: base_offset,
         first_append_time: None,
         max_append_time: i64::MIN,

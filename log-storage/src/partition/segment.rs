@@ -39,6 +39,9 @@ pub(crate) struct Segment {
     pub(crate) file: Arc<dyn FileHandle>,
     /// Bytes of whole batches in the file.
     pub(crate) len: u64,
+    /// The end of the zeros written past `len` (the preallocated runway,
+    /// `prealloc.rs`); at or below `len` when there is none.
+    pub(crate) zeroed_end: u64,
     /// The offset after the segment's last record (== `base_offset` when
     /// empty). Known for the active segment; for sealed ones it is the next
     /// segment's base offset.
@@ -109,6 +112,7 @@ impl Segment {
             index_path: self.index_path.clone(),
             file,
             len: self.len,
+            zeroed_end: self.zeroed_end,
             end_offset: self.end_offset,
             first_append_time: self.first_append_time,
             max_append_time: self.max_append_time,

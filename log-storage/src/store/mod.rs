@@ -104,6 +104,9 @@ pub struct Store {
     /// The index spacing given to every partition opened, if not the
     /// default ([`Store::with_index_interval_bytes`]).
     index_interval_bytes: Option<u32>,
+    /// The zeroed runway given to every partition opened
+    /// ([`LogConfig::preallocate_bytes`]; [`Store::with_preallocate_bytes`]).
+    preallocate_bytes: u64,
     /// The pool every file of the store is opened through (`fs` wraps it):
     /// open files stay near its budget however many partitions and
     /// segments there are ([`Store::with_open_files_budget`]).
@@ -215,6 +218,7 @@ impl Store {
             closed: AtomicBool::new(false),
             min_free_bytes: None,
             free_space_check_interval: std::time::Duration::ZERO,
+            preallocate_bytes: 0,
             index_interval_bytes: None,
             pool,
             committer: OnceLock::new(),
@@ -244,7 +248,8 @@ impl Store {
     ) -> Result<Arc<Store>, Error> {
         let mut store = Store::open(fs, data_dir, lock)?
             .with_min_free_bytes(config.min_free_bytes)
-            .with_open_files_budget(config.open_files_budget);
+            .with_open_files_budget(config.open_files_budget)
+            .with_preallocate_bytes(config.preallocate_bytes);
         if let Some(interval) = config.index_interval_bytes {
             store = store.with_index_interval_bytes(interval);
         }
@@ -311,6 +316,16 @@ impl Store {
         self
     }
 
+    /// Sets the zeroed runway of every partition opened from now on
+    /// ([`LogConfig::preallocate_bytes`](crate::LogConfig::preallocate_bytes)):
+    /// appends then overwrite zeros the file already holds, and their
+    /// `fdatasync` writes no inode. A store setting, as the index spacing.
+    /// Default 0 (off).
+    pub fn with_preallocate_bytes(mut self, bytes: u64) -> Store {
+        self.preallocate_bytes = bytes;
+        self
+    }
+
     /// Sets how many files the store keeps open at most (about: a segment
     /// with unsynced writes stays open, and a read keeps its file open
     /// until it is done). Files are opened on demand and the least recently
@@ -373,6 +388,7 @@ impl Store {
         let mut config = config.log_config();
         config.min_free_bytes = self.min_free_bytes;
         config.free_space_check_interval = self.free_space_check_interval;
+        config.preallocate_bytes = self.preallocate_bytes;
         if let Some(interval) = self.index_interval_bytes {
             config.index_interval_bytes = interval;
         }

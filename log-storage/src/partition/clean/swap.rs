@@ -133,6 +133,7 @@ impl Log {
                 log_path: log_path.clone(),
                 file,
                 len: cleaned.len,
+                zeroed_end: 0,
                 end_offset: cleaned.end_offset,
                 first_append_time: cleaned.first_append_time,
                 max_append_time: cleaned.max_append_time,
