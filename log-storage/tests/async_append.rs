@@ -240,16 +240,28 @@ fn a_dispatcher_gets_each_syncs_completions_as_a_batch_and_each_runs_once() {
     };
     let committer = Arc::new(Committer::start_with(2, dispatch));
     let calls = Arc::new(AtomicUsize::new(0));
+    // An append whose batch a sync covered before its waiter was queued is
+    // answered at once, on its own thread, in no batch.
+    let inline = Arc::new(AtomicUsize::new(0));
     let (tx, rx) = mpsc::channel();
     let writers: Vec<_> = (0..4)
         .map(|_| {
-            let (log, committer, tx, calls) =
-                (log.clone(), committer.clone(), tx.clone(), calls.clone());
+            let (log, committer, tx, calls, inline) = (
+                log.clone(),
+                committer.clone(),
+                tx.clone(),
+                calls.clone(),
+                inline.clone(),
+            );
             std::thread::spawn(move || {
+                let writer = std::thread::current().id();
                 for _ in 0..100 {
-                    let (tx, calls) = (tx.clone(), calls.clone());
+                    let (tx, calls, inline) = (tx.clone(), calls.clone(), inline.clone());
                     log.append_then(&committer, batch(), AppendOptions::default(), move |r| {
                         calls.fetch_add(1, Ordering::SeqCst);
+                        if std::thread::current().id() == writer {
+                            inline.fetch_add(1, Ordering::SeqCst);
+                        }
                         tx.send(r.unwrap().base_offset).unwrap();
                     });
                 }
@@ -268,7 +280,11 @@ fn a_dispatcher_gets_each_syncs_completions_as_a_batch_and_each_runs_once() {
     assert_eq!(offsets, (0..400).collect::<Vec<_>>());
     assert_eq!(calls.load(Ordering::SeqCst), 400, "each completion once");
     let batches = batches.lock().unwrap();
-    assert_eq!(batches.iter().sum::<usize>(), 400);
+    assert_eq!(
+        batches.iter().sum::<usize>() + inline.load(Ordering::SeqCst),
+        400,
+        "every completion not answered inline came in a batch"
+    );
     assert!(
         batches.iter().all(|&n| n > 0),
         "no empty batch: {batches:?}"

@@ -39,12 +39,13 @@ use crate::{cargo, workspace_root};
 
 mod kafka;
 mod redis;
+mod round;
 mod scale;
 mod server;
 mod syscalls;
 
+use round::{TRIED, cpu_pairs, cpu_ticks, scenario, tried};
 use scale::{recovery, scale};
-use server::Server;
 
 /// Rounds of the `small-writers` / `redis` comparison (A B A B).
 const REDIS_ROUNDS: u32 = 2;
@@ -333,6 +334,9 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
                         &args,
                         Some(round),
                     )?);
+                    for lever in TRIED {
+                        lines.extend(tried(&server, &loadgen, &data_root, &args, round, lever)?);
+                    }
                     if redis_failed {
                         continue;
                     }
@@ -429,119 +433,6 @@ fn last_value<T: std::str::FromStr>(args: &[String], name: &str) -> Option<T> {
         .rev()
         .find(|w| w[0] == name)
         .and_then(|w| w[1].parse().ok())
-}
-
-/// One scenario against a fresh server: its `RESULT` and `EXTRA` lines,
-/// each `RESULT` line with the server's CPU time over the run appended
-/// (and `round=R` when given).
-fn scenario(
-    server: &Path,
-    loadgen: &Path,
-    data_root: &Path,
-    name: &str,
-    args: &[String],
-    round: Option<u32>,
-) -> Result<Vec<String>, String> {
-    eprintln!("== scenario {name} {}", args.join(" "));
-    let data = data_root.join(name);
-    let _ = std::fs::remove_dir_all(&data);
-    let mut srv = Server::start(server, &data)?;
-    srv.wait_ready(loadgen)?;
-    let pid = srv.child.id();
-    let mut all = vec![
-        "--addr".to_owned(),
-        srv.url(),
-        "--scenario".to_owned(),
-        name.to_owned(),
-        "--server-pid".to_owned(),
-        pid.to_string(),
-    ];
-    all.extend(args.iter().cloned());
-    // The small writers' system calls per ack (issue 11's CPU question).
-    let counter = if name == "small-writers" {
-        match syscalls::Counter::start(pid, &data_root.join(format!("{name}.perf"))) {
-            Ok(counter) => Some(counter),
-            Err(reason) => {
-                eprintln!("== {name}: no syscall counts: {reason}");
-                None
-            }
-        }
-    } else {
-        None
-    };
-    let before = cpu_split(pid);
-    let output = loadgen_run(loadgen, &all)?;
-    let after = cpu_split(pid);
-    let calls = counter.map(syscalls::Counter::finish).unwrap_or_default();
-    srv.stop()?;
-    let _ = std::fs::remove_dir_all(&data);
-    Ok(output
-        .into_iter()
-        .map(|mut line| {
-            if line.starts_with("RESULT ") {
-                if let (Some(before), Some(after)) = (before, after) {
-                    let n = line
-                        .split_whitespace()
-                        .find_map(|kv| kv.strip_prefix("n="))
-                        .and_then(|v| v.parse().ok())
-                        .unwrap_or(0);
-                    let (user, system) = (
-                        after.0.saturating_sub(before.0),
-                        after.1.saturating_sub(before.1),
-                    );
-                    line.push_str(&cpu_pairs(user + system, n));
-                    line.push_str(&format!(" server_stime_ticks={system}"));
-                }
-                line.push_str(&calls);
-                if let Some(round) = round {
-                    line.push_str(&format!(" round={round}"));
-                }
-            }
-            line
-        })
-        .collect())
-}
-
-/// The CPU time (user + system, in clock ticks) process `pid` has used,
-/// from fields 14 and 15 of `/proc/PID/stat`; it includes the threads
-/// that already exited.
-fn cpu_ticks(pid: u32) -> Option<u64> {
-    cpu_split(pid).map(|(user, system)| user + system)
-}
-
-/// The user and system CPU time (clock ticks) process `pid` has used.
-fn cpu_split(pid: u32) -> Option<(u64, u64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) is in parentheses and may hold spaces;
-    // field 3 starts after the last `)`.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some((utime, stime))
-}
-
-/// Clock ticks per second (`getconf CLK_TCK`; 100 when unknown).
-fn clk_tck() -> u64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .filter(|&t| t > 0)
-        .unwrap_or(100)
-}
-
-/// The CPU pairs appended to a `RESULT` line: `ticks` of server CPU over a
-/// run of `n` records.
-fn cpu_pairs(ticks: u64, n: u64) -> String {
-    let hz = clk_tck();
-    let per = if n > 0 {
-        ticks as f64 * 1e6 / hz as f64 / n as f64
-    } else {
-        0.0
-    };
-    format!(" server_cpu_ticks={ticks} clk_tck={hz} server_cpu_us_per_record={per:.2}")
 }
 
 /// The `CRITERION` and `EXTRA` lines (`log-loadgen criterion`) of the

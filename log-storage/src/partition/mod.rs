@@ -67,6 +67,7 @@ mod read;
 mod recovery;
 mod retention;
 mod roll;
+mod sealed_window;
 mod segment;
 
 use checkpoint::{Checkpoint, read_recovery_point};

@@ -28,8 +28,17 @@ impl Server {
         Self::start_on(bin, data, free_port()?)
     }
 
+    /// With the `LOG_SERVER_*` settings in `env` on top of the defaults.
+    pub(super) fn start_with_env(
+        bin: &Path,
+        data: &Path,
+        env: &[(&str, &str)],
+    ) -> Result<Server, String> {
+        Self::spawn(bin, data, free_port()?, None, env)
+    }
+
     pub(super) fn start_on(bin: &Path, data: &Path, port: u16) -> Result<Server, String> {
-        Self::spawn(bin, data, port, None)
+        Self::spawn(bin, data, port, None, &[])
     }
 
     /// With the Kafka listener on `127.0.0.1:` a free port as well.
@@ -39,7 +48,7 @@ impl Server {
         while kafka == port {
             kafka = free_port()?;
         }
-        Self::spawn(bin, data, port, Some(kafka))
+        Self::spawn(bin, data, port, Some(kafka), &[])
     }
 
     fn spawn(
@@ -47,6 +56,7 @@ impl Server {
         data: &Path,
         port: u16,
         kafka_port: Option<u16>,
+        env: &[(&str, &str)],
     ) -> Result<Server, String> {
         let kafka = kafka_port.map_or("off".to_owned(), |p| format!("127.0.0.1:{p}"));
         let child = Command::new(bin)
@@ -61,6 +71,7 @@ impl Server {
             // starts soon after its topic turns compacted (an idle look is
             // a scan of the topic list).
             .env("LOG_SERVER_CLEANER_BACKOFF_MS", "200")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;

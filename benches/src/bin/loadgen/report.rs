@@ -575,6 +575,38 @@ mod tests {
     }
 
     #[test]
+    fn a_lever_tried_in_the_same_run_is_compared_with_the_default_and_counted_nowhere_else() {
+        let lines = parse(
+            "RESULT system=log-server scenario=small-writers size=100 ack=durable n=100000 append_rps=50000 server_cpu_ticks=200 clk_tck=100 store_fsync_p50_us=200 round=1\n\
+             RESULT system=log-server scenario=small-writers-tried size=100 ack=durable n=100000 append_rps=40000 server_cpu_ticks=250 clk_tck=100 store_fsync_p50_us=350 round=1 tried=zeroed_runway_off\n\
+             RESULT system=log-server scenario=small-writers size=100 ack=durable n=100000 append_rps=30000 server_cpu_ticks=200 clk_tck=100 store_fsync_p50_us=220 round=2\n\
+             RESULT system=log-server scenario=small-writers-tried size=100 ack=durable n=100000 append_rps=40000 server_cpu_ticks=250 clk_tck=100 store_fsync_p50_us=330 round=2 tried=zeroed_runway_off\n",
+        );
+        let rows = derived_rows(&lines);
+        let acks = row(&rows, "small-writers DURABLE acks/s (");
+        assert!(
+            acks.measured.starts_with("40.0 K (mean of 2 rounds)"),
+            "the tried rounds are not the default's: {}",
+            acks.measured
+        );
+        let bounds = super::bounds::bounds(&lines);
+        let tried = bounds
+            .iter()
+            .find(|b| b.what.starts_with("tried: small-writers DURABLE"))
+            .expect("the tried row");
+        assert!(
+            tried.what.contains("`zeroed_runway_off` (2 rounds each"),
+            "{}",
+            tried.what
+        );
+        assert_eq!(
+            tried.figure,
+            "40.0 K with it, 40.0 K without (1.00×); store fdatasync p50 210 vs 340 µs; server CPU 20.0 vs 25.0 µs per ack"
+        );
+        assert!(tried.reading.contains("it pays here"), "{}", tried.reading);
+    }
+
+    #[test]
     fn bounds_compare_the_written_twin_the_disk_and_the_cores() {
         let lines = parse(
             "MACHINE cpus=2\n\

@@ -155,6 +155,7 @@ pub(super) fn bounds(lines: &[Line]) -> Vec<Bound> {
     if let Some(row) = syscalls_per_ack(&durable, &written) {
         out.push(row);
     }
+    out.extend(tried(lines, &durable));
     let cpus = lines
         .iter()
         .find(|l| l.kind == "MACHINE")
@@ -411,4 +412,76 @@ fn syscalls_per_ack(durable: &[&Line], written: &[&Line]) -> Option<Bound> {
         figure,
         reading,
     })
+}
+
+/// What was tried, measured in this run: each lever's `small-writers`
+/// rounds with it off (`scenario=small-writers-tried tried=NAME`, run
+/// between the default's rounds) against the default's DURABLE rounds:
+/// acks/s, the store's fdatasync p50 and server CPU per ack.
+fn tried(lines: &[Line], durable: &[&Line]) -> Vec<Bound> {
+    let mut names: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.kind == "RESULT" && l.get("scenario") == Some("small-writers-tried"))
+        .filter_map(|l| l.get("tried"))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    if durable.is_empty() {
+        return Vec::new();
+    }
+    let fsync_p50 = |ls: &[&Line]| {
+        let with: Vec<&&Line> = ls
+            .iter()
+            .filter(|l| l.get("store_fsync_p50_us").is_some())
+            .collect();
+        (!with.is_empty()).then(|| {
+            with.iter()
+                .map(|l| l.num("store_fsync_p50_us"))
+                .sum::<f64>()
+                / with.len() as f64
+        })
+    };
+    let cpu = |ls: &[&Line]| Cpu::of(ls).map(|c| c.per_record_us);
+    let on_rate = mean(durable, "append_rps");
+    names
+        .into_iter()
+        .filter_map(|name| {
+            let off: Vec<&Line> = lines
+                .iter()
+                .filter(|l| {
+                    l.kind == "RESULT"
+                        && l.get("scenario") == Some("small-writers-tried")
+                        && l.get("tried") == Some(name)
+                })
+                .collect();
+            let off_rate = mean(&off, "append_rps");
+            if off.is_empty() || off_rate <= 0.0 {
+                return None;
+            }
+            let mut figure = format!(
+                "{:.1} K with it, {:.1} K without ({:.2}×)",
+                on_rate / 1e3,
+                off_rate / 1e3,
+                on_rate / off_rate
+            );
+            if let (Some(a), Some(b)) = (fsync_p50(durable), fsync_p50(&off)) {
+                let _ = write!(figure, "; store fdatasync p50 {a:.0} vs {b:.0} µs");
+            }
+            if let (Some(a), Some(b)) = (cpu(durable), cpu(&off)) {
+                let _ = write!(figure, "; server CPU {a:.1} vs {b:.1} µs per ack");
+            }
+            Some(Bound {
+                what: format!(
+                    "tried: small-writers DURABLE with the default against `{name}` ({} rounds each, interleaved)",
+                    off.len()
+                ),
+                figure,
+                reading: if on_rate >= off_rate {
+                    "a lever in the default, against the same server with it off in this run: it pays here".into()
+                } else {
+                    "a lever in the default, against the same server with it off in this run: it did not pay in this run (a single run's noise can be ±25 %)".into()
+                },
+            })
+        })
+        .collect()
 }

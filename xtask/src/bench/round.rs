@@ -1,0 +1,178 @@
+//! One round of a scenario against a fresh `log-server`: the server
+//! started (with extra `LOG_SERVER_*` settings for a lever tried), the load
+//! generator run, and each `RESULT` line given the server's CPU time, its
+//! system calls (for `small-writers`) and its round; plus the levers of the
+//! produce path the bench measures against the default ([`TRIED`]).
+//!
+//! It judges nothing (the report does) and runs one process pair at a time.
+
+use std::path::Path;
+use std::process::Command;
+
+use super::server::Server;
+use super::{loadgen_run, syscalls};
+
+/// Levers of the produce path measured against the shipped default in the
+/// same run, interleaved with its rounds (issue 11's "what was tried"):
+/// the name the report shows and the server setting that turns it off.
+pub(super) const TRIED: [(&str, &str, &str); 1] =
+    [("zeroed_runway_off", "LOG_SERVER_PREALLOCATE_BYTES", "0")];
+
+/// One `small-writers` round with one lever of [`TRIED`] off: its lines
+/// as `scenario=small-writers-tried tried=NAME`, so the report compares
+/// them with the default's rounds and nothing else counts them.
+pub(super) fn tried(
+    server: &Path,
+    loadgen: &Path,
+    data_root: &Path,
+    args: &[String],
+    round: u32,
+    (name, key, value): (&str, &str, &str),
+) -> Result<Vec<String>, String> {
+    eprintln!("== small-writers round {round} with {key}={value} ({name})");
+    let lines = run_scenario(
+        server,
+        loadgen,
+        data_root,
+        "small-writers",
+        args,
+        Some(round),
+        &[(key, value)],
+    )?;
+    Ok(lines
+        .into_iter()
+        .filter(|l| l.starts_with("RESULT "))
+        .map(|l| {
+            l.replacen(
+                "scenario=small-writers ",
+                "scenario=small-writers-tried ",
+                1,
+            ) + &format!(" tried={name}")
+        })
+        .collect())
+}
+
+/// One scenario against a fresh server: its `RESULT` and `EXTRA` lines,
+/// each `RESULT` line with the server's CPU time over the run appended
+/// (and `round=R` when given).
+pub(super) fn scenario(
+    server: &Path,
+    loadgen: &Path,
+    data_root: &Path,
+    name: &str,
+    args: &[String],
+    round: Option<u32>,
+) -> Result<Vec<String>, String> {
+    run_scenario(server, loadgen, data_root, name, args, round, &[])
+}
+
+fn run_scenario(
+    server: &Path,
+    loadgen: &Path,
+    data_root: &Path,
+    name: &str,
+    args: &[String],
+    round: Option<u32>,
+    env: &[(&str, &str)],
+) -> Result<Vec<String>, String> {
+    eprintln!("== scenario {name} {}", args.join(" "));
+    let data = data_root.join(name);
+    let _ = std::fs::remove_dir_all(&data);
+    let mut srv = Server::start_with_env(server, &data, env)?;
+    srv.wait_ready(loadgen)?;
+    let pid = srv.child.id();
+    let mut all = vec![
+        "--addr".to_owned(),
+        srv.url(),
+        "--scenario".to_owned(),
+        name.to_owned(),
+        "--server-pid".to_owned(),
+        pid.to_string(),
+    ];
+    all.extend(args.iter().cloned());
+    // The small writers' system calls per ack (issue 11's CPU question).
+    let counter = if name == "small-writers" {
+        match syscalls::Counter::start(pid, &data_root.join(format!("{name}.perf"))) {
+            Ok(counter) => Some(counter),
+            Err(reason) => {
+                eprintln!("== {name}: no syscall counts: {reason}");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let before = cpu_split(pid);
+    let output = loadgen_run(loadgen, &all)?;
+    let after = cpu_split(pid);
+    let calls = counter.map(syscalls::Counter::finish).unwrap_or_default();
+    srv.stop()?;
+    let _ = std::fs::remove_dir_all(&data);
+    Ok(output
+        .into_iter()
+        .map(|mut line| {
+            if line.starts_with("RESULT ") {
+                if let (Some(before), Some(after)) = (before, after) {
+                    let n = line
+                        .split_whitespace()
+                        .find_map(|kv| kv.strip_prefix("n="))
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0);
+                    let (user, system) = (
+                        after.0.saturating_sub(before.0),
+                        after.1.saturating_sub(before.1),
+                    );
+                    line.push_str(&cpu_pairs(user + system, n));
+                    line.push_str(&format!(" server_stime_ticks={system}"));
+                }
+                line.push_str(&calls);
+                if let Some(round) = round {
+                    line.push_str(&format!(" round={round}"));
+                }
+            }
+            line
+        })
+        .collect())
+}
+
+/// The CPU time (user + system, in clock ticks) process `pid` has used,
+/// from fields 14 and 15 of `/proc/PID/stat`; it includes the threads
+/// that already exited.
+pub(super) fn cpu_ticks(pid: u32) -> Option<u64> {
+    cpu_split(pid).map(|(user, system)| user + system)
+}
+
+/// The user and system CPU time (clock ticks) process `pid` has used.
+pub(super) fn cpu_split(pid: u32) -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces;
+    // field 3 starts after the last `)`.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((utime, stime))
+}
+
+/// Clock ticks per second (`getconf CLK_TCK`; 100 when unknown).
+pub(super) fn clk_tck() -> u64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .filter(|&t| t > 0)
+        .unwrap_or(100)
+}
+
+/// The CPU pairs appended to a `RESULT` line: `ticks` of server CPU over a
+/// run of `n` records.
+pub(super) fn cpu_pairs(ticks: u64, n: u64) -> String {
+    let hz = clk_tck();
+    let per = if n > 0 {
+        ticks as f64 * 1e6 / hz as f64 / n as f64
+    } else {
+        0.0
+    };
+    format!(" server_cpu_ticks={ticks} clk_tck={hz} server_cpu_us_per_record={per:.2}")
+}
