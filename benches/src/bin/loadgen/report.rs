@@ -653,6 +653,14 @@ mod tests {
         // 1.5 × 500 µs: 46.0 K.
         let model = find("small-writers DURABLE: measured against");
         assert_eq!(model.figure, "50.0 K measured, 46.0 K predicted");
+        // The WRITTEN twin's 640 µs round trip is all 100 K allows.
+        assert!(
+            model
+                .reading
+                .contains("out of reach of this request path even with no sync at all: 64 writers at 100 K allow 640 µs"),
+            "{}",
+            model.reading
+        );
         let cpu = find("small-writers DURABLE: CPU");
         assert_eq!(cpu.figure, "15.0 + 5.0 = 20.0 µs; 1.00 of 2 cores");
         assert!(cpu.reading.contains("not saturated"), "{}", cpu.reading);

@@ -128,8 +128,20 @@ pub(super) fn bounds(lines: &[Line]) -> Vec<Bound> {
         let predicted = writers * 1e6 / (path_us + 1.5 * cycle_us);
         let needed_cycle = (writers * 1e6 / 100_000.0 - path_us) / 1.5;
         let mut reading = format!(
-            "{writers:.0} writers, one record in flight each: acks/s = writers ÷ (request path {path_us:.0} µs + 1.5 sync cycles); 100 K would need a sync cycle of {needed_cycle:.0} µs"
+            "{writers:.0} writers, one record in flight each: acks/s = writers ÷ (request path {path_us:.0} µs + 1.5 sync cycles); "
         );
+        if needed_cycle > 0.0 {
+            let _ = write!(
+                reading,
+                "100 K would need a sync cycle of {needed_cycle:.0} µs"
+            );
+        } else {
+            let _ = write!(
+                reading,
+                "100 K is out of reach of this request path even with no sync at all: {writers:.0} writers at 100 K allow {:.0} µs per round trip",
+                writers * 1e6 / 100_000.0
+            );
+        }
         if let Some(p50) = probe {
             let _ = write!(
                 reading,
