@@ -333,6 +333,7 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
                         run.scenario,
                         &args,
                         Some(round),
+                        &[],
                     )?);
                     for lever in TRIED {
                         lines.extend(tried(&server, &loadgen, &data_root, &args, round, lever)?);
@@ -366,6 +367,7 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
                 run.scenario,
                 &args,
                 None,
+                &[],
             )?),
         }
     }

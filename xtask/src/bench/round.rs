@@ -30,7 +30,7 @@ pub(super) fn tried(
     (name, key, value): (&str, &str, &str),
 ) -> Result<Vec<String>, String> {
     eprintln!("== small-writers round {round} with {key}={value} ({name})");
-    let lines = run_scenario(
+    let lines = scenario(
         server,
         loadgen,
         data_root,
@@ -52,21 +52,11 @@ pub(super) fn tried(
         .collect())
 }
 
-/// One scenario against a fresh server: its `RESULT` and `EXTRA` lines,
-/// each `RESULT` line with the server's CPU time over the run appended
-/// (and `round=R` when given).
+/// One scenario against a fresh server (with the `LOG_SERVER_*` settings
+/// in `env` on top of the defaults): its `RESULT` and `EXTRA` lines, each
+/// `RESULT` line with the server's CPU time over the run appended (and
+/// `round=R` when given).
 pub(super) fn scenario(
-    server: &Path,
-    loadgen: &Path,
-    data_root: &Path,
-    name: &str,
-    args: &[String],
-    round: Option<u32>,
-) -> Result<Vec<String>, String> {
-    run_scenario(server, loadgen, data_root, name, args, round, &[])
-}
-
-fn run_scenario(
     server: &Path,
     loadgen: &Path,
     data_root: &Path,
