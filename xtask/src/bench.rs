@@ -38,6 +38,7 @@ use std::time::Instant;
 use crate::{cargo, workspace_root};
 
 mod kafka;
+mod profile;
 mod redis;
 mod round;
 mod scale;

@@ -1,7 +1,7 @@
 //! One round of a scenario against a fresh `log-server`: the server
 //! started (with extra `LOG_SERVER_*` settings for a lever tried), the load
 //! generator run, and each `RESULT` line given the server's CPU time, its
-//! system calls (for `small-writers`) and its round; plus the levers of the
+//! system calls and CPU profile (for `small-writers`) and its round; plus the levers of the
 //! produce path the bench measures against the default ([`TRIED`]).
 //!
 //! It judges nothing (the report does) and runs one process pair at a time.
@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Command;
 
 use super::server::Server;
-use super::{loadgen_run, syscalls};
+use super::{loadgen_run, profile, syscalls};
 
 /// Levers of the produce path measured against the shipped default in the
 /// same run, interleaved with its rounds (issue 11's "what was tried"):
@@ -92,10 +92,23 @@ pub(super) fn scenario(
     } else {
         None
     };
+    // Where its CPU goes, by component (the ≤ 12 µs per ack question).
+    let profiler = if name == "small-writers" {
+        match profile::Profiler::start(pid, &data_root.join(format!("{name}.perf.data"))) {
+            Ok(profiler) => Some(profiler),
+            Err(reason) => {
+                eprintln!("== {name}: no CPU profile: {reason}");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let before = cpu_split(pid);
     let output = loadgen_run(loadgen, &all)?;
     let after = cpu_split(pid);
     let calls = counter.map(syscalls::Counter::finish).unwrap_or_default();
+    let profiled = profiler.map(profile::Profiler::finish).unwrap_or_default();
     srv.stop()?;
     let _ = std::fs::remove_dir_all(&data);
     Ok(output
@@ -116,6 +129,7 @@ pub(super) fn scenario(
                     line.push_str(&format!(" server_stime_ticks={system}"));
                 }
                 line.push_str(&calls);
+                line.push_str(&profiled);
                 if let Some(round) = round {
                     line.push_str(&format!(" round={round}"));
                 }

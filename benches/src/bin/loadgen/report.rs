@@ -725,4 +725,27 @@ mod tests {
             row.reading
         );
     }
+
+    #[test]
+    fn a_cpu_profile_becomes_microseconds_per_ack_by_component() {
+        // 700 ticks at 100 Hz over 200,000 acks: 35 µs per ack; 1,000
+        // samples, so each sample is 0.035 µs per ack.
+        let lines = parse(
+            "RESULT system=log-server scenario=small-writers size=100 ack=durable n=200000 append_rps=30000 server_cpu_ticks=700 server_stime_ticks=420 clk_tck=100 prof_samples=1000 prof_k_fdatasync=200 prof_k_writev=200 prof_u_http2=400 prof_u_alloc=200\n",
+        );
+        let bounds = super::bounds::bounds(&lines);
+        let row = bounds
+            .iter()
+            .find(|b| b.what.contains("by component"))
+            .expect("the row is there");
+        assert_eq!(
+            row.figure,
+            "35.0 µs = kernel 14.0 + user 21.0: http2 14.0, kernel fdatasync 7.0, kernel writev 7.0, alloc 7.0"
+        );
+        assert!(
+            row.reading.contains("above the 12 µs target"),
+            "{}",
+            row.reading
+        );
+    }
 }
