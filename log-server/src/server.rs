@@ -139,6 +139,7 @@ impl Server {
             .with_retention_interval(Duration::from_millis(config.retention_interval_ms))
             .with_cleaner_threads(config.cleaner_threads as usize)
             .with_preallocate_bytes(config.preallocate_bytes)
+            .with_gather_writes(config.gather_writes)
             .with_cleaner_key_map_bytes(
                 usize::try_from(config.cleaner_key_map_bytes).unwrap_or(usize::MAX),
             )

@@ -2,20 +2,23 @@
 //! [`Ack`]) and [`Log::append_then`] (completed by a callback from the
 //! [`Committer`]). Each append checks the batch, the producer's sequence
 //! and the free space, stamps offsets and the append time, and writes the
-//! batch with one `write(2)` outside the state lock; the sync is the group
-//! commit's (`commit.rs`).
+//! batch with one `write(2)` outside the state lock — or, for a small
+//! batch of an async durable append, leaves it gathered for the sync
+//! cycle's one write (`gather.rs`); the sync is the group commit's
+//! (`commit.rs`).
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use log_format::HEADER_LEN;
-use log_format::{BatchView, DecodeError};
+use log_format::{BatchHeader, BatchView, DecodeError};
 
 use super::commit::Waiter;
+use super::gather::{MAX_GATHERED_BATCH, Placement};
 use super::producer::{SequenceError, Verdict};
 use super::segment::SegmentIndex;
-use super::{Ack, AppendOptions, Appended, Committer, Log};
+use super::{Ack, AppendOptions, Appended, Committer, Log, State};
 use crate::error::{Error, io_error};
 use crate::io::FileHandle;
 use crate::util::{lock, now_ms};
@@ -35,7 +38,7 @@ impl Log {
         batch: impl Into<Bytes>,
         options: AppendOptions,
     ) -> Result<Appended, Error> {
-        let mut appended = self.write_batch(batch.into(), options)?;
+        let mut appended = self.write_batch(batch.into(), options, false)?;
         if options.ack == Ack::Durable {
             let written = std::time::Instant::now();
             appended.durable_end = self.wait_durable(appended.last_offset + 1)?;
@@ -58,7 +61,8 @@ impl Log {
         options: AppendOptions,
         done: impl FnOnce(Result<Appended, Error>) + Send + 'static,
     ) {
-        let appended = match self.write_batch(batch.into(), options) {
+        let gather = options.ack == Ack::Durable && self.config().gather_writes;
+        let appended = match self.write_batch(batch.into(), options, gather) {
             Ok(appended) => appended,
             Err(err) => return done(Err(err)),
         };
@@ -117,18 +121,30 @@ impl Log {
 
     /// Checks, stamps and writes a batch (or recognises a producer retry);
     /// the returned ack's `durable_end` is the one known now.
-    fn write_batch(&self, batch: Bytes, options: AppendOptions) -> Result<Appended, Error> {
+    /// With `gather`, a small batch waits to be written with the others of
+    /// its sync cycle (`gather.rs`).
+    fn write_batch(
+        &self,
+        batch: Bytes,
+        options: AppendOptions,
+        gather: bool,
+    ) -> Result<Appended, Error> {
         use std::sync::atomic::Ordering;
         if options.ack == Ack::Written {
-            return self.write_batch_inner(batch, options);
+            return self.write_batch_inner(batch, options, false);
         }
         self.writing.fetch_add(1, Ordering::SeqCst);
-        let result = self.write_batch_inner(batch, options);
+        let result = self.write_batch_inner(batch, options, gather);
         self.writing.fetch_sub(1, Ordering::SeqCst);
         result
     }
 
-    fn write_batch_inner(&self, batch: Bytes, options: AppendOptions) -> Result<Appended, Error> {
+    fn write_batch_inner(
+        &self,
+        batch: Bytes,
+        options: AppendOptions,
+        gather: bool,
+    ) -> Result<Appended, Error> {
         let header = match BatchView::decode(&batch, 0, &self.config().limits) {
             Ok(view) if view.len() == batch.len() => {
                 if self.config().cleanup_policy.compacts()
@@ -257,16 +273,57 @@ impl Log {
             state = self.roll(state)?;
         }
         let base_offset = state.next_offset;
+        let last_offset = base_offset + u64::from(header.last_offset_delta);
         // Kafka's partitionLeaderEpoch carries our crash-truncation epoch:
         // clients detect reused offsets with it (KIP-320).
         let leader_epoch = i32::try_from(state.epochs.latest()).unwrap_or(i32::MAX);
+        let stamp_error = |err| match err {
+            DecodeError::Corrupt(source) => Error::InvalidBatch { source },
+            DecodeError::Incomplete { needed } => Error::IncompleteBatch { needed },
+        };
+        let mut stamped = header;
+        stamped.base_offset = base_offset;
+        stamped.leader_epoch = leader_epoch;
+        stamped.append_time = append_time;
+        if gather && batch.len() < MAX_GATHERED_BATCH {
+            // Written by the next writer of the file, the sync leader at the
+            // latest (`gather.rs`).
+            let mut wrote = false;
+            if !state.gathered.fits(batch.len()) {
+                wrote = self.write_gathered(&mut state)?;
+            }
+            let placement = Placement {
+                base_offset,
+                last_offset,
+                length: header.length,
+                leader_epoch,
+                append_time,
+            };
+            state
+                .gathered
+                .push(&batch, placement)
+                .map_err(stamp_error)?;
+            let epoch = record_append(&mut state, &stamped, batch.len());
+            drop(state);
+            let durable_end = lock(&self.sync).durable_end;
+            if wrote {
+                self.changed();
+            }
+            self.extend_runway(batch.len() as u64);
+            return Ok(Appended {
+                base_offset,
+                last_offset,
+                append_time,
+                ack: options.ack,
+                durable_end,
+                epoch,
+                duplicate: false,
+            });
+        }
+        // Whatever is gathered goes first: the file keeps offset order.
+        self.write_gathered(&mut state)?;
         let batch =
-            Stamped::new(batch, base_offset, leader_epoch, append_time).map_err(
-                |err| match err {
-                    DecodeError::Corrupt(source) => Error::InvalidBatch { source },
-                    DecodeError::Incomplete { needed } => Error::IncompleteBatch { needed },
-                },
-            )?;
+            Stamped::new(batch, base_offset, leader_epoch, append_time).map_err(stamp_error)?;
         let Some(active) = state.segments.last() else {
             return Err(Error::Closed {
                 dir: self.dir.clone(),
@@ -307,7 +364,6 @@ impl Log {
             });
         };
         active.len += batch.len() as u64;
-        let last_offset = base_offset + u64::from(header.last_offset_delta);
         active.end_offset = last_offset + 1;
         active.first_append_time.get_or_insert(append_time);
         active.max_append_time = active.max_append_time.max(append_time);
@@ -319,17 +375,7 @@ impl Log {
                 tracing::warn!(error = %err, "index update failed; it will be rebuilt on open");
             }
         }
-        let mut stamped = header;
-        stamped.base_offset = base_offset;
-        stamped.leader_epoch = leader_epoch;
-        stamped.append_time = append_time;
-        state.producers.record(&stamped);
-        state.next_offset = last_offset + 1;
-        state.last_append_time = append_time;
-        if let Some(space) = &mut state.free_space {
-            space.available = space.available.saturating_sub(batch.len() as u64);
-        }
-        let epoch = state.epochs.latest();
+        let epoch = record_append(&mut state, &stamped, batch.len());
         drop(state);
         let (durable_end, sleepers) = {
             let mut sync = lock(&self.sync);
@@ -355,9 +401,22 @@ impl Log {
     }
 }
 
+/// The partition's bookkeeping of an append given its offsets (`stamped`,
+/// `len` bytes), written or gathered: the producer's state, the log end,
+/// the append clock, the free space. Answers the current epoch.
+fn record_append(state: &mut State, stamped: &BatchHeader, len: usize) -> u64 {
+    state.producers.record(stamped);
+    state.next_offset = stamped.last_offset() + 1;
+    state.last_append_time = stamped.append_time;
+    if let Some(space) = &mut state.free_space {
+        space.available = space.available.saturating_sub(len as u64);
+    }
+    state.epochs.latest()
+}
+
 /// Shared batches at least this long are written as two pieces (stamped
 /// header, then body) rather than copied whole to be stamped.
-const SPLIT_WRITE_BYTES: usize = 4096;
+const SPLIT_WRITE_BYTES: usize = MAX_GATHERED_BATCH;
 
 /// A batch stamped with its offset and append time, ready to write.
 enum Stamped {

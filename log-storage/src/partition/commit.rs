@@ -260,8 +260,10 @@ impl Log {
     /// `fdatasync` without holding the state lock. A failure poisons the
     /// partition.
     fn sync_active(&self) -> Result<u64, Error> {
-        let (file, path, end, base, len, pending) = {
+        let (file, path, end, base, len, pending, gathered) = {
             let mut state = lock(&self.state);
+            // The cycle's gathered batches, with one write (`gather.rs`).
+            let gathered = self.write_gathered(&mut state)?;
             let pending = std::mem::take(&mut state.pending_rolls);
             self.roll_debt
                 .store(false, std::sync::atomic::Ordering::SeqCst);
@@ -286,8 +288,13 @@ impl Log {
                 active.base_offset,
                 active.len,
                 pending,
+                gathered,
             )
         };
+        if gathered {
+            // Readers of written data need not wait for the sync.
+            self.changed();
+        }
         // Rolls since the last sync first: nothing in a new segment is
         // durable before the old segment and the new entries are.
         self.pay_roll_debt(pending, base)?;

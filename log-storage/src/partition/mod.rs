@@ -58,6 +58,7 @@ mod clean;
 mod commit;
 mod committer;
 mod epochs;
+mod gather;
 mod latency;
 mod markers;
 mod prealloc;
@@ -192,7 +193,9 @@ pub struct Log {
     durable_wait: latency::LatencyHistogram,
     /// Serialises appends (and rolls and close) so that the write(2) of a
     /// batch can happen outside the state lock: readers and syncs never
-    /// wait for a write, only for the short bookkeeping around it.
+    /// wait for a direct write, only for the short bookkeeping around it
+    /// (and for the one write of a sync cycle's gathered batches,
+    /// `gather.rs`).
     append_lock: Mutex<()>,
     /// Durable appends between their start and their write: a sync leader
     /// gives them a moment to land so that one sync covers them too.
@@ -257,6 +260,9 @@ struct State {
     dir_unsynced: bool,
     /// The free-space reading the floor check trusts for a moment.
     free_space: Option<append::FreeSpace>,
+    /// Durable appends stamped and waiting for their write, right after
+    /// the active segment's length (`gather.rs`).
+    gathered: gather::Gathered,
 }
 
 #[derive(Debug)]
@@ -500,7 +506,8 @@ impl Log {
     pub fn roll_now(&self) -> Result<(), Error> {
         {
             let _appending = lock(&self.append_lock);
-            let state = lock(&self.state);
+            let mut state = lock(&self.state);
+            self.write_gathered(&mut state)?;
             if state.segments.last().is_some_and(|s| s.len == 0) {
                 return Ok(());
             }
@@ -524,7 +531,10 @@ impl Log {
             if state.closed {
                 return Ok(());
             }
-            if self.poison.get().is_some() || state.read_only.is_some() {
+            // Gathered batches first: the runway's cut below must not take
+            // them (a failed write poisons, as checked next).
+            let gathered = self.write_gathered(&mut state);
+            if gathered.is_err() || self.poison.get().is_some() || state.read_only.is_some() {
                 state.closed = true;
                 self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
                 return Ok(());

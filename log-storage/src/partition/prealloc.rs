@@ -82,10 +82,12 @@ impl Log {
             let Some(active) = state.segments.last() else {
                 return;
             };
-            if active.zeroed_end >= active.len.saturating_add(want / 2) {
+            // Gathered batches will land at `len`: zeros go past them.
+            let end = active.len + state.gathered.len();
+            if active.zeroed_end >= end.saturating_add(want / 2) {
                 return;
             }
-            let from = active.zeroed_end.max(active.len);
+            let from = active.zeroed_end.max(end);
             let to = from.saturating_add(want).min(config.segment_max_bytes);
             if to <= from {
                 return;

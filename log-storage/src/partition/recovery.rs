@@ -197,6 +197,7 @@ pub(crate) fn recover(
             pending_rolls: Vec::new(),
             dir_unsynced: marker_present,
             free_space: None,
+            gathered: Default::default(),
         });
     }
     remove_segments_below_start(fs, dir, &mut logs, log_start)?;
@@ -375,6 +376,7 @@ pub(crate) fn recover(
         pending_rolls: Vec::new(),
         dir_unsynced: marker_present,
         free_space: None,
+        gathered: Default::default(),
     })
 }
 

@@ -58,10 +58,12 @@ impl Log {
         let Some(active) = state.segments.last() else {
             return true;
         };
-        if active.len == 0 {
+        // Gathered batches go to the active segment before this one.
+        let len = active.len + state.gathered.len();
+        if len == 0 {
             return false;
         }
-        let too_big = active.len + u64::from(batch_len) > self.config().segment_max_bytes;
+        let too_big = len + u64::from(batch_len) > self.config().segment_max_bytes;
         let too_old = active.first_append_time.is_some_and(|first| {
             now.saturating_sub(first) >= duration_ms(self.config().segment_max_age)
         });
@@ -77,6 +79,8 @@ impl Log {
         &'a self,
         mut state: std::sync::MutexGuard<'a, State>,
     ) -> Result<std::sync::MutexGuard<'a, State>, Error> {
+        // What is gathered belongs to the segment being sealed.
+        self.write_gathered(&mut state)?;
         let next_offset = state.next_offset;
         // Producers idle past the expiration are forgotten here, at the
         // snapshot (Kafka's `producer.id.expiration.ms`).

@@ -107,6 +107,9 @@ pub struct Store {
     /// The zeroed runway given to every partition opened
     /// ([`LogConfig::preallocate_bytes`]; [`Store::with_preallocate_bytes`]).
     preallocate_bytes: u64,
+    /// Whether partitions opened gather small durable async appends
+    /// ([`LogConfig::gather_writes`]; [`Store::with_gather_writes`]).
+    gather_writes: bool,
     /// The pool every file of the store is opened through (`fs` wraps it):
     /// open files stay near its budget however many partitions and
     /// segments there are ([`Store::with_open_files_budget`]).
@@ -219,6 +222,7 @@ impl Store {
             min_free_bytes: None,
             free_space_check_interval: std::time::Duration::ZERO,
             preallocate_bytes: 0,
+            gather_writes: false,
             index_interval_bytes: None,
             pool,
             committer: OnceLock::new(),
@@ -249,7 +253,8 @@ impl Store {
         let mut store = Store::open(fs, data_dir, lock)?
             .with_min_free_bytes(config.min_free_bytes)
             .with_open_files_budget(config.open_files_budget)
-            .with_preallocate_bytes(config.preallocate_bytes);
+            .with_preallocate_bytes(config.preallocate_bytes)
+            .with_gather_writes(config.gather_writes);
         if let Some(interval) = config.index_interval_bytes {
             store = store.with_index_interval_bytes(interval);
         }
@@ -326,6 +331,15 @@ impl Store {
         self
     }
 
+    /// Sets whether every partition opened from now on gathers small async
+    /// durable appends into one write per sync
+    /// ([`LogConfig::gather_writes`](crate::LogConfig::gather_writes)). A
+    /// store setting, as the runway. Default `false`.
+    pub fn with_gather_writes(mut self, gather: bool) -> Store {
+        self.gather_writes = gather;
+        self
+    }
+
     /// Sets how many files the store keeps open at most (about: a segment
     /// with unsynced writes stays open, and a read keeps its file open
     /// until it is done). Files are opened on demand and the least recently
@@ -389,6 +403,7 @@ impl Store {
         config.min_free_bytes = self.min_free_bytes;
         config.free_space_check_interval = self.free_space_check_interval;
         config.preallocate_bytes = self.preallocate_bytes;
+        config.gather_writes = self.gather_writes;
         if let Some(interval) = self.index_interval_bytes {
             config.index_interval_bytes = interval;
         }

@@ -14,11 +14,15 @@ use super::{loadgen_run, profile, syscalls};
 
 /// Levers of the produce path measured against the shipped default in the
 /// same run, interleaved with its rounds (issue 11's "what was tried"):
-/// the name the report shows and the server setting that turns it off.
-pub(super) const TRIED: [(&str, &str, &str); 1] =
-    [("zeroed_runway_off", "LOG_SERVER_PREALLOCATE_BYTES", "0")];
+/// the name the report shows and the server setting that differs from the
+/// default (`NAME_off`: a lever of the default turned off; `NAME_on`: one
+/// the default leaves off, turned on).
+pub(super) const TRIED: [(&str, &str, &str); 2] = [
+    ("zeroed_runway_off", "LOG_SERVER_PREALLOCATE_BYTES", "0"),
+    ("gathered_writes_on", "LOG_SERVER_GATHER_WRITES", "true"),
+];
 
-/// One `small-writers` round with one lever of [`TRIED`] off: its lines
+/// One `small-writers` round with one lever of [`TRIED`] set: its lines
 /// as `scenario=small-writers-tried tried=NAME`, so the report compares
 /// them with the default's rounds and nothing else counts them.
 pub(super) fn tried(

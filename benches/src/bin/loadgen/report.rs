@@ -580,7 +580,8 @@ mod tests {
             "RESULT system=log-server scenario=small-writers size=100 ack=durable n=100000 append_rps=50000 server_cpu_ticks=200 clk_tck=100 store_fsync_p50_us=200 round=1\n\
              RESULT system=log-server scenario=small-writers-tried size=100 ack=durable n=100000 append_rps=40000 server_cpu_ticks=250 clk_tck=100 store_fsync_p50_us=350 round=1 tried=zeroed_runway_off\n\
              RESULT system=log-server scenario=small-writers size=100 ack=durable n=100000 append_rps=30000 server_cpu_ticks=200 clk_tck=100 store_fsync_p50_us=220 round=2\n\
-             RESULT system=log-server scenario=small-writers-tried size=100 ack=durable n=100000 append_rps=40000 server_cpu_ticks=250 clk_tck=100 store_fsync_p50_us=330 round=2 tried=zeroed_runway_off\n",
+             RESULT system=log-server scenario=small-writers-tried size=100 ack=durable n=100000 append_rps=40000 server_cpu_ticks=250 clk_tck=100 store_fsync_p50_us=330 round=2 tried=zeroed_runway_off\n\
+             RESULT system=log-server scenario=small-writers-tried size=100 ack=durable n=100000 append_rps=45000 server_cpu_ticks=180 clk_tck=100 store_fsync_p50_us=300 round=1 tried=gathered_writes_on\n",
         );
         let rows = derived_rows(&lines);
         let acks = row(&rows, "small-writers DURABLE acks/s (");
@@ -592,7 +593,9 @@ mod tests {
         let bounds = super::bounds::bounds(&lines);
         let tried = bounds
             .iter()
-            .find(|b| b.what.starts_with("tried: small-writers DURABLE"))
+            .find(|b| {
+                b.what.starts_with("tried: small-writers DURABLE") && b.what.contains("`zeroed")
+            })
             .expect("the tried row");
         assert!(
             tried.what.contains("`zeroed_runway_off` (2 rounds each"),
@@ -601,9 +604,26 @@ mod tests {
         );
         assert_eq!(
             tried.figure,
-            "40.0 K with it, 40.0 K without (1.00×); store fdatasync p50 210 vs 340 µs; server CPU 20.0 vs 25.0 µs per ack"
+            "40.0 K default, 40.0 K with `zeroed_runway_off` (1.00×); store fdatasync p50 210 vs 340 µs; server CPU 20.0 vs 25.0 µs per ack"
         );
         assert!(tried.reading.contains("it pays here"), "{}", tried.reading);
+        // A lever the default leaves off reads the other way round.
+        let on = bounds
+            .iter()
+            .find(|b| b.what.contains("`gathered_writes_on`"))
+            .expect("the second tried row");
+        assert!(
+            on.figure
+                .starts_with("40.0 K default, 45.0 K with `gathered_writes_on` (0.89×)"),
+            "{}",
+            on.figure
+        );
+        assert!(
+            on.reading
+                .contains("leaves off, turned on in this run: it paid"),
+            "{}",
+            on.reading
+        );
     }
 
     #[test]

@@ -504,10 +504,31 @@ fn cpu_profile(durable: &[&Line]) -> Option<Bound> {
     })
 }
 
+/// How a tried lever reads: `default_wins` when the default's rounds
+/// acked at least as fast.
+fn tried_reading(name: &str, default_wins: bool) -> &'static str {
+    match (name.ends_with("_on"), default_wins) {
+        (false, true) => {
+            "a lever in the default, against the same server with it off in this run: it pays here"
+        }
+        (false, false) => {
+            "a lever in the default, against the same server with it off in this run: it did not pay in this run (a single run's noise can be ±25 %)"
+        }
+        (true, true) => {
+            "a lever the default leaves off, turned on in this run: it does not pay here, so the default stays without it"
+        }
+        (true, false) => {
+            "a lever the default leaves off, turned on in this run: it paid in this run (a single run's noise can be ±25 %: the default changes only on repeated runs)"
+        }
+    }
+}
+
 /// What was tried, measured in this run: each lever's `small-writers`
-/// rounds with it off (`scenario=small-writers-tried tried=NAME`, run
-/// between the default's rounds) against the default's DURABLE rounds:
-/// acks/s, the store's fdatasync p50 and server CPU per ack.
+/// rounds with its setting changed (`scenario=small-writers-tried
+/// tried=NAME`, run between the default's rounds; `NAME_off` turns off a
+/// lever of the default, `NAME_on` turns on one the default leaves off)
+/// against the default's DURABLE rounds: acks/s, the store's fdatasync
+/// p50 and server CPU per ack.
 fn tried(lines: &[Line], durable: &[&Line]) -> Vec<Bound> {
     let mut names: Vec<&str> = lines
         .iter()
@@ -549,7 +570,7 @@ fn tried(lines: &[Line], durable: &[&Line]) -> Vec<Bound> {
                 return None;
             }
             let mut figure = format!(
-                "{:.1} K with it, {:.1} K without ({:.2}×)",
+                "{:.1} K default, {:.1} K with `{name}` ({:.2}×)",
                 on_rate / 1e3,
                 off_rate / 1e3,
                 on_rate / off_rate
@@ -566,11 +587,7 @@ fn tried(lines: &[Line], durable: &[&Line]) -> Vec<Bound> {
                     off.len()
                 ),
                 figure,
-                reading: if on_rate >= off_rate {
-                    "a lever in the default, against the same server with it off in this run: it pays here".into()
-                } else {
-                    "a lever in the default, against the same server with it off in this run: it did not pay in this run (a single run's noise can be ±25 %)".into()
-                },
+                reading: tried_reading(name, on_rate >= off_rate).into(),
             })
         })
         .collect()
