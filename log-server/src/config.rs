@@ -100,8 +100,7 @@ pub struct Config {
     pub preallocate_bytes: u64,
     /// Whether small durable appends wait to be written together, with
     /// one `write(2)` per group commit just before its `fdatasync` (see
-    /// `log_storage::LogConfig::gather_writes`): less CPU per ack, fewer
-    /// acks/s for writers with one record in flight. Default false.
+    /// `log_storage::LogConfig::gather_writes`). Default true.
     pub gather_writes: bool,
     /// Memory of the cleaners' key maps, shared between the threads, in
     /// bytes (Kafka's `log.cleaner.dedupe.buffer.size`): 32 bytes a key.
@@ -159,7 +158,7 @@ impl Default for Config {
             committer_threads: 2,
             cleaner_threads: 1,
             preallocate_bytes: log_storage::DEFAULT_PREALLOCATE_BYTES,
-            gather_writes: false,
+            gather_writes: true,
             cleaner_key_map_bytes: 128 << 20,
             cleaner_backoff_ms: 15_000,
             shutdown_grace_ms: 5000,
@@ -371,7 +370,7 @@ pub struct Cli {
     #[arg(long, env = "LOG_SERVER_PREALLOCATE_BYTES", value_name = "BYTES")]
     pub preallocate_bytes: Option<u64>,
     /// Small durable appends written together, one write(2) per sync
-    /// (true, false) [default: false].
+    /// (true, false) [default: true].
     #[arg(long, env = "LOG_SERVER_GATHER_WRITES", value_name = "BOOL")]
     pub gather_writes: Option<bool>,
     /// Memory of the cleaners' key maps, in bytes [default: 134217728].

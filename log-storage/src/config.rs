@@ -111,11 +111,11 @@ pub struct LogConfig {
     /// ([`Log::append_then`](crate::Log::append_then)) and write them with
     /// one `write(2)` per group commit, just before its `fdatasync`, rather
     /// than one `write(2)` each: they are readable from that write on. A
-    /// failed gathered write poisons the partition. Default `false`: over
+    /// failed gathered write poisons the partition. Default `true`: over
     /// gRPC with 64 writers of one record each in flight it cut the
-    /// server's CPU per ack by about a fifth but acks/s too (0.81–0.92×,
-    /// `cargo xtask bench --scenario redis`, December 2026), the write
-    /// being on the sync's path; it pays where the CPU is the bound.
+    /// server's CPU per ack by 14–18 % and gained 3–7 % acks/s
+    /// (`cargo xtask bench --scenario redis` and A/B rounds, December
+    /// 2026).
     pub gather_writes: bool,
 }
 
@@ -192,7 +192,7 @@ impl Default for LogConfig {
             cold_codec: Codec::None,
             cold_compression_lag: DEFAULT_COLD_COMPRESSION_LAG,
             preallocate_bytes: 0,
-            gather_writes: false,
+            gather_writes: true,
         }
     }
 }
@@ -307,7 +307,7 @@ pub struct StoreConfig {
     /// many small durable appends are what the runway speeds up).
     pub preallocate_bytes: u64,
     /// Whether every partition gathers small async durable appends into one
-    /// write per sync ([`LogConfig::gather_writes`]). Default `false`.
+    /// write per sync ([`LogConfig::gather_writes`]). Default `true`.
     pub gather_writes: bool,
     /// Threads of the store's [`Committer`](crate::Committer), which
     /// completes async appends of every partition. Default
@@ -358,7 +358,7 @@ impl Default for StoreConfig {
             open_files_budget: crate::io::DEFAULT_OPEN_FILES_BUDGET,
             index_interval_bytes: None,
             preallocate_bytes: DEFAULT_PREALLOCATE_BYTES,
-            gather_writes: false,
+            gather_writes: true,
             committer_threads: DEFAULT_COMMITTER_THREADS,
             completion_dispatch: crate::Dispatch::inline(),
             flush_interval: DEFAULT_FLUSH_INTERVAL,

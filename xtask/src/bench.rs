@@ -10,9 +10,11 @@
 //!    the server's CPU time (`/proc/PID/stat` utime + stime) is read before
 //!    and after each run and appended to its `RESULT` line
 //!    (`server_cpu_ticks`, `clk_tck`, `server_cpu_us_per_record`, and
-//!    `server_stime_ticks`, the kernel's part); for `small-writers`, the
-//!    server's system calls too (`sys_NAME=COUNT`, [`syscalls`], when
-//!    `perf` can count them);
+//!    `server_stime_ticks`, the kernel's part); each `small-writers` run
+//!    is followed by one more with `perf` attached (`small-writers-profiled`:
+//!    the server's system calls, `sys_NAME=COUNT` from [`syscalls`], and its
+//!    CPU profile, `prof_*` from `profile`, when `perf` can), apart from
+//!    the measured rounds because perf slows the server by about a quarter;
 //! 4. the `redis` peer step ([`redis`]): Redis with `appendfsync always`
 //!    driven by `redis-benchmark` like `small-writers`, run A B A B with
 //!    it (`round=1`, `round=2` on both lines); skipped, with the reason
@@ -45,7 +47,7 @@ mod scale;
 mod server;
 mod syscalls;
 
-use round::{TRIED, cpu_pairs, cpu_ticks, scenario, tried};
+use round::{TRIED, cpu_pairs, cpu_ticks, profiled, scenario, tried};
 use scale::{recovery, scale};
 
 /// Rounds of the `small-writers` / `redis` comparison (A B A B).
@@ -360,16 +362,22 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
                         }
                     }
                 }
+                lines.extend(profiled(&server, &loadgen, &data_root, &args)?);
             }
-            _ => lines.extend(scenario(
-                &server,
-                &loadgen,
-                &data_root,
-                run.scenario,
-                &args,
-                None,
-                &[],
-            )?),
+            _ => {
+                lines.extend(scenario(
+                    &server,
+                    &loadgen,
+                    &data_root,
+                    run.scenario,
+                    &args,
+                    None,
+                    &[],
+                )?);
+                if run.scenario == "small-writers" {
+                    lines.extend(profiled(&server, &loadgen, &data_root, &args)?);
+                }
+            }
         }
     }
 

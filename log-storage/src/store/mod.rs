@@ -222,7 +222,7 @@ impl Store {
             min_free_bytes: None,
             free_space_check_interval: std::time::Duration::ZERO,
             preallocate_bytes: 0,
-            gather_writes: false,
+            gather_writes: true,
             index_interval_bytes: None,
             pool,
             committer: OnceLock::new(),
@@ -334,7 +334,7 @@ impl Store {
     /// Sets whether every partition opened from now on gathers small async
     /// durable appends into one write per sync
     /// ([`LogConfig::gather_writes`](crate::LogConfig::gather_writes)). A
-    /// store setting, as the runway. Default `false`.
+    /// store setting, as the runway. Default `true`.
     pub fn with_gather_writes(mut self, gather: bool) -> Store {
         self.gather_writes = gather;
         self

@@ -1,8 +1,10 @@
 //! One round of a scenario against a fresh `log-server`: the server
 //! started (with extra `LOG_SERVER_*` settings for a lever tried), the load
-//! generator run, and each `RESULT` line given the server's CPU time, its
-//! system calls and CPU profile (for `small-writers`) and its round; plus the levers of the
-//! produce path the bench measures against the default ([`TRIED`]).
+//! generator run, and each `RESULT` line given the server's CPU time and
+//! its round; the levers of the produce path the bench measures against
+//! the default ([`TRIED`]); and the one extra `small-writers` round with
+//! `perf` attached ([`profiled`]: system calls and CPU profile), kept apart
+//! because perf slows the server it watches.
 //!
 //! It judges nothing (the report does) and runs one process pair at a time.
 
@@ -19,7 +21,7 @@ use super::{loadgen_run, profile, syscalls};
 /// the default leaves off, turned on).
 pub(super) const TRIED: [(&str, &str, &str); 2] = [
     ("zeroed_runway_off", "LOG_SERVER_PREALLOCATE_BYTES", "0"),
-    ("gathered_writes_on", "LOG_SERVER_GATHER_WRITES", "true"),
+    ("gathered_writes_off", "LOG_SERVER_GATHER_WRITES", "false"),
 ];
 
 /// One `small-writers` round with one lever of [`TRIED`] set: its lines
@@ -59,7 +61,10 @@ pub(super) fn tried(
 /// One scenario against a fresh server (with the `LOG_SERVER_*` settings
 /// in `env` on top of the defaults): its `RESULT` and `EXTRA` lines, each
 /// `RESULT` line with the server's CPU time over the run appended (and
-/// `round=R` when given).
+/// `round=R` when given). Never instrumented: `perf` attached to the server
+/// costs it about a quarter of its acks/s here, so the figures the report
+/// judges come from rounds without it ([`profiled`] is the extra round that
+/// has it).
 pub(super) fn scenario(
     server: &Path,
     loadgen: &Path,
@@ -68,6 +73,54 @@ pub(super) fn scenario(
     args: &[String],
     round: Option<u32>,
     env: &[(&str, &str)],
+) -> Result<Vec<String>, String> {
+    run(server, loadgen, data_root, name, args, round, env, false)
+}
+
+/// One extra `small-writers` round with `perf` attached to the server: its
+/// system calls (`sys_*`) and CPU profile (`prof_*`) on its `RESULT` lines,
+/// which are tagged `scenario=small-writers-profiled` so that nothing but
+/// the report's rows about system calls and the CPU's parts reads them.
+pub(super) fn profiled(
+    server: &Path,
+    loadgen: &Path,
+    data_root: &Path,
+    args: &[String],
+) -> Result<Vec<String>, String> {
+    eprintln!("== small-writers again, with perf attached (system calls, CPU profile)");
+    let lines = run(
+        server,
+        loadgen,
+        data_root,
+        "small-writers",
+        args,
+        None,
+        &[],
+        true,
+    )?;
+    Ok(lines
+        .into_iter()
+        .filter(|l| l.starts_with("RESULT "))
+        .map(|l| {
+            l.replacen(
+                "scenario=small-writers ",
+                "scenario=small-writers-profiled ",
+                1,
+            )
+        })
+        .collect())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run(
+    server: &Path,
+    loadgen: &Path,
+    data_root: &Path,
+    name: &str,
+    args: &[String],
+    round: Option<u32>,
+    env: &[(&str, &str)],
+    instrument: bool,
 ) -> Result<Vec<String>, String> {
     eprintln!("== scenario {name} {}", args.join(" "));
     let data = data_root.join(name);
@@ -85,7 +138,7 @@ pub(super) fn scenario(
     ];
     all.extend(args.iter().cloned());
     // The small writers' system calls per ack (issue 11's CPU question).
-    let counter = if name == "small-writers" {
+    let counter = if instrument {
         match syscalls::Counter::start(pid, &data_root.join(format!("{name}.perf"))) {
             Ok(counter) => Some(counter),
             Err(reason) => {
@@ -97,7 +150,7 @@ pub(super) fn scenario(
         None
     };
     // Where its CPU goes, by component (the ≤ 12 µs per ack question).
-    let profiler = if name == "small-writers" {
+    let profiler = if instrument {
         match profile::Profiler::start(pid, &data_root.join(format!("{name}.perf.data"))) {
             Ok(profiler) => Some(profiler),
             Err(reason) => {

@@ -768,4 +768,43 @@ mod tests {
             row.reading
         );
     }
+
+    #[test]
+    fn the_profiled_round_gives_the_parts_and_the_measured_rounds_the_figures() {
+        // The measured round: 400 ticks over 200,000 acks, 20 µs per ack,
+        // no perf. The profiled round ran slower (perf attached) and its
+        // own tracepoint samples are perf's cost, not the server's.
+        let lines = parse(
+            "RESULT system=log-server scenario=small-writers size=100 ack=durable n=200000 append_rps=60000 server_cpu_ticks=400 server_stime_ticks=200 clk_tck=100\n\
+             RESULT system=log-server scenario=small-writers-profiled size=100 ack=durable n=200000 append_rps=45000 server_cpu_ticks=700 server_stime_ticks=500 clk_tck=100 sys_pwrite64=20000 sys_writev=10000 sys_fdatasync=8000 prof_samples=1200 prof_k_syscall_trace=200 prof_k_futex=500 prof_u_http2=500\n",
+        );
+        let rows = derived_rows(&lines);
+        let acks = row(&rows, "small-writers DURABLE acks/s (");
+        assert!(
+            acks.measured.starts_with("60.0 K"),
+            "the profiled round is not a measured one: {}",
+            acks.measured
+        );
+        let bounds = super::bounds::bounds(&lines);
+        let parts = bounds
+            .iter()
+            .find(|b| b.what.contains("by component"))
+            .expect("the profile row");
+        assert_eq!(
+            parts.figure,
+            "20.0 µs = kernel 10.0 + user 10.0: kernel futex 10.0, http2 10.0"
+        );
+        let calls = bounds
+            .iter()
+            .find(|b| b.what.contains("system calls per ack"))
+            .expect("the syscalls row");
+        assert!(
+            calls
+                .figure
+                .starts_with("pwrite64 0.10, writev 0.05, fdatasync 0.04")
+                && calls.figure.ends_with("kernel 50 % of the server's CPU"),
+            "{}",
+            calls.figure
+        );
+    }
 }
