@@ -113,9 +113,9 @@ pub struct LogConfig {
     /// than one `write(2)` each: they are readable from that write on. A
     /// failed gathered write poisons the partition. Default `true`: over
     /// gRPC with 64 writers of one record each in flight it cut the
-    /// server's CPU per ack by 14–18 % and gained 3–7 % acks/s
-    /// (`cargo xtask bench --scenario redis` and A/B rounds, December
-    /// 2026).
+    /// server's CPU per ack by 10–18 %, with acks/s 0.95–1.13× (1.05× on
+    /// average) over six A B pairs (`cargo xtask bench` and A B rounds,
+    /// December 2026).
     pub gather_writes: bool,
 }
 
