@@ -40,6 +40,7 @@ use std::time::Instant;
 use crate::{cargo, workspace_root};
 
 mod kafka;
+mod perf;
 mod profile;
 mod redis;
 mod round;

@@ -17,51 +17,34 @@
 //! [`Profiler::start`] answers why and the run goes on without the pairs.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use super::perf::Attached;
 
 /// Samples per second per thread: enough for a few thousand samples in a
 /// round, little enough not to slow the server measurably.
 const HZ: &str = "999";
 
 /// A running `perf record` attached to one process.
-pub(super) struct Profiler {
-    child: Child,
-    out: PathBuf,
-}
+pub(super) struct Profiler(Attached);
 
 impl Profiler {
     /// Starts sampling process `pid` into `out`; the reason when it cannot.
     pub(super) fn start(pid: u32, out: &Path) -> Result<Profiler, String> {
-        let _ = std::fs::remove_file(out);
-        let child = Command::new("perf")
-            .args(["record", "-q", "-F", HZ, "-g", "-p"])
-            .arg(pid.to_string())
-            .arg("-o")
-            .arg(out)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("perf not available ({e})"))?;
-        Ok(Profiler {
-            child,
-            out: out.to_path_buf(),
-        })
+        Attached::start(&["record", "-q", "-F", HZ, "-g"], pid, out).map(Profiler)
     }
 
     /// Stops sampling (SIGINT, as perf expects) and answers the `prof_*`
     /// pairs, each with a leading space; nothing when perf recorded nothing.
-    pub(super) fn finish(mut self) -> String {
-        let _ = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
+    pub(super) fn finish(self) -> String {
+        let out = self.0.stop();
         let script = Command::new("perf")
             .args(["script", "-F", "tid,ip,sym", "-i"])
-            .arg(&self.out)
+            .arg(&out)
             .stderr(Stdio::null())
             .output();
-        let _ = std::fs::remove_file(&self.out);
+        let _ = std::fs::remove_file(&out);
         match script {
             Ok(out) if out.status.success() => pairs(&String::from_utf8_lossy(&out.stdout)),
             _ => {

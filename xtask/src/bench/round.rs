@@ -111,6 +111,14 @@ pub(super) fn profiled(
         .collect())
 }
 
+/// `started`'s value, or `None` with the reason printed: each instrument
+/// is optional, and without perf the round goes on.
+fn optional<T>(name: &str, what: &str, started: Result<T, String>) -> Option<T> {
+    started
+        .map_err(|reason| eprintln!("== {name}: no {what}: {reason}"))
+        .ok()
+}
+
 #[allow(clippy::too_many_arguments)]
 fn run(
     server: &Path,
@@ -138,29 +146,19 @@ fn run(
     ];
     all.extend(args.iter().cloned());
     // The small writers' system calls per ack (issue 11's CPU question).
-    let counter = if instrument {
-        match syscalls::Counter::start(pid, &data_root.join(format!("{name}.perf"))) {
-            Ok(counter) => Some(counter),
-            Err(reason) => {
-                eprintln!("== {name}: no syscall counts: {reason}");
-                None
-            }
-        }
-    } else {
-        None
-    };
+    let counter = instrument
+        .then(|| {
+            let out = data_root.join(format!("{name}.perf"));
+            optional(name, "syscall counts", syscalls::Counter::start(pid, &out))
+        })
+        .flatten();
     // Where its CPU goes, by component (the ≤ 12 µs per ack question).
-    let profiler = if instrument {
-        match profile::Profiler::start(pid, &data_root.join(format!("{name}.perf.data"))) {
-            Ok(profiler) => Some(profiler),
-            Err(reason) => {
-                eprintln!("== {name}: no CPU profile: {reason}");
-                None
-            }
-        }
-    } else {
-        None
-    };
+    let profiler = instrument
+        .then(|| {
+            let out = data_root.join(format!("{name}.perf.data"));
+            optional(name, "CPU profile", profile::Profiler::start(pid, &out))
+        })
+        .flatten();
     let before = cpu_split(pid);
     let output = loadgen_run(loadgen, &all)?;
     let after = cpu_split(pid);

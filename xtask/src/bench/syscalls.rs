@@ -9,8 +9,10 @@
 //! the tracepoints, [`Counter::start`] answers why and the run goes on
 //! without the pairs. It never installs anything.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use super::perf::Attached;
 
 /// The system calls counted.
 const CALLS: [&str; 9] = [
@@ -26,10 +28,7 @@ const CALLS: [&str; 9] = [
 ];
 
 /// A running `perf stat` attached to one process.
-pub(super) struct Counter {
-    child: Child,
-    out: PathBuf,
-}
+pub(super) struct Counter(Attached);
 
 impl Counter {
     /// Starts counting the calls of process `pid`, writing to `out`; the
@@ -53,31 +52,16 @@ impl Counter {
                 text.lines().next().unwrap_or("")
             ));
         }
-        let _ = std::fs::remove_file(out);
-        let child = Command::new("perf")
-            .args(["stat", "-x", ",", "-e", &events.join(","), "-p"])
-            .arg(pid.to_string())
-            .arg("-o")
-            .arg(out)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot start perf stat: {e}"))?;
-        Ok(Counter {
-            child,
-            out: out.to_path_buf(),
-        })
+        let events = events.join(",");
+        Attached::start(&["stat", "-x", ",", "-e", &events], pid, out).map(Counter)
     }
 
     /// Stops counting (SIGINT, as perf expects) and answers the
     /// `sys_NAME=COUNT` pairs, each with a leading space.
-    pub(super) fn finish(mut self) -> String {
-        let _ = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
-        let text = std::fs::read_to_string(&self.out).unwrap_or_default();
-        let _ = std::fs::remove_file(&self.out);
+    pub(super) fn finish(self) -> String {
+        let out = self.0.stop();
+        let text = std::fs::read_to_string(&out).unwrap_or_default();
+        let _ = std::fs::remove_file(&out);
         pairs(&text)
     }
 }
