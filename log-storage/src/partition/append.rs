@@ -285,6 +285,15 @@ impl Log {
         stamped.base_offset = base_offset;
         stamped.leader_epoch = leader_epoch;
         stamped.append_time = append_time;
+        let appended = |durable_end, epoch| Appended {
+            base_offset,
+            last_offset,
+            append_time,
+            ack: options.ack,
+            durable_end,
+            epoch,
+            duplicate: false,
+        };
         if gather && batch.len() < MAX_GATHERED_BATCH {
             // Written by the next writer of the file, the sync leader at the
             // latest (`gather.rs`).
@@ -310,15 +319,7 @@ impl Log {
                 self.changed();
             }
             self.extend_runway(batch.len() as u64);
-            return Ok(Appended {
-                base_offset,
-                last_offset,
-                append_time,
-                ack: options.ack,
-                durable_end,
-                epoch,
-                duplicate: false,
-            });
+            return Ok(appended(durable_end, epoch));
         }
         // Whatever is gathered goes first: the file keeps offset order.
         self.write_gathered(&mut state)?;
@@ -389,15 +390,7 @@ impl Log {
         // Still under the append lock: the next appends find zeros ahead.
         self.extend_runway(batch.len() as u64);
 
-        Ok(Appended {
-            base_offset,
-            last_offset,
-            append_time,
-            ack: options.ack,
-            durable_end,
-            epoch,
-            duplicate: false,
-        })
+        Ok(appended(durable_end, epoch))
     }
 }
 
