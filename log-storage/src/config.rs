@@ -113,8 +113,8 @@ pub struct LogConfig {
     /// than one `write(2)` each: they are readable from that write on. A
     /// failed gathered write poisons the partition. Default `true`: over
     /// gRPC with 64 writers of one record each in flight it cut the
-    /// server's CPU per ack by 10–18 %, with acks/s 0.95–1.13× (1.05× on
-    /// average) over six A B pairs (`cargo xtask bench` and A B rounds,
+    /// server's CPU per ack by 10–18 %, with acks/s 0.95–1.13× (1.04× on
+    /// average) over seven A B pairs (`cargo xtask bench` and A B rounds,
     /// December 2026).
     pub gather_writes: bool,
 }

@@ -15,7 +15,7 @@ use log_format::HEADER_LEN;
 use log_format::{BatchHeader, BatchView, DecodeError};
 
 use super::commit::Waiter;
-use super::gather::{MAX_GATHERED_BATCH, Placement};
+use super::gather::MAX_GATHERED_BATCH;
 use super::producer::{SequenceError, Verdict};
 use super::segment::SegmentIndex;
 use super::{Ack, AppendOptions, Appended, Committer, Log, State};
@@ -301,17 +301,7 @@ impl Log {
             if !state.gathered.fits(batch.len()) {
                 wrote = self.write_gathered(&mut state)?;
             }
-            let placement = Placement {
-                base_offset,
-                last_offset,
-                length: header.length,
-                leader_epoch,
-                append_time,
-            };
-            state
-                .gathered
-                .push(&batch, placement)
-                .map_err(stamp_error)?;
+            state.gathered.push(&batch, &stamped).map_err(stamp_error)?;
             let epoch = record_append(&mut state, &stamped, batch.len());
             drop(state);
             let durable_end = lock(&self.sync).durable_end;

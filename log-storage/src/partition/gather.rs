@@ -23,7 +23,7 @@
 //! out already, so it cannot take them back as a failed direct write does.
 
 use bytes::BytesMut;
-use log_format::DecodeError;
+use log_format::{BatchHeader, DecodeError};
 
 use super::segment::SegmentIndex;
 use super::{Log, State};
@@ -56,16 +56,6 @@ struct GatheredBatch {
     append_time: i64,
 }
 
-/// Where a batch goes in the file and what its header gets stamped with.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Placement {
-    pub(crate) base_offset: u64,
-    pub(crate) last_offset: u64,
-    pub(crate) length: u32,
-    pub(crate) leader_epoch: i32,
-    pub(crate) append_time: i64,
-}
-
 impl Gathered {
     /// Bytes waiting.
     pub(crate) fn len(&self) -> u64 {
@@ -82,26 +72,26 @@ impl Gathered {
         self.bytes.len() + len <= MAX_GATHERED_BYTES
     }
 
-    /// Copies `batch` in and stamps the copy as `placement` says; on error
-    /// nothing is kept.
-    pub(crate) fn push(&mut self, batch: &[u8], placement: Placement) -> Result<(), DecodeError> {
+    /// Copies `batch` in and stamps the copy with `stamped`'s base offset,
+    /// leader epoch and append time; on error nothing is kept.
+    pub(crate) fn push(&mut self, batch: &[u8], stamped: &BatchHeader) -> Result<(), DecodeError> {
         let at = self.bytes.len();
         self.bytes.extend_from_slice(batch);
         if let Err(err) = log_format::stamp(
             &mut self.bytes[at..],
-            placement.base_offset,
-            placement.leader_epoch,
-            placement.append_time,
+            stamped.base_offset,
+            stamped.leader_epoch,
+            stamped.append_time,
         ) {
             self.bytes.truncate(at);
             return Err(err);
         }
         self.batches.push(GatheredBatch {
             at,
-            base_offset: placement.base_offset,
-            last_offset: placement.last_offset,
-            length: placement.length,
-            append_time: placement.append_time,
+            base_offset: stamped.base_offset,
+            last_offset: stamped.last_offset(),
+            length: stamped.length,
+            append_time: stamped.append_time,
         });
         Ok(())
     }

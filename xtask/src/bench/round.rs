@@ -45,17 +45,18 @@ pub(super) fn tried(
         Some(round),
         &[(key, value)],
     )?;
-    Ok(lines
+    Ok(retagged(lines, "small-writers-tried")
+        .map(|l| l + &format!(" tried={name}"))
+        .collect())
+}
+
+/// The `RESULT` lines of a `small-writers` round, as scenario `tag`.
+fn retagged(lines: Vec<String>, tag: &str) -> impl Iterator<Item = String> {
+    let tag = format!("scenario={tag} ");
+    lines
         .into_iter()
         .filter(|l| l.starts_with("RESULT "))
-        .map(|l| {
-            l.replacen(
-                "scenario=small-writers ",
-                "scenario=small-writers-tried ",
-                1,
-            ) + &format!(" tried={name}")
-        })
-        .collect())
+        .map(move |l| l.replacen("scenario=small-writers ", &tag, 1))
 }
 
 /// One scenario against a fresh server (with the `LOG_SERVER_*` settings
@@ -98,17 +99,7 @@ pub(super) fn profiled(
         &[],
         true,
     )?;
-    Ok(lines
-        .into_iter()
-        .filter(|l| l.starts_with("RESULT "))
-        .map(|l| {
-            l.replacen(
-                "scenario=small-writers ",
-                "scenario=small-writers-profiled ",
-                1,
-            )
-        })
-        .collect())
+    Ok(retagged(lines, "small-writers-profiled").collect())
 }
 
 /// `started`'s value, or `None` with the reason printed: each instrument
