@@ -684,6 +684,25 @@ mod tests {
         let cpu = find("small-writers DURABLE: CPU");
         assert_eq!(cpu.figure, "15.0 + 5.0 = 20.0 µs; 1.00 of 2 cores");
         assert!(cpu.reading.contains("not saturated"), "{}", cpu.reading);
+        // 15 µs DURABLE against 10 µs WRITTEN, 25 acks per fdatasync: the
+        // 12 µs target leaves 2 µs per ack, 50 µs per cycle, for 125.
+        let split = find("small-writers: server CPU µs per ack, DURABLE against");
+        assert_eq!(
+            split.figure,
+            "15.0 µs DURABLE, 10.0 µs WRITTEN: durability adds 5.0 µs per ack (125 µs per sync cycle of 25.0 acks)"
+        );
+        assert!(
+            split.reading.contains(
+                "leaves 2.0 µs per ack for everything durability adds, 50 µs of CPU per sync cycle"
+            ),
+            "{}",
+            split.reading
+        );
+        assert!(
+            split.reading.contains("against 125 µs measured"),
+            "{}",
+            split.reading
+        );
         // 100 K acks/s over 2000 syncs/s: 50 acks, a 500 µs cycle, half
         // of it the fdatasync.
         let cycle = find("in-process group_commit_callbacks");
@@ -743,6 +762,19 @@ mod tests {
             row.reading.contains("0.80 socket writes per ack"),
             "{}",
             row.reading
+        );
+        // 360 ticks over 200,000 WRITTEN acks: 18 µs, over 12 µs with no
+        // fdatasync at all.
+        let split = bounds
+            .iter()
+            .find(|b| b.what.contains("DURABLE against its WRITTEN twin"))
+            .expect("the split row");
+        assert!(
+            split
+                .reading
+                .contains("takes 18.0 µs per ack, over the 12 µs target with no fdatasync at all"),
+            "{}",
+            split.reading
         );
     }
 
