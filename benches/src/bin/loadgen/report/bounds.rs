@@ -2,7 +2,8 @@
 //! for `small-writers`, its WRITTEN twin (the request path without the
 //! fdatasync), the sync cycle against the disk's fdatasync, the CPU of
 //! both processes against the machine's cores, and the server's CPU per ack
-//! by component (from a `perf record` profile of the same rounds); for the gRPC 1 KiB ratio,
+//! by component (from a `perf record` profile of the same rounds) and
+//! against the WRITTEN twin's; for the gRPC 1 KiB ratio,
 //! the gRPC WRITTEN twin and the in-process figures, with what one batch in
 //! flight predicts when the transfer and the sync run in series.
 //!
