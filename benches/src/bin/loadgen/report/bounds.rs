@@ -12,7 +12,7 @@
 //! the request path apart without rerunning anything.
 
 use super::Line;
-use super::targets::{Cpu, mean, rounds};
+use super::targets::{CPU_PER_ACK_TARGET_US, Cpu, mean, rounds};
 use std::fmt::Write as _;
 
 /// One measurement and how to read it.
@@ -518,13 +518,13 @@ fn cpu_profile(durable: &[&Line], measured: &[&Line]) -> Option<Bound> {
     if rest > 0.0 {
         let _ = write!(figure, ", rest {rest:.1}");
     }
-    let reading = if kernel >= 12.0 {
+    let reading = if kernel >= CPU_PER_ACK_TARGET_US {
         format!(
-            "the kernel alone takes {kernel:.1} µs per ack, above the 12 µs target: on this kernel only fewer or cheaper system calls can reach it, no user-space work can"
+            "the kernel alone takes {kernel:.1} µs per ack, above the {CPU_PER_ACK_TARGET_US:.0} µs target: on this kernel only fewer or cheaper system calls can reach it, no user-space work can"
         )
     } else {
         format!(
-            "the kernel takes {kernel:.1} µs per ack; the rest of the way to 12 µs is in user space ({user:.1} µs)"
+            "the kernel takes {kernel:.1} µs per ack; the rest of the way to {CPU_PER_ACK_TARGET_US:.0} µs is in user space ({user:.1} µs)"
         )
     };
     Some(Bound {
@@ -544,7 +544,6 @@ fn cpu_profile(durable: &[&Line], measured: &[&Line]) -> Option<Bound> {
 /// committer's wake-up, the gather, waking each waiting stream), per ack
 /// and per cycle at the measured acks per fdatasync.
 fn cpu_split(durable: &[&Line], written: &[&Line]) -> Option<Bound> {
-    const TARGET_US: f64 = 12.0;
     let (d, w) = (Cpu::of(durable)?, Cpu::of(written)?);
     if d.records <= 0.0 || w.records <= 0.0 {
         return None;
@@ -563,15 +562,15 @@ fn cpu_split(durable: &[&Line], written: &[&Line]) -> Option<Bound> {
             added * acks
         );
     }
-    let room = TARGET_US - w.per_record_us;
+    let room = CPU_PER_ACK_TARGET_US - w.per_record_us;
     let reading = if room <= 0.0 {
         format!(
-            "the request path alone takes {:.1} µs per ack, over the {TARGET_US:.0} µs target with no fdatasync at all: no change to the group commit can reach it, only a cheaper request path (HTTP/2, the runtime, the answer)",
+            "the request path alone takes {:.1} µs per ack, over the {CPU_PER_ACK_TARGET_US:.0} µs target with no fdatasync at all: no change to the group commit can reach it, only a cheaper request path (HTTP/2, the runtime, the answer)",
             w.per_record_us
         )
     } else {
         let mut reading = format!(
-            "the request path alone takes {:.1} of the {TARGET_US:.0} µs; the target leaves {room:.1} µs per ack for everything durability adds",
+            "the request path alone takes {:.1} of the {CPU_PER_ACK_TARGET_US:.0} µs; the target leaves {room:.1} µs per ack for everything durability adds",
             w.per_record_us
         );
         if let Some(acks) = per_sync {

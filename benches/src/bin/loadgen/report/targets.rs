@@ -228,6 +228,9 @@ pub(super) fn worst(lines: &[&Line], key: &str) -> f64 {
     lines.iter().map(|l| l.num(key)).fold(0.0, f64::max)
 }
 
+/// Issue 11's bound on the server's CPU per small-writers DURABLE ack, µs.
+pub(super) const CPU_PER_ACK_TARGET_US: f64 = 12.0;
+
 /// Server CPU over `lines` together: their ticks summed, over their
 /// records summed.
 pub(super) struct Cpu {
@@ -386,13 +389,23 @@ pub(super) fn derived_rows(lines: &[Line]) -> Vec<Row> {
         "log-server CPU µs per DURABLE ack, small-writers (/proc utime + stime over the run)";
     rows.push(match Cpu::of(&small) {
         Some(cpu) => {
-            let mut row = Row::bounded(what, cpu.per_record_us, 12.0, false, cpu.long());
+            let mut row = Row::bounded(
+                what,
+                cpu.per_record_us,
+                CPU_PER_ACK_TARGET_US,
+                false,
+                cpu.long(),
+            );
             if cpu.coarse() {
                 row.met = "-";
             }
             row
         }
-        None => Row::missing(what, "not run".into(), "≤ 12".into()),
+        None => Row::missing(
+            what,
+            "not run".into(),
+            format!("≤ {CPU_PER_ACK_TARGET_US:.0}"),
+        ),
     });
     if let Some(cpu) = Cpu::of(&redis) {
         rows.push(Row {
