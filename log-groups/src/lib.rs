@@ -20,9 +20,10 @@
 //! one group never stalls another. A ticker thread, started by
 //! [`Coordinator::start`], expires sessions and rebalance deadlines.
 //!
-//! The modules: `group.rs` (one group's state machine), `types.rs` (the
-//! values in and out), `config.rs` (bounds and timings), `error.rs` (what
-//! is refused).
+//! The modules: `group/` (one group's state machine: `mod.rs`, with
+//! `join.rs` for joins and the rebalance and `session.rs` for syncs,
+//! heartbeats, leaving and expiry), `types.rs` (the values in and out),
+//! `config.rs` (bounds and timings), `error.rs` (what is refused).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};

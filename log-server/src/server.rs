@@ -1,5 +1,6 @@
 //! Starting and stopping the server: the store (started with its own
-//! background passes and committer, [`Store::start_locked`]), the gRPC
+//! background passes and cleaners, [`Store::start_locked`]; its committer
+//! starts with the first async append), the gRPC
 //! services with health and reflection, the bounded listener and the
 //! graceful shutdown.
 //!

@@ -68,6 +68,22 @@ async fn admin_calls_create_describe_list_grow_and_delete_topics() {
     let described = c.get_topic("orders").await.unwrap();
     assert_eq!(described.partitions.len(), 3);
     assert_eq!(described.partitions[0].watermarks.log_end_offset, 0);
+    // On the wire every partition carries its watermarks (the client reads
+    // a missing field as zeros, so the check above alone would not fail).
+    let raw = c
+        .admin_service()
+        .get_topic(proto::GetTopicRequest {
+            name: "orders".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(raw.partitions.len(), 3);
+    assert!(
+        raw.partitions.iter().all(|p| p.watermarks.is_some()),
+        "{:?}",
+        raw.partitions
+    );
 
     for i in 0..5 {
         c.create_topic(&format!("t{i}"), 1, Default::default())

@@ -169,8 +169,10 @@ pub enum Error {
         max: usize,
     },
     /// A small file of the store or of a partition (a topic config, a
-    /// committed offset, an epoch, a log start, a producer snapshot) is
-    /// damaged. It is reported, never replaced by a default.
+    /// committed offset, an epoch, a log start, a cleaner point) is
+    /// damaged. It is reported, never replaced by a default. (Files that
+    /// only save work are not: a damaged recovery point, clean-shutdown
+    /// marker or producer snapshot is logged and rebuilt from the log.)
     CorruptMetadata {
         /// The file.
         path: PathBuf,

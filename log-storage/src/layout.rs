@@ -39,8 +39,8 @@ pub const MAX_NAME_BYTES: usize = 249;
 pub const RESERVED_SUFFIXES: &[&str] = &[
     TMP_SUFFIX,
     DELETE_SUFFIX,
-    ".log",
-    ".index",
+    LOG_SUFFIX,
+    INDEX_SUFFIX,
     ".config",
     OFFSET_SUFFIX,
 ];

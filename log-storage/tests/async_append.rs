@@ -16,10 +16,23 @@ fn batch() -> BytesMut {
     common::batch_of(0, [b"hello"], None)
 }
 
+/// A log at `/a/p` on `fs`, with the default settings.
+fn open(fs: &SimFs) -> Arc<Log> {
+    Arc::new(Log::open(Arc::new(fs.clone()), "/a/p", LogConfig::default()).unwrap())
+}
+
+/// Append options asking for a WRITTEN ack.
+fn written() -> AppendOptions {
+    AppendOptions {
+        ack: Ack::Written,
+        ..AppendOptions::default()
+    }
+}
+
 #[test]
 fn durable_callbacks_arrive_once_each_with_dense_offsets() {
     let fs = SimFs::new();
-    let log = Arc::new(Log::open(Arc::new(fs.clone()), "/a/p", LogConfig::default()).unwrap());
+    let log = open(&fs);
     let committer = Arc::new(Committer::start(2));
     let (tx, rx) = mpsc::channel();
     let writers: Vec<_> = (0..4)
@@ -66,10 +79,7 @@ fn written_callbacks_arrive_at_once() {
     let log = Arc::new(Log::open(Arc::new(SimFs::new()), "/a/p", LogConfig::default()).unwrap());
     let committer = Committer::start(1);
     let (tx, rx) = mpsc::channel();
-    let options = AppendOptions {
-        ack: Ack::Written,
-        ..AppendOptions::default()
-    };
+    let options = written();
     log.append_then(&committer, batch(), options, move |r| tx.send(r).unwrap());
     let ack = rx
         .try_recv()
@@ -81,7 +91,7 @@ fn written_callbacks_arrive_at_once() {
 #[test]
 fn a_failed_sync_fails_every_waiting_callback() {
     let fs = SimFs::new();
-    let log = Arc::new(Log::open(Arc::new(fs.clone()), "/a/p", LogConfig::default()).unwrap());
+    let log = open(&fs);
     let committer = Committer::start(1);
     fs.fail_syncs(true);
     let (tx, rx) = mpsc::channel();
@@ -149,12 +159,9 @@ fn many_partitions_share_the_committer_threads() {
 #[test]
 fn sync_soon_makes_written_data_durable_without_a_waiter() {
     let fs = SimFs::new();
-    let log = Arc::new(Log::open(Arc::new(fs.clone()), "/a/p", LogConfig::default()).unwrap());
+    let log = open(&fs);
     let committer = Committer::start(1);
-    let written = AppendOptions {
-        ack: Ack::Written,
-        ..AppendOptions::default()
-    };
+    let written = written();
     for _ in 0..3 {
         log.append(batch(), written).unwrap();
     }
@@ -180,12 +187,9 @@ fn sync_soon_makes_written_data_durable_without_a_waiter() {
 #[test]
 fn usage_counts_one_durable_wait_per_durable_append_and_one_sample_per_sync() {
     let fs = SimFs::new();
-    let log = Arc::new(Log::open(Arc::new(fs.clone()), "/a/p", LogConfig::default()).unwrap());
+    let log = open(&fs);
     let committer = Committer::start(1);
-    let written = AppendOptions {
-        ack: Ack::Written,
-        ..AppendOptions::default()
-    };
+    let written = written();
     for _ in 0..10 {
         log.append(batch(), AppendOptions::default()).unwrap();
     }

@@ -45,6 +45,15 @@ fn records(log: &Log) -> usize {
     count
 }
 
+/// A store started in `/data` on `fs`, with no free-space floor and a
+/// cleaner that looks for work every 20 ms.
+fn started(fs: &SimFs) -> Arc<Store> {
+    let config = StoreConfig::default()
+        .with_min_free_bytes(None)
+        .with_cleaner_backoff(Duration::from_millis(20));
+    Store::start(Arc::new(fs.clone()), Path::new("/data"), None, config).unwrap()
+}
+
 fn topic_config(policy: CleanupPolicy) -> TopicConfig {
     let mut config = TopicConfig::default();
     config.segment_max_bytes = 4096;
@@ -58,10 +67,7 @@ fn topic_config(policy: CleanupPolicy) -> TopicConfig {
 #[test]
 fn a_started_store_compacts_compacted_topics_by_itself() {
     let fs = SimFs::new();
-    let config = StoreConfig::default()
-        .with_min_free_bytes(None)
-        .with_cleaner_backoff(Duration::from_millis(20));
-    let store = Store::start(Arc::new(fs.clone()), Path::new("/data"), None, config).unwrap();
+    let store = started(&fs);
     store
         .create_topic("compacted", 1, topic_config(CleanupPolicy::Compact))
         .unwrap();
@@ -107,10 +113,7 @@ fn a_started_store_compacts_compacted_topics_by_itself() {
 #[test]
 fn a_started_store_compresses_the_cold_segments_of_topics_that_ask_for_it() {
     let fs = SimFs::new();
-    let config = StoreConfig::default()
-        .with_min_free_bytes(None)
-        .with_cleaner_backoff(Duration::from_millis(20));
-    let store = Store::start(Arc::new(fs.clone()), Path::new("/data"), None, config).unwrap();
+    let store = started(&fs);
     let mut cold = topic_config(CleanupPolicy::Delete);
     cold.cold_codec = log_format::Codec::Zstd;
     cold.cold_compression_lag = Duration::ZERO;
@@ -150,10 +153,7 @@ fn a_started_store_compresses_the_cold_segments_of_topics_that_ask_for_it() {
 #[test]
 fn an_altered_topic_config_reaches_open_partitions_and_survives_a_restart() {
     let fs = SimFs::new();
-    let config = StoreConfig::default()
-        .with_min_free_bytes(None)
-        .with_cleaner_backoff(Duration::from_millis(20));
-    let store = Store::start(Arc::new(fs.clone()), Path::new("/data"), None, config).unwrap();
+    let store = started(&fs);
     store
         .create_topic("t", 1, topic_config(CleanupPolicy::Delete))
         .unwrap();

@@ -74,16 +74,18 @@ fn open(fs: &SimFs, config: LogConfig) -> Arc<Log> {
 /// A gathering log (no zeroed runway: the file's length is what was
 /// written) whose first append was synced by the held committer, which
 /// now waits in its first dispatch: appends from here on wait gathered.
-struct Held {
-    fs: SimFs,
-    log: Arc<Log>,
-    committer: Arc<Committer>,
-    release: mpsc::Sender<()>,
-    tx: mpsc::Sender<Result<log_storage::Appended, Error>>,
-    rx: Acks,
-    /// The file's length after the first batch.
-    first_len: usize,
-}
+/// Its parts: the file system, the log, the held committer, the sender
+/// that releases it, the acks' sender and receiver, and the file's length
+/// after the first batch.
+struct Held(
+    SimFs,
+    Arc<Log>,
+    Arc<Committer>,
+    mpsc::Sender<()>,
+    mpsc::Sender<Result<log_storage::Appended, Error>>,
+    Acks,
+    usize,
+);
 
 fn held() -> Held {
     let fs = SimFs::new();
@@ -95,28 +97,12 @@ fn held() -> Held {
     append_durable(&log, &committer, b"first!", &tx);
     entered.recv().unwrap();
     let first_len = file_len(&fs);
-    Held {
-        fs,
-        log,
-        committer,
-        release,
-        tx,
-        rx,
-        first_len,
-    }
+    Held(fs, log, committer, release, tx, rx, first_len)
 }
 
 #[test]
 fn gathered_appends_reach_the_file_with_the_sync_that_covers_them() {
-    let Held {
-        fs,
-        log,
-        committer,
-        release,
-        tx,
-        rx,
-        first_len,
-    } = held();
+    let Held(fs, log, committer, release, tx, rx, first_len) = held();
     assert!(first_len > 0, "the first sync wrote the first batch");
     // The only committer thread is held: these three wait gathered.
     for value in [b"second", b"third!", b"fourth"] {
@@ -238,15 +224,7 @@ fn gathered_and_direct_appends_land_in_offset_order_across_rolls_and_close() {
 
 #[test]
 fn a_failed_gathered_write_poisons_the_partition_and_leaves_no_partial_batch() {
-    let Held {
-        fs,
-        log,
-        committer,
-        release,
-        tx,
-        rx,
-        first_len,
-    } = held();
+    let Held(fs, log, committer, release, tx, rx, first_len) = held();
     for value in [b"second", b"third!"] {
         append_durable(&log, &committer, value, &tx);
     }

@@ -11,7 +11,10 @@
 //!   siblings. A child naming its parent (the facade it lives in, `super::`)
 //!   or a parent naming its children is not a cycle. References are the
 //!   paths written in the code (`crate::…`, `super::…`, `self::…`, in `use`
-//!   groups too); test modules are left out.
+//!   groups too, over as many lines as they take), each followed through
+//!   the `use` declarations it passes (a name re-exported or imported by a
+//!   facade counts as naming the module that defines it); test modules
+//!   are left out.
 //! - **Every source file starts with module docs** (`//!`), saying what it
 //!   does.
 //!
@@ -211,23 +214,73 @@ fn strip_noise(line: &str) -> String {
 /// `use` groups expanded: `crate::{a::B, c}` gives `crate::a::B` and
 /// `crate::c`.
 fn paths_in(code: &str) -> Vec<Vec<String>> {
+    located_paths(code)
+        .into_iter()
+        .map(|(path, _)| path)
+        .collect()
+}
+
+/// [`paths_in`], each path with the char index where it starts.
+fn located_paths(code: &str) -> Vec<(Vec<String>, usize)> {
     let chars: Vec<char> = code.chars().collect();
     let mut out = Vec::new();
     let mut i = 0;
     while i < chars.len() {
-        let boundary = i == 0
-            || !(chars[i - 1].is_alphanumeric() || chars[i - 1] == '_' || chars[i - 1] == ':');
-        if boundary {
+        if at_word_start(&chars, i) {
             for head in ["crate", "super", "self"] {
                 let word: Vec<char> = head.chars().collect();
                 if chars[i..].starts_with(&word) && chars[i + word.len()..].starts_with(&[':', ':'])
                 {
                     let (paths, end) = parse_path(&chars, i);
-                    out.extend(paths);
+                    out.extend(paths.into_iter().map(|p| (p, i)));
                     i = end;
                     break;
                 }
             }
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Whether a word may start at `i` (not inside a name or a path).
+fn at_word_start(chars: &[char], i: usize) -> bool {
+    i == 0 || !(chars[i - 1].is_alphanumeric() || chars[i - 1] == '_' || chars[i - 1] == ':')
+}
+
+/// The `use` declarations of `code` (`pub` or not, groups expanded), as
+/// the name each brings into the module and the path it names, written as
+/// it is (`crate::…`, `super::…`, or relative: a child module or another
+/// crate). `a::B as C` brings `C`; a glob brings nothing.
+fn uses_in(code: &str) -> Vec<(String, Vec<String>)> {
+    let chars: Vec<char> = code.chars().collect();
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    let mut i = 0;
+    while i + 4 < chars.len() {
+        if at_word_start(&chars, i)
+            && chars[i..].starts_with(&['u', 's', 'e'])
+            && chars[i + 3].is_whitespace()
+        {
+            let (paths, end) = parse_path(&chars, i + 4);
+            // A group's `X as Y` reads as the paths `X`, `as` and `Y`,
+            // each with the group's prefix: `Y` renames what `X` named.
+            let mut renamed = false;
+            for path in paths {
+                let Some(last) = path.last() else {
+                    continue;
+                };
+                if last == "as" {
+                    renamed = true;
+                } else if renamed {
+                    if let Some(entry) = out.last_mut() {
+                        entry.0 = last.clone();
+                    }
+                    renamed = false;
+                } else {
+                    out.push((last.clone(), path.clone()));
+                }
+            }
+            i = end;
         }
         i += 1;
     }
@@ -334,38 +387,109 @@ fn no_module_cycles() {
     );
 }
 
+/// A file's code as one text (comments and strings stripped, tests left
+/// out), so a statement over several lines reads as one, and where each
+/// of its lines starts.
+fn file_code(text: &str) -> (String, Vec<usize>) {
+    let mut code = String::new();
+    let mut starts = Vec::new();
+    for line in code_lines(text) {
+        starts.push(code.chars().count());
+        code.push_str(&strip_noise(line));
+        code.push('\n');
+    }
+    (code, starts)
+}
+
+/// The names each module brings in with `use`, by module and name: what
+/// they stand for, as absolute paths (relative ones resolved from the
+/// module, so a path into another crate resolves to nothing of this one).
+type Aliases = BTreeMap<(ModPath, String), ModPath>;
+
+fn aliases_of(krate: &Crate, codes: &BTreeMap<ModPath, (String, Vec<usize>)>) -> Aliases {
+    let mut aliases = Aliases::new();
+    for module in krate.files.keys() {
+        for (name, path) in uses_in(&codes[module].0) {
+            let target = absolute(module, &path).unwrap_or_else(|| [module.clone(), path].concat());
+            aliases.insert((module.clone(), name), target);
+        }
+    }
+    aliases
+}
+
+/// The module that defines what `path` names: the longest module prefix,
+/// followed through the `use` declarations (re-exports and imports) of the
+/// modules on the way, so `crate::Dispatch`, re-exported at the root from
+/// `partition::committer`, is owned by `partition::committer`.
+fn defining_module(modules: &BTreeSet<ModPath>, aliases: &Aliases, path: &ModPath) -> ModPath {
+    let mut path = path.clone();
+    // Bounded: a chain of re-exports is short, and a loop of them (which
+    // the compiler refuses) must not hang the check.
+    for _ in 0..16 {
+        let owner = owning_module(modules, &path);
+        let Some(name) = path.get(owner.len()) else {
+            return owner;
+        };
+        match aliases.get(&(owner.clone(), name.clone())) {
+            Some(target) if *target != path[..=owner.len()] => {
+                path = [target.clone(), path[owner.len() + 1..].to_vec()].concat();
+            }
+            _ => return owner,
+        }
+    }
+    owning_module(modules, &path)
+}
+
 /// The cycles among sibling modules of one crate, described.
 fn cycles_of(krate: &Crate) -> Vec<String> {
     let modules: BTreeSet<ModPath> = krate.files.keys().cloned().collect();
+    let codes: BTreeMap<ModPath, (String, Vec<usize>)> = krate
+        .files
+        .iter()
+        .map(|(module, file)| {
+            let text = fs::read_to_string(file).expect("read a source file");
+            (module.clone(), file_code(&text))
+        })
+        .collect();
+    let aliases = aliases_of(krate, &codes);
     // (parent, child a, child b) -> one example reference of a using b.
     let mut edges: BTreeMap<ModPath, BTreeMap<String, BTreeMap<String, String>>> = BTreeMap::new();
     for (module, file) in &krate.files {
-        let text = fs::read_to_string(file).expect("read a source file");
-        for (n, line) in code_lines(&text).iter().enumerate() {
-            let code = strip_noise(line);
-            for path in paths_in(&code) {
-                let Some(abs) = absolute(module, &path) else {
-                    continue;
-                };
-                let target = owning_module(&modules, &abs);
-                let common = module
-                    .iter()
-                    .zip(&target)
-                    .take_while(|(a, b)| a == b)
-                    .count();
-                // Self, an ancestor (the facade) or a descendant: no edge.
-                if common == module.len() || common == target.len() {
-                    continue;
-                }
-                let parent = module[..common].to_vec();
-                edges
-                    .entry(parent)
-                    .or_default()
-                    .entry(module[common].clone())
-                    .or_default()
-                    .entry(target[common].clone())
-                    .or_insert_with(|| format!("{}:{}: {}", file.display(), n + 1, line.trim()));
+        let (code, starts) = &codes[module];
+        let lines: Vec<&str> = code.lines().collect();
+        for (path, at) in located_paths(code) {
+            let Some(abs) = absolute(module, &path) else {
+                continue;
+            };
+            let target = defining_module(&modules, &aliases, &abs);
+            let common = module
+                .iter()
+                .zip(&target)
+                .take_while(|(a, b)| a == b)
+                .count();
+            // Self, an ancestor (the facade) or a descendant: no edge.
+            if common == module.len() || common == target.len() {
+                continue;
             }
+            let n = starts
+                .partition_point(|&start| start <= at)
+                .saturating_sub(1);
+            let parent = module[..common].to_vec();
+            edges
+                .entry(parent)
+                .or_default()
+                .entry(module[common].clone())
+                .or_default()
+                .entry(target[common].clone())
+                .or_insert_with(|| {
+                    format!(
+                        "{}:{}: {} (names {})",
+                        file.display(),
+                        n + 1,
+                        lines.get(n).map_or("", |l| l.trim()),
+                        target.join("::")
+                    )
+                });
         }
     }
     let mut problems = Vec::new();
@@ -446,6 +570,33 @@ fn the_checks_see_what_they_check() {
     assert_eq!(
         abs,
         Some(vec!["partition".into(), "commit".into(), "Waiter".into()])
+    );
+    // A group over several lines is read whole.
+    let (code, _) = file_code("use crate::{\n    a::B,\n    c,\n};\n");
+    assert_eq!(
+        paths_in(&code),
+        vec![vec!["crate", "a", "B"], vec!["crate", "c"]]
+            .into_iter()
+            .map(|p| p.into_iter().map(String::from).collect::<Vec<_>>())
+            .collect::<Vec<_>>()
+    );
+    // A name is followed through the `use` declarations that bring it in.
+    let uses = uses_in("pub use committer::{Committer, Dispatch as Handoff};");
+    let strings = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        uses,
+        vec![
+            ("Committer".to_owned(), strings(&["committer", "Committer"])),
+            ("Handoff".to_owned(), strings(&["committer", "Dispatch"])),
+        ]
+    );
+    let modules: BTreeSet<ModPath> = [strings(&[]), strings(&["p"]), strings(&["p", "c"])].into();
+    let mut aliases = Aliases::new();
+    aliases.insert((strings(&[]), "D".into()), strings(&["p", "D"]));
+    aliases.insert((strings(&["p"]), "D".into()), strings(&["p", "c", "D"]));
+    assert_eq!(
+        defining_module(&modules, &aliases, &strings(&["D", "new"])),
+        strings(&["p", "c"])
     );
     // A cycle is found, and a chain is not one.
     let mut graph: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();

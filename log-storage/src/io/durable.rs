@@ -36,10 +36,8 @@ pub(crate) fn write_replace(fs: &dyn Fs, path: &Path, bytes: &[u8]) -> Result<()
 /// removed first.
 fn replace_via_temp(fs: &dyn Fs, path: &Path, bytes: &[u8], sync: bool) -> Result<(), Error> {
     let tmp = layout::tmp_path(path);
-    match fs.remove_file(&tmp) {
-        Ok(()) => tracing::warn!(file = %tmp.display(), "removed a stale temp file"),
-        Err(err) if err.kind() == io::ErrorKind::NotFound => {}
-        Err(err) => return Err(io_error("remove stale temp file", &tmp)(err)),
+    if remove_if_present(fs, &tmp, "remove stale temp file")? {
+        tracing::warn!(file = %tmp.display(), "removed a stale temp file");
     }
     let file = fs
         .create_new(&tmp)
@@ -59,6 +57,16 @@ pub(crate) fn sync_parent(fs: &dyn Fs, path: &Path) -> Result<(), Error> {
     fs.sync_dir(dir).map_err(io_error("sync directory", dir))
 }
 
+/// Removes a file if it is there (`op` names the removal in an error):
+/// whether it was.
+pub(crate) fn remove_if_present(fs: &dyn Fs, path: &Path, op: &'static str) -> Result<bool, Error> {
+    match fs.remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(err) => Err(io_error(op, path)(err)),
+    }
+}
+
 /// Removes a file and syncs its directory.
 pub(crate) fn remove_synced(fs: &dyn Fs, path: &Path) -> Result<(), Error> {
     fs.remove_file(path)
@@ -68,7 +76,16 @@ pub(crate) fn remove_synced(fs: &dyn Fs, path: &Path) -> Result<(), Error> {
 
 /// Syncs `dir` and every ancestor, so that each one's entry is durable.
 pub(crate) fn sync_chain(fs: &dyn Fs, dir: &Path) -> Result<(), Error> {
-    for ancestor in dir.ancestors().filter(|a| !a.as_os_str().is_empty()) {
+    sync_ancestors(fs, dir, usize::MAX)
+}
+
+/// Syncs `dir` and its ancestors, `count` directories in all (`dir` first).
+pub(crate) fn sync_ancestors(fs: &dyn Fs, dir: &Path, count: usize) -> Result<(), Error> {
+    for ancestor in dir
+        .ancestors()
+        .filter(|a| !a.as_os_str().is_empty())
+        .take(count)
+    {
         fs.sync_dir(ancestor)
             .map_err(io_error("sync directory", ancestor))?;
     }

@@ -33,7 +33,7 @@ mod sim;
 pub use pool::{DEFAULT_OPEN_FILES_BUDGET, PooledFs};
 pub use real::RealFs;
 #[cfg(feature = "sim")]
-pub use sim::{CrashReport, FaultKind, SimFs, TearKind, TornSector};
+pub use sim::{CrashReport, FaultKind, SimFs, SplitMix64, TearKind, TornSector};
 
 /// An open file: the positioned-I/O primitives of [`IndexFile`] (no
 /// cursor, so a handle can be shared between threads; `write_all_at` may

@@ -16,7 +16,8 @@
 //! zeros when unknown), flags u32 (bit 0: poisoned), CRC-32 of the slot's
 //! first 48 bytes; little-endian. Writes alternate slots; the valid slot
 //! with the larger sequence wins. The 24-byte first version (`LRCP`) is
-//! still read. This module decides nothing about recovery; `log.rs` does.
+//! still read. This module decides nothing about recovery: `recovery.rs`
+//! does, with the point `mod.rs` reads at open.
 
 use std::path::Path;
 use std::sync::Arc;

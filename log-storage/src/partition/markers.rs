@@ -1,7 +1,10 @@
 //! The small files of a partition directory besides its segments, the
 //! recovery point (`checkpoint.rs`) and the epoch history (`epochs.rs`):
 //! the clean-shutdown marker and the persisted log start. Each has a
-//! checksum; a damaged one is [`Error::CorruptMetadata`], never a default.
+//! checksum. A damaged `log-start` is [`Error::CorruptMetadata`], never a
+//! default. A damaged or unreadable clean-shutdown marker reads as no
+//! marker ([`CleanMarker::decode`] gives `None`): the open is then not a
+//! clean one, and recovery verifies the log as after a crash.
 //!
 //! This module decides nothing about when they are written: `mod.rs`
 //! (close) and `retention.rs` (log start) do.

@@ -355,14 +355,7 @@ impl Log {
         } else {
             2
         };
-        for ancestor in dir
-            .ancestors()
-            .filter(|a| !a.as_os_str().is_empty())
-            .take(chain)
-        {
-            fs.sync_dir(ancestor)
-                .map_err(io_error("sync directory", ancestor))?;
-        }
+        crate::io::durable::sync_ancestors(&*fs, &dir, chain)?;
         let boot_id = fs.boot_id();
         let point = read_recovery_point(&*fs, &dir);
         let mut state = recover(&*fs, &dir, &config, point, boot_id)?;

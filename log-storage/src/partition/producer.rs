@@ -6,9 +6,11 @@
 //!
 //! The state is rebuilt from the log: a snapshot (`producer-state`, written
 //! atomically at every roll and at a clean close, covering every batch
-//! below its offset) plus a scan of the batches after it in the active
-//! segment. This module decides nothing about I/O order; `log.rs` calls it
-//! under the partition lock.
+//! below its offset) plus a scan of the batches after it, across sealed
+//! segments when the snapshot is older than the active one. This module
+//! decides nothing about I/O order: `append.rs` calls it under the
+//! partition's state lock, `roll.rs` and close (`mod.rs`) write the
+//! snapshot, `recovery.rs` reads it and replays the log.
 
 use std::collections::{HashMap, VecDeque};
 

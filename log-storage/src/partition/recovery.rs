@@ -38,7 +38,7 @@ use super::sealed_window::verify_sealed_window;
 use super::segment::{ScanEnd, ScanStop, Segment, SegmentIndex, scan_file};
 use crate::config::LogConfig;
 use crate::error::{Error, index_error, io_error};
-use crate::io::durable::remove_synced;
+use crate::io::durable::{remove_if_present, remove_synced};
 use crate::io::{FileHandle, Fs, OpenMode};
 use crate::layout::{self, FileKind};
 
@@ -435,11 +435,7 @@ fn remove_segments_below_start(
     }
     for base in logs.drain(..doomed) {
         for path in [layout::log_path(dir, base), layout::index_path(dir, base)] {
-            match fs.remove_file(&path) {
-                Ok(()) => {}
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-                Err(err) => return Err(io_error("delete segment below the log start", &path)(err)),
-            }
+            remove_if_present(fs, &path, "delete segment below the log start")?;
         }
         tracing::warn!(
             dir = %dir.display(),

@@ -13,10 +13,10 @@
 //! no thread: the store calls `enforce_retention` on its own schedule.
 
 use super::markers::write_log_start;
-use crate::error::{Error, io_error};
-
 use super::segment::Segment;
 use super::{Log, watermarks};
+use crate::error::{Error, io_error};
+use crate::io::durable::remove_if_present;
 use crate::util::lock;
 
 /// What one retention pass deleted.
@@ -190,10 +190,8 @@ impl Log {
         while let Some(segment) = doomed.next() {
             let result = [&segment.log_path, &segment.index_path]
                 .into_iter()
-                .try_for_each(|path| match self.fs.remove_file(path) {
-                    Ok(()) => Ok(()),
-                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                    Err(err) => Err(io_error("delete segment file", path)(err)),
+                .try_for_each(|path| {
+                    remove_if_present(&*self.fs, path, "delete segment file").map(|_| ())
                 })
                 .and_then(|()| {
                     self.fs

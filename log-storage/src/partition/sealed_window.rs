@@ -11,6 +11,7 @@ use super::checkpoint::RecoveryPoint;
 use super::prealloc::zero_tail;
 use super::segment::{Segment, scan_file};
 use crate::error::{Error, io_error};
+use crate::io::durable::remove_if_present;
 use crate::io::{Fs, OpenMode};
 
 /// Verifies the sealed segments a crash can have left unsynced: those from
@@ -134,11 +135,7 @@ pub(super) fn verify_sealed_window(
             "deleting a segment past a torn or unverified sealed segment"
         );
         for path in [&later.log_path, &later.index_path] {
-            match fs.remove_file(path) {
-                Ok(()) => {}
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-                Err(err) => return Err(io_error("delete unverified segment", path)(err)),
-            }
+            remove_if_present(fs, path, "delete unverified segment")?;
         }
     }
     let segment = &mut segments[k];

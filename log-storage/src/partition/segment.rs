@@ -2,8 +2,9 @@
 //! sparse index, plus what the log knows about it (length, offsets, times).
 //!
 //! A segment reads its own file (header hops, batch ranges) and keeps its
-//! index current; it does not decide when to roll, sync or delete (that is
-//! `log.rs`). Every file operation goes through the [`Fs`](crate::Fs) seam.
+//! index current; it does not decide when to roll, sync or delete (the
+//! partition does: `roll.rs`, `commit.rs`, `retention.rs`). Every file
+//! operation goes through the [`Fs`](crate::Fs) seam.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

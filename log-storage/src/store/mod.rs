@@ -2,8 +2,10 @@
 //! directory. Its parts: `admin.rs` (creating, deleting and growing
 //! topics), `topic_config.rs` (a topic's settings and the
 //! `topic.config` file), `offsets.rs` (committed offsets), `background.rs`
-//! (flush and retention passes, and the thread that runs them) and
-//! `lock.rs` (the data directory's exclusive lock, [`lock_data_dir`]).
+//! (flush and retention passes, and the thread that runs them),
+//! `cleaner.rs` (the log cleaner threads), `config.rs` (how a started
+//! store runs, [`StoreConfig`]) and `lock.rs` (the data directory's
+//! exclusive lock, [`lock_data_dir`]).
 //!
 //! # Layout
 //!
@@ -50,7 +52,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
-use crate::config::{LogConfig, StoreConfig};
+use crate::config::LogConfig;
 use crate::error::{Error, NameKind, io_error};
 use crate::io::durable::{read_small, remove_tree, sync_chain};
 use crate::io::{Fs, PooledFs};
@@ -61,6 +63,7 @@ use crate::util::{lock, read, write};
 mod admin;
 mod background;
 mod cleaner;
+mod config;
 mod lock;
 mod offsets;
 mod topic_config;
@@ -71,6 +74,11 @@ use topic_config::{CONFIG_LEN, TopicMeta, decode_config};
 
 pub use background::{Background, RetentionPass};
 pub use cleaner::{CleanedPartition, CompressedPartition};
+pub use config::{
+    DEFAULT_CLEANER_BACKOFF, DEFAULT_COMMITTER_THREADS, DEFAULT_FLUSH_INTERVAL,
+    DEFAULT_FREE_SPACE_CHECK_INTERVAL, DEFAULT_KEY_MAP_BYTES, DEFAULT_MIN_FREE_BYTES,
+    DEFAULT_PREALLOCATE_BYTES, DEFAULT_RETENTION_INTERVAL, StoreConfig,
+};
 pub use lock::{DirLock, lock_data_dir};
 pub use offsets::{MAX_OFFSET_METADATA_BYTES, OFFSET_FILE_MAX_BYTES};
 pub use topic_config::{MAX_PARTITIONS, TopicConfig, TopicInfo};
@@ -226,7 +234,7 @@ impl Store {
             index_interval_bytes: None,
             pool,
             committer: OnceLock::new(),
-            committer_threads: crate::config::DEFAULT_COMMITTER_THREADS,
+            committer_threads: config::DEFAULT_COMMITTER_THREADS,
             completion_dispatch: crate::Dispatch::inline(),
             background: Mutex::new(None),
             cleaners: Mutex::new(None),
@@ -237,10 +245,12 @@ impl Store {
 
     /// Opens the store in `data_dir` with `config` and starts what runs
     /// beside it: the background thread that flushes WRITTEN data and
-    /// enforces retention on `config`'s intervals (it stops when the store
-    /// is closed or dropped), and the [`Committer`] of async appends. What
-    /// an embedder calls, and all it calls; [`Store::open`] opens without
-    /// starting anything (tests, tools).
+    /// enforces retention on `config`'s intervals, and the log cleaner
+    /// threads (`config.cleaner_threads`); both stop when the store is
+    /// closed or dropped. The [`Committer`] of async appends starts on the
+    /// first async append ([`Store::committer`]). What an embedder calls,
+    /// and all it calls; [`Store::open`] opens without starting anything
+    /// (tests, tools).
     ///
     /// `lock`: as for [`Store::open`]; see [`Store::start_locked`] for the
     /// real file system.

@@ -35,21 +35,20 @@
 //! earlier topic of the same name (deleted since) and reads as no offset.
 //!
 //! This module does not check offsets against the partition (the store
-//! does) and does not resolve names (see `names.rs`).
+//! does) and does not resolve names (see `layout.rs`).
 
 use std::collections::HashSet;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::NameKind;
 use crate::error::{Error, io_error};
 use crate::io::Fs;
 use crate::io::durable::{read_small, remove_tree, write_atomic};
 use crate::layout;
-use crate::util::lock;
+use crate::util::{lock, now_ms};
 
 /// Largest metadata stored with a committed offset, in bytes.
 pub const MAX_OFFSET_METADATA_BYTES: usize = 4096;
@@ -215,9 +214,7 @@ impl Offsets {
         let bytes = encode(&Committed {
             topic_id,
             offset,
-            commit_time_ms: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            commit_time_ms: u64::try_from(now_ms()).unwrap_or(0),
             metadata: metadata.to_vec(),
         });
         let _serial = lock(&self.stripes[stripe(&path)]);

@@ -51,8 +51,11 @@ use crate::partition::Ack;
 pub const MAX_PARTITIONS: u32 = 10_000;
 
 /// The persisted settings of a topic, applied to each of its partitions.
-/// Durations are stored in whole milliseconds. `#[non_exhaustive]`: start
-/// from [`TopicConfig::default`] and set the fields you need.
+/// Each field is the [`LogConfig`] setting of the same name, whose docs
+/// say what it does; here, the default and the range a topic accepts.
+/// Durations are stored in whole milliseconds, so a topic's must be whole
+/// milliseconds. `#[non_exhaustive]`: start from [`TopicConfig::default`]
+/// and set the fields you need.
 ///
 /// ```
 /// let mut config = log_storage::TopicConfig::default();
@@ -62,46 +65,39 @@ pub const MAX_PARTITIONS: u32 = 10_000;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct TopicConfig {
-    /// Roll a partition to a new segment once the active one holds this
-    /// many bytes. Default 1 GiB; at least 4096, at most 4 GiB − 1.
+    /// [`LogConfig::segment_max_bytes`]. Default 1 GiB; 4096 to 4 GiB − 1.
     pub segment_max_bytes: u64,
-    /// Roll once the active segment's first batch is this old. Default 7
-    /// days; positive, whole milliseconds.
+    /// [`LogConfig::segment_max_age`]. Default 7 days; positive.
     pub segment_max_age: Duration,
-    /// Retention by age: sealed segments whose newest record was appended
-    /// longer ago than this are deleted (`None`: kept whatever their age).
-    /// Default `None`, as [`LogConfig`]; positive, whole milliseconds.
-    pub retention_max_age: Option<Duration>,
-    /// Retention by size: the oldest sealed segments are deleted while a
-    /// partition holds more bytes than this (`None`: no size limit).
+    /// [`LogConfig::retention_max_age`] (`None`: kept whatever their age).
     /// Default `None`; positive.
+    pub retention_max_age: Option<Duration>,
+    /// [`LogConfig::retention_max_bytes`] (`None`: no size limit). Default
+    /// `None`; positive.
     pub retention_max_bytes: Option<u64>,
-    /// The ack level producers get when they do not ask for one. Default
+    /// The ack level producers get when they do not ask for one (for the
+    /// server to apply; a partition has no default ack). Default
     /// [`Ack::Durable`].
     pub default_ack: Ack,
-    /// Largest batch accepted, header included, in bytes. Default 8 MiB; at
-    /// least 1, at most `segment_max_bytes`.
+    /// [`Limits::max_batch_bytes`] of [`LogConfig::limits`]: the largest
+    /// batch accepted, header included. Default 8 MiB; 1 to
+    /// `segment_max_bytes`.
     pub max_batch_bytes: u32,
-    /// Kafka's `cleanup.policy`: retention deletes old segments, the
-    /// cleaner compacts them, or both. Default
-    /// [`CleanupPolicy::Delete`].
+    /// [`LogConfig::cleanup_policy`]. Default [`CleanupPolicy::Delete`].
     pub cleanup_policy: CleanupPolicy,
-    /// Kafka's `min.cleanable.dirty.ratio` ([`LogConfig`]). Default 0.5.
+    /// [`LogConfig::min_cleanable_dirty_ratio`]. Default 0.5.
     pub min_cleanable_dirty_ratio: f64,
-    /// Kafka's `min.compaction.lag.ms`. Default zero; whole milliseconds.
+    /// [`LogConfig::min_compaction_lag`]. Default zero.
     pub min_compaction_lag: Duration,
-    /// Kafka's `max.compaction.lag.ms` (`None`: no limit). Default `None`;
-    /// positive, whole milliseconds.
+    /// [`LogConfig::max_compaction_lag`]. Default `None`; positive.
     pub max_compaction_lag: Option<Duration>,
-    /// Kafka's `delete.retention.ms`: how long a tombstone stays after its
-    /// first cleaning. Default 1 day; whole milliseconds.
+    /// [`LogConfig::delete_retention`]. Default 1 day.
     pub delete_retention: Duration,
-    /// `cold.compression.type`: the codec cold sealed segments are
-    /// recompressed with ([`LogConfig::cold_codec`]). Default
+    /// [`LogConfig::cold_codec`] (`cold.compression.type`). Default
     /// [`Codec::None`] (off); `Zstd` or `Lz4`.
     pub cold_codec: Codec,
-    /// `cold.compression.lag.ms`: how old a sealed segment's newest batch
-    /// must be before it is compressed. Default 1 hour; whole milliseconds.
+    /// [`LogConfig::cold_compression_lag`] (`cold.compression.lag.ms`).
+    /// Default 1 hour.
     pub cold_compression_lag: Duration,
 }
 

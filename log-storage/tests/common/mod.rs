@@ -14,30 +14,29 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use log_format::{BatchBuilder, BytesScanner, Limits, NewRecord, ProducerInfo, Scanned};
 use log_storage::{
-    CrashReport, FaultKind, FileHandle, Fs, FsLayer, Isolation, Log, OpenMode, SimFs, Watermarks,
+    CrashReport, FaultKind, FileHandle, Fs, FsLayer, Isolation, Log, OpenMode, SimFs, SplitMix64,
+    Watermarks,
 };
 
 // ---------------------------------------------------------------------------
 // Seeds
 
-/// splitmix64: a deterministic stream of choices from a seed.
+/// The seeded stream of choices of a test ([`SplitMix64`], the one `SimFs`
+/// draws its crashes from), with the tests' own `below`.
 #[derive(Debug, Clone)]
-pub(crate) struct Rng(u64);
+pub(crate) struct Rng(SplitMix64);
 
 impl Rng {
     pub(crate) fn new(seed: u64) -> Self {
-        Self(seed)
+        Self(SplitMix64::new(seed))
     }
 
     pub(crate) fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
-    /// A number in `0..n` (0 when `n` is 0).
+    /// A number in `0..n` (0 when `n` is 0), by modulo: the choices every
+    /// seed has made since these tests were written.
     pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next_u64() % n.max(1)
     }

@@ -187,16 +187,20 @@ pub(super) fn sector_chunks(pos: u64, len: usize) -> Vec<Chunk> {
 }
 
 /// SplitMix64 (Steele, Lea, Flood 2014): small, fast, and good enough to
-/// make crashes reproducible from a seed.
+/// make crashes reproducible from a seed. [`SimFs`](super::SimFs) draws
+/// its crashes from it; seeded tests draw their choices from it too, so a
+/// seed names one whole run.
 #[derive(Debug, Clone)]
-pub(super) struct SplitMix64(u64);
+pub struct SplitMix64(u64);
 
 impl SplitMix64 {
-    pub(super) fn new(seed: u64) -> Self {
+    /// The stream of `seed`.
+    pub fn new(seed: u64) -> Self {
         SplitMix64(seed)
     }
 
-    pub(super) fn next_u64(&mut self) -> u64 {
+    /// The next number of the stream.
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -204,8 +208,8 @@ impl SplitMix64 {
         z ^ (z >> 31)
     }
 
-    /// A number in `0..n` (0 when `n` is 0).
-    pub(super) fn below(&mut self, n: u64) -> u64 {
+    /// A number in `0..n` (0 when `n` is 0), by multiply-shift.
+    pub fn below(&mut self, n: u64) -> u64 {
         ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
     }
 }

@@ -22,6 +22,8 @@ use crate::io::{DirEntry, FileHandle, Fs, IndexFile, OpenMode};
 mod crash;
 mod state;
 
+pub use crash::SplitMix64;
+
 use state::{Change, FileNode, Image, Node, State, error, fault_error};
 
 /// The largest length of a simulated file, in bytes.

@@ -64,26 +64,15 @@ impl Log {
         if codec == Codec::None || self.is_closed() {
             return Ok(None);
         }
-        if lock(&self.cleaner).swap_failed {
-            return Err(Error::CleanFailed {
-                dir: self.dir.clone(),
-                reason: "a swap failed; the next open finishes it".into(),
-            });
-        }
-        let result = self.compress_pass(now_ms, codec);
-        let mut cleaner = lock(&self.cleaner);
-        match &result {
-            Ok(Some(report)) => {
+        self.rewrite_pass(
+            now_ms,
+            "compressing a cold segment",
+            || self.compress_pass(now_ms, codec),
+            |cleaner, report| {
                 cleaner.cold_bytes_saved += report.bytes_before.saturating_sub(report.bytes_after);
                 cleaner.cold_segments += 1;
-            }
-            Ok(None) => {}
-            Err(err) => {
-                cleaner.last_failure = Some(now_ms);
-                tracing::warn!(dir = %self.dir.display(), error = %err, "compressing a cold segment failed; retrying later");
-            }
-        }
-        result
+            },
+        )
     }
 
     /// When the last cleaning or compression pass failed, if one did: what

@@ -186,25 +186,45 @@ impl Log {
         if !self.config().cleanup_policy.compacts() || self.is_closed() {
             return Ok(None);
         }
+        self.rewrite_pass(
+            now_ms,
+            "cleaning",
+            || self.clean_pass(now_ms, map),
+            |cleaner, report| {
+                cleaner.point = Some(report.cleaner_point);
+                cleaner.last_clean_time = Some(now_ms);
+                cleaner.bytes_reclaimed += report.bytes_before.saturating_sub(report.bytes_after);
+                cleaner.passes += 1;
+            },
+        )
+    }
+
+    /// Runs one pass that rewrites sealed segments (`pass`: a cleaning or
+    /// a cold compression), with the maintenance lock held by the caller:
+    /// refused with [`Error::CleanFailed`] while a failed swap waits for
+    /// the next open; a report is counted by `record`, a failure recorded
+    /// in [`CleanerStats::last_failure`] and logged as `what` failing.
+    fn rewrite_pass<R>(
+        &self,
+        now_ms: i64,
+        what: &str,
+        pass: impl FnOnce() -> Result<Option<R>, Error>,
+        record: impl FnOnce(&mut CleanerState, &R),
+    ) -> Result<Option<R>, Error> {
         if lock(&self.cleaner).swap_failed {
             return Err(Error::CleanFailed {
                 dir: self.dir.clone(),
                 reason: "a swap failed; the next open finishes it".into(),
             });
         }
-        let result = self.clean_pass(now_ms, map);
+        let result = pass();
         let mut cleaner = lock(&self.cleaner);
         match &result {
-            Ok(Some(report)) => {
-                cleaner.point = Some(report.cleaner_point);
-                cleaner.last_clean_time = Some(now_ms);
-                cleaner.bytes_reclaimed += report.bytes_before.saturating_sub(report.bytes_after);
-                cleaner.passes += 1;
-            }
+            Ok(Some(report)) => record(&mut cleaner, report),
             Ok(None) => {}
             Err(err) => {
                 cleaner.last_failure = Some(now_ms);
-                tracing::warn!(dir = %self.dir.display(), error = %err, "cleaning failed; retrying later");
+                tracing::warn!(dir = %self.dir.display(), error = %err, "{what} failed; retrying later");
             }
         }
         result

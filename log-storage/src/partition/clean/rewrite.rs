@@ -28,6 +28,7 @@ use log_index::{ActiveIndex, MemIndex};
 
 use super::keymap::KeyMap;
 use crate::error::{Error, index_error, io_error};
+use crate::io::durable::remove_if_present;
 use crate::io::{FileHandle, Fs};
 use crate::layout;
 use crate::partition::segment::{SegmentReader, corruption};
@@ -151,11 +152,7 @@ pub(super) fn write_rewritten(
     let log = layout::cleaned_log_path(dir, base_offset);
     let index_file = layout::cleaned_index_path(dir, base_offset);
     for stale in [&log, &index_file] {
-        match fs.remove_file(stale) {
-            Ok(()) => {}
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-            Err(err) => return Err(io_error("remove stale cleaned file", stale)(err)),
-        }
+        remove_if_present(fs, stale, "remove stale cleaned file")?;
     }
     let file = fs
         .create_new(&log)

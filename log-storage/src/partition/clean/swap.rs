@@ -30,7 +30,7 @@ use std::path::Path;
 
 use super::rewrite::Cleaned;
 use crate::error::{Error, io_error};
-use crate::io::durable::read_u64_file;
+use crate::io::durable::{read_u64_file, remove_if_present};
 use crate::io::{Fs, OpenMode};
 use crate::layout;
 use crate::partition::Log;
@@ -181,11 +181,7 @@ fn group_range(
 }
 
 fn remove_if_there(fs: &dyn Fs, path: &Path) -> Result<(), Error> {
-    match fs.remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(err) => Err(io_error("remove replaced segment file", path)(err)),
-    }
+    remove_if_present(fs, path, "remove replaced segment file").map(|_| ())
 }
 
 fn sync_dir(fs: &dyn Fs, dir: &Path) -> Result<(), Error> {
