@@ -278,6 +278,9 @@ impl Log {
                 ),
             });
         }
+        if !full {
+            self.map_expired_tombstones(&cleanable.spans, point, now_ms, &limits, map)?;
+        }
         let to_clean: Vec<Span> = cleanable
             .spans
             .iter()
@@ -318,6 +321,53 @@ impl Log {
             "log cleaned"
         );
         Ok(Some(report))
+    }
+
+    /// Adds to the key map the tombstones below the cleaner point whose
+    /// delete horizon has passed, while it has room, so that this pass
+    /// finds the older records they supersede. A tombstone goes only when
+    /// the map holds it (`rewrite.rs`): every older record of its key has
+    /// then been judged by this pass, and one kept anyway (the last record
+    /// of its group, or in a producer's last batch) keeps the tombstone.
+    /// Without them, a tombstone cleaned in an earlier pass would go while
+    /// an older value of its key, kept in that pass for one of those
+    /// reasons, stayed: the deleted key would come back.
+    fn map_expired_tombstones(
+        &self,
+        spans: &[Span],
+        point: u64,
+        now_ms: i64,
+        limits: &Limits,
+        map: &mut KeyMap,
+    ) -> Result<(), Error> {
+        for span in spans.iter().filter(|s| s.base < point && s.len > 0) {
+            let source = self.source(span)?;
+            let mut room = true;
+            for_each_batch(&source, limits, |batch| {
+                let expired = batch
+                    .header()
+                    .delete_horizon()
+                    .is_some_and(|horizon| now_ms >= horizon);
+                if !expired {
+                    return Ok(true);
+                }
+                for record in batch.records() {
+                    if record.offset() < point
+                        && record.is_tombstone()
+                        && let Some(key) = record.key()
+                        && !map.insert(key, record.offset())
+                    {
+                        room = false;
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            })?;
+            if !room {
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// Cleans one group and swaps it in (or leaves it as it is when

@@ -224,7 +224,8 @@ pub(super) fn write_rewritten(
 /// Fills `keep` with whether each record of `batch` stays. `forced`
 /// gathers the keys of superseded records kept anyway (the group's last
 /// record, producers' batches): a tombstone of such a key is never
-/// dropped, or the older value would come back.
+/// dropped, or the older value would come back. Nor is a tombstone the
+/// key map does not hold (its older records were not judged by this pass).
 fn decide(
     batch: &Batch,
     policy: &Policy<'_>,
@@ -255,7 +256,11 @@ fn decide(
         } else if superseded {
             removed.records += 1;
             false
-        } else if record.is_tombstone() && horizon_passed && !forced.contains(key) {
+        } else if record.is_tombstone()
+            && horizon_passed
+            && policy.map.get(key) == Some(record.offset())
+            && !forced.contains(key)
+        {
             removed.records += 1;
             removed.tombstones += 1;
             false
