@@ -11,7 +11,9 @@
 //!    never touched;
 //! 2. fills the [`KeyMap`] with the latest offset of every key from the
 //!    cleaner point (the first offset no pass has mapped) on, until the
-//!    dirty segments end or the map is full;
+//!    dirty segments end or the map is full, then (while it has room) with
+//!    the tombstones below the cleaner point whose delete horizon has
+//!    passed: a tombstone goes only when the map holds it;
 //! 3. rewrites every cleanable segment below the map's end, merged in
 //!    groups of at most `segment_max_bytes` (`rewrite.rs` says which
 //!    records go), and swaps each group in (`swap.rs`, crash-safe at every
