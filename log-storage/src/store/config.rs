@@ -9,6 +9,9 @@
 use std::time::Duration;
 
 use crate::partition::Dispatch;
+// For the links of the docs only.
+#[cfg(doc)]
+use crate::{Error, LogConfig};
 
 /// Default interval of the background flush of WRITTEN data: 1 s.
 pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
