@@ -52,7 +52,7 @@ fn cold_bytes() -> u64 {
 fn config() -> LogConfig {
     let mut config = LogConfig::default();
     config.segment_max_bytes = 8 << 20;
-    config.cleanup_policy = CleanupPolicy::Compact;
+    config.cleanup.cleanup_policy = CleanupPolicy::Compact;
     config
 }
 
@@ -143,8 +143,8 @@ fn bench_clean(c: &mut Criterion) {
 fn cold_config(codec: Codec) -> LogConfig {
     let mut config = LogConfig::default();
     config.segment_max_bytes = 8 << 20;
-    config.cold_codec = codec;
-    config.cold_compression_lag = Duration::ZERO;
+    config.cleanup.cold_codec = codec;
+    config.cleanup.cold_compression_lag = Duration::ZERO;
     config
 }
 

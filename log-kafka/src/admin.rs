@@ -74,7 +74,7 @@ pub(crate) fn apply(
             })?
         }
         "cleanup.policy" => {
-            config.cleanup_policy = CleanupPolicy::parse(value).ok_or_else(|| {
+            config.cleanup.cleanup_policy = CleanupPolicy::parse(value).ok_or_else(|| {
                 (
                     code::INVALID_CONFIG,
                     format!("cleanup.policy {value:?} is not a list of \"delete\" and \"compact\""),
@@ -82,7 +82,7 @@ pub(crate) fn apply(
             })?
         }
         "min.cleanable.dirty.ratio" => {
-            config.min_cleanable_dirty_ratio = value
+            config.cleanup.min_cleanable_dirty_ratio = value
                 .trim()
                 .parse::<f64>()
                 .ok()
@@ -99,10 +99,10 @@ pub(crate) fn apply(
                 .max(f64::MIN_POSITIVE)
         }
         "min.compaction.lag.ms" => {
-            config.min_compaction_lag = Duration::from_millis(non_negative(name, value)?)
+            config.cleanup.min_compaction_lag = Duration::from_millis(non_negative(name, value)?)
         }
         "max.compaction.lag.ms" => {
-            config.max_compaction_lag = match non_negative(name, value)? {
+            config.cleanup.max_compaction_lag = match non_negative(name, value)? {
                 0 => {
                     return Err((
                         code::INVALID_CONFIG,
@@ -114,10 +114,10 @@ pub(crate) fn apply(
             }
         }
         "delete.retention.ms" => {
-            config.delete_retention = Duration::from_millis(non_negative(name, value)?)
+            config.cleanup.delete_retention = Duration::from_millis(non_negative(name, value)?)
         }
         "cold.compression.type" => {
-            config.cold_codec = match value.trim() {
+            config.cleanup.cold_codec = match value.trim() {
                 "none" | "uncompressed" => Codec::None,
                 "lz4" => Codec::Lz4,
                 "zstd" => Codec::Zstd,
@@ -130,7 +130,7 @@ pub(crate) fn apply(
             }
         }
         "cold.compression.lag.ms" => {
-            config.cold_compression_lag = Duration::from_millis(non_negative(name, value)?)
+            config.cleanup.cold_compression_lag = Duration::from_millis(non_negative(name, value)?)
         }
         other => {
             return Err((

@@ -169,8 +169,8 @@ fn incremental_change(config: &mut TopicConfig, change: &Change<'_>) -> Result<(
                 return Err((code::INVALID_CONFIG, "cleanup.policy: no value".into()));
             };
             let (mut delete, mut compact) = (
-                config.cleanup_policy.deletes(),
-                config.cleanup_policy.compacts(),
+                config.cleanup.cleanup_policy.deletes(),
+                config.cleanup.cleanup_policy.compacts(),
             );
             for item in value.split(',').map(str::trim) {
                 let on = change.operation == APPEND;
@@ -185,7 +185,7 @@ fn incremental_change(config: &mut TopicConfig, change: &Change<'_>) -> Result<(
                     }
                 }
             }
-            config.cleanup_policy = match (delete, compact) {
+            config.cleanup.cleanup_policy = match (delete, compact) {
                 (true, false) => CleanupPolicy::Delete,
                 (false, true) => CleanupPolicy::Compact,
                 (true, true) => CleanupPolicy::CompactDelete,
@@ -218,15 +218,17 @@ fn reset(config: &mut TopicConfig, name: &str) -> Result<(), Refused> {
         "segment.bytes" => config.segment_max_bytes = d.segment_max_bytes,
         "segment.ms" => config.segment_max_age = d.segment_max_age,
         "max.message.bytes" => config.max_batch_bytes = d.max_batch_bytes,
-        "cleanup.policy" => config.cleanup_policy = d.cleanup_policy,
+        "cleanup.policy" => config.cleanup.cleanup_policy = d.cleanup.cleanup_policy,
         "min.cleanable.dirty.ratio" => {
-            config.min_cleanable_dirty_ratio = d.min_cleanable_dirty_ratio
+            config.cleanup.min_cleanable_dirty_ratio = d.cleanup.min_cleanable_dirty_ratio
         }
-        "min.compaction.lag.ms" => config.min_compaction_lag = d.min_compaction_lag,
-        "max.compaction.lag.ms" => config.max_compaction_lag = d.max_compaction_lag,
-        "delete.retention.ms" => config.delete_retention = d.delete_retention,
-        "cold.compression.type" => config.cold_codec = d.cold_codec,
-        "cold.compression.lag.ms" => config.cold_compression_lag = d.cold_compression_lag,
+        "min.compaction.lag.ms" => config.cleanup.min_compaction_lag = d.cleanup.min_compaction_lag,
+        "max.compaction.lag.ms" => config.cleanup.max_compaction_lag = d.cleanup.max_compaction_lag,
+        "delete.retention.ms" => config.cleanup.delete_retention = d.cleanup.delete_retention,
+        "cold.compression.type" => config.cleanup.cold_codec = d.cleanup.cold_codec,
+        "cold.compression.lag.ms" => {
+            config.cleanup.cold_compression_lag = d.cleanup.cold_compression_lag
+        }
         // An unknown name: `apply` refuses it as CreateTopics does.
         other => return apply(config, other, Some("")),
     }

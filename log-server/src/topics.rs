@@ -28,21 +28,21 @@ pub(crate) fn topic_message(topic: &TopicInfo) -> proto::Topic {
                 Ack::Durable => proto::Ack::Durable as i32,
                 Ack::Written => proto::Ack::Written as i32,
             },
-            cleanup_policy: match c.cleanup_policy {
+            cleanup_policy: match c.cleanup.cleanup_policy {
                 CleanupPolicy::Delete => proto::CleanupPolicy::Delete,
                 CleanupPolicy::Compact => proto::CleanupPolicy::Compact,
                 CleanupPolicy::CompactDelete => proto::CleanupPolicy::CompactDelete,
             } as i32,
-            min_cleanable_dirty_ratio: Some(c.min_cleanable_dirty_ratio),
-            min_compaction_lag: Some(ms_duration(c.min_compaction_lag)),
-            max_compaction_lag: c.max_compaction_lag.map(ms_duration),
-            delete_retention: Some(ms_duration(c.delete_retention)),
-            cold_compression: match c.cold_codec {
+            min_cleanable_dirty_ratio: Some(c.cleanup.min_cleanable_dirty_ratio),
+            min_compaction_lag: Some(ms_duration(c.cleanup.min_compaction_lag)),
+            max_compaction_lag: c.cleanup.max_compaction_lag.map(ms_duration),
+            delete_retention: Some(ms_duration(c.cleanup.delete_retention)),
+            cold_compression: match c.cleanup.cold_codec {
                 Codec::Lz4 => proto::Compression::Lz4,
                 Codec::Zstd => proto::Compression::Zstd,
                 _ => proto::Compression::None,
             } as i32,
-            cold_compression_lag: Some(ms_duration(c.cold_compression_lag)),
+            cold_compression_lag: Some(ms_duration(c.cleanup.cold_compression_lag)),
         }),
     }
 }
@@ -117,8 +117,8 @@ pub(crate) fn apply_topic_config(
         Ok(proto::Ack::Written) => Ack::Written,
         Err(_) => return Err(status::invalid("config.default_ack", "unknown ack")),
     };
-    out.cleanup_policy = match proto::CleanupPolicy::try_from(c.cleanup_policy) {
-        Ok(proto::CleanupPolicy::Unspecified) => out.cleanup_policy,
+    out.cleanup.cleanup_policy = match proto::CleanupPolicy::try_from(c.cleanup_policy) {
+        Ok(proto::CleanupPolicy::Unspecified) => out.cleanup.cleanup_policy,
         Ok(proto::CleanupPolicy::Delete) => CleanupPolicy::Delete,
         Ok(proto::CleanupPolicy::Compact) => CleanupPolicy::Compact,
         Ok(proto::CleanupPolicy::CompactDelete) => CleanupPolicy::CompactDelete,
@@ -130,21 +130,21 @@ pub(crate) fn apply_topic_config(
         }
     };
     if let Some(ratio) = c.min_cleanable_dirty_ratio {
-        out.min_cleanable_dirty_ratio = ratio;
+        out.cleanup.min_cleanable_dirty_ratio = ratio;
     }
     if let Some(d) = &c.min_compaction_lag {
-        out.min_compaction_lag =
+        out.cleanup.min_compaction_lag =
             from_proto_duration("config.min_compaction_lag", d)?.unwrap_or_default();
     }
     if let Some(d) = &c.max_compaction_lag {
-        out.max_compaction_lag = from_proto_duration("config.max_compaction_lag", d)?;
+        out.cleanup.max_compaction_lag = from_proto_duration("config.max_compaction_lag", d)?;
     }
     if let Some(d) = &c.delete_retention {
-        out.delete_retention =
+        out.cleanup.delete_retention =
             from_proto_duration("config.delete_retention", d)?.unwrap_or_default();
     }
-    out.cold_codec = match proto::Compression::try_from(c.cold_compression) {
-        Ok(proto::Compression::Unspecified) => out.cold_codec,
+    out.cleanup.cold_codec = match proto::Compression::try_from(c.cold_compression) {
+        Ok(proto::Compression::Unspecified) => out.cleanup.cold_codec,
         Ok(proto::Compression::None) => Codec::None,
         Ok(proto::Compression::Lz4) => Codec::Lz4,
         Ok(proto::Compression::Zstd) => Codec::Zstd,
@@ -156,7 +156,7 @@ pub(crate) fn apply_topic_config(
         }
     };
     if let Some(d) = &c.cold_compression_lag {
-        out.cold_compression_lag =
+        out.cleanup.cold_compression_lag =
             from_proto_duration("config.cold_compression_lag", d)?.unwrap_or_default();
     }
     out.validate().map_err(|e| status::storage(&e))?;

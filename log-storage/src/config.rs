@@ -1,5 +1,7 @@
 //! The settings of one partition log, [`LogConfig`], with their units in
-//! their names and their defaults documented, and the cleanup policy.
+//! their names and their defaults documented, and the log cleaner's
+//! ([`Cleanup`], with the cleanup policy), which a topic persists as they
+//! are.
 //! How a whole store runs is [`StoreConfig`](crate::StoreConfig), in
 //! `store/config.rs`; a topic's persisted settings are
 //! [`TopicConfig`](crate::TopicConfig).
@@ -65,6 +67,41 @@ pub struct LogConfig {
     /// retry from it after that is a new producer's first batch. Default 7
     /// days.
     pub producer_id_expiration: Duration,
+    /// What the log cleaner does with the old sealed segments: Kafka's
+    /// cleanup policy and compaction settings, and cold compression
+    /// ([`Cleanup`], which a topic persists as it is). Default
+    /// [`Cleanup::default`].
+    pub cleanup: Cleanup,
+    /// Keep this many bytes of zeros written ahead of the active
+    /// segment's end (extended by this much whenever less than half is
+    /// left, never past `segment_max_bytes`, not after a batch larger than
+    /// a quarter of it), so an append overwrites
+    /// blocks the file already has and its `fdatasync` writes no inode:
+    /// on ext4 that halves the sync's latency and CPU for small syncs.
+    /// The zeros cost their own write once. A sealed or cleanly closed
+    /// segment is cut back to its batches; recovery cuts an all-zero tail
+    /// past the recovery point without calling it torn. Default 0 (off).
+    pub preallocate_bytes: u64,
+    /// Gather the small batches of async DURABLE appends
+    /// ([`Log::append_then`](crate::Log::append_then)) and write them with
+    /// one `write(2)` per group commit, just before its `fdatasync`, rather
+    /// than one `write(2)` each: they are readable from that write on. A
+    /// failed gathered write poisons the partition. Default `true`: over
+    /// gRPC with 64 writers of one record each in flight it cut the
+    /// server's CPU per ack by 10–18 %, with acks/s 0.95–1.13× (1.04× on
+    /// average) over seven A B pairs (`cargo xtask bench` and A B rounds,
+    /// December 2026).
+    pub gather_writes: bool,
+}
+
+/// What the log cleaner does with a log's old sealed segments: Kafka's
+/// `cleanup.policy` and compaction settings, and cold compression. The
+/// settings a partition's [`LogConfig`] and a topic's persisted
+/// [`TopicConfig`](crate::TopicConfig) share. `#[non_exhaustive]`: start
+/// from [`Cleanup::default`] and set the fields you need.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Cleanup {
     /// What happens to old sealed segments (Kafka's `cleanup.policy`):
     /// retention deletes them, the cleaner compacts them to the latest
     /// value per key, or both. Default [`CleanupPolicy::Delete`].
@@ -98,26 +135,52 @@ pub struct LogConfig {
     /// How old a sealed segment's newest batch must be before its segment
     /// is compressed (`cold.compression.lag.ms`). Default 1 hour.
     pub cold_compression_lag: Duration,
-    /// Keep this many bytes of zeros written ahead of the active
-    /// segment's end (extended by this much whenever less than half is
-    /// left, never past `segment_max_bytes`, not after a batch larger than
-    /// a quarter of it), so an append overwrites
-    /// blocks the file already has and its `fdatasync` writes no inode:
-    /// on ext4 that halves the sync's latency and CPU for small syncs.
-    /// The zeros cost their own write once. A sealed or cleanly closed
-    /// segment is cut back to its batches; recovery cuts an all-zero tail
-    /// past the recovery point without calling it torn. Default 0 (off).
-    pub preallocate_bytes: u64,
-    /// Gather the small batches of async DURABLE appends
-    /// ([`Log::append_then`](crate::Log::append_then)) and write them with
-    /// one `write(2)` per group commit, just before its `fdatasync`, rather
-    /// than one `write(2)` each: they are readable from that write on. A
-    /// failed gathered write poisons the partition. Default `true`: over
-    /// gRPC with 64 writers of one record each in flight it cut the
-    /// server's CPU per ack by 10–18 %, with acks/s 0.95–1.13× (1.04× on
-    /// average) over seven A B pairs (`cargo xtask bench` and A B rounds,
-    /// December 2026).
-    pub gather_writes: bool,
+}
+
+impl Default for Cleanup {
+    fn default() -> Self {
+        Cleanup {
+            cleanup_policy: CleanupPolicy::Delete,
+            min_cleanable_dirty_ratio: DEFAULT_MIN_CLEANABLE_DIRTY_RATIO,
+            min_compaction_lag: Duration::ZERO,
+            max_compaction_lag: None,
+            delete_retention: DEFAULT_DELETE_RETENTION,
+            cold_codec: Codec::None,
+            cold_compression_lag: DEFAULT_COLD_COMPRESSION_LAG,
+        }
+    }
+}
+
+impl Cleanup {
+    /// Checks the values that depend on nothing else (the codec, the
+    /// dirty ratio, the order of the compaction lags).
+    pub fn validate(&self) -> Result<(), Error> {
+        if !matches!(self.cold_codec, Codec::None | Codec::Zstd | Codec::Lz4) {
+            return Err(Error::InvalidConfig {
+                setting: "cold_codec",
+                reason: format!("{} is not one of none, lz4, zstd", self.cold_codec.name()),
+            });
+        }
+        let ratio = self.min_cleanable_dirty_ratio;
+        if !(ratio > 0.0 && ratio <= 1.0) {
+            return Err(Error::InvalidConfig {
+                setting: "min_cleanable_dirty_ratio",
+                reason: format!("{ratio} is outside (0, 1]"),
+            });
+        }
+        if let Some(max) = self.max_compaction_lag
+            && max < self.min_compaction_lag
+        {
+            return Err(Error::InvalidConfig {
+                setting: "max_compaction_lag",
+                reason: format!(
+                    "{max:?} is below min_compaction_lag {:?}",
+                    self.min_compaction_lag
+                ),
+            });
+        }
+        Ok(())
+    }
 }
 
 /// What happens to a log's old segments (Kafka's `cleanup.policy`).
@@ -185,24 +248,18 @@ impl Default for LogConfig {
             min_free_bytes: None,
             free_space_check_interval: Duration::ZERO,
             producer_id_expiration: Duration::from_secs(7 * 24 * 3600),
-            cleanup_policy: CleanupPolicy::Delete,
-            min_cleanable_dirty_ratio: DEFAULT_MIN_CLEANABLE_DIRTY_RATIO,
-            min_compaction_lag: Duration::ZERO,
-            max_compaction_lag: None,
-            delete_retention: DEFAULT_DELETE_RETENTION,
-            cold_codec: Codec::None,
-            cold_compression_lag: DEFAULT_COLD_COMPRESSION_LAG,
+            cleanup: Cleanup::default(),
             preallocate_bytes: 0,
             gather_writes: true,
         }
     }
 }
 
-/// Default [`LogConfig::min_cleanable_dirty_ratio`]: 0.5, as Kafka.
+/// Default [`Cleanup::min_cleanable_dirty_ratio`]: 0.5, as Kafka.
 pub const DEFAULT_MIN_CLEANABLE_DIRTY_RATIO: f64 = 0.5;
-/// Default [`LogConfig::cold_compression_lag`]: 1 hour.
+/// Default [`Cleanup::cold_compression_lag`]: 1 hour.
 pub const DEFAULT_COLD_COMPRESSION_LAG: Duration = Duration::from_secs(3600);
-/// Default [`LogConfig::delete_retention`]: 1 day, as Kafka.
+/// Default [`Cleanup::delete_retention`]: 1 day, as Kafka.
 pub const DEFAULT_DELETE_RETENTION: Duration = Duration::from_secs(24 * 3600);
 
 impl LogConfig {
@@ -235,30 +292,6 @@ impl LogConfig {
                 reason: "must be positive".into(),
             });
         }
-        if !matches!(self.cold_codec, Codec::None | Codec::Zstd | Codec::Lz4) {
-            return Err(Error::InvalidConfig {
-                setting: "cold_codec",
-                reason: format!("{} is not one of none, lz4, zstd", self.cold_codec.name()),
-            });
-        }
-        let ratio = self.min_cleanable_dirty_ratio;
-        if !(ratio > 0.0 && ratio <= 1.0) {
-            return Err(Error::InvalidConfig {
-                setting: "min_cleanable_dirty_ratio",
-                reason: format!("{ratio} is outside (0, 1]"),
-            });
-        }
-        if let Some(max) = self.max_compaction_lag
-            && max < self.min_compaction_lag
-        {
-            return Err(Error::InvalidConfig {
-                setting: "max_compaction_lag",
-                reason: format!(
-                    "{max:?} is below min_compaction_lag {:?}",
-                    self.min_compaction_lag
-                ),
-            });
-        }
-        Ok(())
+        self.cleanup.validate()
     }
 }

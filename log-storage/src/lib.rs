@@ -81,7 +81,7 @@ mod store;
 mod util;
 
 pub use config::{
-    CleanupPolicy, DEFAULT_COLD_COMPRESSION_LAG, DEFAULT_DELETE_RETENTION,
+    Cleanup, CleanupPolicy, DEFAULT_COLD_COMPRESSION_LAG, DEFAULT_DELETE_RETENTION,
     DEFAULT_MIN_CLEANABLE_DIRTY_RATIO, LogConfig,
 };
 pub use error::{Error, NameKind};

@@ -29,7 +29,7 @@ fn config() -> LogConfig {
     config.segment_max_bytes = 4096;
     config.index_interval_bytes = 256;
     config.limits.max_batch_bytes = 4096;
-    config.cleanup_policy = CleanupPolicy::Compact;
+    config.cleanup.cleanup_policy = CleanupPolicy::Compact;
     config
 }
 
@@ -217,7 +217,7 @@ fn a_compacting_log_refuses_a_record_without_a_key_and_writes_nothing() {
     assert_eq!(log.watermarks().log_end, 0, "nothing written");
     // A log that only deletes takes it.
     let mut delete = config();
-    delete.cleanup_policy = CleanupPolicy::Delete;
+    delete.cleanup.cleanup_policy = CleanupPolicy::Delete;
     let log = Log::open(Arc::new(log_storage::RealFs), tmp.path().join("d"), delete).unwrap();
     let mut builder = BatchBuilder::new(Limits::default());
     builder
@@ -231,7 +231,7 @@ fn a_compacting_log_refuses_a_record_without_a_key_and_writes_nothing() {
 fn the_active_segment_is_never_cleaned_and_a_delete_policy_log_never() {
     let tmp = tempfile::tempdir().unwrap();
     let mut delete = config();
-    delete.cleanup_policy = CleanupPolicy::Delete;
+    delete.cleanup.cleanup_policy = CleanupPolicy::Delete;
     let log = Log::open(Arc::new(log_storage::RealFs), tmp.path().join("d"), delete).unwrap();
     fill(&log, 100, 4);
     log.roll_now().unwrap();
@@ -473,7 +473,7 @@ fn a_crash_at_every_step_of_a_cleaning_loses_nothing_it_must_keep() {
 fn min_compaction_lag_leaves_recent_segments_alone() {
     let tmp = tempfile::tempdir().unwrap();
     let mut lagged = config();
-    lagged.min_compaction_lag = Duration::from_secs(3600);
+    lagged.cleanup.min_compaction_lag = Duration::from_secs(3600);
     let log = Log::open(Arc::new(log_storage::RealFs), tmp.path(), lagged).unwrap();
     fill(&log, 100, 4);
     log.roll_now().unwrap();

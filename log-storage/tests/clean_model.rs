@@ -69,11 +69,11 @@ fn config() -> LogConfig {
     config.segment_max_bytes = 4096;
     config.index_interval_bytes = 128;
     config.limits.max_batch_bytes = 4096;
-    config.cleanup_policy = CleanupPolicy::Compact;
-    config.delete_retention = Duration::from_millis(RETENTION_MS as u64);
+    config.cleanup.cleanup_policy = CleanupPolicy::Compact;
+    config.cleanup.delete_retention = Duration::from_millis(RETENTION_MS as u64);
     // Cold segments compressed as soon as they are sealed and synced.
-    config.cold_codec = log_format::Codec::Zstd;
-    config.cold_compression_lag = Duration::ZERO;
+    config.cleanup.cold_codec = log_format::Codec::Zstd;
+    config.cleanup.cold_compression_lag = Duration::ZERO;
     config
 }
 

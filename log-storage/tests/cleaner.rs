@@ -58,9 +58,9 @@ fn topic_config(policy: CleanupPolicy) -> TopicConfig {
     let mut config = TopicConfig::default();
     config.segment_max_bytes = 4096;
     config.max_batch_bytes = 4096;
-    config.cleanup_policy = policy;
-    config.min_cleanable_dirty_ratio = 0.1;
-    config.delete_retention = Duration::from_millis(1);
+    config.cleanup.cleanup_policy = policy;
+    config.cleanup.min_cleanable_dirty_ratio = 0.1;
+    config.cleanup.delete_retention = Duration::from_millis(1);
     config
 }
 
@@ -105,9 +105,12 @@ fn a_started_store_compacts_compacted_topics_by_itself() {
     drop(store);
     let store = Store::open(Arc::new(fs), Path::new("/data"), None).unwrap();
     let info = store.topic("compacted").unwrap();
-    assert_eq!(info.config.cleanup_policy, CleanupPolicy::Compact);
-    assert_eq!(info.config.min_cleanable_dirty_ratio, 0.1);
-    assert_eq!(info.config.delete_retention, Duration::from_millis(1));
+    assert_eq!(info.config.cleanup.cleanup_policy, CleanupPolicy::Compact);
+    assert_eq!(info.config.cleanup.min_cleanable_dirty_ratio, 0.1);
+    assert_eq!(
+        info.config.cleanup.delete_retention,
+        Duration::from_millis(1)
+    );
 }
 
 #[test]
@@ -115,8 +118,8 @@ fn a_started_store_compresses_the_cold_segments_of_topics_that_ask_for_it() {
     let fs = SimFs::new();
     let store = started(&fs);
     let mut cold = topic_config(CleanupPolicy::Delete);
-    cold.cold_codec = log_format::Codec::Zstd;
-    cold.cold_compression_lag = Duration::ZERO;
+    cold.cleanup.cold_codec = log_format::Codec::Zstd;
+    cold.cleanup.cold_compression_lag = Duration::ZERO;
     store.create_topic("cold", 1, cold).unwrap();
     let log = store.partition("cold", 0).unwrap();
     for i in 0..400 {
@@ -146,8 +149,8 @@ fn a_started_store_compresses_the_cold_segments_of_topics_that_ask_for_it() {
     drop(store);
     let store = Store::open(Arc::new(fs), Path::new("/data"), None).unwrap();
     let info = store.topic("cold").unwrap();
-    assert_eq!(info.config.cold_codec, log_format::Codec::Zstd);
-    assert_eq!(info.config.cold_compression_lag, Duration::ZERO);
+    assert_eq!(info.config.cleanup.cold_codec, log_format::Codec::Zstd);
+    assert_eq!(info.config.cleanup.cold_compression_lag, Duration::ZERO);
 }
 
 #[test]
@@ -163,7 +166,7 @@ fn an_altered_topic_config_reaches_open_partitions_and_survives_a_restart() {
         .unwrap();
     // An invalid config changes nothing.
     let mut bad = store.topic("t").unwrap().config;
-    bad.cold_codec = log_format::Codec::Gzip;
+    bad.cleanup.cold_codec = log_format::Codec::Gzip;
     assert!(matches!(
         store.alter_topic_config("t", bad),
         Err(log_storage::Error::InvalidConfig { .. })
@@ -175,8 +178,8 @@ fn an_altered_topic_config_reaches_open_partitions_and_survives_a_restart() {
     // A smaller batch limit and cold compression, on the open partition.
     let mut altered = store.topic("t").unwrap().config;
     altered.max_batch_bytes = 1024;
-    altered.cold_codec = log_format::Codec::Zstd;
-    altered.cold_compression_lag = Duration::ZERO;
+    altered.cleanup.cold_codec = log_format::Codec::Zstd;
+    altered.cleanup.cold_compression_lag = Duration::ZERO;
     let info = store.alter_topic_config("t", altered.clone()).unwrap();
     assert_eq!(info.config, altered);
     assert_eq!(log.config().limits.max_batch_bytes, 1024);

@@ -1,4 +1,4 @@
-//! Compression of cold segments (`LogConfig::cold_codec`): sealed segments
+//! Compression of cold segments (`LogConfig::cleanup.cold_codec`): sealed segments
 //! older than the lag are rewritten with their plain batches compressed,
 //! every record readable at its offset as before (from every offset, after
 //! a reopen, after a cleaning), producers' compressed batches kept byte
@@ -23,8 +23,8 @@ fn config() -> LogConfig {
     config.segment_max_bytes = 16 << 10;
     config.index_interval_bytes = 512;
     config.limits.max_batch_bytes = 16 << 10;
-    config.cold_codec = Codec::Zstd;
-    config.cold_compression_lag = Duration::ZERO;
+    config.cleanup.cold_codec = Codec::Zstd;
+    config.cleanup.cold_compression_lag = Duration::ZERO;
     config
 }
 
@@ -181,14 +181,14 @@ fn cold_segments_are_compressed_and_read_back_the_same() {
 fn the_lag_and_a_log_without_a_cold_codec_leave_segments_alone() {
     let tmp = tempfile::tempdir().unwrap();
     let mut lagged = config();
-    lagged.cold_compression_lag = Duration::from_secs(3600);
+    lagged.cleanup.cold_compression_lag = Duration::from_secs(3600);
     let log = Log::open(Arc::new(log_storage::RealFs), tmp.path(), lagged).unwrap();
     fill(&log, 40);
     assert_eq!(log.compress_cold(now()).unwrap(), None);
     assert!(log.compress_cold(now() + 3_600_001).unwrap().is_some());
     let tmp = tempfile::tempdir().unwrap();
     let mut off = config();
-    off.cold_codec = Codec::None;
+    off.cleanup.cold_codec = Codec::None;
     let log = Log::open(Arc::new(log_storage::RealFs), tmp.path(), off).unwrap();
     fill(&log, 40);
     assert_eq!(log.compress_cold(now()).unwrap(), None);
@@ -199,7 +199,7 @@ fn the_lag_and_a_log_without_a_cold_codec_leave_segments_alone() {
 fn a_compacted_log_keeps_its_compressed_batches_compressed() {
     let tmp = tempfile::tempdir().unwrap();
     let mut compacted = config();
-    compacted.cleanup_policy = CleanupPolicy::Compact;
+    compacted.cleanup.cleanup_policy = CleanupPolicy::Compact;
     let log = Log::open(Arc::new(log_storage::RealFs), tmp.path(), compacted).unwrap();
     fill(&log, 100);
     let active_base = log.watermarks().log_end;

@@ -147,7 +147,7 @@ impl Log {
     ) -> Result<Appended, Error> {
         let header = match BatchView::decode(&batch, 0, &self.config().limits) {
             Ok(view) if view.len() == batch.len() => {
-                if self.config().cleanup_policy.compacts()
+                if self.config().cleanup.cleanup_policy.compacts()
                     && let Some(record) = view.records().position(|r| r.key().is_none())
                 {
                     return Err(Error::KeyRequired {

@@ -95,7 +95,7 @@ impl Log {
     /// delete (`compact` alone) keeps everything.
     pub fn enforce_retention(&self, now_ms: i64) -> Result<RetentionReport, Error> {
         let _maintenance = lock(&self.maintenance);
-        if !self.config().cleanup_policy.deletes() {
+        if !self.config().cleanup.cleanup_policy.deletes() {
             let state = lock(&self.state);
             return Ok(RetentionReport {
                 log_start: watermarks(&state, 0).log_start,

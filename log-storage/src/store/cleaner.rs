@@ -55,7 +55,7 @@ impl Store {
                 let meta = read(&topic.meta);
                 (meta.partitions, meta.config.clone())
             };
-            if !config.cleanup_policy.compacts() {
+            if !config.cleanup.cleanup_policy.compacts() {
                 continue;
             }
             for partition in 0..partitions {
@@ -137,7 +137,7 @@ impl Store {
                 let meta = read(&topic.meta);
                 (meta.partitions, meta.config.clone())
             };
-            if config.cold_codec == log_format::Codec::None {
+            if config.cleanup.cold_codec == log_format::Codec::None {
                 continue;
             }
             for partition in 0..partitions {

@@ -43,7 +43,7 @@ use std::time::Duration;
 
 use log_format::{Codec, Limits};
 
-use crate::config::{CleanupPolicy, LogConfig};
+use crate::config::{Cleanup, CleanupPolicy, LogConfig};
 use crate::error::Error;
 use crate::partition::Ack;
 
@@ -83,22 +83,10 @@ pub struct TopicConfig {
     /// batch accepted, header included. Default 8 MiB; 1 to
     /// `segment_max_bytes`.
     pub max_batch_bytes: u32,
-    /// [`LogConfig::cleanup_policy`]. Default [`CleanupPolicy::Delete`].
-    pub cleanup_policy: CleanupPolicy,
-    /// [`LogConfig::min_cleanable_dirty_ratio`]. Default 0.5.
-    pub min_cleanable_dirty_ratio: f64,
-    /// [`LogConfig::min_compaction_lag`]. Default zero.
-    pub min_compaction_lag: Duration,
-    /// [`LogConfig::max_compaction_lag`]. Default `None`; positive.
-    pub max_compaction_lag: Option<Duration>,
-    /// [`LogConfig::delete_retention`]. Default 1 day.
-    pub delete_retention: Duration,
-    /// [`LogConfig::cold_codec`] (`cold.compression.type`). Default
-    /// [`Codec::None`] (off); `Zstd` or `Lz4`.
-    pub cold_codec: Codec,
-    /// [`LogConfig::cold_compression_lag`] (`cold.compression.lag.ms`).
-    /// Default 1 hour.
-    pub cold_compression_lag: Duration,
+    /// [`LogConfig::cleanup`]: the cleanup policy, compaction and cold
+    /// compression. Default [`Cleanup::default`]; the lags and the delete
+    /// retention whole milliseconds, `max_compaction_lag` positive.
+    pub cleanup: Cleanup,
 }
 
 impl Default for TopicConfig {
@@ -111,13 +99,7 @@ impl Default for TopicConfig {
             retention_max_bytes: log.retention_max_bytes,
             default_ack: Ack::Durable,
             max_batch_bytes: log.limits.max_batch_bytes,
-            cleanup_policy: log.cleanup_policy,
-            min_cleanable_dirty_ratio: log.min_cleanable_dirty_ratio,
-            min_compaction_lag: log.min_compaction_lag,
-            max_compaction_lag: log.max_compaction_lag,
-            delete_retention: log.delete_retention,
-            cold_codec: log.cold_codec,
-            cold_compression_lag: log.cold_compression_lag,
+            cleanup: log.cleanup,
         }
     }
 }
@@ -146,13 +128,13 @@ impl TopicConfig {
         if let Some(age) = self.retention_max_age {
             whole_ms("retention_max_age", age)?;
         }
-        if let Some(lag) = self.max_compaction_lag {
+        if let Some(lag) = self.cleanup.max_compaction_lag {
             whole_ms("max_compaction_lag", lag)?;
         }
         for (setting, d) in [
-            ("min_compaction_lag", self.min_compaction_lag),
-            ("delete_retention", self.delete_retention),
-            ("cold_compression_lag", self.cold_compression_lag),
+            ("min_compaction_lag", self.cleanup.min_compaction_lag),
+            ("delete_retention", self.cleanup.delete_retention),
+            ("cold_compression_lag", self.cleanup.cold_compression_lag),
         ] {
             if !d.is_zero() {
                 whole_ms(setting, d)?;
@@ -187,13 +169,7 @@ impl TopicConfig {
                 max_batch_bytes: self.max_batch_bytes,
                 ..defaults.limits
             },
-            cleanup_policy: self.cleanup_policy,
-            min_cleanable_dirty_ratio: self.min_cleanable_dirty_ratio,
-            min_compaction_lag: self.min_compaction_lag,
-            max_compaction_lag: self.max_compaction_lag,
-            delete_retention: self.delete_retention,
-            cold_codec: self.cold_codec,
-            cold_compression_lag: self.cold_compression_lag,
+            cleanup: self.cleanup.clone(),
             ..defaults
         }
     }
@@ -259,7 +235,7 @@ pub(super) fn encode_config(meta: &TopicMeta) -> [u8; CONFIG_LEN] {
     if c.retention_max_bytes.is_some() {
         flags |= FLAG_RETENTION_BYTES;
     }
-    if c.max_compaction_lag.is_some() {
+    if c.cleanup.max_compaction_lag.is_some() {
         flags |= FLAG_MAX_COMPACTION_LAG;
     }
     let mut out = [0u8; CONFIG_LEN];
@@ -277,17 +253,17 @@ pub(super) fn encode_config(meta: &TopicMeta) -> [u8; CONFIG_LEN] {
     out[40..48].copy_from_slice(&c.retention_max_age.map_or(0, ms).to_le_bytes());
     out[48..56].copy_from_slice(&c.retention_max_bytes.unwrap_or(0).to_le_bytes());
     out[56..60].copy_from_slice(&c.max_batch_bytes.to_le_bytes());
-    out[21] = match c.cleanup_policy {
+    out[21] = match c.cleanup.cleanup_policy {
         CleanupPolicy::Delete => 0,
         CleanupPolicy::Compact => 1,
         CleanupPolicy::CompactDelete => 2,
     };
-    out[60..68].copy_from_slice(&c.min_cleanable_dirty_ratio.to_bits().to_le_bytes());
-    out[68..76].copy_from_slice(&ms(c.min_compaction_lag).to_le_bytes());
-    out[76..84].copy_from_slice(&c.max_compaction_lag.map_or(0, ms).to_le_bytes());
-    out[84..92].copy_from_slice(&ms(c.delete_retention).to_le_bytes());
-    out[22] = c.cold_codec.id() as u8;
-    out[92..100].copy_from_slice(&ms(c.cold_compression_lag).to_le_bytes());
+    out[60..68].copy_from_slice(&c.cleanup.min_cleanable_dirty_ratio.to_bits().to_le_bytes());
+    out[68..76].copy_from_slice(&ms(c.cleanup.min_compaction_lag).to_le_bytes());
+    out[76..84].copy_from_slice(&c.cleanup.max_compaction_lag.map_or(0, ms).to_le_bytes());
+    out[84..92].copy_from_slice(&ms(c.cleanup.delete_retention).to_le_bytes());
+    out[22] = c.cleanup.cold_codec.id() as u8;
+    out[92..100].copy_from_slice(&ms(c.cleanup.cold_compression_lag).to_le_bytes());
     let crc = crc32fast::hash(&out[..CONFIG_CRC_AT]);
     out[CONFIG_CRC_AT..].copy_from_slice(&crc.to_le_bytes());
     out
@@ -382,22 +358,22 @@ pub(super) fn decode_config(path: &Path, bytes: &[u8]) -> Result<TopicMeta, Erro
         ..TopicConfig::default()
     };
     if version > 1 {
-        config.cleanup_policy = match bytes[21] {
+        config.cleanup.cleanup_policy = match bytes[21] {
             0 => CleanupPolicy::Delete,
             1 => CleanupPolicy::Compact,
             2 => CleanupPolicy::CompactDelete,
             other => return Err(corrupt(21, format!("unknown cleanup policy {other}"))),
         };
-        config.min_cleanable_dirty_ratio = f64::from_bits(u64_at(60));
-        config.min_compaction_lag = Duration::from_millis(u64_at(68));
-        config.max_compaction_lag =
+        config.cleanup.min_cleanable_dirty_ratio = f64::from_bits(u64_at(60));
+        config.cleanup.min_compaction_lag = Duration::from_millis(u64_at(68));
+        config.cleanup.max_compaction_lag =
             (flags & FLAG_MAX_COMPACTION_LAG != 0).then(|| Duration::from_millis(u64_at(76)));
-        config.delete_retention = Duration::from_millis(u64_at(84));
+        config.cleanup.delete_retention = Duration::from_millis(u64_at(84));
     }
     if version > 2 {
-        config.cold_codec = Codec::from_id(u16::from(bytes[22]))
+        config.cleanup.cold_codec = Codec::from_id(u16::from(bytes[22]))
             .ok_or_else(|| corrupt(22, format!("unknown codec id {}", bytes[22])))?;
-        config.cold_compression_lag = Duration::from_millis(u64_at(92));
+        config.cleanup.cold_compression_lag = Duration::from_millis(u64_at(92));
     }
     if let Err(err) = config.validate() {
         return Err(corrupt(24, format!("stored config is invalid: {err}")));
@@ -436,13 +412,13 @@ mod tests {
         none.config.retention_max_bytes = None;
         assert_eq!(decode_config(path, &encode_config(&none)).unwrap(), none);
         let mut compacted = meta.clone();
-        compacted.config.cleanup_policy = CleanupPolicy::CompactDelete;
-        compacted.config.min_cleanable_dirty_ratio = 0.25;
-        compacted.config.min_compaction_lag = Duration::from_secs(60);
-        compacted.config.max_compaction_lag = Some(Duration::from_secs(3600));
-        compacted.config.delete_retention = Duration::from_millis(1500);
-        compacted.config.cold_codec = Codec::Zstd;
-        compacted.config.cold_compression_lag = Duration::from_secs(90);
+        compacted.config.cleanup.cleanup_policy = CleanupPolicy::CompactDelete;
+        compacted.config.cleanup.min_cleanable_dirty_ratio = 0.25;
+        compacted.config.cleanup.min_compaction_lag = Duration::from_secs(60);
+        compacted.config.cleanup.max_compaction_lag = Some(Duration::from_secs(3600));
+        compacted.config.cleanup.delete_retention = Duration::from_millis(1500);
+        compacted.config.cleanup.cold_codec = Codec::Zstd;
+        compacted.config.cleanup.cold_compression_lag = Duration::from_secs(90);
         assert_eq!(
             decode_config(path, &encode_config(&compacted)).unwrap(),
             compacted
@@ -453,7 +429,7 @@ mod tests {
     fn a_version_2_config_reads_with_cold_compression_off() {
         let path = Path::new("/d/topics/t/topic.config");
         let mut meta = meta();
-        meta.config.cleanup_policy = CleanupPolicy::Compact;
+        meta.config.cleanup.cleanup_policy = CleanupPolicy::Compact;
         let v3 = encode_config(&meta);
         let mut v2 = [0u8; V2_LEN];
         v2[..92].copy_from_slice(&v3[..92]);
@@ -520,11 +496,17 @@ mod tests {
                 ..d()
             },
             TopicConfig {
-                cold_codec: Codec::Gzip,
+                cleanup: Cleanup {
+                    cold_codec: Codec::Gzip,
+                    ..Cleanup::default()
+                },
                 ..d()
             },
             TopicConfig {
-                cold_compression_lag: Duration::from_micros(10),
+                cleanup: Cleanup {
+                    cold_compression_lag: Duration::from_micros(10),
+                    ..Cleanup::default()
+                },
                 ..d()
             },
         ] {

@@ -60,7 +60,7 @@ impl Log {
     /// [`CleanerStats::last_failure`](super::CleanerStats::last_failure).
     pub fn compress_cold(&self, now_ms: i64) -> Result<Option<CompressReport>, Error> {
         let _maintenance = lock(&self.maintenance);
-        let codec = self.config().cold_codec;
+        let codec = self.config().cleanup.cold_codec;
         if codec == Codec::None || self.is_closed() {
             return Ok(None);
         }
@@ -85,7 +85,7 @@ impl Log {
     /// Whether a [`Log::compress_cold`] pass at `now_ms` would find a cold
     /// segment to compress.
     pub fn has_cold_segment(&self, now_ms: i64) -> Result<bool, Error> {
-        if self.config().cold_codec == Codec::None {
+        if self.config().cleanup.cold_codec == Codec::None {
             return Ok(false);
         }
         Ok(self.next_cold(now_ms)?.is_some())
@@ -181,7 +181,7 @@ impl Log {
             return Ok(None);
         };
         let newest = self.segment_max_time(span.base)?.unwrap_or(i64::MIN);
-        let lag = duration_ms(self.config().cold_compression_lag);
+        let lag = duration_ms(self.config().cleanup.cold_compression_lag);
         Ok((now_ms.saturating_sub(newest) >= lag).then_some(span))
     }
 

@@ -149,9 +149,9 @@ impl Log {
         } else {
             dirty as f64 / (clean + dirty) as f64
         };
-        let due = self.config().cleanup_policy.compacts()
+        let due = self.config().cleanup.cleanup_policy.compacts()
             && dirty > 0
-            && (ratio >= self.config().min_cleanable_dirty_ratio
+            && (ratio >= self.config().cleanup.min_cleanable_dirty_ratio
                 || self.past_max_lag(&cleanable, now_ms)?);
         let compressed_below = self.compressed_point()?;
         let cleaner = lock(&self.cleaner);
@@ -185,7 +185,7 @@ impl Log {
     /// recorded in [`CleanerStats::last_failure`].
     pub fn clean(&self, now_ms: i64, map: &mut KeyMap) -> Result<Option<CleanReport>, Error> {
         let _maintenance = lock(&self.maintenance);
-        if !self.config().cleanup_policy.compacts() || self.is_closed() {
+        if !self.config().cleanup.cleanup_policy.compacts() || self.is_closed() {
             return Ok(None);
         }
         self.rewrite_pass(
@@ -293,7 +293,7 @@ impl Log {
         let policy = Policy {
             map: &*map,
             now_ms,
-            delete_retention_ms: duration_ms(self.config().delete_retention),
+            delete_retention_ms: duration_ms(self.config().cleanup.delete_retention),
             protected: &protected,
             limits,
         };
@@ -439,7 +439,7 @@ impl Log {
                 .collect();
             (candidates, super::watermarks(&state, 0).log_start)
         };
-        let min_lag = duration_ms(self.config().min_compaction_lag);
+        let min_lag = duration_ms(self.config().cleanup.min_compaction_lag);
         let mut spans = Vec::with_capacity(candidates.len());
         for span in candidates {
             if min_lag > 0 {
@@ -480,7 +480,7 @@ impl Log {
 
     /// Whether the oldest dirty record is older than `max_compaction_lag`.
     fn past_max_lag(&self, cleanable: &Cleanable, now_ms: i64) -> Result<bool, Error> {
-        let Some(max_lag) = self.config().max_compaction_lag else {
+        let Some(max_lag) = self.config().cleanup.max_compaction_lag else {
             return Ok(false);
         };
         let Some(first_dirty) = cleanable
